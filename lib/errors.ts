@@ -1,0 +1,62 @@
+/**
+ * Typed errors of the toolkit. Every error that comes from bad input names the file and,
+ * where there is one, the tensor or field at fault.
+ * @module
+ */
+
+/** Base class of every error this toolkit throws on purpose. */
+export class RwkvError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RwkvError";
+  }
+}
+
+/** A file is malformed, truncated or not of the expected format. */
+export class FormatError extends RwkvError {
+  /** The file at fault. */
+  readonly file: string;
+  /** The tensor, field or offset at fault, when known. */
+  readonly field?: string;
+  constructor(file: string, field: string | undefined, message: string, options?: ErrorOptions) {
+    super(`${file}: ${field !== undefined ? `${field}: ` : ""}${message}`, options);
+    this.name = "FormatError";
+    this.file = file;
+    this.field = field;
+  }
+}
+
+/** A pickle asked for a global outside the allow-list; nothing was executed. */
+export class UnsafePickleError extends FormatError {
+  /** The refused global, as `module.name`. */
+  readonly global: string;
+  constructor(file: string, global: string) {
+    super(file, global, `refusing to load ${global} from file ${file}: not an allowed tensor type`);
+    this.name = "UnsafePickleError";
+    this.global = global;
+  }
+}
+
+/** A checkpoint opened fine but does not describe a model we can run. */
+export class ModelError extends RwkvError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ModelError";
+  }
+}
+
+/** A tokenizer file is bad, or does not fit the model. */
+export class TokenizerError extends RwkvError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TokenizerError";
+  }
+}
+
+/** A command-line or API argument is invalid. */
+export class UsageError extends RwkvError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}

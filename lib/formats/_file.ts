@@ -1,0 +1,121 @@
+/**
+ * Random-access reads of a file, and atomic writes (temporary file renamed into place).
+ * @module
+ */
+
+import { FormatError } from "../errors.ts";
+
+/** A file opened for reads at any offset. Reads are serialised so they never interleave. */
+export class RandomAccessFile {
+  readonly path: string;
+  readonly size: number;
+  #file: Deno.FsFile | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(path: string, file: Deno.FsFile, size: number) {
+    this.path = path;
+    this.#file = file;
+    this.size = size;
+  }
+
+  /** Opens `path` for reading. */
+  static async open(path: string): Promise<RandomAccessFile> {
+    const file = await Deno.open(path, { read: true });
+    try {
+      const st = await file.stat();
+      if (!st.isFile) throw new FormatError(path, undefined, "not a regular file");
+      return new RandomAccessFile(path, file, st.size);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Reads exactly `into.length` bytes at `offset` (or `length` bytes into a new array).
+   * A read past the end is a FormatError naming `what`.
+   */
+  readAt(offset: number, into: Uint8Array | number, what = "data"): Promise<Uint8Array> {
+    const length = typeof into === "number" ? into : into.length;
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      return Promise.reject(
+        new FormatError(
+          this.path,
+          what,
+          `needs bytes ${offset}..${offset + length} but the file has ${this.size} (truncated?)`,
+        ),
+      );
+    }
+    const buf = typeof into === "number" ? new Uint8Array(into) : into;
+    const job = this.#queue.then(async () => {
+      const f = this.#file;
+      if (!f) throw new FormatError(this.path, what, "file is closed");
+      await f.seek(offset, Deno.SeekMode.Start);
+      let done = 0;
+      while (done < length) {
+        const n = await f.read(buf.subarray(done, Math.min(length, done + (1 << 26))));
+        if (n === null || n === 0) {
+          throw new FormatError(this.path, what, `unexpected end of file at ${offset + done}`);
+        }
+        done += n;
+      }
+      return buf;
+    });
+    this.#queue = job.catch(() => {});
+    return job;
+  }
+
+  /** Closes the handle; later reads fail. */
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+}
+
+/**
+ * Writes a file atomically: `fn` gets a handle on a temporary file beside `path`; when it
+ * resolves the file is synced and renamed to `path`; when it throws the temporary file is
+ * removed and nothing is left behind. Refuses to overwrite unless `overwrite`.
+ */
+export async function writeAtomic(
+  path: string,
+  fn: (file: Deno.FsFile) => Promise<void>,
+  overwrite = false,
+): Promise<void> {
+  if (!overwrite) {
+    try {
+      await Deno.lstat(path);
+      throw new FormatError(
+        path,
+        undefined,
+        "output exists; pass --force (overwrite) to replace it",
+      );
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await Deno.open(tmp, { write: true, createNew: true });
+  let ok = false;
+  try {
+    await fn(file);
+    await file.syncData();
+    file.close();
+    ok = true;
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    if (!ok) {
+      try {
+        file.close();
+      } catch { /* already closed */ }
+    }
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/** Writes all of `data` to `file`. */
+export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += await file.write(data.subarray(done));
+}

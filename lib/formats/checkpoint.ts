@@ -1,0 +1,75 @@
+/**
+ * The one interface every checkpoint reader gives: tensor names, dtypes and shapes up front,
+ * bytes on demand. A reader knows nothing of RWKV.
+ * @module
+ */
+
+/** Element types, named as SafeTensors names them. */
+export type DType =
+  | "F64"
+  | "F32"
+  | "F16"
+  | "BF16"
+  | "I64"
+  | "I32"
+  | "I16"
+  | "I8"
+  | "U8"
+  | "BOOL";
+
+/** Bytes per element of each dtype. */
+export const DTYPE_SIZE: Readonly<Record<DType, number>> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+/** True when `s` names a dtype we know. */
+export function isDType(s: unknown): s is DType {
+  return typeof s === "string" && Object.hasOwn(DTYPE_SIZE, s);
+}
+
+/** What a checkpoint says of one tensor, before any of its data is read. */
+export interface TensorInfo {
+  /** Full name, e.g. `blocks.0.att.key.weight`. */
+  readonly name: string;
+  /** Element type as stored. */
+  readonly dtype: DType;
+  /** Shape, outermost first (row-major). `[]` for a scalar. */
+  readonly shape: readonly number[];
+  /** Bytes of the tensor's data, C-contiguous: product(shape) × dtype size. */
+  readonly byteLength: number;
+}
+
+/** The container a checkpoint was read from. */
+export type CheckpointFormat = "safetensors" | "pth" | "pth-legacy" | "rwkv.cpp";
+
+/** An open checkpoint: lists tensors without reading them, reads each one on demand. */
+export interface Checkpoint {
+  /** The file it was opened from. */
+  readonly path: string;
+  /** Which container it is. */
+  readonly format: CheckpointFormat;
+  /** Every tensor, in file order. */
+  readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /**
+   * Non-tensor information: a SafeTensors `__metadata__` (strings), or the non-tensor
+   * entries of a `.pth` state dict, or a rwkv.cpp header.
+   */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /**
+   * Reads one tensor's data as little-endian, C-contiguous bytes. With `into`, writes there
+   * (it must be exactly `byteLength` long) and returns it, so data can stream straight into
+   * shared memory.
+   */
+  read(name: string, into?: Uint8Array): Promise<Uint8Array>;
+  /** Releases the file handle. Reads after this fail. */
+  close(): void;
+}
