@@ -1,0 +1,129 @@
+/**
+ * Pieces shared by the RWKV-4/5/6 modules: the token shift and the channel mix (FFN).
+ * @module
+ */
+
+import { type Compute, layerNorm, sigmoid } from "./ops.ts";
+import type { Matrix } from "./tensor.ts";
+import type { Weights } from "./weights.ts";
+
+/**
+ * Token shift over T tokens: `out[t] = cur[t]·mix + prev[t]·(1 − mix)` (RWKV-4/5 style), where
+ * prev[0] is the state and prev[t] = cur[t−1].
+ */
+export function shiftMix(
+  cur: Float32Array,
+  statePrev: Float32Array,
+  mix: Float32Array,
+  out: Float32Array,
+  T: number,
+  C: number,
+): void {
+  for (let t = 0; t < T; t++) {
+    const o = t * C;
+    for (let j = 0; j < C; j++) {
+      const prev = t === 0 ? statePrev[j] : cur[o - C + j];
+      out[o + j] = cur[o + j] * mix[j] + prev * (1 - mix[j]);
+    }
+  }
+}
+
+/** The channel mix of RWKV-4/5/6: `x += σ(R·rx) ⊙ (V·relu(K·kx)²)`. */
+export class ChannelMix {
+  readonly #c: Compute;
+  readonly #C: number;
+  readonly #F: number;
+  readonly #xn: Float32Array;
+  readonly #kx: Float32Array;
+  readonly #rx: Float32Array;
+  readonly #hid: Float32Array;
+  readonly #k: Float32Array; // shared
+  readonly #r: Float32Array; // shared
+  readonly #v: Float32Array; // shared
+
+  constructor(c: Compute, C: number, F: number, maxT: number) {
+    this.#c = c;
+    this.#C = C;
+    this.#F = F;
+    this.#xn = c.buffer(maxT * C, false);
+    this.#kx = c.buffer(maxT * C, false);
+    this.#rx = c.buffer(maxT * C, false);
+    this.#hid = c.buffer(maxT * F, false);
+    this.#k = c.buffer(maxT * F, true);
+    this.#r = c.buffer(maxT * C, true);
+    this.#v = c.buffer(maxT * C, true);
+  }
+
+  /**
+   * Applies block `i`'s channel mix to `x` (T × C) in place and updates `prev` (ffn x_prev).
+   * `v6` selects RWKV-6's mixing (`xx + (prev − xx)·maa`) and names (`time_maa_*`).
+   */
+  run(w: Weights, i: number, x: Float32Array, prev: Float32Array, T: number, v6: boolean): void {
+    const C = this.#C, F = this.#F, c = this.#c, xn = this.#xn;
+    const f = `blocks.${i}.ffn.`;
+    const K: Matrix = w.mat(f + "key.weight"), V = w.mat(f + "value.weight");
+    const R = w.mat(f + "receptance.weight");
+    for (let t = 0; t < T; t++) {
+      layerNorm(x, w.vec(`blocks.${i}.ln2.weight`), w.vec(`blocks.${i}.ln2.bias`), xn, C, t * C);
+    }
+    const mk = w.vec(f + (v6 ? "time_maa_k" : "time_mix_k"));
+    const mr = w.vec(f + (v6 ? "time_maa_r" : "time_mix_r"));
+    // RWKV-6 writes the mix as xx + (prev − xx)·maa, i.e. a mix weight of (1 − maa).
+    for (let t = 0; t < T; t++) {
+      const o = t * C;
+      for (let j = 0; j < C; j++) {
+        const cur = xn[o + j], p = t === 0 ? prev[j] : xn[o - C + j];
+        this.#kx[o + j] = v6 ? cur + (p - cur) * mk[j] : cur * mk[j] + p * (1 - mk[j]);
+        this.#rx[o + j] = v6 ? cur + (p - cur) * mr[j] : cur * mr[j] + p * (1 - mr[j]);
+      }
+    }
+    prev.set(xn.subarray((T - 1) * C, T * C));
+    c.matmul(R, this.#rx, this.#r, T);
+    c.matmul(K, this.#kx, this.#k, T);
+    const k = this.#k, hid = this.#hid;
+    for (let j = 0; j < T * F; j++) {
+      const z = k[j] > 0 ? k[j] : 0;
+      hid[j] = z * z;
+    }
+    c.matmul(V, hid, this.#v, T);
+    const r = this.#r, v = this.#v;
+    for (let j = 0; j < T * C; j++) x[j] += sigmoid(r[j]) * v[j];
+  }
+}
+
+/** Final layer norm and head: logits of the last token, or of every token. */
+export class Head {
+  readonly #c: Compute;
+  readonly #C: number;
+  readonly #vocab: number;
+  readonly #xn: Float32Array;
+  readonly #logits: Float32Array; // shared
+
+  constructor(c: Compute, C: number, vocab: number, maxT: number) {
+    this.#c = c;
+    this.#C = C;
+    this.#vocab = vocab;
+    this.#xn = c.buffer(maxT * C, false);
+    this.#logits = c.buffer(maxT * vocab, true);
+  }
+
+  run(w: Weights, x: Float32Array, T: number, everyPosition: boolean): Float32Array {
+    const C = this.#C, t0 = everyPosition ? 0 : T - 1, n = T - t0;
+    const lw = w.vec("ln_out.weight"), lb = w.vec("ln_out.bias");
+    for (let t = t0; t < T; t++) layerNorm(x, lw, lb, this.#xn, C, t * C);
+    this.#c.matmul(w.mat("head.weight"), this.#xn.subarray(t0 * C, T * C), this.#logits, n);
+    return this.#logits.subarray(0, n * this.#vocab);
+  }
+}
+
+/** Looks up the (layer-normed) embedding rows of `tokens` into `x`. */
+export function embed(
+  c: Compute,
+  w: Weights,
+  tokens: ArrayLike<number>,
+  x: Float32Array,
+  C: number,
+) {
+  const emb = w.mat("emb.weight");
+  for (let t = 0; t < tokens.length; t++) c.row(emb, tokens[t], x.subarray(t * C, (t + 1) * C));
+}

@@ -1,0 +1,124 @@
+/**
+ * The recurrent state: plain Float32Arrays in the official package's order and shapes, all
+ * views of one contiguous buffer so it clones, saves and crosses to Workers in one copy.
+ *
+ * - RWKV-4, per layer 5 vectors: `[att x_prev (C), aa (A), bb (A), pp (A), ffn x_prev (C)]`,
+ *   `pp` starting at −1e30.
+ * - RWKV-5/6, per layer: `[att x_prev (C), wkv (H, N, N) as [head][key][value], ffn x_prev (C)]`.
+ * - RWKV-7, per layer: `[att x_prev (C), wkv (H, N, N) as [head][value][key], ffn x_prev (C)]`.
+ * @module
+ */
+
+import { FormatError, ModelError } from "../errors.ts";
+import { writeAll, writeAtomic } from "../formats/_file.ts";
+import type { ModelSpec } from "./spec.ts";
+
+const MAGIC = "RWKVSTATE1\n";
+
+/** Sizes of the state tensors of a model, in order. */
+export function stateShapes(spec: ModelSpec): number[][] {
+  const shapes: number[][] = [];
+  for (let i = 0; i < spec.layers; i++) {
+    if (spec.version === "4") {
+      shapes.push([spec.embd], [spec.attDim], [spec.attDim], [spec.attDim], [spec.embd]);
+    } else {
+      shapes.push([spec.embd], [spec.heads, spec.headSize, spec.headSize], [spec.embd]);
+    }
+  }
+  return shapes;
+}
+
+function key(spec: ModelSpec): string {
+  return `${spec.version}:${spec.layers}:${spec.embd}:${spec.attDim}:${spec.heads}`;
+}
+
+/** A model's recurrent state. Forward calls update it in place. */
+export class State {
+  /** The model shape it belongs to. */
+  readonly spec: ModelSpec;
+  /** All values, contiguous. */
+  readonly data: Float32Array;
+  /** The official state tensors, in order, as views of `data`. */
+  readonly tensors: Float32Array[];
+
+  /** A zeroed state (RWKV-4's `pp` set to −1e30), or one over existing `data`. */
+  constructor(spec: ModelSpec, data?: Float32Array) {
+    this.spec = spec;
+    const shapes = stateShapes(spec);
+    const total = shapes.reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    if (data && data.length !== total) {
+      throw new ModelError(`state has ${data.length} values, the model needs ${total}`);
+    }
+    this.data = data ?? new Float32Array(total);
+    this.tensors = [];
+    let off = 0;
+    for (const s of shapes) {
+      const n = s.reduce((x, y) => x * y, 1);
+      this.tensors.push(this.data.subarray(off, off + n));
+      off += n;
+    }
+    if (!data && spec.version === "4") {
+      for (let i = 0; i < spec.layers; i++) this.tensors[i * 5 + 3].fill(-1e30);
+    }
+  }
+
+  /** An independent copy: branch a conversation cheaply. */
+  clone(): State {
+    return new State(this.spec, this.data.slice());
+  }
+
+  /** Copies `other`'s values into this state (same model shape). */
+  copyFrom(other: State): void {
+    if (key(other.spec) !== key(this.spec)) throw new ModelError("state of another model shape");
+    this.data.set(other.data);
+  }
+
+  /** Serialises: a text header naming the model shape, then little-endian float32 values. */
+  toBytes(): Uint8Array {
+    const head = new TextEncoder().encode(
+      MAGIC + JSON.stringify({ shape: key(this.spec), values: this.data.length }) + "\n",
+    );
+    const out = new Uint8Array(Math.ceil(head.length / 4) * 4 + this.data.byteLength);
+    out.fill(0x20, 0, out.length - this.data.byteLength);
+    out.set(head);
+    out[out.length - this.data.byteLength - 1] = 0x0a;
+    out.set(
+      new Uint8Array(this.data.buffer, this.data.byteOffset, this.data.byteLength),
+      out.length - this.data.byteLength,
+    );
+    return out;
+  }
+
+  /** Reads bytes written by {@link State.toBytes}; the shape must match `spec`. */
+  static fromBytes(spec: ModelSpec, bytes: Uint8Array, file = "state"): State {
+    const text = new TextDecoder().decode(bytes.subarray(0, Math.min(bytes.length, 512)));
+    if (!text.startsWith(MAGIC)) throw new FormatError(file, "header", "not an RWKV state file");
+    const nl = text.indexOf("\n", MAGIC.length);
+    let meta: { shape?: string; values?: number };
+    try {
+      meta = JSON.parse(text.slice(MAGIC.length, nl));
+    } catch {
+      throw new FormatError(file, "header", "malformed");
+    }
+    if (meta.shape !== key(spec)) {
+      throw new FormatError(file, "shape", `state is for ${meta.shape}, the model is ${key(spec)}`);
+    }
+    const n = meta.values ?? -1;
+    const start = bytes.length - n * 4;
+    if (n < 0 || start < nl) throw new FormatError(file, "values", "truncated");
+    const data = new Float32Array(n);
+    new Uint8Array(data.buffer).set(bytes.subarray(start));
+    return new State(spec, data);
+  }
+
+  /** Saves to a file atomically. */
+  async save(path: string): Promise<void> {
+    const bytes = this.toBytes();
+    await writeAtomic(path, (f) => writeAll(f, bytes), true);
+  }
+
+  /** Loads a file written by {@link State.save}. */
+  static async load(spec: ModelSpec, path: string): Promise<State> {
+    return State.fromBytes(spec, await Deno.readFile(path), path);
+  }
+}

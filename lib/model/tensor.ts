@@ -1,0 +1,155 @@
+/**
+ * Weights in one shared arena. A model's weights and the engine's buffers live in a single
+ * shared `WebAssembly.Memory`, so Workers and WebAssembly kernels read them in place. Every
+ * tensor is described by plain numbers (offsets, shapes) that can be posted to a Worker, which
+ * rebuilds the same views over the same memory.
+ * @module
+ */
+
+/** How a matrix's values are stored. */
+export type StorageDType = "f32" | "bf16" | "f16" | "q8" | "q4";
+
+/** Serializable description of a matrix (rows × cols, row-major) in the arena. */
+export interface MatrixDesc {
+  readonly rows: number;
+  readonly cols: number;
+  readonly dtype: StorageDType;
+  /** Byte offset of the values. */
+  readonly offset: number;
+  /** Byte offset of the per-block f32 scales (q8, q4 only): rows × cols/32 of them. */
+  readonly scaleOffset: number;
+}
+
+/** A matrix with typed views over the arena. */
+export interface Matrix extends MatrixDesc {
+  /** f32: Float32Array; bf16/f16: Uint16Array; q8: Int8Array; q4: Uint8Array (packed). */
+  readonly data: Float32Array | Uint16Array | Int8Array | Uint8Array;
+  /** Block scales for q8/q4, else an empty array. */
+  readonly scales: Float32Array;
+}
+
+/** Bytes of values and of scales a matrix needs in a given dtype. */
+export function matrixBytes(
+  rows: number,
+  cols: number,
+  dtype: StorageDType,
+): { data: number; scales: number } {
+  const n = rows * cols;
+  switch (dtype) {
+    case "f32":
+      return { data: n * 4, scales: 0 };
+    case "bf16":
+    case "f16":
+      return { data: n * 2, scales: 0 };
+    case "q8":
+      return { data: n, scales: (n / 32) * 4 };
+    case "q4":
+      return { data: n / 2, scales: (n / 32) * 4 };
+  }
+}
+
+const PAGE = 65536;
+const ALIGN = 64;
+
+/**
+ * One shared memory and a bump allocator over it. Its size is planned up front (weights are
+ * listed before any is read), so it never grows while views are live.
+ */
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  readonly buffer: SharedArrayBuffer;
+  #top: number;
+
+  /** Creates an arena of at least `bytes` (plus `reserveStart` bytes kept free at offset 0). */
+  constructor(bytes: number, reserveStart = ALIGN) {
+    const pages = Math.max(1, Math.ceil((bytes + reserveStart + ALIGN) / PAGE));
+    if (pages > 65536) {
+      throw new RangeError(
+        `the model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of weights in memory, over the ` +
+          `4 GiB a WebAssembly memory can address: choose a smaller dtype (bf16, q8, q4)`,
+      );
+    }
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
+    this.#top = reserveStart;
+  }
+
+  /** Wraps an existing memory (in a Worker): no allocation. */
+  static wrap(memory: WebAssembly.Memory, top: number): Arena {
+    const a = Object.create(Arena.prototype) as Arena;
+    Object.assign(a, { memory, buffer: memory.buffer });
+    a.#top = top;
+    return a;
+  }
+
+  /** Bytes allocated so far. */
+  get used(): number {
+    return this.#top;
+  }
+
+  /** Bytes in the arena. */
+  get size(): number {
+    return this.buffer.byteLength;
+  }
+
+  /** Reserves `bytes`, aligned to 64 bytes; returns the offset. */
+  alloc(bytes: number): number {
+    const off = Math.ceil(this.#top / ALIGN) * ALIGN;
+    if (off + bytes > this.buffer.byteLength) {
+      throw new RangeError(`arena full: need ${off + bytes} bytes, have ${this.buffer.byteLength}`);
+    }
+    this.#top = off + bytes;
+    return off;
+  }
+
+  /** A new zeroed f32 vector in the arena. */
+  f32(n: number): Float32Array {
+    return new Float32Array(this.buffer, this.alloc(n * 4), n);
+  }
+
+  /** Reserves space for a matrix and returns its description. */
+  allocMatrix(rows: number, cols: number, dtype: StorageDType): MatrixDesc {
+    const b = matrixBytes(rows, cols, dtype);
+    const offset = this.alloc(b.data);
+    const scaleOffset = b.scales ? this.alloc(b.scales) : 0;
+    return { rows, cols, dtype, offset, scaleOffset };
+  }
+
+  /** Typed views of a matrix description over this arena. */
+  view(d: MatrixDesc): Matrix {
+    return viewMatrix(this.buffer, d);
+  }
+}
+
+/** Typed views of a matrix description over `buffer`. */
+export function viewMatrix(buffer: ArrayBufferLike, d: MatrixDesc): Matrix {
+  const n = d.rows * d.cols;
+  let data: Matrix["data"];
+  switch (d.dtype) {
+    case "f32":
+      data = new Float32Array(buffer, d.offset, n);
+      break;
+    case "bf16":
+    case "f16":
+      data = new Uint16Array(buffer, d.offset, n);
+      break;
+    case "q8":
+      data = new Int8Array(buffer, d.offset, n);
+      break;
+    case "q4":
+      data = new Uint8Array(buffer, d.offset, n / 2);
+      break;
+  }
+  const scales = d.dtype === "q8" || d.dtype === "q4"
+    ? new Float32Array(buffer, d.scaleOffset, n / 32)
+    : new Float32Array(0);
+  return {
+    rows: d.rows,
+    cols: d.cols,
+    dtype: d.dtype,
+    offset: d.offset,
+    scaleOffset: d.scaleOffset,
+    data,
+    scales,
+  };
+}

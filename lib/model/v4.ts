@@ -1,0 +1,75 @@
+/**
+ * RWKV-4, following the official package (`att_one`/`att_seq`, `ffn_one`/`ffn_seq`).
+ *
+ * State per layer, in official order: `[att x_prev (C), aa (A), bb (A), pp (A), ffn x_prev (C)]`:
+ * the WKV numerator and denominator kept scaled by exp(−pp) so nothing overflows.
+ * @module
+ */
+
+import { ChannelMix, embed, Head, shiftMix } from "./_common.ts";
+import { type Compute, layerNorm, sigmoid } from "./ops.ts";
+import type { Runner } from "./runner.ts";
+import type { Weights } from "./weights.ts";
+
+/** Binds RWKV-4 weights and buffers for up to `maxT` tokens per call. */
+export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.layout.spec;
+  for (let i = 0; i < layers; i++) {
+    for (const n of ["time_mix_k", "time_mix_v", "time_mix_r", "time_decay", "time_first"]) {
+      w.vec(`blocks.${i}.att.${n}`);
+    }
+    for (const n of ["key", "value", "receptance", "output"]) w.mat(`blocks.${i}.att.${n}.weight`);
+  }
+  const x = c.buffer(maxT * C, false); // residual stream (T, C)
+  const xn = c.buffer(maxT * C, false); // ln1 output (T, C)
+  const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);
+  const rx = c.buffer(maxT * C, false);
+  const rwkv = c.buffer(maxT * A, false); // σ(r) ⊙ wkv (T, A)
+  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
+  const out = c.buffer(maxT * C, true);
+  const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
+
+  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+    const T = tokens.length;
+    embed(c, w, tokens, x, C);
+    for (let i = 0; i < layers; i++) {
+      const a = `blocks.${i}.att.`;
+      const [prev, aa, bb, pp, ffnPrev] = state.slice(i * 5, i * 5 + 5);
+      for (let t = 0; t < T; t++) {
+        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
+      }
+      shiftMix(xn, prev, w.vec(a + "time_mix_k"), kx, T, C);
+      shiftMix(xn, prev, w.vec(a + "time_mix_v"), vx, T, C);
+      shiftMix(xn, prev, w.vec(a + "time_mix_r"), rx, T, C);
+      prev.set(xn.subarray((T - 1) * C, T * C));
+      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
+      c.matmul(w.mat(a + "key.weight"), kx, k, T);
+      c.matmul(w.mat(a + "value.weight"), vx, v, T);
+      const decay = w.vec(a + "time_decay"), first = w.vec(a + "time_first"); // −e^decay, u
+      for (let t = 0; t < T; t++) {
+        const o = t * A;
+        for (let j = 0; j < A; j++) {
+          const kk = k[o + j], vv = v[o + j];
+          // output: (aa + e^(u+k)·v) / (bb + e^(u+k)), computed with the max trick
+          let ww = first[j] + kk;
+          let p = Math.max(pp[j], ww);
+          let e1 = Math.exp(pp[j] - p), e2 = Math.exp(ww - p);
+          rwkv[o + j] = sigmoid(r[o + j]) * (e1 * aa[j] + e2 * vv) / (e1 * bb[j] + e2);
+          // state: decay then add this token
+          ww = decay[j] + pp[j];
+          p = Math.max(ww, kk);
+          e1 = Math.exp(ww - p);
+          e2 = Math.exp(kk - p);
+          aa[j] = e1 * aa[j] + e2 * vv;
+          bb[j] = e1 * bb[j] + e2;
+          pp[j] = p;
+        }
+      }
+      c.matmul(w.mat(a + "output.weight"), rwkv, out, T);
+      for (let j = 0; j < T * C; j++) x[j] += out[j];
+      ffn.run(w, i, x, ffnPrev, T, false);
+    }
+    return head.run(w, x, T, every);
+  }
+  return { maxT, forward };
+}

@@ -1,0 +1,102 @@
+/**
+ * RWKV-5 (5.0 without gate, 5.1 with gate, 5.2 with per-channel decay), following the official
+ * package (`att_one_v5`, `att_one_v5_1`, `att_seq_v5_2`). The decay `w = exp(−exp(time_decay))`
+ * and bonus `u` (`exp(time_first)`, or `time_faaaa` as is) are prepared at load, one per channel.
+ *
+ * State per layer, in official order: `[att x_prev (C), wkv (H, N, N) as [head][key][value],
+ * ffn x_prev (C)]`.
+ * @module
+ */
+
+import { ChannelMix, embed, Head, shiftMix } from "./_common.ts";
+import { type Compute, groupNorm, layerNorm } from "./ops.ts";
+import type { Runner } from "./runner.ts";
+import type { Weights } from "./weights.ts";
+
+/**
+ * The multi-head WKV of RWKV-5/6 for one token: `y = r · (u ⊙ kᵀv + S)`, `S ← kᵀv + w ⊙ S`, with
+ * `w` (decay) and `u` (bonus) per key channel. Writes `y` at `o` and updates `s` in place.
+ */
+export function wkv5(
+  s: Float32Array,
+  r: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  w: Float32Array,
+  wo: number,
+  u: Float32Array,
+  y: Float32Array,
+  o: number,
+  H: number,
+  N: number,
+): void {
+  for (let h = 0; h < H; h++) {
+    const ho = o + h * N, so = h * N * N;
+    for (let j = 0; j < N; j++) y[ho + j] = 0;
+    for (let i = 0; i < N; i++) {
+      const ri = r[ho + i], ki = k[ho + i], ui = u[h * N + i], wi = w[wo + h * N + i];
+      const row = so + i * N;
+      for (let j = 0; j < N; j++) {
+        const a = ki * v[ho + j];
+        const sij = s[row + j];
+        y[ho + j] += ri * (ui * a + sij);
+        s[row + j] = a + wi * sij;
+      }
+    }
+  }
+}
+
+/** Binds RWKV-5 weights and buffers for up to `maxT` tokens per call. */
+export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
+  const spec = w.layout.spec;
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = spec;
+  const gated = spec.version !== "5.0";
+  for (let i = 0; i < layers; i++) {
+    const a = `blocks.${i}.att.`;
+    w.vec(a + "time_decay");
+    if (!w.has(a + "time_first")) w.vec(a + "time_faaaa");
+    if (gated) w.mat(a + "gate.weight");
+  }
+  const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
+  const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);
+  const rx = c.buffer(maxT * C, false), gx = c.buffer(maxT * C, false);
+  const y = c.buffer(maxT * A, false);
+  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
+  const g = c.buffer(maxT * A, true), out = c.buffer(maxT * C, true);
+  const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
+
+  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+    const T = tokens.length;
+    embed(c, w, tokens, x, C);
+    for (let i = 0; i < layers; i++) {
+      const a = `blocks.${i}.att.`;
+      const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
+      for (let t = 0; t < T; t++) {
+        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
+      }
+      shiftMix(xn, prev, w.vec(a + "time_mix_k"), kx, T, C);
+      shiftMix(xn, prev, w.vec(a + "time_mix_v"), vx, T, C);
+      shiftMix(xn, prev, w.vec(a + "time_mix_r"), rx, T, C);
+      if (gated) shiftMix(xn, prev, w.vec(a + "time_mix_g"), gx, T, C);
+      prev.set(xn.subarray((T - 1) * C, T * C));
+      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
+      c.matmul(w.mat(a + "key.weight"), kx, k, T);
+      c.matmul(w.mat(a + "value.weight"), vx, v, T);
+      if (gated) c.matmul(w.mat(a + "gate.weight"), gx, g, T);
+      const decay = w.vec(a + "time_decay");
+      const u = w.has(a + "time_first") ? w.vec(a + "time_first") : w.vec(a + "time_faaaa");
+      for (let t = 0; t < T; t++) {
+        wkv5(s, r, k, v, decay, 0, u, y, t * A, H, N);
+        groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
+      }
+      if (gated) {
+        for (let j = 0; j < T * A; j++) y[j] *= g[j] / (1 + Math.exp(-g[j])); // silu gate
+      }
+      c.matmul(w.mat(a + "output.weight"), y, out, T);
+      for (let j = 0; j < T * C; j++) x[j] += out[j];
+      ffn.run(w, i, x, ffnPrev, T, false);
+    }
+    return head.run(w, x, T, every);
+  }
+  return { maxT, forward };
+}

@@ -1,0 +1,96 @@
+/**
+ * RWKV-6 ("Finch"), following the official package (`att_one_v6_0`, `ffn_one_v6`): token shift
+ * with data-dependent mixing (a low-rank `time_maa_w1/w2`) and data-dependent decay
+ * (`time_decay_w1/w2`), `w = exp(−exp(time_decay + Δ))` per token.
+ *
+ * State per layer, in official order: `[att x_prev (C), wkv (H, N, N) as [head][key][value],
+ * ffn x_prev (C)]`.
+ * @module
+ */
+
+import { ChannelMix, embed, Head } from "./_common.ts";
+import { type Compute, groupNorm, layerNorm } from "./ops.ts";
+import type { Runner } from "./runner.ts";
+import { wkv5 } from "./v5.ts";
+import type { Weights } from "./weights.ts";
+
+/** Binds RWKV-6 weights and buffers for up to `maxT` tokens per call. */
+export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = w.layout.spec;
+  const D = w.mat("blocks.0.att.time_maa_w2.0").cols; // mix rank
+  const Dd = w.mat("blocks.0.att.time_decay_w1").rows; // decay rank
+  const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
+  const dx = c.buffer(maxT * C, false), xxx = c.buffer(maxT * C, false);
+  const mixHid = c.buffer(maxT * 5 * D, false), part = c.buffer(maxT * D, false);
+  const mixed = Array.from({ length: 5 }, () => c.buffer(maxT * C, false)); // wx kx vx rx gx
+  const decHid = c.buffer(maxT * Dd, false), decay = c.buffer(maxT * A, false);
+  const y = c.buffer(maxT * A, false);
+  const mixHidS = c.buffer(maxT * 5 * D, true), decHidS = c.buffer(maxT * Dd, true);
+  const m = Array.from({ length: 5 }, () => c.buffer(maxT * C, true)); // mw mk mv mr mg
+  const dec = c.buffer(maxT * A, true);
+  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
+  const g = c.buffer(maxT * A, true), out = c.buffer(maxT * C, true);
+  const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
+  const names = ["w", "k", "v", "r", "g"];
+
+  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+    const T = tokens.length;
+    embed(c, w, tokens, x, C);
+    for (let i = 0; i < layers; i++) {
+      const a = `blocks.${i}.att.`;
+      const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
+      for (let t = 0; t < T; t++) {
+        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
+      }
+      // dx = previous token − this token; xxx = xx + dx·maa_x
+      const maaX = w.vec(a + "time_maa_x");
+      for (let t = 0; t < T; t++) {
+        const o = t * C;
+        for (let j = 0; j < C; j++) {
+          const p = t === 0 ? prev[j] : xn[o - C + j];
+          dx[o + j] = p - xn[o + j];
+          xxx[o + j] = xn[o + j] + dx[o + j] * maaX[j];
+        }
+      }
+      prev.set(xn.subarray((T - 1) * C, T * C));
+      // five data-dependent mix offsets: tanh(xxx·W1) split in 5, each · W2[p]
+      c.matmul(w.mat(a + "time_maa_w1"), xxx, mixHidS, T);
+      for (let j = 0; j < T * 5 * D; j++) mixHid[j] = Math.tanh(mixHidS[j]);
+      for (let p = 0; p < 5; p++) {
+        for (let t = 0; t < T; t++) {
+          part.set(mixHid.subarray(t * 5 * D + p * D, t * 5 * D + (p + 1) * D), t * D);
+        }
+        c.matmul(w.mat(`${a}time_maa_w2.${p}`), part, m[p], T);
+      }
+      for (let p = 0; p < 5; p++) {
+        const maa = w.vec(a + "time_maa_" + names[p]), mp = m[p], out = mixed[p];
+        for (let t = 0; t < T; t++) {
+          const o = t * C;
+          for (let j = 0; j < C; j++) out[o + j] = xn[o + j] + dx[o + j] * (maa[j] + mp[o + j]);
+        }
+      }
+      const [wx, kx, vx, rx, gx] = mixed;
+      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
+      c.matmul(w.mat(a + "key.weight"), kx, k, T);
+      c.matmul(w.mat(a + "value.weight"), vx, v, T);
+      c.matmul(w.mat(a + "gate.weight"), gx, g, T);
+      // data-dependent decay: exp(−exp(time_decay + tanh(wx·Wd1)·Wd2))
+      c.matmul(w.mat(a + "time_decay_w1"), wx, decHidS, T);
+      for (let j = 0; j < T * Dd; j++) decHid[j] = Math.tanh(decHidS[j]);
+      c.matmul(w.mat(a + "time_decay_w2"), decHid, dec, T);
+      const td = w.vec(a + "time_decay");
+      for (let j = 0; j < T * A; j++) decay[j] = Math.exp(-Math.exp(td[j % A] + dec[j]));
+      const u = w.vec(a + "time_faaaa");
+      for (let t = 0; t < T; t++) {
+        wkv5(s, r, k, v, decay, t * A, u, y, t * A, H, N);
+        groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
+      }
+      for (let j = 0; j < T * A; j++) y[j] *= g[j] / (1 + Math.exp(-g[j])); // silu gate
+      c.matmul(w.mat(a + "output.weight"), y, out, T);
+      for (let j = 0; j < T * C; j++) x[j] += out[j];
+      ffn.run(w, i, x, ffnPrev, T, true);
+    }
+    return head.run(w, x, T, every);
+  }
+  return { maxT, forward };
+}

@@ -1,0 +1,259 @@
+/**
+ * RWKV-7 "Goose", following the official `RWKV_x070` (ChatRWKV rwkv_pip_package model.py).
+ *
+ * State per layer, in official order: `[att x_prev (C), wkv (H, N, N) indexed [head][value][key],
+ * ffn x_prev (C)]`.
+ * @module
+ */
+
+import type { Compute } from "./ops.ts";
+import { groupNorm, layerNorm, sigmoid } from "./ops.ts";
+import type { Runner } from "./runner.ts";
+import type { Matrix } from "./tensor.ts";
+import type { Weights } from "./weights.ts";
+
+interface LayerV7 {
+  ln1w: Float32Array; // (C)
+  ln1b: Float32Array;
+  ln2w: Float32Array;
+  ln2b: Float32Array;
+  xr: Float32Array; // token-shift mixes (C)
+  xw: Float32Array;
+  xk: Float32Array;
+  xv: Float32Array;
+  xa: Float32Array;
+  xg: Float32Array;
+  w0: Float32Array; // decay bias (C)
+  w1: Matrix; // (Dw, C)
+  w2: Matrix; // (C, Dw)
+  a0: Float32Array; // in-context learning rate bias (C)
+  a1: Matrix; // (Da, C)
+  a2: Matrix; // (C, Da)
+  v0?: Float32Array; // value residual mix (C), absent in layer 0
+  v1?: Matrix; // (Dv, C)
+  v2?: Matrix; // (C, Dv)
+  g1: Matrix; // (Dg, C)
+  g2: Matrix; // (C, Dg)
+  kk: Float32Array; // k_k (C)
+  ka: Float32Array; // k_a (C)
+  rk: Float32Array; // r_k (H·N)
+  R: Matrix; // (C, C)
+  K: Matrix;
+  V: Matrix;
+  O: Matrix;
+  lnxw: Float32Array; // (C)
+  lnxb: Float32Array;
+  ffnXk: Float32Array; // (C)
+  ffnK: Matrix; // (F, C)
+  ffnV: Matrix; // (C, F)
+}
+
+/** Binds RWKV-7 weights and buffers for up to `maxT` tokens per call. */
+export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
+  const { layers, embd: C, heads: H, headSize: N, vocab, ffnDim: F } = w.layout.spec;
+  const L: LayerV7[] = [];
+  for (let i = 0; i < layers; i++) {
+    const a = `blocks.${i}.att.`, f = `blocks.${i}.ffn.`, b = `blocks.${i}.`;
+    L.push({
+      ln1w: w.vec(b + "ln1.weight"),
+      ln1b: w.vec(b + "ln1.bias"),
+      ln2w: w.vec(b + "ln2.weight"),
+      ln2b: w.vec(b + "ln2.bias"),
+      xr: w.vec(a + "x_r"),
+      xw: w.vec(a + "x_w"),
+      xk: w.vec(a + "x_k"),
+      xv: w.vec(a + "x_v"),
+      xa: w.vec(a + "x_a"),
+      xg: w.vec(a + "x_g"),
+      w0: w.vec(a + "w0"),
+      w1: w.mat(a + "w1"),
+      w2: w.mat(a + "w2"),
+      a0: w.vec(a + "a0"),
+      a1: w.mat(a + "a1"),
+      a2: w.mat(a + "a2"),
+      v0: i > 0 ? w.vec(a + "v0") : undefined,
+      v1: i > 0 ? w.mat(a + "v1") : undefined,
+      v2: i > 0 ? w.mat(a + "v2") : undefined,
+      g1: w.mat(a + "g1"),
+      g2: w.mat(a + "g2"),
+      kk: w.vec(a + "k_k"),
+      ka: w.vec(a + "k_a"),
+      rk: w.vec(a + "r_k"),
+      R: w.mat(a + "receptance.weight"),
+      K: w.mat(a + "key.weight"),
+      V: w.mat(a + "value.weight"),
+      O: w.mat(a + "output.weight"),
+      lnxw: w.vec(a + "ln_x.weight"),
+      lnxb: w.vec(a + "ln_x.bias"),
+      ffnXk: w.vec(f + "x_k"),
+      ffnK: w.mat(f + "key.weight"),
+      ffnV: w.mat(f + "value.weight"),
+    });
+  }
+  const emb = w.mat("emb.weight"), head = w.mat("head.weight");
+  const lnOutW = w.vec("ln_out.weight"), lnOutB = w.vec("ln_out.bias");
+  const D = Math.max(L[0].w1.rows, L[0].a1.rows, L[0].g1.rows, L[layers - 1].v1?.rows ?? 0);
+
+  // Private buffers (every team member computes these alike).
+  const x = c.buffer(maxT * C, false); // residual stream (T, C)
+  const xn = c.buffer(maxT * C, false); // layer-normed input (T, C)
+  const mix = Array.from({ length: 6 }, () => c.buffer(maxT * C, false)); // xr xw xk xv xa xg
+  const low = c.buffer(maxT * D, false); // activated low-rank hidden (T, D)
+  const vFirst = c.buffer(maxT * C, false); // layer 0's v (T, C)
+  const vMix = c.buffer(maxT * C, false); // v after the value residual (T, C)
+  const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
+  const y = c.buffer(maxT * C, false); // attention output before O (T, C)
+  const aRate = c.buffer(maxT * C, false), wDecay = c.buffer(maxT * C, false); // (T, C)
+  const kkN = c.buffer(N, false), sa = c.buffer(N, false); // one head's scratch
+  const hid = c.buffer(maxT * F, false); // relu² hidden of the channel mix (T, F)
+  // Shared buffers: written only by matmul.
+  const r = c.buffer(maxT * C, true), k = c.buffer(maxT * C, true), v = c.buffer(maxT * C, true);
+  const lowOut = c.buffer(maxT * D, true); // low-rank hidden (T, D)
+  const wl = c.buffer(maxT * C, true), al = c.buffer(maxT * C, true);
+  const vl = c.buffer(maxT * C, true), gl = c.buffer(maxT * C, true);
+  const att = c.buffer(maxT * C, true), ffnOut = c.buffer(maxT * C, true);
+  const ffnHid = c.buffer(maxT * F, true);
+  const logits = c.buffer(maxT * vocab, true);
+
+  /** out = act(x · m1) · m2 for T rows (a low-rank branch). */
+  function lowRank(
+    m1: Matrix,
+    m2: Matrix,
+    xin: Float32Array,
+    out: Float32Array,
+    T: number,
+    act: (z: number) => number,
+  ) {
+    const d = m1.rows;
+    c.matmul(m1, xin, lowOut, T);
+    for (let i = 0; i < T * d; i++) low[i] = act(lowOut[i]);
+    c.matmul(m2, low, out, T);
+  }
+  const ident = (z: number) => z;
+
+  function forward(
+    tokens: ArrayLike<number>,
+    state: Float32Array[],
+    everyPosition: boolean,
+  ): Float32Array {
+    const T = tokens.length;
+    const rowBuf = x;
+    for (let t = 0; t < T; t++) c.row(emb, tokens[t], rowBuf.subarray(t * C, (t + 1) * C));
+
+    for (let i = 0; i < layers; i++) {
+      const l = L[i];
+      const attPrev = state[i * 3], wkv = state[i * 3 + 1], ffnPrev = state[i * 3 + 2];
+
+      // ---- time mix ----
+      for (let t = 0; t < T; t++) layerNorm(x, l.ln1w, l.ln1b, xn, C, t * C);
+      // token shift: each token mixes with the previous one (the state's for the first)
+      const mixW = [l.xr, l.xw, l.xk, l.xv, l.xa, l.xg];
+      for (let t = 0; t < T; t++) {
+        const o = t * C;
+        for (let j = 0; j < C; j++) {
+          const cur = xn[o + j], prev = t === 0 ? attPrev[j] : xn[o - C + j];
+          const dx = prev - cur;
+          for (let m = 0; m < 6; m++) mix[m][o + j] = cur + dx * mixW[m][j];
+        }
+      }
+      attPrev.set(xn.subarray((T - 1) * C, T * C));
+      const [xr, xw, xk, xv, xa, xg] = mix;
+      c.matmul(l.R, xr, r, T);
+      c.matmul(l.K, xk, k, T);
+      c.matmul(l.V, xv, v, T);
+      lowRank(l.w1, l.w2, xw, wl, T, Math.tanh);
+      lowRank(l.a1, l.a2, xa, al, T, ident);
+      lowRank(l.g1, l.g2, xg, gl, T, sigmoid);
+      if (i > 0) lowRank(l.v1!, l.v2!, xv, vl, T, ident);
+
+      for (let j = 0; j < T * C; j++) {
+        const jc = j % C;
+        aRate[j] = sigmoid(l.a0[jc] + al[j]); // in-context learning rate
+        wDecay[j] = Math.exp(-0.606531 * sigmoid(l.w0[jc] + wl[j])); // exp(-e^-0.5·σ(·))
+      }
+      for (let t = 0; t < T; t++) {
+        const o = t * C;
+        // value residual: layer 0 defines v_first, later layers lean towards it
+        for (let j = 0; j < C; j++) {
+          if (i === 0) {
+            vFirst[o + j] = v[o + j];
+            vMix[o + j] = v[o + j];
+          } else {
+            const g = sigmoid(l.v0![j] + vl[o + j]);
+            vMix[o + j] = v[o + j] + (vFirst[o + j] - v[o + j]) * g;
+          }
+        }
+        for (let h = 0; h < H; h++) {
+          const ho = o + h * N;
+          // kk = L2-normalised (k · k_k) per head
+          let ss = 0;
+          for (let n = 0; n < N; n++) {
+            const z = k[ho + n] * l.kk[h * N + n];
+            kkN[n] = z;
+            ss += z * z;
+          }
+          const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
+          for (let n = 0; n < N; n++) kkN[n] *= inv;
+          for (let n = 0; n < N; n++) {
+            const j = h * N + n;
+            kMod[ho + n] = k[ho + n] * (1 + (aRate[o + j] - 1) * l.ka[j]);
+          }
+          // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
+          const s0 = h * N * N;
+          for (let vi = 0; vi < N; vi++) {
+            let acc = 0;
+            const so = s0 + vi * N;
+            for (let kj = 0; kj < N; kj++) acc += wkv[so + kj] * kkN[kj];
+            sa[vi] = acc;
+          }
+          for (let vi = 0; vi < N; vi++) {
+            const so = s0 + vi * N, vv = vMix[ho + vi], sav = sa[vi];
+            let acc = 0;
+            for (let kj = 0; kj < N; kj++) {
+              const j = ho + kj;
+              const s = wkv[so + kj] * wDecay[j] - sav * kkN[kj] * aRate[j] + vv * kMod[j];
+              wkv[so + kj] = s;
+              acc += s * r[ho + kj];
+            }
+            y[ho + vi] = acc;
+          }
+        }
+        groupNorm(y, H, l.lnxw, l.lnxb, 64e-5, o);
+        // bonus: (r · k · r_k) summed per head, times v; then gate
+        for (let h = 0; h < H; h++) {
+          const ho = o + h * N;
+          let s = 0;
+          for (let n = 0; n < N; n++) s += r[ho + n] * kMod[ho + n] * l.rk[h * N + n];
+          for (let n = 0; n < N; n++) y[ho + n] = (y[ho + n] + s * vMix[ho + n]) * gl[ho + n];
+        }
+      }
+      c.matmul(l.O, y, att, T);
+      for (let j = 0; j < T * C; j++) x[j] += att[j];
+
+      // ---- channel mix ----
+      for (let t = 0; t < T; t++) layerNorm(x, l.ln2w, l.ln2b, xn, C, t * C);
+      for (let t = 0; t < T; t++) {
+        const o = t * C;
+        for (let j = 0; j < C; j++) {
+          const cur = xn[o + j], prev = t === 0 ? ffnPrev[j] : xn[o - C + j];
+          xk[o + j] = cur + (prev - cur) * l.ffnXk[j];
+        }
+      }
+      ffnPrev.set(xn.subarray((T - 1) * C, T * C));
+      c.matmul(l.ffnK, xk, ffnHid, T);
+      for (let j = 0; j < T * F; j++) {
+        const z = ffnHid[j] > 0 ? ffnHid[j] : 0;
+        hid[j] = z * z;
+      }
+      c.matmul(l.ffnV, hid, ffnOut, T);
+      for (let j = 0; j < T * C; j++) x[j] += ffnOut[j];
+    }
+
+    const t0 = everyPosition ? 0 : T - 1;
+    const n = T - t0;
+    for (let t = t0; t < T; t++) layerNorm(x, lnOutW, lnOutB, xn, C, t * C);
+    c.matmul(head, xn.subarray(t0 * C, T * C), logits, n);
+    return logits.subarray(0, n * vocab);
+  }
+  return { maxT, forward };
+}

@@ -1,0 +1,265 @@
+/**
+ * Loads a checkpoint's tensors into one shared arena, tensor by tensor (peak memory: the arena
+ * plus one tensor), applying the load-time transforms of the official package: the embedding
+ * is layer-normed with `blocks.0.ln0` once, decays are pre-exponentiated, low-rank matrices are
+ * transposed to (out, in), and the large matrices are stored in the requested dtype.
+ * @module
+ */
+
+import { ModelError } from "../errors.ts";
+import type { Checkpoint, TensorInfo } from "../formats/checkpoint.ts";
+import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
+import { quantizeQ4, quantizeQ8 } from "../quant/mod.ts";
+import { layerNorm } from "./ops.ts";
+import { type ModelSpec, squeezed } from "./spec.ts";
+import {
+  Arena,
+  type Matrix,
+  matrixBytes,
+  type MatrixDesc,
+  type StorageDType,
+  viewMatrix,
+} from "./tensor.ts";
+
+/** Storage asked for the large matrices: `auto` keeps the checkpoint's own float type. */
+export type WeightDType = "auto" | StorageDType;
+
+/** Where one loaded tensor lives in the arena. */
+export type TensorDesc =
+  | { readonly kind: "vec"; readonly offset: number; readonly length: number }
+  | { readonly kind: "mat"; readonly desc: MatrixDesc };
+
+/** Serializable description of all loaded weights (what a Worker needs besides the memory). */
+export interface WeightsLayout {
+  readonly spec: ModelSpec;
+  readonly tensors: Readonly<Record<string, TensorDesc>>;
+  /** Storage dtype of the large matrices. */
+  readonly dtype: StorageDType;
+  /** Bytes the weights take in the arena. */
+  readonly bytes: number;
+}
+
+/** Loaded weights: typed views by name over the arena. */
+export class Weights {
+  readonly layout: WeightsLayout;
+  readonly buffer: ArrayBufferLike;
+  #vecs = new Map<string, Float32Array>();
+  #mats = new Map<string, Matrix>();
+
+  constructor(layout: WeightsLayout, buffer: ArrayBufferLike) {
+    this.layout = layout;
+    this.buffer = buffer;
+  }
+
+  /** True when the weights hold `name`. */
+  has(name: string): boolean {
+    return Object.hasOwn(this.layout.tensors, name);
+  }
+
+  /** A vector (any loaded non-matrix tensor, flattened). */
+  vec(name: string): Float32Array {
+    let v = this.#vecs.get(name);
+    if (!v) {
+      const d = this.layout.tensors[name];
+      if (!d || d.kind !== "vec") throw new ModelError(`missing vector ${name}`);
+      v = new Float32Array(this.buffer, d.offset, d.length);
+      this.#vecs.set(name, v);
+    }
+    return v;
+  }
+
+  /** A matrix stored (out, in), row-major. */
+  mat(name: string): Matrix {
+    let m = this.#mats.get(name);
+    if (!m) {
+      const d = this.layout.tensors[name];
+      if (!d || d.kind !== "mat") throw new ModelError(`missing matrix ${name}`);
+      m = viewMatrix(this.buffer, d.desc);
+      this.#mats.set(name, m);
+    }
+    return m;
+  }
+}
+
+/** Options of {@link loadWeights}. */
+export interface LoadWeightsOptions {
+  /** Storage of the large matrices (default `auto`). */
+  dtype?: WeightDType;
+  /** Extra bytes to reserve in the arena after the weights (engine buffers). */
+  extraBytes?: number;
+  /** Called after each tensor. */
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+/** The large projection matrices: stored in the requested dtype. */
+export function isLargeMatrix(name: string, shape: readonly number[]): boolean {
+  return squeezed(shape).length === 2 && name.endsWith(".weight") &&
+    name !== "emb.weight" && !/\.ln[0-9a-z_]*\.weight$/.test(name);
+}
+
+interface Plan {
+  name: string;
+  info: TensorInfo;
+  kind: "vec" | "mat" | "lowrank" | "lowrank3" | "emb";
+  dtype: StorageDType;
+  rows: number;
+  cols: number;
+  count: number;
+}
+
+/** Vector transforms the official package applies at load, per version. */
+function transformVector(spec: ModelSpec, name: string, v: Float32Array): Float32Array {
+  const ver = spec.version;
+  if (name.endsWith(".time_decay")) {
+    if (ver === "4") return v.map((x) => -Math.exp(x));
+    if (ver.startsWith("5")) return expandHeads(spec, v.map((x) => Math.exp(-Math.exp(x))));
+    return v; // RWKV-6: the decay is data-dependent, exponentiated per token.
+  }
+  if (name.endsWith(".time_first") && ver !== "4") {
+    return expandHeads(spec, v.map((x) => Math.exp(x)));
+  }
+  if (name.endsWith(".time_faaaa")) return expandHeads(spec, v);
+  return v;
+}
+
+/** RWKV-5.0/5.1 store one decay per head: repeat it over the head's channels. */
+function expandHeads(spec: ModelSpec, v: Float32Array): Float32Array {
+  if (v.length !== spec.heads || spec.heads === spec.attDim) return v;
+  const out = new Float32Array(spec.attDim);
+  for (let h = 0; h < spec.heads; h++) {
+    out.fill(v[h], h * spec.headSize, (h + 1) * spec.headSize);
+  }
+  return out;
+}
+
+function storageFor(requested: WeightDType, src: TensorInfo, cols: number): StorageDType {
+  let d: StorageDType;
+  if (requested === "auto") {
+    d = src.dtype === "BF16" ? "bf16" : src.dtype === "F16" ? "f16" : "f32";
+  } else d = requested;
+  if ((d === "q8" || d === "q4") && cols % 32 !== 0) d = "f32";
+  return d;
+}
+
+/** Plans, allocates and fills the arena from a checkpoint. */
+export async function loadWeights(
+  ck: Checkpoint,
+  spec: ModelSpec,
+  options: LoadWeightsOptions = {},
+): Promise<{ weights: Weights; arena: Arena }> {
+  const requested = options.dtype ?? "auto";
+  const plans: Plan[] = [];
+  let bytes = 0;
+  const mainDtype = requested === "auto"
+    ? storageFor("auto", ck.tensors.get("blocks.0.ffn.key.weight")!, spec.embd)
+    : requested;
+  for (const [name, info] of ck.tensors) {
+    if (name.startsWith("blocks.0.ln0.")) continue; // folded into the embedding
+    if (!/^(emb|head|ln_out|blocks)\./.test(name)) continue;
+    const sq = squeezed(info.shape);
+    const count = info.shape.reduce((a, b) => a * b, 1);
+    let p: Plan;
+    if (name === "emb.weight") {
+      const dtype: StorageDType = requested === "f32" || mainDtype === "f32" ? "f32" : "bf16";
+      p = { name, info, kind: "emb", dtype, rows: info.shape[0], cols: info.shape[1], count };
+    } else if (isLargeMatrix(name, info.shape)) {
+      const [rows, cols] = sq;
+      p = { name, info, kind: "mat", dtype: storageFor(requested, info, cols), rows, cols, count };
+    } else if (sq.length === 2 && !name.endsWith("time_state") && !name.endsWith(".r_k")) {
+      // Low-rank (LoRA-style) factors used as x @ W: stored transposed, (out, in), f32.
+      p = { name, info, kind: "lowrank", dtype: "f32", rows: sq[1], cols: sq[0], count };
+    } else if (sq.length === 3 && name.endsWith("time_maa_w2")) {
+      // RWKV-6 (5, D, C): five (C, D) matrices after transposing.
+      p = { name, info, kind: "lowrank3", dtype: "f32", rows: sq[2], cols: sq[1], count };
+    } else {
+      p = { name, info, kind: "vec", dtype: "f32", rows: 1, cols: count, count };
+    }
+    plans.push(p);
+    if (p.kind === "vec") bytes += 64 + Math.max(count, spec.attDim, spec.embd) * 4;
+    else {
+      const n = p.kind === "lowrank3" ? sq[0] : 1;
+      const b = matrixBytes(p.rows, p.cols, p.dtype);
+      bytes += n * (b.data + b.scales + 128);
+    }
+  }
+  const arena = new Arena(bytes + (options.extraBytes ?? 0));
+  const tensors: Record<string, TensorDesc> = {};
+  const ln0w = ck.tensors.has("blocks.0.ln0.weight")
+    ? toFloat32(await ck.read("blocks.0.ln0.weight"), ck.tensors.get("blocks.0.ln0.weight")!.dtype)
+    : undefined;
+  const ln0b = ck.tensors.has("blocks.0.ln0.bias")
+    ? toFloat32(await ck.read("blocks.0.ln0.bias"), ck.tensors.get("blocks.0.ln0.bias")!.dtype)
+    : undefined;
+
+  let done = 0;
+  for (const p of plans) {
+    const { name, info } = p;
+    if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
+      // Same type: bytes go straight from the file into the arena.
+      const d = arena.allocMatrix(p.rows, p.cols, "bf16");
+      await ck.read(name, new Uint8Array(arena.buffer, d.offset, p.count * 2));
+      tensors[name] = { kind: "mat", desc: d };
+    } else {
+      const raw = toFloat32(await ck.read(name), info.dtype);
+      if (p.kind === "vec") {
+        const v = transformVector(spec, name, raw);
+        const off = arena.alloc(v.length * 4);
+        new Float32Array(arena.buffer, off, v.length).set(v);
+        tensors[name] = { kind: "vec", offset: off, length: v.length };
+      } else if (p.kind === "lowrank") {
+        tensors[name] = { kind: "mat", desc: store(arena, transpose(raw, p.cols, p.rows), p) };
+      } else if (p.kind === "lowrank3") {
+        const parts = squeezed(info.shape)[0];
+        for (let i = 0; i < parts; i++) {
+          const part = raw.subarray(i * p.rows * p.cols, (i + 1) * p.rows * p.cols);
+          tensors[`${name}.${i}`] = {
+            kind: "mat",
+            desc: store(arena, transpose(part, p.cols, p.rows), p),
+          };
+        }
+      } else {
+        if (p.kind === "emb" && ln0w && ln0b) {
+          for (let r = 0; r < p.rows; r++) {
+            layerNorm(raw, ln0w, ln0b, raw, p.cols, r * p.cols);
+          }
+        }
+        tensors[name] = { kind: "mat", desc: store(arena, raw, p) };
+      }
+    }
+    done++;
+    options.onProgress?.(done, plans.length, name);
+  }
+  const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
+  return { weights: new Weights(layout, arena.buffer), arena };
+}
+
+function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  }
+  return out;
+}
+
+function store(arena: Arena, values: Float32Array, p: Plan): MatrixDesc {
+  const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+  const m = arena.view(d);
+  switch (p.dtype) {
+    case "f32":
+      (m.data as Float32Array).set(values);
+      break;
+    case "bf16":
+      f32ToBf16(values, m.data as Uint16Array);
+      break;
+    case "f16":
+      f32ToF16(values, m.data as Uint16Array);
+      break;
+    case "q8":
+      quantizeQ8(values, m.data as Int8Array, m.scales);
+      break;
+    case "q4":
+      quantizeQ4(values, m.data as Uint8Array, m.scales);
+      break;
+  }
+  return d;
+}
