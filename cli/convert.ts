@@ -1,0 +1,87 @@
+/**
+ * Converts checkpoints without Python.
+ *
+ *   deno run -A cli/convert.ts IN OUT [--dtype f32|f16|bf16] [--force]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { RwkvError } from "../lib/errors.ts";
+import { openCheckpoint } from "../lib/formats/open.ts";
+import { progressBar } from "../lib/progress.ts";
+import { convertToSafetensors } from "../convert/safetensors.ts";
+
+const HELP = `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors) to .safetensors.
+
+Usage:
+  deno run -A cli/convert.ts IN OUT [options]
+
+Options:
+  --dtype f32|f16|bf16   cast every float tensor (default: keep each tensor's own dtype)
+  --force                replace OUT if it exists (default: refuse)
+  --quiet                no progress bar
+  -h, --help             this help
+
+The output is written to a temporary file beside OUT and renamed into place when complete:
+a failed conversion leaves nothing behind. Pickles are read by a safe subset: a .pth that
+asks for anything but tensors is refused, and nothing in it is executed.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        dtype: { type: "string" },
+        force: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 2) {
+    console.error(`error: expected IN and OUT, got ${positionals.length} arguments\n\n${HELP}`);
+    return 2;
+  }
+  const [input, output] = positionals;
+  if (values.dtype !== undefined && !["f32", "f16", "bf16"].includes(values.dtype)) {
+    console.error(`error: --dtype must be f32, f16 or bf16, not ${values.dtype}`);
+    return 2;
+  }
+  const ck = await openCheckpoint(input);
+  try {
+    const bar = progressBar(`converting ${input}`, "bytes", values.quiet);
+    await convertToSafetensors(ck, output, {
+      dtype: values.dtype as "f32" | "f16" | "bf16" | undefined,
+      force: values.force,
+      onProgress: (done, total, name) => bar.update(done, total, name),
+    });
+    bar.finish(`wrote ${output} (${ck.tensors.size} tensors)`);
+  } finally {
+    ck.close();
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof RwkvError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * The reference (plain TypeScript) path against the official implementation's outputs.
+ */
+import { createReferenceModel } from "../lib/model/model.ts";
+import { assertMatchesGolden, goldens, openGolden } from "./_golden.ts";
+import { REQUIRE_FIXTURES } from "./_fixtures.ts";
+import { assert } from "./_assert.ts";
+
+const all = goldens();
+
+Deno.test({
+  name: "golden: reference fixtures are present",
+  ignore: !REQUIRE_FIXTURES,
+  fn: () => assert(all.length >= 7, `expected 7+ ref-*.json, found ${all.length}`),
+});
+
+for (const g of all) {
+  Deno.test(`golden: reference path matches official ${g.file} (RWKV-${g.official_version})`, async () => {
+    const ck = await openGolden(g);
+    try {
+      const model = await createReferenceModel(ck, { dtype: "f32" });
+      await assertMatchesGolden(model, g);
+    } finally {
+      ck.close();
+    }
+  });
+}
