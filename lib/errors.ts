@@ -4,7 +4,13 @@
  * @module
  */
 
-/** Base class of every error this toolkit throws on purpose. */
+/**
+ * Base class of every error this toolkit throws on purpose.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof RwkvError) console.error(e.message); }
+ * ```
+ */
 export class RwkvError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -12,7 +18,13 @@ export class RwkvError extends Error {
   }
 }
 
-/** A file is malformed, truncated or not of the expected format. */
+/**
+ * A file is malformed, truncated or not of the expected format.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof FormatError) console.error(e.message); }
+ * ```
+ */
 export class FormatError extends RwkvError {
   /** The file at fault. */
   readonly file: string;
@@ -26,7 +38,13 @@ export class FormatError extends RwkvError {
   }
 }
 
-/** A pickle asked for a global outside the allow-list; nothing was executed. */
+/**
+ * A pickle asked for a global outside the allow-list; nothing was executed.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof UnsafePickleError) console.error(e.message); }
+ * ```
+ */
 export class UnsafePickleError extends FormatError {
   /** The refused global, as `module.name`. */
   readonly global: string;
@@ -37,7 +55,13 @@ export class UnsafePickleError extends FormatError {
   }
 }
 
-/** A checkpoint opened fine but does not describe a model we can run. */
+/**
+ * A checkpoint opened fine but does not describe a model we can run.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof ModelError) console.error(e.message); }
+ * ```
+ */
 export class ModelError extends RwkvError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -45,7 +69,13 @@ export class ModelError extends RwkvError {
   }
 }
 
-/** A tokenizer file is bad, or does not fit the model. */
+/**
+ * A tokenizer file is bad, or does not fit the model.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof TokenizerError) console.error(e.message); }
+ * ```
+ */
 export class TokenizerError extends RwkvError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
@@ -53,7 +83,13 @@ export class TokenizerError extends RwkvError {
   }
 }
 
-/** A command-line or API argument is invalid. */
+/**
+ * A command-line or API argument is invalid.
+ * @example
+ * ```ts ignore
+ * try { await loadModel("model.pth"); } catch (e) { if (e instanceof UsageError) console.error(e.message); }
+ * ```
+ */
 export class UsageError extends RwkvError {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);

@@ -9,7 +9,13 @@ import type { DType } from "./checkpoint.ts";
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** bfloat16 bits → float32: the bf16 bits are the top half of the f32 bits. */
+/**
+ * bfloat16 bits → float32: the bf16 bits are the top half of the f32 bits.
+ * @example
+ * ```ts ignore
+ * bf16ToF32(new Uint16Array([0x3f80])); // Float32Array [1]
+ * ```
+ */
 export function bf16ToF32(
   src: Uint16Array,
   dst: Float32Array = new Float32Array(src.length),
@@ -19,7 +25,13 @@ export function bf16ToF32(
   return dst;
 }
 
-/** float32 → bfloat16 bits, rounding to nearest even as PyTorch does; NaN stays NaN. */
+/**
+ * float32 → bfloat16 bits, rounding to nearest even as PyTorch does; NaN stays NaN.
+ * @example
+ * ```ts ignore
+ * f32ToBf16(new Float32Array([1])); // Uint16Array [0x3f80]
+ * ```
+ */
 export function f32ToBf16(
   src: Float32Array,
   dst: Uint16Array = new Uint16Array(src.length),
@@ -48,7 +60,13 @@ export function halfToFloat(h: number): number {
 
 let halfTable: Float32Array | undefined;
 
-/** IEEE float16 bits → float32 (exact). */
+/**
+ * IEEE float16 bits → float32 (exact).
+ * @example
+ * ```ts ignore
+ * f16ToF32(new Uint16Array([0x3c00])); // Float32Array [1]
+ * ```
+ */
 export function f16ToF32(
   src: Uint16Array,
   dst: Float32Array = new Float32Array(src.length),
@@ -89,7 +107,13 @@ export function floatToHalf(x: number): number {
   return sign | h;
 }
 
-/** float32 → IEEE float16 bits. */
+/**
+ * float32 → IEEE float16 bits.
+ * @example
+ * ```ts ignore
+ * f32ToF16(new Float32Array([1])); // Uint16Array [0x3c00]
+ * ```
+ */
 export function f32ToF16(
   src: Float32Array,
   dst: Uint16Array = new Uint16Array(src.length),
@@ -101,6 +125,11 @@ export function f32ToF16(
 /**
  * Decodes raw little-endian tensor bytes of a float or integer dtype into a new Float32Array.
  * Integer and bool tensors are converted by value.
+
+ * @example
+ * ```ts ignore
+ * toFloat32(await checkpoint.read("emb.weight"), "BF16");
+ * ```
  */
 export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   const buf = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();

@@ -64,6 +64,14 @@ export function createRunner(weights: Weights, c: Compute, maxT: number): Runner
 
 /**
  * An RWKV model ready to run. Create it with `loadModel` (in `mod.ts`).
+ * @example
+ * ```ts ignore
+ * const model = await loadModel("model.pth");
+ * const state = model.createState();
+ * const logits = await model.forward([510, 3158], state); // state updated in place
+ * const perToken = await model.forwardAll([510, 3158], model.createState()); // T × vocab
+ * await model.dispose();
+ * ```
  */
 export class Model {
   /** Version, sizes and storage. */

@@ -15,7 +15,13 @@ import type { ModelSpec } from "./spec.ts";
 
 const MAGIC = "RWKVSTATE1\n";
 
-/** Sizes of the state tensors of a model, in order. */
+/**
+ * Shapes of the state tensors of a model, in order.
+ * @example
+ * ```ts ignore
+ * stateShapes(model.spec); // RWKV-7: [[C], [H, N, N], [C], ...] per layer
+ * ```
+ */
 export function stateShapes(spec: ModelSpec): number[][] {
   const shapes: number[][] = [];
   for (let i = 0; i < spec.layers; i++) {
@@ -32,7 +38,17 @@ function key(spec: ModelSpec): string {
   return `${spec.version}:${spec.layers}:${spec.embd}:${spec.attDim}:${spec.heads}`;
 }
 
-/** A model's recurrent state. Forward calls update it in place. */
+/**
+ * A model's recurrent state. Forward calls update it in place.
+ * @example
+ * ```ts ignore
+ * const state = model.createState();
+ * await model.forward(tokenizer.encode(longPrompt), state);
+ * await state.save("prompt.state");                  // reuse a processed prompt later
+ * const again = await State.load(model.spec, "prompt.state");
+ * const branch = state.clone();                      // independent copy
+ * ```
+ */
 export class State {
   /** The model shape it belongs to. */
   readonly spec: ModelSpec;
