@@ -116,6 +116,28 @@ export class Head {
   }
 }
 
+/**
+ * Checks the tensors every RWKV-4/5/6 block has, with their shapes, so a mis-shaped or missing
+ * tensor is reported by name at load instead of computing garbage.
+ */
+export function checkCommon(w: Weights, extraAtt: string[], mixNames: string[]): void {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.layout.spec;
+  w.mat("emb.weight", vocab, C);
+  w.mat("head.weight", vocab, C);
+  w.vec("ln_out.weight", C);
+  w.vec("ln_out.bias", C);
+  for (let i = 0; i < layers; i++) {
+    const b = `blocks.${i}.`, a = `${b}att.`, f = `${b}ffn.`;
+    for (const n of ["ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"]) w.vec(b + n, C);
+    for (const n of ["key", "value", "receptance", ...extraAtt]) w.mat(`${a}${n}.weight`, A, C);
+    w.mat(a + "output.weight", C, A);
+    w.mat(f + "key.weight", F, C);
+    w.mat(f + "value.weight", C, F);
+    w.mat(f + "receptance.weight", C, C);
+    for (const n of mixNames) w.vec(f + n, C);
+  }
+}
+
 /** Looks up the (layer-normed) embedding rows of `tokens` into `x`. */
 export function embed(
   c: Compute,

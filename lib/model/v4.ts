@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ChannelMix, embed, Head, shiftMix } from "./_common.ts";
+import { ChannelMix, checkCommon, embed, Head, shiftMix } from "./_common.ts";
 import { type Compute, layerNorm, sigmoid } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
@@ -14,11 +14,10 @@ import type { Weights } from "./weights.ts";
 /** Binds RWKV-4 weights and buffers for up to `maxT` tokens per call. */
 export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
   const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.layout.spec;
+  checkCommon(w, [], ["time_mix_k", "time_mix_r"]);
   for (let i = 0; i < layers; i++) {
-    for (const n of ["time_mix_k", "time_mix_v", "time_mix_r", "time_decay", "time_first"]) {
-      w.vec(`blocks.${i}.att.${n}`);
-    }
-    for (const n of ["key", "value", "receptance", "output"]) w.mat(`blocks.${i}.att.${n}.weight`);
+    for (const n of ["time_mix_k", "time_mix_v", "time_mix_r"]) w.vec(`blocks.${i}.att.${n}`, C);
+    for (const n of ["time_decay", "time_first"]) w.vec(`blocks.${i}.att.${n}`, A);
   }
   const x = c.buffer(maxT * C, false); // residual stream (T, C)
   const xn = c.buffer(maxT * C, false); // ln1 output (T, C)

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ChannelMix, embed, Head, shiftMix } from "./_common.ts";
+import { ChannelMix, checkCommon, embed, Head, shiftMix } from "./_common.ts";
 import { type Compute, groupNorm, layerNorm } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
@@ -51,11 +51,13 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
   const spec = w.layout.spec;
   const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = spec;
   const gated = spec.version !== "5.0";
+  checkCommon(w, gated ? ["gate"] : [], ["time_mix_k", "time_mix_r"]);
   for (let i = 0; i < layers; i++) {
     const a = `blocks.${i}.att.`;
-    w.vec(a + "time_decay");
-    if (!w.has(a + "time_first")) w.vec(a + "time_faaaa");
-    if (gated) w.mat(a + "gate.weight");
+    w.vec(a + "time_decay", A);
+    w.vec(a + (w.has(a + "time_first") ? "time_first" : "time_faaaa"), A);
+    for (const n of ["ln_x.weight", "ln_x.bias"]) w.vec(a + n, A);
+    for (const n of ["k", "v", "r", ...(gated ? ["g"] : [])]) w.vec(a + "time_mix_" + n, C);
   }
   const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
   const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ChannelMix, embed, Head } from "./_common.ts";
+import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
 import { type Compute, groupNorm, layerNorm } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import { wkv5 } from "./v5.ts";
@@ -19,6 +19,16 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
   const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = w.layout.spec;
   const D = w.mat("blocks.0.att.time_maa_w2.0").cols; // mix rank
   const Dd = w.mat("blocks.0.att.time_decay_w1").rows; // decay rank
+  checkCommon(w, ["gate"], ["time_maa_k", "time_maa_r"]);
+  for (let i = 0; i < layers; i++) {
+    const a = `blocks.${i}.att.`;
+    for (const n of ["x", "w", "k", "v", "r", "g"]) w.vec(a + "time_maa_" + n, C);
+    w.mat(a + "time_maa_w1", 5 * D, C);
+    for (let p = 0; p < 5; p++) w.mat(`${a}time_maa_w2.${p}`, C, D);
+    w.mat(a + "time_decay_w1", Dd, C);
+    w.mat(a + "time_decay_w2", A, Dd);
+    for (const n of ["time_decay", "time_faaaa", "ln_x.weight", "ln_x.bias"]) w.vec(a + n, A);
+  }
   const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
   const dx = c.buffer(maxT * C, false), xxx = c.buffer(maxT * C, false);
   const mixHid = c.buffer(maxT * 5 * D, false), part = c.buffer(maxT * D, false);

@@ -56,26 +56,38 @@ export class Weights {
     return Object.hasOwn(this.layout.tensors, name);
   }
 
-  /** A vector (any loaded non-matrix tensor, flattened). */
-  vec(name: string): Float32Array {
+  /** A vector (any loaded non-matrix tensor, flattened); `length` checks its size. */
+  vec(name: string, length?: number): Float32Array {
     let v = this.#vecs.get(name);
     if (!v) {
       const d = this.layout.tensors[name];
-      if (!d || d.kind !== "vec") throw new ModelError(`missing vector ${name}`);
+      if (!d) throw new ModelError(`missing tensor ${name}`);
+      if (d.kind !== "vec") throw new ModelError(`tensor ${name} is a matrix, expected a vector`);
       v = new Float32Array(this.buffer, d.offset, d.length);
       this.#vecs.set(name, v);
+    }
+    if (length !== undefined && v.length !== length) {
+      throw new ModelError(`tensor ${name} has ${v.length} values, expected ${length}`);
     }
     return v;
   }
 
-  /** A matrix stored (out, in), row-major. */
-  mat(name: string): Matrix {
+  /** A matrix stored (out, in), row-major; `rows`/`cols` check its shape. */
+  mat(name: string, rows?: number, cols?: number): Matrix {
     let m = this.#mats.get(name);
     if (!m) {
       const d = this.layout.tensors[name];
-      if (!d || d.kind !== "mat") throw new ModelError(`missing matrix ${name}`);
+      if (!d) throw new ModelError(`missing tensor ${name}`);
+      if (d.kind !== "mat") throw new ModelError(`tensor ${name} is a vector, expected a matrix`);
       m = viewMatrix(this.buffer, d.desc);
       this.#mats.set(name, m);
+    }
+    if ((rows !== undefined && m.rows !== rows) || (cols !== undefined && m.cols !== cols)) {
+      throw new ModelError(
+        `tensor ${name} is ${m.rows}×${m.cols} (out×in), expected ${rows ?? m.rows}×${
+          cols ?? m.cols
+        }`,
+      );
     }
     return m;
   }
