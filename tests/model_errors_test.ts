@@ -1,0 +1,77 @@
+/**
+ * Bad input to the inference core gets clear errors naming the problem.
+ */
+import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { createReferenceModel } from "../lib/model/model.ts";
+import { ModelError, UsageError } from "../lib/errors.ts";
+import { fixture, tempDir } from "./_fixtures.ts";
+import { assertRejects } from "./_assert.ts";
+
+const src = fixture("tiny-rwkv-7v0.safetensors");
+
+/** Copies the fixture with `edit` applied to its tensor list. */
+async function variant(
+  dir: string,
+  name: string,
+  edit: (
+    list: { name: string; dtype: "F32"; shape: number[]; data: () => Promise<Uint8Array> }[],
+  ) => void,
+): Promise<string> {
+  const ck = await openSafetensors(src!);
+  const list = [...ck.tensors.values()].map((t) => ({
+    name: t.name,
+    dtype: "F32" as const,
+    shape: [...t.shape],
+    data: () => ck.read(t.name),
+  }));
+  edit(list);
+  const out = `${dir}/${name}.safetensors`;
+  await writeSafetensors(out, list);
+  ck.close();
+  return out;
+}
+
+async function load(path: string) {
+  const ck = await openSafetensors(path);
+  try {
+    return await createReferenceModel(ck);
+  } finally {
+    ck.close();
+  }
+}
+
+Deno.test({
+  name: "model errors: unknown layout, missing and mis-shaped tensors are named",
+  ignore: !src,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const noBlocks = await variant(dir, "noblocks", (l) => l.splice(0, l.length, l[0]));
+      await assertRejects(() => load(noBlocks), ModelError, /not an RWKV-4\/5\/6\/7 checkpoint/);
+      const missing = await variant(dir, "missing", (l) => {
+        l.splice(l.findIndex((t) => t.name === "blocks.3.att.value.weight"), 1);
+      });
+      await assertRejects(() => load(missing), ModelError, "blocks.3.att.value.weight");
+      const bad = await variant(dir, "misshaped", (l) => {
+        const t = l.find((t) => t.name === "blocks.2.ffn.key.weight")!;
+        t.shape = [t.shape[0] / 2, 2 * t.shape[1]]; // same bytes, wrong shape
+      });
+      await assertRejects(() => load(bad), ModelError, "blocks.2.ffn.key.weight");
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "model errors: token ids outside the vocabulary and empty input",
+  ignore: !src,
+  fn: async () => {
+    const model = await load(src!);
+    const s = model.createState();
+    await assertRejects(() => model.forward([256], s), UsageError, "token id 256");
+    await assertRejects(() => model.forward([-1], s), UsageError, "token id -1");
+    await assertRejects(() => model.forward([1.5], s), UsageError, "token id 1.5");
+    await assertRejects(() => model.forward([], s), UsageError, "at least one token");
+  },
+});
