@@ -5,6 +5,7 @@
 
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "./checkpoint.ts";
+import { openPth } from "./pth.ts";
 import { openSafetensors } from "./safetensors.ts";
 
 /** Which container a file is, from its first bytes. */
@@ -51,6 +52,9 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
   switch (kind) {
     case "safetensors":
       return await openSafetensors(path);
+    case "pth-zip":
+    case "pth-legacy":
+      return await openPth(path);
     default:
       throw new FormatError(path, undefined, `${kind} files are not supported yet`);
   }

@@ -109,6 +109,9 @@ export function isLargeMatrix(name: string, shape: readonly number[]): boolean {
     name !== "emb.weight" && !/\.ln[0-9a-z_]*\.weight$/.test(name);
 }
 
+/** Low-rank factors applied as `x @ W` (RWKV-6 token-shift and decay, RWKV-7 w/a/v/g). */
+const LOW_RANK = /\.(time_maa_w1|time_decay_w1|time_decay_w2|[wavg][12])$/;
+
 interface Plan {
   name: string;
   info: TensorInfo;
@@ -177,7 +180,7 @@ export async function loadWeights(
     } else if (isLargeMatrix(name, info.shape)) {
       const [rows, cols] = sq;
       p = { name, info, kind: "mat", dtype: storageFor(requested, info, cols), rows, cols, count };
-    } else if (sq.length === 2 && !name.endsWith("time_state") && !name.endsWith(".r_k")) {
+    } else if (sq.length === 2 && LOW_RANK.test(name)) {
       // Low-rank (LoRA-style) factors used as x @ W: stored transposed, (out, in), f32.
       p = { name, info, kind: "lowrank", dtype: "f32", rows: sq[1], cols: sq[0], count };
     } else if (sq.length === 3 && name.endsWith("time_maa_w2")) {
