@@ -1,0 +1,92 @@
+/**
+ * Tokenizers: RWKV World (trie), Hugging Face `tokenizer.json`, and byte-level.
+ * @module
+ */
+
+import { TokenizerError } from "../errors.ts";
+import { ByteTokenizer } from "./bytes.ts";
+import { HfTokenizer } from "./hf.ts";
+import { WorldTokenizer } from "./world.ts";
+
+export { ByteTokenizer, HfTokenizer, WorldTokenizer };
+
+/** Text ↔ token ids. */
+export interface Tokenizer {
+  /** Which kind of tokenizer it is. */
+  readonly kind: "world" | "hf" | "bytes";
+  /** Ids are 0 … vocabSize − 1. */
+  readonly vocabSize: number;
+  /** Text to ids. */
+  encode(text: string): number[];
+  /** Ids to text (`decode([])` is ""). */
+  decode(ids: readonly number[]): string;
+  /** Ids to the raw bytes they stand for. */
+  decodeBytes(ids: readonly number[]): Uint8Array;
+  /**
+   * A streaming decoder: `push(id)` returns the text completed by that token (never half a
+   * UTF-8 character), `flush()` the rest.
+   */
+  createDecoder(): { push(id: number): string; flush(): string };
+}
+
+/**
+ * Loads a tokenizer: a `tokenizer.json` path (Hugging Face), a World vocabulary file
+ * (`rwkv_vocab_v20230424.txt` format), or `"bytes"` for the byte-level one.
+ * @example
+ * ```ts ignore
+ * const tok = await loadTokenizer("rwkv_vocab_v20230424.txt");
+ * tok.encode("Hello world!"); // [33155, 40213, 34]
+ * ```
+ */
+export async function loadTokenizer(pathOrKind: string): Promise<Tokenizer> {
+  if (pathOrKind === "bytes") return new ByteTokenizer();
+  let text: string;
+  try {
+    text = await Deno.readTextFile(pathOrKind);
+  } catch (e) {
+    throw new TokenizerError(`${pathOrKind}: cannot read tokenizer (${(e as Error).message})`);
+  }
+  if (text.trimStart().startsWith("{")) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new TokenizerError(`${pathOrKind}: malformed JSON (${(e as Error).message})`);
+    }
+    if (typeof json !== "object" || json === null || !("model" in json)) {
+      throw new TokenizerError(`${pathOrKind}: not a Hugging Face tokenizer.json`);
+    }
+    return new HfTokenizer(json as Record<string, unknown>, pathOrKind);
+  }
+  return WorldTokenizer.parse(text, pathOrKind);
+}
+
+/** Known tokenizer files by the vocabulary size of the models that use them. */
+const KNOWN: Record<number, string[]> = {
+  65536: ["rwkv_vocab_v20230424.txt"],
+  50277: ["20B_tokenizer.json", "tokenizer.json"],
+};
+
+/**
+ * Finds the tokenizer for a model by its vocabulary size: "bytes" for 256, else a known file
+ * beside the model (or in a `tokenizers/` folder beside it). Undefined when none is found.
+ * @example
+ * ```ts ignore
+ * await findTokenizerFor("models/RWKV-x070-World-0.1B.pth", 65536); // ".../rwkv_vocab_v20230424.txt"
+ * ```
+ */
+export async function findTokenizerFor(
+  modelPath: string,
+  vocabSize: number,
+): Promise<string | undefined> {
+  if (vocabSize === 256) return "bytes";
+  const dir = modelPath.includes("/") ? modelPath.slice(0, modelPath.lastIndexOf("/")) : ".";
+  for (const name of KNOWN[vocabSize] ?? []) {
+    for (const p of [`${dir}/${name}`, `${dir}/tokenizers/${name}`]) {
+      try {
+        if ((await Deno.stat(p)).isFile) return p;
+      } catch { /* not there */ }
+    }
+  }
+  return undefined;
+}
