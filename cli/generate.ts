@@ -1,0 +1,296 @@
+/**
+ * Generates text with an RWKV model, streaming to stdout.
+ *
+ *   deno run -A cli/generate.ts --model MODEL [--prompt TEXT] [options]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { RwkvError, UsageError } from "../lib/errors.ts";
+import { generate, type GenerateStats } from "../lib/generate.ts";
+import { loadModel } from "../lib/load.ts";
+import { State } from "../lib/model/state.ts";
+import { progressBar } from "../lib/progress.ts";
+import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+
+/** The classic RWKV demo prompt. */
+export const DRAGON_PROMPT =
+  "\nIn a shocking finding, scientist discovered a herd of dragons living in a remote, " +
+  "previously unexplored valley, in Tibet. Even more surprising to the researchers was the " +
+  "fact that the dragons spoke perfect Chinese.";
+
+const DEFAULTS = {
+  "max-tokens": "200",
+  temperature: "1.0",
+  "top-p": "0.85",
+  "top-k": "0",
+  "min-p": "0",
+  "top-a": "0",
+  "typical-p": "1",
+  "presence-penalty": "0",
+  "frequency-penalty": "0",
+  "repetition-penalty": "1",
+  "penalty-decay": "0.996",
+  "mirostat-eta": "0.1",
+  dtype: "auto",
+  engine: "auto",
+};
+
+const HELP = `Generate text with an RWKV model (RWKV-4, 5, 6 or 7), streaming to stdout.
+
+Usage:
+  deno run -A cli/generate.ts --model MODEL [--prompt TEXT | --prompt-file FILE | < stdin]
+
+Model and tokenizer:
+  --model PATH            .pth, .safetensors, rwkv.cpp .bin or quantized .safetensors file
+  --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
+                          default: a known tokenizer file next to the model, by vocab size
+  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default ${DEFAULTS.dtype})
+  --threads N             worker threads (default: cores)
+  --engine auto|fast|reference      (default ${DEFAULTS.engine})
+  --state-in FILE         start from a saved state (e.g. a processed prompt)
+  --state-out FILE        save the state after generation
+
+Prompt and length:
+  --prompt TEXT           default: the dragon prompt (stdin when piped)
+  --prompt-file FILE
+  --max-tokens N          (default ${DEFAULTS["max-tokens"]})
+  --stop TEXT             stop when TEXT appears (repeatable)
+
+Sampling (applied in this order: logit bias, penalties, temperature, filters):
+  --temperature T         0 = greedy (default ${DEFAULTS.temperature})
+  --top-p P               nucleus (default ${DEFAULTS["top-p"]}; 1 = off)
+  --top-k K               (default ${DEFAULTS["top-k"]} = off)
+  --min-p P               (default ${DEFAULTS["min-p"]} = off)
+  --top-a A               (default ${DEFAULTS["top-a"]} = off)
+  --typical-p P           (default ${DEFAULTS["typical-p"]} = off)
+  --presence-penalty X    (default ${DEFAULTS["presence-penalty"]})
+  --frequency-penalty X   (default ${DEFAULTS["frequency-penalty"]})
+  --repetition-penalty X  (default ${DEFAULTS["repetition-penalty"]} = off)
+  --penalty-decay X       per-token decay of penalty counts (default ${DEFAULTS["penalty-decay"]})
+  --mirostat TAU          mirostat v2 target surprise (default off)
+  --mirostat-eta ETA      (default ${DEFAULTS["mirostat-eta"]})
+  --logit-bias ID:BIAS[,ID:BIAS...]
+  --seed N                same seed, same text (default: random)
+
+Other:
+  --quiet                 no progress or stats on stderr
+  -h, --help              this help
+`;
+
+const NO_MODEL = `error: no --model given.
+
+Get an RWKV checkpoint first, for example an RWKV-7 World model (.pth) from
+https://huggingface.co/BlinkDL/rwkv-7-world (e.g. RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth),
+with the World tokenizer rwkv_vocab_v20230424.txt beside it (from the RWKV-LM or ChatRWKV
+repository), then run:
+
+  deno run -A cli/generate.ts --model RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth
+
+Any .pth, .safetensors or rwkv.cpp .bin RWKV-4/5/6/7 model works.
+`;
+
+function num(values: Record<string, unknown>, name: keyof typeof DEFAULTS | string): number {
+  const raw = (values[name] as string | undefined) ?? DEFAULTS[name as keyof typeof DEFAULTS];
+  const n = Number(raw);
+  if (raw === undefined || raw === "" || !Number.isFinite(n)) {
+    throw new UsageError(`--${name} must be a number, not ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function parseBias(s: string | undefined): Record<number, number> | undefined {
+  if (!s) return undefined;
+  const out: Record<number, number> = {};
+  for (const part of s.split(",")) {
+    const m = /^\s*(\d+)\s*:\s*(-?[\d.eE+-]+)\s*$/.exec(part);
+    if (!m || !Number.isFinite(Number(m[2]))) {
+      throw new UsageError(`--logit-bias expects ID:BIAS pairs, got ${JSON.stringify(part)}`);
+    }
+    out[Number(m[1])] = Number(m[2]);
+  }
+  return out;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of Deno.stdin.readable) chunks.push(c);
+  const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
+  return new TextDecoder().decode(all);
+}
+
+/** Runs the CLI with `argv`; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: false,
+      options: {
+        model: { type: "string" },
+        tokenizer: { type: "string" },
+        dtype: { type: "string" },
+        threads: { type: "string" },
+        engine: { type: "string" },
+        "state-in": { type: "string" },
+        "state-out": { type: "string" },
+        prompt: { type: "string" },
+        "prompt-file": { type: "string" },
+        "max-tokens": { type: "string" },
+        stop: { type: "string", multiple: true },
+        temperature: { type: "string" },
+        "top-p": { type: "string" },
+        "top-k": { type: "string" },
+        "min-p": { type: "string" },
+        "top-a": { type: "string" },
+        "typical-p": { type: "string" },
+        "presence-penalty": { type: "string" },
+        "frequency-penalty": { type: "string" },
+        "repetition-penalty": { type: "string" },
+        "penalty-decay": { type: "string" },
+        mirostat: { type: "string" },
+        "mirostat-eta": { type: "string" },
+        "logit-bias": { type: "string" },
+        seed: { type: "string" },
+        quiet: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n(see --help)`);
+    return 2;
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!v.model) {
+    console.error(NO_MODEL);
+    return 2;
+  }
+  const dtype = v.dtype ?? DEFAULTS.dtype;
+  if (!["auto", "f32", "bf16", "f16", "q8", "q4"].includes(dtype)) {
+    throw new UsageError(`--dtype must be auto, f32, bf16, f16, q8 or q4, not ${dtype}`);
+  }
+  const engine = v.engine ?? DEFAULTS.engine;
+  if (!["auto", "fast", "reference"].includes(engine)) {
+    throw new UsageError(`--engine must be auto, fast or reference, not ${engine}`);
+  }
+  const sampling = {
+    temperature: num(v, "temperature"),
+    topP: num(v, "top-p"),
+    topK: num(v, "top-k"),
+    minP: num(v, "min-p"),
+    topA: num(v, "top-a"),
+    typicalP: num(v, "typical-p"),
+    presencePenalty: num(v, "presence-penalty"),
+    frequencyPenalty: num(v, "frequency-penalty"),
+    repetitionPenalty: num(v, "repetition-penalty"),
+    penaltyDecay: num(v, "penalty-decay"),
+    mirostat: v.mirostat !== undefined
+      ? { tau: num(v, "mirostat"), eta: num(v, "mirostat-eta") }
+      : undefined,
+    logitBias: parseBias(v["logit-bias"]),
+    seed: v.seed !== undefined ? num(v, "seed") : undefined,
+  };
+  const maxTokens = num(v, "max-tokens");
+  const threads = v.threads !== undefined ? num(v, "threads") : undefined;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) {
+    throw new UsageError(`--max-tokens must be a whole number ≥ 0`);
+  }
+
+  let prompt: string;
+  if (v.prompt !== undefined) prompt = v.prompt;
+  else if (v["prompt-file"] !== undefined) prompt = await Deno.readTextFile(v["prompt-file"]);
+  else if (!Deno.stdin.isTerminal() && v["state-in"] === undefined) {
+    prompt = await readStdin();
+    if (prompt === "") prompt = DRAGON_PROMPT;
+  } else prompt = DRAGON_PROMPT;
+
+  const quiet = v.quiet;
+  const loadBar = progressBar("loading", "count", quiet);
+  const model = await loadModel(v.model, {
+    dtype: dtype as "auto",
+    engine: engine as "auto",
+    threads,
+    onProgress: (d, t, name) => loadBar.update(d, t, name),
+  });
+  try {
+    const i = model.info;
+    loadBar.finish(
+      `RWKV-${i.version} ${i.layers}×${i.embd}, vocab ${i.vocab}, ${i.dtype}, ${i.engine}`,
+    );
+    const tokPath = v.tokenizer ?? await findTokenizerFor(v.model, i.vocab);
+    if (!tokPath) {
+      throw new UsageError(
+        `no tokenizer for vocab ${i.vocab} next to ${v.model}: pass --tokenizer ` +
+          `(tokenizer.json, rwkv_vocab_v20230424.txt or "bytes")`,
+      );
+    }
+    const tokenizer = await loadTokenizer(tokPath);
+    if (tokenizer.vocabSize > i.vocab) {
+      throw new UsageError(
+        `tokenizer ${tokPath} has ${tokenizer.vocabSize} tokens but the model only ${i.vocab}`,
+      );
+    }
+    const state = v["state-in"] ? await State.load(model.spec, v["state-in"]) : model.createState();
+    const promptBar = progressBar("prompt", "count", quiet);
+    const abort = new AbortController();
+    const onSig = () => abort.abort();
+    try {
+      Deno.addSignalListener("SIGINT", onSig);
+    } catch { /* not supported here */ }
+    const enc = new TextEncoder();
+    let stats: GenerateStats | undefined;
+    try {
+      for await (
+        const piece of generate(model, tokenizer, prompt, {
+          ...sampling,
+          maxTokens,
+          stop: v.stop,
+          state,
+          signal: abort.signal,
+          onPromptProgress: (d, t) => promptBar.update(d, t),
+          onStats: (s) => stats = s,
+        })
+      ) {
+        await Deno.stdout.write(enc.encode(piece));
+      }
+    } finally {
+      try {
+        Deno.removeSignalListener("SIGINT", onSig);
+      } catch { /* not supported here */ }
+    }
+    await Deno.stdout.write(enc.encode("\n"));
+    if (stats && !quiet) {
+      console.error(
+        `prompt: ${stats.promptTokens} tokens, ${stats.promptTokensPerSecond.toFixed(1)} tok/s; ` +
+          `generated: ${stats.generatedTokens} tokens, ${stats.tokensPerSecond.toFixed(2)} tok/s ` +
+          `(${stats.stopReason})`,
+      );
+    }
+    if (v["state-out"]) await state.save(v["state-out"]);
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof RwkvError) {
+      console.error(`error: ${e.message}`);
+      Deno.exit(e instanceof UsageError ? 2 : 1);
+    }
+    throw e;
+  }
+}

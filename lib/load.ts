@@ -1,0 +1,60 @@
+/**
+ * `loadModel`: a checkpoint path in, a running model out.
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import { openCheckpoint } from "./formats/open.ts";
+import { createReferenceModel, type Model } from "./model/model.ts";
+import type { WeightDType } from "./model/weights.ts";
+
+/** Options of {@link loadModel}. */
+export interface LoadModelOptions {
+  /**
+   * Storage of the large matrices: `auto` (default: the checkpoint's own float type), `f32`,
+   * `bf16`, `f16`, or quantized on load `q8` / `q4`.
+   */
+  dtype?: WeightDType;
+  /** Worker threads for the fast engine (default: the machine's cores, at most 8). */
+  threads?: number;
+  /** `fast` (Workers + WebAssembly SIMD), `reference` (plain TypeScript), `auto` (default). */
+  engine?: "auto" | "fast" | "reference";
+  /** Tokens per prompt-mode chunk (default 64). */
+  chunk?: number;
+  /** Loading progress: tensors done of total. */
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+/** Turns a path or `file:` URL into a path. */
+export function toPath(pathOrUrl: string | URL): string {
+  const s = pathOrUrl.toString();
+  if (s.startsWith("file:")) return decodeURIComponent(new URL(s).pathname);
+  if (/^https?:/.test(s)) {
+    throw new UsageError(`${s}: download the model first; loadModel reads local files`);
+  }
+  return s;
+}
+
+/**
+ * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
+ * file) and returns a model whose `forward(tokens, state)` matches the official package.
+ * @example
+ * ```ts ignore
+ * const model = await loadModel("model.pth", { dtype: "q8", threads: 2 });
+ * const state = model.createState();
+ * const logits = await model.forward([187, 510], state);
+ * await model.dispose();
+ * ```
+ */
+export async function loadModel(
+  pathOrUrl: string | URL,
+  options: LoadModelOptions = {},
+): Promise<Model> {
+  const path = toPath(pathOrUrl);
+  const ck = await openCheckpoint(path);
+  try {
+    return await createReferenceModel(ck, options);
+  } finally {
+    ck.close();
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Perplexity of a model on a text: windows of `ctx` tokens, each from a fresh state, run in
+ * prompt mode; every token after the first of a window is scored.
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+import type { Model } from "./model/model.ts";
+import type { Tokenizer } from "./tokenizer/mod.ts";
+
+/** Options of {@link perplexity}. */
+export interface PerplexityOptions {
+  /** Tokens per window (default 512). */
+  ctx?: number;
+  /** Tokens scored so far of the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What {@link perplexity} measured. */
+export interface PerplexityResult {
+  /** exp(mean negative log-likelihood per scored token). */
+  perplexity: number;
+  /** Mean negative log-likelihood per scored token, in nats. */
+  meanNll: number;
+  /** Total NLL in bits divided by the UTF-8 bytes of the scored tokens. */
+  bitsPerByte: number;
+  /** Tokens scored. */
+  scoredTokens: number;
+  /** Tokens processed per second. */
+  tokensPerSecond: number;
+}
+
+/**
+ * Measures perplexity and bits per byte.
+ * @example
+ * ```ts ignore
+ * const r = await perplexity(model, tokenizer, await Deno.readTextFile("text.txt"), { ctx: 256 });
+ * console.log(r.perplexity.toFixed(3), r.bitsPerByte.toFixed(4));
+ * ```
+ */
+export async function perplexity(
+  model: Model,
+  tokenizer: Tokenizer,
+  text: string,
+  options: PerplexityOptions = {},
+): Promise<PerplexityResult> {
+  const ctx = options.ctx ?? 512;
+  if (!Number.isInteger(ctx) || ctx < 2) throw new UsageError("ctx must be a whole number ≥ 2");
+  const ids = tokenizer.encode(text);
+  if (ids.length < 2) throw new UsageError("the text needs at least two tokens");
+  const V = model.info.vocab;
+  let nll = 0, scored = 0, bytes = 0;
+  const t0 = performance.now();
+  for (let w = 0; w < ids.length - 1; w += ctx) {
+    const win = ids.slice(w, Math.min(ids.length, w + ctx + 1));
+    if (win.length < 2) break;
+    const logits = await model.forwardAll(win.slice(0, -1), model.createState());
+    for (let t = 0; t + 1 < win.length; t++) {
+      const o = t * V;
+      let max = -Infinity;
+      for (let i = 0; i < V; i++) if (logits[o + i] > max) max = logits[o + i];
+      let sum = 0;
+      for (let i = 0; i < V; i++) sum += Math.exp(logits[o + i] - max);
+      nll += Math.log(sum) + max - logits[o + win[t + 1]];
+      scored++;
+      bytes += tokenizer.decodeBytes([win[t + 1]]).length;
+    }
+    options.onProgress?.(Math.min(ids.length - 1, w + ctx), ids.length - 1);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const meanNll = nll / scored;
+  return {
+    perplexity: Math.exp(meanNll),
+    meanNll,
+    bitsPerByte: nll / Math.LN2 / Math.max(1, bytes),
+    scoredTokens: scored,
+    tokensPerSecond: scored / Math.max(1e-9, secs),
+  };
+}
