@@ -46,9 +46,12 @@ export function unpickle(
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
+  // Every opcode consumes at least one input byte and pushes at most one value, and strings
+  // are sliced from the input, so stack, memo and strings are all bounded by the input size.
   let p = start;
+  let opAt = start;
   const fail = (msg: string): never => {
-    throw new FormatError(file, `pickle offset ${p}`, msg);
+    throw new FormatError(file, `pickle offset ${opAt}`, msg);
   };
   const need = (n: number) => {
     if (n < 0 || p + n > bytes.length) fail("truncated pickle");
@@ -83,10 +86,12 @@ export function unpickle(
   };
   const append = (l: unknown, items: unknown[]) => {
     if (!Array.isArray(l)) fail("APPEND(S) on a non-list");
-    (l as unknown[]).push(...items);
+    // A loop, not push(...items): spreading a huge list would overflow the call stack.
+    for (const x of items) (l as unknown[]).push(x);
   };
 
   for (;;) {
+    opAt = p;
     const op = u8();
     switch (op) {
       case 0x80: // PROTO
@@ -113,15 +118,15 @@ export function unpickle(
       case 0x74: // TUPLE
         stack.push(Object.freeze(popMark()));
         break;
-      case 0x85:
+      case 0x85: // TUPLE1
         stack.push(Object.freeze([pop()]));
         break;
-      case 0x86: {
+      case 0x86: { // TUPLE2
         const b = pop(), a = pop();
         stack.push(Object.freeze([a, b]));
         break;
       }
-      case 0x87: {
+      case 0x87: { // TUPLE3
         const c = pop(), b = pop(), a = pop();
         stack.push(Object.freeze([a, b, c]));
         break;
@@ -277,7 +282,10 @@ export function unpickle(
         break;
       }
       default:
-        fail(`unsupported pickle opcode 0x${op.toString(16).padStart(2, "0")}`);
+        fail(
+          `unsupported pickle opcode 0x${op.toString(16).padStart(2, "0")} ` +
+            `(${JSON.stringify(String.fromCharCode(op))}): torch.save never writes it`,
+        );
     }
   }
 }

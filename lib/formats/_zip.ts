@@ -1,17 +1,22 @@
 /**
  * Just enough of the zip format to read PyTorch checkpoints: the central directory (with
- * ZIP64), stored and deflated entries. Every size and offset is checked against the file.
+ * ZIP64), stored and deflated entries. Every size and offset is checked against the file
+ * before anything is allocated, so a hostile archive cannot make us read past its end or
+ * reserve absurd memory.
  * @module
  */
 
 import { FormatError } from "../errors.ts";
+import { crc32 } from "./_crc32.ts";
 import type { RandomAccessFile } from "./_file.ts";
 
-/** One zip entry. */
+/** One zip entry, as the central directory describes it. */
 export interface ZipEntry {
   readonly name: string;
   /** 0 = stored, 8 = deflated. */
   readonly method: number;
+  /** General purpose flags (bit 3: sizes live in a data descriptor, not the local header). */
+  readonly flags: number;
   readonly compressedSize: number;
   readonly size: number;
   readonly crc: number;
@@ -19,23 +24,47 @@ export interface ZipEntry {
   readonly headerOffset: number;
 }
 
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_LOCAL = 0x04034b50;
+const EOCD_LEN = 22;
+const LOCATOR_LEN = 20;
+const MAX_COMMENT = 0xffff;
 const MAX_ENTRIES = 1_000_000;
+/** Deflate cannot expand data by more than about 1032:1; a larger claim is a lie. */
+const MAX_DEFLATE_RATIO = 1032;
+/** Compressed input is fed to the inflater in chunks of this size. */
+const CHUNK = 1 << 20;
 
 function u64(v: DataView, o: number): number {
   const n = v.getBigUint64(o, true);
-  if (n > BigInt(Number.MAX_SAFE_INTEGER)) return Number.MAX_SAFE_INTEGER;
-  return Number(n);
+  // Anything past 2^53 cannot be a real offset; saturating keeps later range checks failing.
+  return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
 }
 
-/** Reads the central directory. */
+/**
+ * Reads the central directory. The end record is searched backwards from the end of the file
+ * over at most a maximal comment (64 KiB) plus the record itself.
+ */
 export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]> {
   const path = f.path;
-  const tailLen = Math.min(f.size, 65535 + 22 + 20);
-  const tail = await f.readAt(f.size - tailLen, tailLen, "zip end of central directory");
+  if (f.size < EOCD_LEN) {
+    throw new FormatError(path, "zip", "too short for a zip end-of-central-directory record");
+  }
+  // The extra 20 bytes let us see the ZIP64 locator that sits just before the end record.
+  const tailLen = Math.min(f.size, MAX_COMMENT + EOCD_LEN + LOCATOR_LEN);
+  const tailStart = f.size - tailLen;
+  const tail = await f.readAt(tailStart, tailLen, "zip end of central directory");
   const tv = new DataView(tail.buffer, tail.byteOffset, tail.length);
   let eocd = -1;
-  for (let i = tail.length - 22; i >= 0; i--) {
-    if (tv.getUint32(i, true) === 0x06054b50) {
+  for (let i = tail.length - EOCD_LEN; i >= 0; i--) {
+    // A signature is only believed when its comment fits the file (tensor bytes may hold one).
+    if (
+      tv.getUint32(i, true) === SIG_EOCD &&
+      i + EOCD_LEN + tv.getUint16(i + 20, true) <= tail.length
+    ) {
       eocd = i;
       break;
     }
@@ -46,14 +75,16 @@ export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]>
   let count = tv.getUint16(eocd + 10, true);
   let cdSize = tv.getUint32(eocd + 12, true);
   let cdOffset = tv.getUint32(eocd + 16, true);
-  const locator = eocd - 20;
-  if (locator >= 0 && tv.getUint32(locator, true) === 0x07064b50) {
+  const locator = eocd - LOCATOR_LEN;
+  if (locator >= 0 && tv.getUint32(locator, true) === SIG_ZIP64_LOCATOR) {
     const recOffset = u64(tv, locator + 8);
-    if (recOffset + 56 > f.size) throw new FormatError(path, "zip64 record", "outside the file");
+    if (recOffset + 56 > tailStart + locator) {
+      throw new FormatError(path, "zip64 end of central directory", "outside the file");
+    }
     const rec = await f.readAt(recOffset, 56, "zip64 end of central directory");
     const rv = new DataView(rec.buffer, rec.byteOffset, 56);
-    if (rv.getUint32(0, true) !== 0x06064b50) {
-      throw new FormatError(path, "zip64 record", "bad signature");
+    if (rv.getUint32(0, true) !== SIG_ZIP64_EOCD) {
+      throw new FormatError(path, "zip64 end of central directory", "bad signature");
     }
     count = u64(rv, 32);
     cdSize = u64(rv, 40);
@@ -72,9 +103,10 @@ export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]>
   const entries: ZipEntry[] = [];
   let o = 0;
   for (let i = 0; i < count; i++) {
-    if (o + 46 > cd.length || v.getUint32(o, true) !== 0x02014b50) {
+    if (o + 46 > cd.length || v.getUint32(o, true) !== SIG_CENTRAL) {
       throw new FormatError(path, `zip entry ${i}`, "bad central directory record");
     }
+    const flags = v.getUint16(o + 8, true);
     const method = v.getUint16(o + 10, true);
     const crc = v.getUint32(o + 16, true);
     let compressedSize = v.getUint32(o + 20, true);
@@ -83,43 +115,77 @@ export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]>
     const extraLen = v.getUint16(o + 30, true);
     const commentLen = v.getUint16(o + 32, true);
     let headerOffset = v.getUint32(o + 42, true);
-    if (o + 46 + nameLen + extraLen + commentLen > cd.length) {
-      throw new FormatError(path, `zip entry ${i}`, "record runs past the directory");
+    const recordEnd = o + 46 + nameLen + extraLen + commentLen;
+    if (recordEnd > cd.length) {
+      throw new FormatError(path, `zip entry ${i}`, "record runs past the central directory");
     }
     const name = dec.decode(cd.subarray(o + 46, o + 46 + nameLen));
-    // ZIP64 extra field: only the fields whose 32-bit value is saturated are present.
+    // ZIP64 extra field: only the fields whose 32-bit value is saturated are present, in the
+    // order uncompressed size, compressed size, local header offset.
     let e = o + 46 + nameLen;
-    const eEnd = e + extraLen;
-    while (e + 4 <= eEnd) {
-      const id = v.getUint16(e, true), len = v.getUint16(e + 2, true);
+    const extraEnd = e + extraLen;
+    while (e + 4 <= extraEnd) {
+      const id = v.getUint16(e, true);
+      const fieldEnd = Math.min(e + 4 + v.getUint16(e + 2, true), extraEnd);
       if (id === 0x0001) {
         let p = e + 4;
-        const need = (cond: boolean) => {
-          if (!cond) return false;
-          if (p + 8 > e + 4 + len) throw new FormatError(path, name, "short zip64 extra field");
-          return true;
+        const next = (): number => {
+          if (p + 8 > fieldEnd) throw new FormatError(path, name, "short zip64 extra field");
+          p += 8;
+          return u64(v, p - 8);
         };
-        if (need(size === 0xffffffff)) (size = u64(v, p), p += 8);
-        if (need(compressedSize === 0xffffffff)) (compressedSize = u64(v, p), p += 8);
-        if (need(headerOffset === 0xffffffff)) (headerOffset = u64(v, p), p += 8);
+        if (size === 0xffffffff) size = next();
+        if (compressedSize === 0xffffffff) compressedSize = next();
+        if (headerOffset === 0xffffffff) headerOffset = next();
       }
-      e += 4 + len;
+      e = fieldEnd;
     }
     if (headerOffset + 30 + compressedSize > f.size) {
       throw new FormatError(path, name, "zip entry extends past the end of the file (truncated?)");
     }
-    entries.push({ name, method, compressedSize, size, crc, headerOffset });
-    o += 46 + nameLen + extraLen + commentLen;
+    if (method === 0 && compressedSize !== size) {
+      throw new FormatError(
+        path,
+        name,
+        `stored entry declares ${compressedSize} bytes stored but ${size} bytes of content`,
+      );
+    }
+    if (method === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 1024) {
+      throw new FormatError(
+        path,
+        name,
+        `deflated entry claims ${size} bytes from ${compressedSize}: impossible ratio`,
+      );
+    }
+    entries.push({ name, method, flags, compressedSize, size, crc, headerOffset });
+    o = recordEnd;
   }
   return entries;
 }
 
-/** Offset of an entry's data, from its local header. */
+/**
+ * Offset of an entry's data, from its local header (whose name and extra lengths may differ
+ * from the central record's: torch pads the local extra field to align the data).
+ */
 export async function entryDataOffset(f: RandomAccessFile, e: ZipEntry): Promise<number> {
   const h = await f.readAt(e.headerOffset, 30, e.name);
   const v = new DataView(h.buffer, h.byteOffset, 30);
-  if (v.getUint32(0, true) !== 0x04034b50) {
+  if (v.getUint32(0, true) !== SIG_LOCAL) {
     throw new FormatError(f.path, e.name, "bad local file header signature");
+  }
+  const localFlags = v.getUint16(6, true);
+  const localCompressed = v.getUint32(18, true);
+  // Without a data descriptor (flag bit 3) the local header repeats the sizes; a disagreement
+  // means one of the two headers lies.
+  if (
+    !(localFlags & 8) && localCompressed !== 0xffffffff &&
+    localCompressed !== Math.min(e.compressedSize, 0xffffffff)
+  ) {
+    throw new FormatError(
+      f.path,
+      e.name,
+      `local header says ${localCompressed} bytes, central directory ${e.compressedSize}`,
+    );
   }
   const start = e.headerOffset + 30 + v.getUint16(26, true) + v.getUint16(28, true);
   if (start + e.compressedSize > f.size) {
@@ -132,41 +198,103 @@ export async function entryDataOffset(f: RandomAccessFile, e: ZipEntry): Promise
   return start;
 }
 
-/** The whole (decompressed) content of an entry; `limit` bounds what we accept. */
+/**
+ * Inflates a deflated entry, streaming the compressed bytes from the file in chunks, and
+ * hands each inflated chunk with its offset to `sink`; stops early once `sink` returns true.
+ * The inflated total must match the declared size (checked when the stream runs to its end).
+ */
+async function inflate(
+  f: RandomAccessFile,
+  e: ZipEntry,
+  start: number,
+  sink: (chunk: Uint8Array, at: number) => boolean,
+): Promise<void> {
+  let fed = 0;
+  const input = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    async pull(ctrl) {
+      if (fed >= e.compressedSize) return ctrl.close();
+      const n = Math.min(CHUNK, e.compressedSize - fed);
+      const chunk = await f.readAt(start + fed, n, e.name);
+      fed += n;
+      ctrl.enqueue(chunk as Uint8Array<ArrayBuffer>);
+    },
+  });
+  const reader = input.pipeThrough(new DecompressionStream("deflate-raw")).getReader();
+  let at = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (at + value.length > e.size) throw new Error("more data than the declared size");
+      const enough = sink(value, at);
+      at += value.length;
+      if (enough) return;
+    }
+    if (at !== e.size) throw new Error(`inflated to ${at} bytes, declared ${e.size}`);
+  } catch (err) {
+    if (err instanceof FormatError) throw err;
+    throw new FormatError(f.path, e.name, `corrupt deflate data (${(err as Error)?.message})`, {
+      cause: err,
+    });
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * The whole (decompressed) content of an entry. `limit` bounds the size we accept;
+ * with `checkCrc` the content is verified against the directory's CRC-32.
+ */
 export async function readEntry(
   f: RandomAccessFile,
   e: ZipEntry,
-  limit: number = 1 << 30,
+  limit: number,
+  checkCrc = false,
 ): Promise<Uint8Array> {
   if (e.size > limit) {
-    throw new FormatError(f.path, e.name, `entry of ${e.size} bytes is too large`);
+    throw new FormatError(f.path, e.name, `entry of ${e.size} bytes is larger than ${limit}`);
   }
   const start = await entryDataOffset(f, e);
-  const raw = await f.readAt(start, e.compressedSize, e.name);
+  let out: Uint8Array;
   if (e.method === 0) {
-    if (e.compressedSize !== e.size) {
-      throw new FormatError(f.path, e.name, "stored entry with differing sizes");
-    }
-    return raw;
-  }
-  if (e.method !== 8) {
+    out = await f.readAt(start, e.size, e.name);
+  } else if (e.method === 8) {
+    const buf = new Uint8Array(e.size);
+    await inflate(f, e, start, (chunk, at) => (buf.set(chunk, at), false));
+    out = buf;
+  } else {
     throw new FormatError(f.path, e.name, `unsupported zip compression method ${e.method}`);
   }
-  try {
-    const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-      new DecompressionStream("deflate-raw"),
-    );
-    const out = new Uint8Array(e.size);
-    let n = 0;
-    for await (const chunk of stream) {
-      if (n + chunk.length > e.size) throw new Error("more data than the declared size");
-      out.set(chunk, n);
-      n += chunk.length;
-    }
-    if (n !== e.size) throw new Error(`inflated to ${n} bytes, declared ${e.size}`);
-    return out;
-  } catch (err) {
-    if (err instanceof FormatError) throw err;
-    throw new FormatError(f.path, e.name, `corrupt deflate data (${(err as Error).message})`);
+  if (checkCrc && crc32(out) !== e.crc) {
+    throw new FormatError(f.path, e.name, "CRC-32 mismatch: the entry is corrupt");
   }
+  return out;
+}
+
+/**
+ * Bytes `offset .. offset+length` of a deflated entry's content, inflating only up to the end
+ * of that range and keeping only the range (peak memory ≈ `length` + one chunk).
+ */
+export async function readDeflatedRange(
+  f: RandomAccessFile,
+  e: ZipEntry,
+  offset: number,
+  length: number,
+  into: Uint8Array = new Uint8Array(length),
+): Promise<Uint8Array> {
+  if (offset + length > e.size) {
+    throw new FormatError(f.path, e.name, `needs bytes up to ${offset + length} of ${e.size}`);
+  }
+  const start = await entryDataOffset(f, e);
+  let got = 0;
+  await inflate(f, e, start, (chunk, at) => {
+    const from = Math.max(offset, at), to = Math.min(offset + length, at + chunk.length);
+    if (to > from) {
+      into.set(chunk.subarray(from - at, to - at), from - offset);
+      got += to - from;
+    }
+    return at + chunk.length >= offset + length;
+  });
+  if (got !== length) throw new FormatError(f.path, e.name, "entry ended early");
+  return into;
 }

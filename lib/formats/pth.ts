@@ -2,6 +2,14 @@
  * PyTorch checkpoints: the zip format of `torch.save` (1.6+) and the legacy format before it,
  * read through a pickle VM with a fixed allow-list of globals, so an untrusted file can never
  * run code. Tensors become byte ranges of their storages, read on demand.
+ *
+ * What comes out:
+ * - a state dict wrapped as `{"state_dict": …}`, `{"model": …}` or `{"module": …}` is
+ *   unwrapped (up to three levels); the wrapper's other entries go to `metadata`;
+ * - nested dicts that hold tensors are flattened with "." (`{"a": {"b": t}}` → `a.b`), which is
+ *   how torch names nested modules anyway;
+ * - every non-tensor value becomes a plain JSON-able value in `metadata` (tensors inside it,
+ *   e.g. optimizer state, are shown as `"<tensor F32 [2, 3]>"`).
  * @module
  */
 
@@ -9,9 +17,16 @@ import { FormatError, RwkvError } from "../errors.ts";
 import type { Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
 import { DTYPE_SIZE } from "./checkpoint.ts";
 import { RandomAccessFile } from "./_file.ts";
-import { PyDict, PyGlobal, unpickle } from "./_pickle.ts";
-import { entryDataOffset, readEntry, readZipDirectory, type ZipEntry } from "./_zip.ts";
+import { type PickleHooks, PyDict, PyGlobal, unpickle } from "./_pickle.ts";
+import {
+  entryDataOffset,
+  readDeflatedRange,
+  readEntry,
+  readZipDirectory,
+  type ZipEntry,
+} from "./_zip.ts";
 
+/** `torch.<X>Storage` → element type. `UntypedStorage` is raw bytes. */
 const STORAGE_DTYPES: Record<string, DType> = {
   DoubleStorage: "F64",
   FloatStorage: "F32",
@@ -23,8 +38,10 @@ const STORAGE_DTYPES: Record<string, DType> = {
   CharStorage: "I8",
   ByteStorage: "U8",
   BoolStorage: "BOOL",
+  UntypedStorage: "U8",
 };
 
+/** `torch.<dtype>` globals (values only: they may appear in tensor metadata). */
 const TORCH_DTYPES: Record<string, DType> = {
   float64: "F64",
   double: "F64",
@@ -44,29 +61,46 @@ const TORCH_DTYPES: Record<string, DType> = {
   bool: "BOOL",
 };
 
-/** The globals a state dict needs; every other one is refused. */
-const ALLOWED = new Set([
+/**
+ * The globals a saved state dict needs; every other one is refused by name before the pickle
+ * goes any further. None of them is executed: each "call" below is our own TypeScript.
+ * `_codecs.encode` is how protocol 2 pickles `bytes` (as `encode(str, "latin1")`).
+ */
+const ALLOWED: ReadonlySet<string> = new Set([
   "collections.OrderedDict",
   "torch._utils._rebuild_tensor",
   "torch._utils._rebuild_tensor_v2",
   "torch._utils._rebuild_parameter",
   "torch._utils._rebuild_parameter_with_state",
+  "torch._tensor._rebuild_from_type_v2",
+  "torch.nn.parameter.Parameter",
+  "torch.Tensor",
   "torch.Size",
-  "torch.storage._load_from_bytes",
   "_codecs.encode",
   ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
   ...Object.keys(TORCH_DTYPES).map((s) => `torch.${s}`),
-  "torch.UntypedStorage",
 ]);
 
-/** Where a storage's bytes are. */
-interface StorageRef {
-  readonly key: string;
-  readonly dtype: DType;
-  /** Elements in the storage (as declared by the pickle). */
-  readonly numel: number;
-  /** Extra element offset for legacy views. */
-  readonly viewOffset: number;
+/** Torch tensors have at most a few dozen dimensions; a bound keeps per-call work constant. */
+const MAX_RANK = 64;
+/** Legacy pickles are small next to the data; we never buffer more than this to parse them. */
+const MAX_LEGACY_PICKLES = 256 << 20;
+/** Torch's magic number opening a legacy file, and the protocol version after it. */
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+
+/** Where a storage's bytes are: a root storage, or (legacy) an element range of one. */
+class StorageRef {
+  constructor(
+    readonly key: string,
+    readonly dtype: DType,
+    /** Elements the pickle declares for the root storage. */
+    readonly numel: number,
+    /** Legacy views: first element of the view inside the root storage. */
+    readonly viewOffset = 0,
+    /** Legacy views: elements of the view (undefined: the whole root). */
+    readonly viewSize?: number,
+  ) {}
 }
 
 /** A tensor as the pickle describes it. */
@@ -74,8 +108,8 @@ class TensorRef {
   constructor(
     readonly storage: StorageRef,
     readonly offset: number,
-    readonly shape: number[],
-    readonly stride: number[],
+    readonly shape: readonly number[],
+    readonly stride: readonly number[],
   ) {}
 }
 
@@ -84,137 +118,211 @@ interface PthTensor extends TensorInfo {
   readonly ref: TensorRef;
 }
 
-function asInts(x: unknown, what: string, file: string): number[] {
-  if (!Array.isArray(x) || !x.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new FormatError(file, what, `expected a tuple of non-negative integers`);
+/**
+ * Work allowed for everything the pickle's values make us do (copies, walks). Shared values
+ * (memo references) let a small pickle describe a huge DAG; charging each visit against a
+ * budget proportional to the pickle's size keeps hostile input linear.
+ */
+class Budget {
+  #left: number;
+  constructor(readonly file: string, inputBytes: number) {
+    this.#left = 16 * inputBytes + 65536;
   }
-  return x as number[];
+  charge(n: number): void {
+    this.#left -= n;
+    if (this.#left < 0) {
+      throw new FormatError(
+        this.file,
+        "pickle",
+        "its values need far more work than its size allows",
+      );
+    }
+  }
 }
 
-function makeHooks(file: string, storages: Map<string, StorageRef>) {
-  return {
-    findGlobal(module: string, name: string): unknown {
-      const q = `${module}.${name}`;
-      return ALLOWED.has(q) ? new PyGlobal(module, name) : undefined;
+function asDims(x: unknown, what: string, file: string, budget: Budget): number[] {
+  if (!Array.isArray(x) || x.length > MAX_RANK) {
+    throw new FormatError(file, "pickle", `${what}: expected a tuple of at most ${MAX_RANK} ints`);
+  }
+  budget.charge(x.length);
+  if (!x.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new FormatError(file, "pickle", `${what}: expected non-negative integers`);
+  }
+  return [...x];
+}
+
+function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Budget): PickleHooks {
+  const hooks: PickleHooks = {
+    findGlobal(module, name) {
+      return ALLOWED.has(`${module}.${name}`) ? new PyGlobal(module, name) : undefined;
     },
-    call(fn: unknown, args: unknown[]): unknown {
-      if (!(fn instanceof PyGlobal)) throw new FormatError(file, "pickle", "call of a non-global");
+    call(fn, args) {
+      if (!(fn instanceof PyGlobal)) {
+        throw new FormatError(file, "pickle", "calls something that is not a global");
+      }
       switch (fn.qualified) {
-        case "collections.OrderedDict": {
-          const d = new PyDict();
-          if (Array.isArray(args[0])) { for (const kv of args[0]) d.set(kv[0], kv[1]); }
-          return d;
-        }
+        case "collections.OrderedDict":
+          // torch pickles an OrderedDict as OrderedDict() followed by SETITEMS.
+          if (args.length > 0) {
+            throw new FormatError(file, "pickle", "OrderedDict with arguments");
+          }
+          return new PyDict();
         case "torch._utils._rebuild_tensor":
         case "torch._utils._rebuild_tensor_v2": {
+          // (storage, storage_offset, size, stride, requires_grad?, backward_hooks?, metadata?)
           const [storage, offset, size, stride] = args;
-          if (!storage || typeof storage !== "object" || !("key" in storage)) {
+          if (!(storage instanceof StorageRef)) {
             throw new FormatError(file, "pickle", "tensor without a storage");
           }
           if (!Number.isSafeInteger(offset) || (offset as number) < 0) {
             throw new FormatError(file, "pickle", "bad storage offset");
           }
-          const shape = asInts(size, "tensor size", file);
-          const strides = asInts(stride, "tensor stride", file);
+          const shape = asDims(size, "tensor size", file, budget);
+          const strides = asDims(stride, "tensor stride", file, budget);
           if (shape.length !== strides.length) {
-            throw new FormatError(file, "pickle", "size and stride ranks differ");
+            throw new FormatError(file, "pickle", "tensor size and stride ranks differ");
           }
-          return new TensorRef(storage as StorageRef, offset as number, shape, strides);
+          return new TensorRef(storage, offset as number, shape, strides);
         }
         case "torch._utils._rebuild_parameter":
         case "torch._utils._rebuild_parameter_with_state":
+          // (data, requires_grad, backward_hooks[, state]): a parameter is its tensor.
           return args[0];
+        case "torch._tensor._rebuild_from_type_v2": {
+          // (func, new_type, args, state): a tensor subclass; we keep the plain tensor.
+          const [inner, , innerArgs] = args;
+          if (
+            !(inner instanceof PyGlobal) || !inner.name.startsWith("_rebuild_") ||
+            !Array.isArray(innerArgs)
+          ) {
+            throw new FormatError(file, "pickle", "bad _rebuild_from_type_v2 arguments");
+          }
+          return hooks.call(inner, innerArgs);
+        }
         case "torch.Size":
-          return Array.isArray(args[0]) ? [...args[0]] : [];
-        case "_codecs.encode":
-          return typeof args[0] === "string"
-            ? Uint8Array.from(args[0] as string, (c) => c.charCodeAt(0) & 255)
-            : args[0];
+          return asDims(args[0], "torch.Size", file, budget);
+        case "_codecs.encode": {
+          const [text, encoding] = args;
+          if (typeof text !== "string" || (encoding !== "latin1" && encoding !== "latin-1")) {
+            throw new FormatError(file, "pickle", "_codecs.encode other than latin1 text");
+          }
+          budget.charge(text.length);
+          return Uint8Array.from(text, (c) => c.charCodeAt(0) & 255);
+        }
         default:
           throw new FormatError(file, fn.qualified, "this global cannot be called");
       }
     },
-    persistentLoad(pid: unknown): unknown {
+    persistentLoad(pid) {
       // ('storage', storage_type, key, location, numel[, view_metadata])
-      if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5) {
+      if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5 || pid.length > 6) {
         throw new FormatError(file, "pickle", "unknown persistent id");
       }
       const [, type, key, , numel, view] = pid;
-      let dtype: DType | undefined;
-      if (type instanceof PyGlobal) {
-        dtype = STORAGE_DTYPES[type.name] ?? TORCH_DTYPES[type.name];
-      }
+      const dtype = type instanceof PyGlobal && type.module === "torch"
+        ? STORAGE_DTYPES[type.name] ?? TORCH_DTYPES[type.name]
+        : undefined;
       if (!dtype) throw new FormatError(file, "pickle", "storage of an unknown type");
       if (typeof key !== "string" && typeof key !== "number") {
         throw new FormatError(file, "pickle", "bad storage key");
       }
-      if (!Number.isSafeInteger(numel) || (numel as number) < 0) {
-        throw new FormatError(file, `storage ${key}`, "bad element count");
-      }
       const k = String(key);
-      let ref = storages.get(k);
-      if (!ref) {
-        ref = { key: k, dtype, numel: numel as number, viewOffset: 0 };
-        storages.set(k, ref);
+      if (!Number.isSafeInteger(numel) || (numel as number) < 0) {
+        throw new FormatError(file, `storage ${k}`, "bad element count");
       }
-      if (Array.isArray(view) && view.length === 3) {
-        // legacy view: (view_key, offset, size) into the root storage
-        return { ...ref, viewOffset: Number(view[1]) || 0 } as StorageRef;
+      let root = storages.get(k);
+      if (!root) {
+        root = new StorageRef(k, dtype, numel as number);
+        storages.set(k, root);
+      } else if (root.dtype !== dtype || root.numel !== numel) {
+        throw new FormatError(file, `storage ${k}`, "declared twice with different types or sizes");
       }
-      return ref;
+      if (view === undefined || view === null) return root;
+      // Legacy view: (view_key, offset, size) in elements of the root storage.
+      const [, offset, size] = Array.isArray(view) ? view : [];
+      if (
+        !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size < 0 ||
+        offset + size > root.numel
+      ) {
+        throw new FormatError(file, `storage ${k}`, "bad storage view");
+      }
+      return new StorageRef(k, dtype, root.numel, offset, size);
     },
   };
+  return hooks;
 }
 
 /** Plain, JSON-able version of a non-tensor value. */
-function plain(x: unknown, depth = 0): unknown {
-  if (depth > 8) return "…";
+function plain(x: unknown, budget: Budget, depth = 0): unknown {
+  budget.charge(1);
+  if (depth > 16) return "…";
   if (x instanceof PyDict) {
-    return Object.fromEntries([...x].map(([k, v]) => [String(k), plain(v, depth + 1)]));
+    return Object.fromEntries([...x].map(([k, v]) => [String(k), plain(v, budget, depth + 1)]));
   }
-  if (Array.isArray(x)) return x.map((e) => plain(e, depth + 1));
-  if (typeof x === "bigint") return x.toString();
+  if (Array.isArray(x)) return x.map((e) => plain(e, budget, depth + 1));
+  if (x instanceof TensorRef) return `<tensor ${x.storage.dtype} [${x.shape.join(", ")}]>`;
+  if (x instanceof StorageRef) return `<storage ${x.dtype} ${x.key}>`;
   if (x instanceof PyGlobal) return x.qualified;
   if (x instanceof Uint8Array) return `<${x.length} bytes>`;
+  if (typeof x === "bigint") return x.toString();
   return x;
 }
 
-/** Collects tensors (flattening nested dicts with ".") and non-tensor metadata. */
-function collect(root: unknown, file: string) {
+const WRAPPER_KEYS = ["state_dict", "model", "module"];
+const MAX_NESTING = 4;
+
+/** True when `d` holds a tensor, directly or in nested dicts. */
+function holdsTensors(d: PyDict, budget: Budget, depth = 0): boolean {
+  for (const v of d.values()) {
+    budget.charge(1);
+    if (v instanceof TensorRef) return true;
+    if (v instanceof PyDict && depth < MAX_NESTING && holdsTensors(v, budget, depth + 1)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Collects tensors (unwrapping, flattening nested dicts with ".") and non-tensor metadata. */
+function collect(root: unknown, file: string, budget: Budget) {
   if (!(root instanceof PyDict)) {
     throw new FormatError(file, "pickle", "the checkpoint is not a dict of tensors");
   }
-  let dict = root;
-  // Unwrap {"model": {...}} / {"state_dict": {...}} / {"module": {...}}.
-  for (const k of ["state_dict", "model", "module"]) {
-    const inner = dict.get(k);
-    const hasTensors = [...dict.values()].some((v) => v instanceof TensorRef);
-    if (!hasTensors && inner instanceof PyDict) {
-      dict = inner;
-      break;
-    }
-  }
   const tensors = new Map<string, TensorRef>();
   const metadata: Record<string, unknown> = {};
+  let dict = root;
+  for (let level = 0; level < 3; level++) {
+    if ([...dict.values()].some((v) => v instanceof TensorRef)) break;
+    const key = WRAPPER_KEYS.find((k) => {
+      const inner = dict.get(k);
+      return inner instanceof PyDict && holdsTensors(inner, budget);
+    });
+    if (key === undefined) break;
+    const inner = dict.get(key) as PyDict;
+    for (const [k, v] of dict) {
+      if (k !== key && !Object.hasOwn(metadata, String(k))) metadata[String(k)] = plain(v, budget);
+    }
+    dict = inner;
+  }
   const walk = (d: PyDict, prefix: string, depth: number) => {
     for (const [k, v] of d) {
+      budget.charge(1);
       const name = prefix + String(k);
-      if (v instanceof TensorRef) tensors.set(name, v);
-      else if (
-        v instanceof PyDict && depth < 4 && [...v.values()].some((x) => x instanceof TensorRef)
-      ) {
+      if (v instanceof TensorRef) {
+        if (tensors.has(name)) throw new FormatError(file, name, "two tensors with this name");
+        tensors.set(name, v);
+      } else if (v instanceof PyDict && depth < MAX_NESTING && holdsTensors(v, budget)) {
         walk(v, name + ".", depth + 1);
-      } else metadata[name] = plain(v);
+      } else {
+        metadata[name] = plain(v, budget);
+      }
     }
   };
   walk(dict, "", 0);
-  for (const [k, v] of root) {
-    if (root !== dict && !dict.has(k) && v !== dict) metadata[String(k)] = plain(v);
-  }
   return { tensors, metadata };
 }
 
-function contiguous(shape: number[], stride: number[]): boolean {
+function isContiguous(shape: readonly number[], stride: readonly number[]): boolean {
   let expect = 1;
   for (let d = shape.length - 1; d >= 0; d--) {
     if (shape[d] !== 1 && stride[d] !== expect) return false;
@@ -223,62 +331,88 @@ function contiguous(shape: number[], stride: number[]): boolean {
   return true;
 }
 
-function buildInfos(
-  file: string,
+/** Elements from a tensor's first element to its last, inclusive (its span in the storage). */
+function spanOf(ref: TensorRef): number {
+  let span = 1;
+  for (let d = 0; d < ref.shape.length; d++) span += (ref.shape[d] - 1) * ref.stride[d];
+  return span;
+}
+
+/** Checks every tensor lies inside its storage (and view), and describes it. */
+function describe(
+  file: RandomAccessFile,
   refs: Map<string, TensorRef>,
-  storageBytes: (s: StorageRef) => number,
+  rootBytes: (s: StorageRef) => number,
 ): Map<string, PthTensor> {
+  // Views with zero or overlapping strides can be larger than their storage; a legit one
+  // is a broadcast of a small tensor, a hostile one could ask for terabytes.
+  const maxBytes = 16 * file.size + (64 << 20);
   const out = new Map<string, PthTensor>();
   for (const [name, ref] of refs) {
-    const es = DTYPE_SIZE[ref.storage.dtype];
+    const s = ref.storage, es = DTYPE_SIZE[s.dtype];
     const numel = ref.shape.reduce((a, b) => a * b, 1);
-    // The furthest element the view touches must be inside the storage.
-    let last = ref.storage.viewOffset + ref.offset;
-    for (let d = 0; d < ref.shape.length; d++) {
-      if (ref.shape[d] > 0) last += (ref.shape[d] - 1) * ref.stride[d];
+    const byteLength = numel * es;
+    if (numel > 0) {
+      const end = ref.offset + spanOf(ref); // elements of the (view) storage it needs
+      const viewSize = s.viewSize ?? rootBytes(s) / es;
+      if (end > viewSize) {
+        throw new FormatError(
+          file.path,
+          name,
+          `shape [${ref.shape}] at offset ${ref.offset} needs ${end} elements of storage ` +
+            `${s.key}, which holds ${viewSize}`,
+        );
+      }
+      if (byteLength > maxBytes) {
+        throw new FormatError(file.path, name, `a ${byteLength}-byte view is implausibly large`);
+      }
     }
-    const have = storageBytes(ref.storage);
-    if (numel > 0 && (last + 1) * es > have) {
-      throw new FormatError(
-        file,
-        name,
-        `needs ${(last + 1) * es} bytes of storage ${ref.storage.key} but it holds ${have}`,
-      );
-    }
-    out.set(name, {
-      name,
-      dtype: ref.storage.dtype,
-      shape: ref.shape,
-      byteLength: numel * es,
-      ref,
-    });
+    out.set(name, { name, dtype: s.dtype, shape: ref.shape, byteLength, ref });
   }
   return out;
 }
 
-/** Gathers a strided view from the bytes of the storage span it touches. */
-function gather(src: Uint8Array, base: number, ref: TensorRef, es: number, into: Uint8Array) {
-  const shape = ref.shape, stride = ref.stride, rank = shape.length;
-  const idx = new Array(rank).fill(0);
-  const numel = shape.reduce((a, b) => a * b, 1);
-  for (let i = 0; i < numel; i++) {
-    let off = 0;
-    for (let d = 0; d < rank; d++) off += idx[d] * stride[d];
-    const s = (off + base) * es;
-    into.set(src.subarray(s, s + es), i * es);
-    for (let d = rank - 1; d >= 0; d--) {
+/** Gathers a strided view out of `src`, the bytes of the storage span it touches. */
+function gather(src: Uint8Array, ref: TensorRef, es: number, into: Uint8Array): void {
+  const rank = ref.shape.length;
+  // Copy whole rows when the innermost dimension is dense, else element by element.
+  const rowLen = rank > 0 && ref.stride[rank - 1] === 1 ? ref.shape[rank - 1] : 1;
+  const outer = rowLen > 1 ? rank - 1 : rank;
+  const shape = ref.shape.slice(0, outer), stride = ref.stride.slice(0, outer);
+  const rowBytes = rowLen * es;
+  const rows = shape.reduce((a, b) => a * b, 1);
+  const idx = new Array<number>(outer).fill(0);
+  let off = 0; // element offset of idx in the span, kept incrementally
+  for (let i = 0; i < rows; i++) {
+    const s = off * es, o = i * rowBytes;
+    if (rowBytes === es) { for (let b = 0; b < es; b++) into[o + b] = src[s + b]; }
+    else into.set(src.subarray(s, s + rowBytes), o);
+    for (let d = outer - 1; d >= 0; d--) {
+      off += stride[d];
       if (++idx[d] < shape[d]) break;
+      off -= stride[d] * shape[d];
       idx[d] = 0;
     }
   }
 }
 
-/** Reads a tensor given a reader of a storage's byte range. */
+/** Reads `length` bytes at `byteOffset` of a root storage, into `into` when given. */
+type StorageReader = (
+  s: StorageRef,
+  byteOffset: number,
+  length: number,
+  into?: Uint8Array,
+) => Promise<Uint8Array>;
+
+/**
+ * Reads a tensor: a contiguous one is one byte range of its storage (straight into `into`);
+ * any other is gathered from the span it touches.
+ */
 async function readTensor(
   t: PthTensor,
   into: Uint8Array | undefined,
   file: string,
-  readStorage: (s: StorageRef, byteOffset: number, length: number) => Promise<Uint8Array>,
+  readStorage: StorageReader,
 ): Promise<Uint8Array> {
   if (into && into.length !== t.byteLength) {
     throw new FormatError(
@@ -287,46 +421,76 @@ async function readTensor(
       `buffer of ${into.length} bytes, tensor has ${t.byteLength}`,
     );
   }
-  const ref = t.ref, es = DTYPE_SIZE[t.dtype];
-  const first = ref.storage.viewOffset + ref.offset;
   if (t.byteLength === 0) return into ?? new Uint8Array(0);
-  if (contiguous(ref.shape, ref.stride)) {
-    const bytes = await readStorage(ref.storage, first * es, t.byteLength);
-    if (into) {
-      if (bytes !== into) into.set(bytes);
-      return into;
-    }
-    return bytes;
+  const ref = t.ref, es = DTYPE_SIZE[t.dtype];
+  const first = (ref.storage.viewOffset + ref.offset) * es;
+  if (isContiguous(ref.shape, ref.stride)) {
+    return await readStorage(ref.storage, first, t.byteLength, into);
   }
-  let span = 0;
-  for (let d = 0; d < ref.shape.length; d++) span += (ref.shape[d] - 1) * ref.stride[d];
-  const src = await readStorage(ref.storage, first * es, (span + 1) * es);
+  const src = await readStorage(ref.storage, first, spanOf(ref) * es);
   const out = into ?? new Uint8Array(t.byteLength);
-  gather(src, 0, ref, es, out);
+  gather(src, ref, es, out);
   return out;
 }
 
+/** Lets typed errors through; anything else becomes a FormatError naming the file. */
 function wrap(file: string, e: unknown): never {
   if (e instanceof RwkvError) throw e;
-  throw new FormatError(file, undefined, `malformed checkpoint (${(e as Error)?.message ?? e})`);
+  throw new FormatError(file, undefined, `malformed checkpoint (${(e as Error)?.message ?? e})`, {
+    cause: e,
+  });
+}
+
+function checkpoint(
+  file: RandomAccessFile,
+  format: "pth" | "pth-legacy",
+  tensors: Map<string, PthTensor>,
+  metadata: Record<string, unknown>,
+  readStorage: StorageReader,
+): Checkpoint {
+  const path = file.path;
+  return {
+    path,
+    format,
+    tensors,
+    metadata,
+    async read(name, into) {
+      try {
+        const t = tensors.get(name);
+        if (!t) throw new FormatError(path, name, "no such tensor");
+        return await readTensor(t, into, path, readStorage);
+      } catch (e) {
+        wrap(path, e);
+      }
+    },
+    close: () => file.close(),
+  };
 }
 
 /**
- * Opens a PyTorch checkpoint (zip or legacy). Tensors are listed at once and read on demand.
+ * Opens a PyTorch checkpoint, zip (`format: "pth"`) or legacy pre-1.6 (`"pth-legacy"`).
+ * Tensors are listed at once and read on demand; only the bytes a tensor needs are read.
+ * Every problem with the file is a {@link FormatError} naming the file and the field, entry
+ * or tensor; a pickle that asks for anything but tensor-building globals is an
+ * `UnsafePickleError`, raised before anything else happens.
  * @example
  * ```ts ignore
  * const ck = await openPth("RWKV-4-Pile-169M.pth");
  * console.log(ck.tensors.get("emb.weight")); // { dtype: "BF16", shape: [50277, 768], … }
+ * const bytes = await ck.read("emb.weight");
+ * ck.close();
  * ```
  */
 export async function openPth(path: string): Promise<Checkpoint> {
-  const file = await RandomAccessFile.open(path);
+  let file: RandomAccessFile | undefined;
   try {
+    file = await RandomAccessFile.open(path);
     const head = await file.readAt(0, Math.min(4, file.size), "header");
     if (head[0] === 0x50 && head[1] === 0x4b) return await openZip(file);
-    return await openLegacy(file);
+    if (head[0] === 0x80) return await openLegacy(file);
+    throw new FormatError(path, "header", "neither a torch zip nor a legacy torch pickle");
   } catch (e) {
-    file.close();
+    file?.close();
     wrap(path, e);
   }
 }
@@ -340,104 +504,115 @@ async function openZip(file: RandomAccessFile): Promise<Checkpoint> {
   }
   const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
   const byName = new Map(entries.map((e) => [e.name, e]));
-  const storages = new Map<string, StorageRef>();
-  const pickle = await readEntry(file, pkl, Math.min(file.size * 64, 1 << 30));
-  const { value } = unpickle(pickle, makeHooks(path, storages), path);
-  const { tensors: refs, metadata } = collect(value, path);
-  const entryOf = (s: StorageRef): ZipEntry => {
-    const e = byName.get(`${prefix}data/${s.key}`);
-    if (!e) throw new FormatError(path, `${prefix}data/${s.key}`, "storage entry missing");
-    return e;
-  };
-  // The entry must hold the whole storage the pickle declares: a lying size is caught here.
-  for (const s of storages.values()) {
-    const e = entryOf(s);
-    const need = s.numel * DTYPE_SIZE[s.dtype];
-    if (e.size < need) {
-      throw new FormatError(path, e.name, `entry holds ${e.size} bytes, storage needs ${need}`);
-    }
-    if (e.method === 0 && e.compressedSize !== e.size) {
-      throw new FormatError(path, e.name, "stored entry with differing sizes");
+  // torch ≥ 2.1 records the byte order of the storages; we read little-endian only.
+  const order = byName.get(`${prefix}byteorder`);
+  if (order) {
+    const text = new TextDecoder().decode(await readEntry(file, order, 64)).trim();
+    if (text !== "little") {
+      throw new FormatError(path, order.name, `storages are ${text}-endian; only little is read`);
     }
   }
-  const tensors = buildInfos(path, refs, (s) => s.numel * DTYPE_SIZE[s.dtype]);
+  const pickle = await readEntry(file, pkl, Math.min(file.size * 64, 1 << 30), true);
+  const storages = new Map<string, StorageRef>();
+  const budget = new Budget(path, pickle.length);
+  const { value } = unpickle(pickle, pickleHooks(path, storages, budget), path);
+  const { tensors: refs, metadata } = collect(value, path, budget);
+  // Each storage's entry must hold exactly the bytes the pickle declares: a zip entry whose
+  // size lies is caught here, before any read.
+  const entryOf = new Map<string, ZipEntry>();
+  for (const s of storages.values()) {
+    const name = `${prefix}data/${s.key}`;
+    const e = byName.get(name);
+    if (!e) throw new FormatError(path, name, "storage entry missing from the archive");
+    const need = s.numel * DTYPE_SIZE[s.dtype];
+    if (e.size !== need) {
+      throw new FormatError(path, e.name, `entry holds ${e.size} bytes, storage needs ${need}`);
+    }
+    if (e.method !== 0 && e.method !== 8) {
+      throw new FormatError(path, e.name, `unsupported zip compression method ${e.method}`);
+    }
+    entryOf.set(s.key, e);
+  }
+  const tensors = describe(file, refs, (s) => s.numel * DTYPE_SIZE[s.dtype]);
   const dataStart = new Map<string, number>();
-  return {
-    path,
-    format: "pth",
-    tensors,
-    metadata,
-    read(name, into) {
-      const t = tensors.get(name);
-      if (!t) return Promise.reject(new FormatError(path, name, "no such tensor"));
-      return readTensor(t, into, path, async (s, off, len) => {
-        const e = entryOf(s);
-        if (e.method === 0) {
-          let start = dataStart.get(e.name);
-          if (start === undefined) {
-            start = await entryDataOffset(file, e);
-            dataStart.set(e.name, start);
-          }
-          if (into && len === into.length) return await file.readAt(start + off, into, name);
-          return await file.readAt(start + off, len, name);
-        }
-        const all = await readEntry(file, e, Number.MAX_SAFE_INTEGER);
-        return all.subarray(off, off + len);
-      }).catch((e) => wrap(path, e));
-    },
-    close: () => file.close(),
-  };
+  return checkpoint(file, "pth", tensors, metadata, async (s, off, len, into) => {
+    const e = entryOf.get(s.key)!;
+    if (e.method === 8) return await readDeflatedRange(file, e, off, len, into);
+    let start = dataStart.get(e.name);
+    if (start === undefined) {
+      start = await entryDataOffset(file, e);
+      dataStart.set(e.name, start);
+    }
+    return await file.readAt(start + off, into ?? len, e.name);
+  });
 }
 
-/** Legacy (pre-1.6) format: pickles back to back, then each storage's count and bytes. */
+/**
+ * Legacy (pre-1.6) format: pickles back to back (magic number, protocol version, sys info,
+ * the object, the storage keys), then for each key an 8-byte element count and the raw data.
+ */
 async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
   const path = file.path;
-  // The pickles are small next to the data; read a bounded prefix and grow if needed.
-  let prefixLen = Math.min(file.size, 1 << 20);
-  let bytes = await file.readAt(0, prefixLen, "pickle");
   const storages = new Map<string, StorageRef>();
-  const parse = () => {
-    storages.clear();
-    const none = {
-      findGlobal: () => undefined,
-      call: () => undefined,
-      persistentLoad: () => undefined,
-    };
-    const magic = unpickle(bytes, none, path, 0);
-    if (magic.value !== 0x1950a86a20f9469cfc6cn && magic.value !== 0x1950a86a20f9469cfc6c) {
-      throw new FormatError(path, "magic number", "not a PyTorch legacy checkpoint");
-    }
-    const proto = unpickle(bytes, none, path, magic.end);
-    const sys = unpickle(bytes, { ...none, call: () => null }, path, proto.end);
-    const main = unpickle(bytes, makeHooks(path, storages), path, sys.end);
-    const keys = unpickle(bytes, none, path, main.end);
-    return { main: main.value, keys: keys.value, dataStart: keys.end };
+  const noGlobals: PickleHooks = {
+    findGlobal: () => undefined,
+    call: () => undefined,
+    persistentLoad: () => {
+      throw new FormatError(path, "pickle", "persistent id outside the main pickle");
+    },
   };
-  let parsed;
+  const parse = (bytes: Uint8Array) => {
+    storages.clear();
+    const magic = unpickle(bytes, noGlobals, path, 0);
+    if (magic.value !== LEGACY_MAGIC) {
+      throw new FormatError(path, "magic number", "not a PyTorch checkpoint");
+    }
+    const proto = unpickle(bytes, noGlobals, path, magic.end);
+    if (proto.value !== LEGACY_PROTOCOL) {
+      throw new FormatError(path, "protocol version", `${proto.value}, expected 1001`);
+    }
+    const sys = unpickle(bytes, noGlobals, path, proto.end);
+    if (!(sys.value instanceof PyDict) || sys.value.get("little_endian") !== true) {
+      throw new FormatError(path, "sys info", "not saved on a little-endian machine");
+    }
+    const budget = new Budget(path, bytes.length);
+    const main = unpickle(bytes, pickleHooks(path, storages, budget), path, sys.end);
+    const keys = unpickle(bytes, noGlobals, path, main.end);
+    return { main: main.value, keys: keys.value, dataStart: keys.end, budget };
+  };
+  // Read a prefix and grow it only while the pickles run past it.
+  let prefixLen = Math.min(file.size, 1 << 20);
+  let parsed: ReturnType<typeof parse>;
   for (;;) {
     try {
-      parsed = parse();
+      parsed = parse(await file.readAt(0, prefixLen, "pickle"));
       break;
     } catch (e) {
       const truncated = e instanceof FormatError && /truncated/.test(e.message);
-      if (!truncated || prefixLen >= file.size) throw e;
-      prefixLen = Math.min(file.size, prefixLen * 4);
-      bytes = await file.readAt(0, prefixLen, "pickle");
+      if (!truncated || prefixLen >= Math.min(file.size, MAX_LEGACY_PICKLES)) throw e;
+      prefixLen = Math.min(file.size, MAX_LEGACY_PICKLES, prefixLen * 4);
     }
   }
   if (!Array.isArray(parsed.keys)) throw new FormatError(path, "storage keys", "not a list");
-  // Walk the storages: each is an 8-byte element count followed by its data.
+  // Walk the storages in the listed order: each is its element count, then its data.
   const offsets = new Map<string, number>();
-  const sizes = new Map<string, number>();
   let pos = parsed.dataStart;
   for (const k of parsed.keys as unknown[]) {
     const key = String(k);
     const s = storages.get(key);
     if (!s) throw new FormatError(path, `storage ${key}`, "listed but never used");
-    const cnt = await file.readAt(pos, 8, `storage ${key} size`);
-    const n = Number(new DataView(cnt.buffer, cnt.byteOffset, 8).getBigUint64(0, true));
-    const len = n * DTYPE_SIZE[s.dtype];
-    if (!Number.isSafeInteger(len) || pos + 8 + len > file.size) {
+    if (offsets.has(key)) throw new FormatError(path, `storage ${key}`, "listed twice");
+    const head = await file.readAt(pos, 8, `storage ${key} size`);
+    const count = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (count !== BigInt(s.numel)) {
+      throw new FormatError(
+        path,
+        `storage ${key}`,
+        `file holds ${count} elements, pickle declares ${s.numel}`,
+      );
+    }
+    const len = s.numel * DTYPE_SIZE[s.dtype];
+    if (pos + 8 + len > file.size) {
       throw new FormatError(
         path,
         `storage ${key}`,
@@ -445,29 +620,15 @@ async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
       );
     }
     offsets.set(key, pos + 8);
-    sizes.set(key, len);
     pos += 8 + len;
   }
-  const { tensors: refs, metadata } = collect(parsed.main, path);
   for (const s of storages.values()) {
     if (!offsets.has(s.key)) throw new FormatError(path, `storage ${s.key}`, "data missing");
   }
-  const tensors = buildInfos(path, refs, (s) => sizes.get(s.key) ?? 0);
-  return {
-    path,
-    format: "pth-legacy",
-    tensors,
-    metadata,
-    read(name, into) {
-      const t = tensors.get(name);
-      if (!t) return Promise.reject(new FormatError(path, name, "no such tensor"));
-      return readTensor(t, into, path, (s, off, len) => {
-        const start = offsets.get(s.key)! + off;
-        return into && len === into.length
-          ? file.readAt(start, into, name)
-          : file.readAt(start, len, name);
-      }).catch((e) => wrap(path, e));
-    },
-    close: () => file.close(),
-  };
+  const { tensors: refs, metadata } = collect(parsed.main, path, parsed.budget);
+  const tensors = describe(file, refs, (s) => s.numel * DTYPE_SIZE[s.dtype]);
+  return checkpoint(file, "pth-legacy", tensors, metadata, (s, off, len, into) => {
+    const start = offsets.get(s.key)! + off;
+    return file.readAt(start, into ?? len, s.key);
+  });
 }
