@@ -4,7 +4,7 @@
  */
 
 import { UsageError } from "../lib/errors.ts";
-import type { Checkpoint, DType } from "../lib/formats/checkpoint.ts";
+import { type Checkpoint, type DType, DTYPE_SIZE } from "../lib/formats/checkpoint.ts";
 import { fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
 import { writeSafetensors } from "../lib/formats/safetensors.ts";
 
@@ -16,6 +16,17 @@ export interface ConvertOptions {
   force?: boolean;
   /** Bytes written so far of the total. */
   onProgress?: (done: number, total: number, name: string) => void;
+}
+
+/** Casts float tensor bytes chunk by chunk (bounded temporary memory). */
+function castChunked(src: Uint8Array, from: DType, dst: Uint8Array, to: "F32" | "F16" | "BF16") {
+  const es = DTYPE_SIZE[from], ed = DTYPE_SIZE[to];
+  const n = src.length / es, CH = 1 << 20;
+  for (let i = 0; i < n; i += CH) {
+    const m = Math.min(CH, n - i);
+    const f = toFloat32(src.subarray(i * es, (i + m) * es), from);
+    dst.set(fromFloat32(f, to), i * ed);
+  }
 }
 
 const FLOATS: ReadonlySet<DType> = new Set(["F32", "F16", "BF16", "F64"]);
@@ -44,6 +55,15 @@ export async function convertToSafetensors(
     format: "pt",
     source: ck.path.split("/").pop() ?? ck.path,
   };
+  // One buffer for the largest tensor, reused: peak memory stays near the largest tensor
+  // instead of growing with garbage the collector has not reclaimed yet.
+  let largest = 0, mostElements = 0;
+  for (const t of ck.tensors.values()) {
+    largest = Math.max(largest, t.byteLength);
+    mostElements = Math.max(mostElements, t.byteLength / DTYPE_SIZE[t.dtype]);
+  }
+  const raw = new Uint8Array(largest);
+  let cast: Uint8Array | undefined;
   const tensors = [...ck.tensors.values()].map((t) => {
     const dtype: DType = target && FLOATS.has(t.dtype) ? target : t.dtype;
     return {
@@ -51,9 +71,13 @@ export async function convertToSafetensors(
       dtype,
       shape: t.shape,
       data: async () => {
-        const raw = await ck.read(t.name);
-        if (dtype === t.dtype) return raw;
-        return fromFloat32(toFloat32(raw, t.dtype), dtype as "F32" | "F16" | "BF16");
+        const bytes = await ck.read(t.name, raw.subarray(0, t.byteLength));
+        if (dtype === t.dtype) return bytes;
+        const n = t.byteLength / DTYPE_SIZE[t.dtype];
+        cast ??= new Uint8Array(mostElements * 4); // room for the widest cast (f32)
+        const outBytes = cast.subarray(0, n * DTYPE_SIZE[dtype]);
+        castChunked(bytes, t.dtype, outBytes, dtype as "F32" | "F16" | "BF16");
+        return outBytes;
       },
     };
   });
