@@ -33,6 +33,8 @@ export {
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "./lib/formats/dtype.ts";
 export { type ConvertOptions, convertToSafetensors } from "./convert/safetensors.ts";
 export { generate, type GenerateOptions, type GenerateStats } from "./lib/generate.ts";
+export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
+export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
 export { Sampler, type SamplerOptions } from "./lib/sample.ts";
 export { findTokenizerFor, loadTokenizer, type Tokenizer } from "./lib/tokenizer/mod.ts";
 export {

@@ -8,7 +8,13 @@ import { type Checkpoint, type DType, DTYPE_SIZE } from "../lib/formats/checkpoi
 import { fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
 import { writeSafetensors } from "../lib/formats/safetensors.ts";
 
-/** Options of {@link convertToSafetensors}. */
+/**
+ * Options of {@link convertToSafetensors}.
+ * @example
+ * ```ts ignore
+ * await convertToSafetensors(ck, "out.safetensors", { dtype: "bf16", force: true });
+ * ```
+ */
 export interface ConvertOptions {
   /** Cast every float tensor to this dtype (default: keep each tensor's own). */
   dtype?: "f32" | "f16" | "bf16";

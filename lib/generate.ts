@@ -9,7 +9,13 @@ import type { State } from "./model/state.ts";
 import { Sampler, type SamplerOptions } from "./sample.ts";
 import type { Tokenizer } from "./tokenizer/mod.ts";
 
-/** Options of {@link generate}: sampling plus limits. */
+/**
+ * Options of {@link generate}: sampling plus limits.
+ * @example
+ * ```ts ignore
+ * const opts: GenerateOptions = { maxTokens: 100, temperature: 0.8, stop: ["\n\n"], seed: 1 };
+ * ```
+ */
 export interface GenerateOptions extends SamplerOptions {
   /** Most tokens to generate (default 200). */
   maxTokens?: number;
@@ -28,7 +34,16 @@ export interface GenerateOptions extends SamplerOptions {
   onStats?: (stats: GenerateStats) => void;
 }
 
-/** What a generation did. */
+/**
+ * What a generation did.
+ * @example
+ * ```ts ignore
+ * const it = generate(model, tokenizer, "Hi");
+ * let r = await it.next();
+ * while (!r.done) r = await it.next();
+ * console.log(r.value.tokensPerSecond);
+ * ```
+ */
 export interface GenerateStats {
   promptTokens: number;
   generatedTokens: number;

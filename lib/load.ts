@@ -8,7 +8,14 @@ import { openCheckpoint } from "./formats/open.ts";
 import { createReferenceModel, type Model } from "./model/model.ts";
 import type { WeightDType } from "./model/weights.ts";
 
-/** Options of {@link loadModel}. */
+/**
+ * Options of {@link loadModel}.
+ * @example
+ * ```ts ignore
+ * const opts: LoadModelOptions = { dtype: "q8", threads: 2 };
+ * const model = await loadModel("model.pth", opts);
+ * ```
+ */
 export interface LoadModelOptions {
   /**
    * Storage of the large matrices: `auto` (default: the checkpoint's own float type), `f32`,

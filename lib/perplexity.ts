@@ -8,7 +8,13 @@ import { UsageError } from "./errors.ts";
 import type { Model } from "./model/model.ts";
 import type { Tokenizer } from "./tokenizer/mod.ts";
 
-/** Options of {@link perplexity}. */
+/**
+ * Options of {@link perplexity}.
+ * @example
+ * ```ts ignore
+ * await perplexity(model, tokenizer, text, { ctx: 256, onProgress: (d, t) => console.log(d, t) });
+ * ```
+ */
 export interface PerplexityOptions {
   /** Tokens per window (default 512). */
   ctx?: number;
@@ -16,7 +22,13 @@ export interface PerplexityOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-/** What {@link perplexity} measured. */
+/**
+ * What {@link perplexity} measured.
+ * @example
+ * ```ts ignore
+ * const { perplexity: ppl, bitsPerByte } = await perplexity(model, tokenizer, text);
+ * ```
+ */
 export interface PerplexityResult {
   /** exp(mean negative log-likelihood per scored token). */
   perplexity: number;

@@ -10,7 +10,13 @@
 
 import { UsageError } from "./errors.ts";
 
-/** Sampling settings. Defaults follow ChatRWKV's chat settings. */
+/**
+ * Sampling settings. Defaults follow ChatRWKV's chat settings.
+ * @example
+ * ```ts ignore
+ * const sampler = new Sampler({ temperature: 1, topP: 0.85, presencePenalty: 0.4, seed: 7 });
+ * ```
+ */
 export interface SamplerOptions {
   /** 0 = greedy; default 1. */
   temperature?: number;

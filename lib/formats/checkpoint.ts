@@ -4,7 +4,14 @@
  * @module
  */
 
-/** Element types, named as SafeTensors names them. */
+/**
+ * Element types, named as SafeTensors names them.
+ * @example
+ * ```ts ignore
+ * const t = checkpoint.tensors.get("emb.weight")!;
+ * if (t.dtype === "BF16") console.log("bfloat16 weights");
+ * ```
+ */
 export type DType =
   | "F64"
   | "F32"
@@ -36,7 +43,13 @@ export function isDType(s: unknown): s is DType {
   return typeof s === "string" && Object.hasOwn(DTYPE_SIZE, s);
 }
 
-/** What a checkpoint says of one tensor, before any of its data is read. */
+/**
+ * What a checkpoint says of one tensor, before any of its data is read.
+ * @example
+ * ```ts ignore
+ * for (const t of checkpoint.tensors.values()) console.log(t.name, t.dtype, t.shape, t.byteLength);
+ * ```
+ */
 export interface TensorInfo {
   /** Full name, e.g. `blocks.0.att.key.weight`. */
   readonly name: string;
@@ -48,10 +61,25 @@ export interface TensorInfo {
   readonly byteLength: number;
 }
 
-/** The container a checkpoint was read from. */
+/**
+ * The container a checkpoint was read from.
+ * @example
+ * ```ts ignore
+ * const ck = await openCheckpoint("model.pth");
+ * console.log(ck.format); // "pth"
+ * ```
+ */
 export type CheckpointFormat = "safetensors" | "pth" | "pth-legacy" | "rwkv.cpp";
 
-/** An open checkpoint: lists tensors without reading them, reads each one on demand. */
+/**
+ * An open checkpoint: lists tensors without reading them, reads each one on demand.
+ * @example
+ * ```ts ignore
+ * const ck: Checkpoint = await openCheckpoint("model.pth");
+ * const bytes = await ck.read("head.weight");
+ * ck.close();
+ * ```
+ */
 export interface Checkpoint {
   /** The file it was opened from. */
   readonly path: string;

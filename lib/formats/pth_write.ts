@@ -198,7 +198,13 @@ function centralDirectory(entries: Entry[], cdStart: number): Uint8Array {
   return out;
 }
 
-/** Options of {@link writePth}. */
+/**
+ * Options of {@link writePth}.
+ * @example
+ * ```ts ignore
+ * await writePth("out.pth", tensors, { prefix: "model", overwrite: true });
+ * ```
+ */
 export interface WritePthOptions {
   /** Folder name inside the archive (torch uses the file's stem; default `archive`). */
   prefix?: string;

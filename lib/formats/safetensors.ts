@@ -176,7 +176,13 @@ export async function openSafetensors(path: string): Promise<SafetensorsCheckpoi
   }
 }
 
-/** One tensor to write: its bytes are produced only when the writer gets to it. */
+/**
+ * One tensor to write: its bytes are produced only when the writer gets to it.
+ * @example
+ * ```ts ignore
+ * const t: TensorToWrite = { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(8) };
+ * ```
+ */
 export interface TensorToWrite {
   readonly name: string;
   readonly dtype: DType;
@@ -185,7 +191,13 @@ export interface TensorToWrite {
   data(): Promise<Uint8Array> | Uint8Array;
 }
 
-/** Options of {@link writeSafetensors}. */
+/**
+ * Options of {@link writeSafetensors}.
+ * @example
+ * ```ts ignore
+ * await writeSafetensors("out.safetensors", tensors, { metadata: { format: "pt" }, overwrite: true });
+ * ```
+ */
 export interface WriteSafetensorsOptions {
   /** Strings stored as `__metadata__`. */
   metadata?: Record<string, string>;

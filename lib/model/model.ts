@@ -16,7 +16,13 @@ import { createRunnerV6 } from "./v6.ts";
 import { createRunnerV7 } from "./v7.ts";
 import { loadWeights, type WeightDType, type Weights } from "./weights.ts";
 
-/** What a loaded model is. */
+/**
+ * What a loaded model is.
+ * @example
+ * ```ts ignore
+ * const { version, layers, embd, dtype } = model.info; // "7", 12, 768, "bf16"
+ * ```
+ */
 export interface ModelInfo {
   /** RWKV version as the official package names it ("4", "5.2", "7", …). */
   readonly version: RwkvVersion;

@@ -7,10 +7,23 @@
 import { ModelError } from "../errors.ts";
 import type { TensorInfo } from "../formats/checkpoint.ts";
 
-/** RWKV architecture versions, named as the official package names them. */
+/**
+ * RWKV architecture versions, named as the official package names them.
+ * @example
+ * ```ts ignore
+ * if (model.info.version === "7") console.log("Goose");
+ * ```
+ */
 export type RwkvVersion = "4" | "5.0" | "5.1" | "5.2" | "6" | "7";
 
-/** The shape of a model. */
+/**
+ * The shape of a model.
+ * @example
+ * ```ts ignore
+ * const spec: ModelSpec = detectSpec(checkpoint.tensors);
+ * console.log(spec.version, spec.heads, spec.headSize);
+ * ```
+ */
 export interface ModelSpec {
   readonly version: RwkvVersion;
   /** Number of blocks. */

@@ -6,7 +6,13 @@
  * @module
  */
 
-/** How a matrix's values are stored. */
+/**
+ * How a matrix's values are stored.
+ * @example
+ * ```ts ignore
+ * const stored: StorageDType = model.info.dtype; // e.g. "bf16"
+ * ```
+ */
 export type StorageDType = "f32" | "bf16" | "f16" | "q8" | "q4";
 
 /** Serializable description of a matrix (rows × cols, row-major) in the arena. */

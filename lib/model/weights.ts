@@ -21,7 +21,14 @@ import {
   viewMatrix,
 } from "./tensor.ts";
 
-/** Storage asked for the large matrices: `auto` keeps the checkpoint's own float type. */
+/**
+ * Storage asked for the large matrices: `auto` keeps the checkpoint's own float type.
+ * @example
+ * ```ts ignore
+ * const dtype: WeightDType = "q4";
+ * await loadModel("model.pth", { dtype });
+ * ```
+ */
 export type WeightDType = "auto" | StorageDType;
 
 /** Where one loaded tensor lives in the arena. */

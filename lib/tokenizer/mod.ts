@@ -10,7 +10,14 @@ import { WorldTokenizer } from "./world.ts";
 
 export { ByteTokenizer, HfTokenizer, WorldTokenizer };
 
-/** Text ↔ token ids. */
+/**
+ * Text ↔ token ids.
+ * @example
+ * ```ts ignore
+ * const tok: Tokenizer = await loadTokenizer("bytes");
+ * tok.decode(tok.encode("hi")); // "hi"
+ * ```
+ */
 export interface Tokenizer {
   /** Which kind of tokenizer it is. */
   readonly kind: "world" | "hf" | "bytes";
