@@ -7,6 +7,8 @@
 
 import { FormatError, UnsafePickleError } from "../errors.ts";
 
+const MAX_LINE = 256;
+
 /** A Python dict (insertion ordered; keys are strings or numbers in torch checkpoints). */
 export class PyDict extends Map<unknown, unknown> {
   /** State set by BUILD (e.g. an OrderedDict's `_metadata`), kept and ignored. */
@@ -62,8 +64,11 @@ export function unpickle(
   const i32 = () => (need(4), p += 4, v.getInt32(p - 4, true));
   const take = (n: number) => (need(n), p += n, bytes.subarray(p - n, p));
   const line = () => {
-    const e = bytes.indexOf(0x0a, p);
-    if (e < 0) fail("truncated pickle line");
+    // GLOBAL lines name a module and an attribute: short. A bound keeps garbage out of errors.
+    const e = bytes.subarray(p, p + MAX_LINE + 1).indexOf(0x0a) + p;
+    if (e < p) {
+      fail(p + MAX_LINE < bytes.length ? "pickle text line too long" : "truncated pickle line");
+    }
     const s = dec.decode(bytes.subarray(p, e));
     p = e + 1;
     return s;

@@ -207,7 +207,9 @@ function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Bu
             throw new FormatError(file, "pickle", "_codecs.encode other than latin1 text");
           }
           budget.charge(text.length);
-          return Uint8Array.from(text, (c) => c.charCodeAt(0) & 255);
+          const bytes = new Uint8Array(text.length);
+          for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+          return bytes;
         }
         default:
           throw new FormatError(file, fn.qualified, "this global cannot be called");
