@@ -5,6 +5,7 @@
 
 import { UsageError } from "./errors.ts";
 import { openCheckpoint } from "./formats/open.ts";
+import { createFastModel } from "./fast/pool.ts";
 import { createReferenceModel, type Model } from "./model/model.ts";
 import type { WeightDType } from "./model/weights.ts";
 
@@ -58,9 +59,15 @@ export async function loadModel(
   options: LoadModelOptions = {},
 ): Promise<Model> {
   const path = toPath(pathOrUrl);
+  const engine = options.engine ?? "auto";
+  if (!["auto", "fast", "reference"].includes(engine)) {
+    throw new UsageError(`engine must be auto, fast or reference, not ${engine}`);
+  }
   const ck = await openCheckpoint(path);
   try {
-    return await createReferenceModel(ck, options);
+    return engine === "reference"
+      ? await createReferenceModel(ck, options)
+      : await createFastModel(ck, options);
   } finally {
     ck.close();
   }

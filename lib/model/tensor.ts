@@ -63,7 +63,7 @@ const ALIGN = 64;
  */
 export class Arena {
   readonly memory: WebAssembly.Memory;
-  readonly buffer: SharedArrayBuffer;
+  buffer: SharedArrayBuffer;
   #top: number;
 
   /** Creates an arena of at least `bytes` (plus `reserveStart` bytes kept free at offset 0). */
@@ -75,9 +75,25 @@ export class Arena {
           `4 GiB a WebAssembly memory can address: choose a smaller dtype (bf16, q8, q4)`,
       );
     }
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    // The maximum is the whole 4 GiB: only address space is reserved, and the engine grows the
+    // memory once after loading to add its activation buffers.
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true });
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.#top = reserveStart;
+  }
+
+  /** Grows the memory so that `bytes` more can be allocated; views made before stay valid. */
+  reserve(bytes: number): void {
+    const need = Math.ceil(this.#top / ALIGN) * ALIGN + bytes + ALIGN;
+    const have = this.memory.buffer.byteLength;
+    if (need > have) {
+      const pages = Math.ceil((need - have) / PAGE);
+      if (have / PAGE + pages > 65536) {
+        throw new RangeError("the model and its buffers need more than 4 GiB of memory");
+      }
+      this.memory.grow(pages);
+    }
+    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
   }
 
   /** Wraps an existing memory (in a Worker): no allocation. */

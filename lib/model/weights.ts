@@ -182,7 +182,9 @@ export async function loadWeights(
     const count = info.shape.reduce((a, b) => a * b, 1);
     let p: Plan;
     if (name === "emb.weight") {
-      const dtype: StorageDType = requested === "f32" || mainDtype === "f32" ? "f32" : "bf16";
+      // The layer-normed embedding is a float result: keep it exact (as the official package
+      // does) unless the model is quantized, where bf16 rows halve its memory.
+      const dtype: StorageDType = mainDtype === "q8" || mainDtype === "q4" ? "bf16" : "f32";
       p = { name, info, kind: "emb", dtype, rows: info.shape[0], cols: info.shape[1], count };
     } else if (isLargeMatrix(name, info.shape)) {
       const [rows, cols] = sq;

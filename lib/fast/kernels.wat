@@ -1,0 +1,248 @@
+;; Matrix kernels of the RWKV engine: y[t·rows + r] = W[r,:] · x[t,:] for rows r0 ≤ r < r1 and
+;; tokens t < T. W is row-major (rows × cols). Each row is read once from memory and reused
+;; from cache for every token. These are the hot functions: nearly all decode time is here.
+(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; horizontal sum of an f32x4
+  (func $hsum (param $v v128) (result f32)
+    (f32.add
+      (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
+      (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
+
+  ;; ---- f32 weights: 16 values per step in four independent accumulators ----
+  (func (export "mm_f32") (param $w i32) (param $x i32) (param $y i32) (param $rows i32)
+        (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $t i32) (local $i i32) (local $wr i32) (local $xt i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $s f32)
+    (local $n16 i32)
+    (local.set $n16 (i32.and (local.get $cols) (i32.const -16)))
+    (local.set $r (local.get $r0))
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $wr (i32.add (local.get $w) (i32.shl (i32.mul (local.get $r) (local.get $cols)) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $xt (i32.add (local.get $x) (i32.shl (i32.mul (local.get $t) (local.get $cols)) (i32.const 2))))
+        (local.set $a0 (v128.const i32x4 0 0 0 0))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $i_done (loop $i_loop
+          (br_if $i_done (i32.ge_u (local.get $i) (local.get $n16)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (v128.load offset=0 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 2))))
+            (v128.load offset=0 (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (v128.load offset=16 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 2))))
+            (v128.load offset=16 (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (v128.load offset=32 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 2))))
+            (v128.load offset=32 (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (v128.load offset=48 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 2))))
+            (v128.load offset=48 (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 16)))
+          (br $i_loop)))
+        (local.set $s (call $hsum (f32x4.add (f32x4.add (local.get $a0) (local.get $a1))
+                                             (f32x4.add (local.get $a2) (local.get $a3)))))
+        (block $tail_done (loop $tail
+          (br_if $tail_done (i32.ge_u (local.get $i) (local.get $cols)))
+          (local.set $s (f32.add (local.get $s) (f32.mul
+            (f32.load (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 2))))
+            (f32.load (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $tail)))
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2))) (local.get $s))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $t_loop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop))))
+
+  ;; ---- bf16 weights: 16 values per step; a bf16 is the top half of an f32 ----
+  (func (export "mm_bf16") (param $w i32) (param $x i32) (param $y i32) (param $rows i32)
+        (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $t i32) (local $i i32) (local $wr i32) (local $xt i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $s f32)
+    (local $n16 i32) (local $v0 v128) (local $v1 v128) (local $xp i32)
+    (local.set $n16 (i32.and (local.get $cols) (i32.const -16)))
+    (local.set $r (local.get $r0))
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $wr (i32.add (local.get $w) (i32.shl (i32.mul (local.get $r) (local.get $cols)) (i32.const 1))))
+      (local.set $t (i32.const 0))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $xt (i32.add (local.get $x) (i32.shl (i32.mul (local.get $t) (local.get $cols)) (i32.const 2))))
+        (local.set $a0 (v128.const i32x4 0 0 0 0))
+        (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0))
+        (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $i (i32.const 0))
+        (block $i_done (loop $i_loop
+          (br_if $i_done (i32.ge_u (local.get $i) (local.get $n16)))
+          (local.set $v0 (v128.load offset=0 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1)))))
+          (local.set $v1 (v128.load offset=16 (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1)))))
+          (local.set $xp (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul
+            (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v0)) (i32.const 16))
+            (v128.load offset=0 (local.get $xp)))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul
+            (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v0)) (i32.const 16))
+            (v128.load offset=16 (local.get $xp)))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul
+            (i32x4.shl (i32x4.extend_low_i16x8_u (local.get $v1)) (i32.const 16))
+            (v128.load offset=32 (local.get $xp)))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul
+            (i32x4.shl (i32x4.extend_high_i16x8_u (local.get $v1)) (i32.const 16))
+            (v128.load offset=48 (local.get $xp)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 16)))
+          (br $i_loop)))
+        (local.set $s (call $hsum (f32x4.add (f32x4.add (local.get $a0) (local.get $a1))
+                                             (f32x4.add (local.get $a2) (local.get $a3)))))
+        (block $tail_done (loop $tail
+          (br_if $tail_done (i32.ge_u (local.get $i) (local.get $cols)))
+          (local.set $s (f32.add (local.get $s) (f32.mul
+            (f32.reinterpret_i32 (i32.shl (i32.load16_u (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1)))) (i32.const 16)))
+            (f32.load (i32.add (local.get $xt) (i32.shl (local.get $i) (i32.const 2)))))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $tail)))
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2))) (local.get $s))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $t_loop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop))))
+
+  ;; ---- activation quantization for the integer kernels: per block of 32, scale to ±63 and
+  ;; store q + 64 (1..127): i32x4.relaxed_dot_i8x16_i7x16_add_s wants its second operand in
+  ;; 0..127 (x86 runs it as pmaddubsw, unsigned × signed). The kernels subtract 64·Σw. ----
+  (func (export "quant_x") (param $x i32) (param $xq i32) (param $xs i32) (param $n i32)
+    (local $b i32) (local $i i32) (local $amax f32) (local $v f32) (local $d f32) (local $id f32)
+    (local $nb i32)
+    (local.set $nb (i32.shr_u (local.get $n) (i32.const 5)))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u (local.get $b) (local.get $nb)))
+      (local.set $amax (f32.const 0))
+      (local.set $i (i32.const 0))
+      (block $m_done (loop $m
+        (br_if $m_done (i32.ge_u (local.get $i) (i32.const 32)))
+        (local.set $amax (f32.max (local.get $amax) (f32.abs (f32.load
+          (i32.add (local.get $x) (i32.shl (i32.add (i32.shl (local.get $b) (i32.const 5)) (local.get $i)) (i32.const 2)))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $m)))
+      (local.set $d (f32.div (local.get $amax) (f32.const 63)))
+      (local.set $id (select (f32.div (f32.const 1) (local.get $d)) (f32.const 0) (f32.gt (local.get $d) (f32.const 0))))
+      (f32.store (i32.add (local.get $xs) (i32.shl (local.get $b) (i32.const 2))) (local.get $d))
+      (local.set $i (i32.const 0))
+      (block $q_done (loop $q
+        (br_if $q_done (i32.ge_u (local.get $i) (i32.const 32)))
+        (local.set $v (f32.load
+          (i32.add (local.get $x) (i32.shl (i32.add (i32.shl (local.get $b) (i32.const 5)) (local.get $i)) (i32.const 2)))))
+        (i32.store8 (i32.add (local.get $xq) (i32.add (i32.shl (local.get $b) (i32.const 5)) (local.get $i)))
+          (i32.add (i32.const 64) (i32.trunc_sat_f32_s (f32.nearest (f32.mul (local.get $v) (local.get $id))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $q)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $blocks))))
+
+  ;; ---- q8 weights × quantized activations: integer dot per block, scales applied per block ----
+  (func (export "mm_q8") (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+        (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $wr i32) (local $wsr i32)
+    (local $xt i32) (local $xst i32) (local $acc v128) (local $dot v128) (local $p i32)
+    (local $w0 v128) (local $w1 v128)
+    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $r (local.get $r0))
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $wr (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $cols))))
+      (local.set $wsr (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $r) (local.get $nb)) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $xt (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
+        (local.set $xst (i32.add (local.get $xs) (i32.shl (i32.mul (local.get $t) (local.get $nb)) (i32.const 2))))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $b (i32.const 0))
+        (block $b_done (loop $b_loop
+          (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb)))
+          (local.set $p (i32.shl (local.get $b) (i32.const 5)))
+          (local.set $w0 (v128.load offset=0 (i32.add (local.get $wr) (local.get $p))))
+          (local.set $w1 (v128.load offset=16 (i32.add (local.get $wr) (local.get $p))))
+          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
+            (local.get $w0) (v128.load offset=0 (i32.add (local.get $xt) (local.get $p)))
+            (v128.const i32x4 0 0 0 0)))
+          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
+            (local.get $w1) (v128.load offset=16 (i32.add (local.get $xt) (local.get $p)))
+            (local.get $dot)))
+          ;; remove the +64 offset of the activations: dot −= 64 · Σw (lane-wise)
+          (local.set $dot (i32x4.sub (local.get $dot) (i32x4.shl (i32x4.extadd_pairwise_i16x8_s
+            (i16x8.add (i16x8.extadd_pairwise_i8x16_s (local.get $w0))
+                       (i16x8.extadd_pairwise_i8x16_s (local.get $w1)))) (i32.const 6))))
+          ;; acc += float(dot) × (wscale × xscale), lane-wise; lanes summed at the end
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+            (f32x4.convert_i32x4_s (local.get $dot))
+            (f32x4.splat (f32.mul
+              (f32.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
+              (f32.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2)))))))))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $b_loop)))
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
+          (call $hsum (local.get $acc)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $t_loop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop))))
+
+  ;; ---- q4 weights (16 bytes per block: low nibbles = values 0..15, high = 16..31, q − 8) ----
+  (func (export "mm_q4") (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+        (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $wr i32) (local $wsr i32)
+    (local $xt i32) (local $xst i32) (local $acc v128) (local $dot v128) (local $p i32)
+    (local $raw v128) (local $lo v128) (local $hi v128)
+    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $r (local.get $r0))
+    (block $rows_done (loop $rows_loop
+      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $wr (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $r) (local.get $cols)) (i32.const 1))))
+      (local.set $wsr (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $r) (local.get $nb)) (i32.const 2))))
+      (local.set $t (i32.const 0))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $xt (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
+        (local.set $xst (i32.add (local.get $xs) (i32.shl (i32.mul (local.get $t) (local.get $nb)) (i32.const 2))))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $b (i32.const 0))
+        (block $b_done (loop $b_loop
+          (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb)))
+          (local.set $p (i32.shl (local.get $b) (i32.const 5)))
+          (local.set $raw (v128.load (i32.add (local.get $wr) (i32.shl (local.get $b) (i32.const 4)))))
+          (local.set $lo (i8x16.sub (v128.and (local.get $raw) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                                    (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+          (local.set $hi (i8x16.sub (i8x16.shr_u (local.get $raw) (i32.const 4))
+                                    (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
+          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
+            (local.get $lo) (v128.load offset=0 (i32.add (local.get $xt) (local.get $p)))
+            (v128.const i32x4 0 0 0 0)))
+          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
+            (local.get $hi) (v128.load offset=16 (i32.add (local.get $xt) (local.get $p)))
+            (local.get $dot)))
+          (local.set $dot (i32x4.sub (local.get $dot) (i32x4.shl (i32x4.extadd_pairwise_i16x8_s
+            (i16x8.add (i16x8.extadd_pairwise_i8x16_s (local.get $lo))
+                       (i16x8.extadd_pairwise_i8x16_s (local.get $hi)))) (i32.const 6))))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+            (f32x4.convert_i32x4_s (local.get $dot))
+            (f32x4.splat (f32.mul
+              (f32.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
+              (f32.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2)))))))))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $b_loop)))
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
+          (call $hsum (local.get $acc)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $t_loop)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $rows_loop))))
+)
