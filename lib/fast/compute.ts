@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Compute, decodeRow, matmulRowsTS } from "../model/ops.ts";
+import { type Compute, decodeRow, matmulRowsTS, wkv5TS, wkv7TS } from "../model/ops.ts";
 import type { Matrix } from "../model/tensor.ts";
 import type { Kernels } from "./kernels.ts";
 
@@ -66,6 +66,8 @@ export class CountingCompute implements Compute {
     return new Float32Array(0);
   }
   row(): void {}
+  wkv7(): void {}
+  wkv5(): void {}
 }
 
 /** Spins briefly, then sleeps: a barrier costs a few microseconds when cores are free. */
@@ -122,6 +124,58 @@ export class WorkerCompute implements Compute {
 
   row(m: Matrix, row: number, out: Float32Array): void {
     decodeRow(m, row, out);
+  }
+
+  wkv7(
+    S: Float32Array,
+    r: Float32Array,
+    w: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    kk: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void {
+    if (N % 4) return wkv7TS(S, r, w, k, v, kk, b, y, H, N);
+    this.#k.wkv7(
+      S.byteOffset,
+      r.byteOffset,
+      w.byteOffset,
+      k.byteOffset,
+      v.byteOffset,
+      kk.byteOffset,
+      b.byteOffset,
+      y.byteOffset,
+      H,
+      N,
+    );
+  }
+
+  wkv5(
+    S: Float32Array,
+    r: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void {
+    if (N % 4) return wkv5TS(S, r, k, v, w, u, y, H, N);
+    this.#k.wkv5(
+      S.byteOffset,
+      r.byteOffset,
+      k.byteOffset,
+      v.byteOffset,
+      w.byteOffset,
+      u.byteOffset,
+      y.byteOffset,
+      H,
+      N,
+    );
   }
 
   /** The hot function: this member's rows of `y = m · x` for T tokens, then the barrier. */

@@ -38,6 +38,29 @@ export interface Kernels {
     r0: number,
     r1: number,
   ): void;
+  wkv7(
+    S: number,
+    r: number,
+    w: number,
+    k: number,
+    v: number,
+    kk: number,
+    b: number,
+    y: number,
+    H: number,
+    N: number,
+  ): void;
+  wkv5(
+    S: number,
+    r: number,
+    k: number,
+    v: number,
+    w: number,
+    u: number,
+    y: number,
+    H: number,
+    N: number,
+  ): void;
   mm_q4(
     w: number,
     ws: number,

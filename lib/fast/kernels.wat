@@ -245,4 +245,101 @@
         (br $t_loop)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows_loop))))
+
+  ;; ---- RWKV-7 state update for one token, all heads (the recurrence's hot loop) ----
+  ;; S (H, N, N) as [head][value i][key j]; vectors are per channel (H·N).
+  ;; sa_i = Σ_j S_ij kk_j ;  S_ij ← S_ij w_j − sa_i b_j + v_i k_j ;  y_i = Σ_j S_ij r_j
+  ;; with b = kk ⊙ a. N must be a multiple of 4.
+  (func (export "wkv7") (param $S i32) (param $r i32) (param $w i32) (param $k i32) (param $v i32)
+        (param $kk i32) (param $b i32) (param $y i32) (param $H i32) (param $N i32)
+    (local $h i32) (local $i i32) (local $j i32) (local $row i32) (local $ho i32)
+    (local $acc v128) (local $sa v128) (local $s v128) (local $vi v128) (local $jo i32)
+    (block $h_done (loop $h_loop
+      (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
+      (local.set $ho (i32.shl (i32.mul (local.get $h) (local.get $N)) (i32.const 2)))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $N)))
+        (local.set $row (i32.add (local.get $S) (i32.shl (i32.mul (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $i)) (local.get $N)) (i32.const 2))))
+        ;; sa = S[i,:] · kk
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $a_done (loop $a_loop
+          (br_if $a_done (i32.ge_u (local.get $j) (local.get $N)))
+          (local.set $jo (i32.shl (local.get $j) (i32.const 2)))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+            (v128.load (i32.add (local.get $row) (local.get $jo)))
+            (v128.load (i32.add (i32.add (local.get $kk) (local.get $ho)) (local.get $jo))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $a_loop)))
+        (local.set $sa (f32x4.splat (call $hsum (local.get $acc))))
+        (local.set $vi (v128.load32_splat (i32.add (i32.add (local.get $v) (local.get $ho)) (i32.shl (local.get $i) (i32.const 2)))))
+        ;; update the row and read it out against r
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.const 0))
+        (block $u_done (loop $u_loop
+          (br_if $u_done (i32.ge_u (local.get $j) (local.get $N)))
+          (local.set $jo (i32.add (local.get $ho) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $s (f32x4.add
+            (f32x4.sub
+              (f32x4.mul (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))))
+                         (v128.load (i32.add (local.get $w) (local.get $jo))))
+              (f32x4.mul (local.get $sa) (v128.load (i32.add (local.get $b) (local.get $jo)))))
+            (f32x4.mul (local.get $vi) (v128.load (i32.add (local.get $k) (local.get $jo))))))
+          (v128.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2))) (local.get $s))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $s)
+            (v128.load (i32.add (local.get $r) (local.get $jo))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $u_loop)))
+        (f32.store (i32.add (i32.add (local.get $y) (local.get $ho)) (i32.shl (local.get $i) (i32.const 2)))
+          (call $hsum (local.get $acc)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $i_loop)))
+      (local.set $h (i32.add (local.get $h) (i32.const 1)))
+      (br $h_loop))))
+
+  ;; ---- RWKV-5/6 state update for one token, all heads ----
+  ;; S (H, N, N) as [head][key i][value j]; w, u per key channel.
+  ;; y_j = Σ_i r_i (u_i k_i v_j + S_ij) ;  S_ij ← k_i v_j + w_i S_ij
+  (func (export "wkv5") (param $S i32) (param $r i32) (param $k i32) (param $v i32) (param $w i32)
+        (param $u i32) (param $y i32) (param $H i32) (param $N i32)
+    (local $h i32) (local $i i32) (local $j i32) (local $row i32) (local $ho i32) (local $jo i32)
+    (local $ri v128) (local $ki v128) (local $ui v128) (local $wi v128) (local $a v128) (local $s v128)
+    (local $io i32)
+    (block $h_done (loop $h_loop
+      (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
+      (local.set $ho (i32.shl (i32.mul (local.get $h) (local.get $N)) (i32.const 2)))
+      ;; y = 0 for this head
+      (local.set $j (i32.const 0))
+      (block $z_done (loop $z_loop
+        (br_if $z_done (i32.ge_u (local.get $j) (local.get $N)))
+        (v128.store (i32.add (i32.add (local.get $y) (local.get $ho)) (i32.shl (local.get $j) (i32.const 2))) (v128.const i32x4 0 0 0 0))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $z_loop)))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $N)))
+        (local.set $io (i32.add (local.get $ho) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $row (i32.add (local.get $S) (i32.shl (i32.mul (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $i)) (local.get $N)) (i32.const 2))))
+        (local.set $ri (v128.load32_splat (i32.add (local.get $r) (local.get $io))))
+        (local.set $ki (v128.load32_splat (i32.add (local.get $k) (local.get $io))))
+        (local.set $ui (v128.load32_splat (i32.add (local.get $u) (local.get $io))))
+        (local.set $wi (v128.load32_splat (i32.add (local.get $w) (local.get $io))))
+        (local.set $j (i32.const 0))
+        (block $j_done (loop $j_loop
+          (br_if $j_done (i32.ge_u (local.get $j) (local.get $N)))
+          (local.set $jo (i32.add (local.get $ho) (i32.shl (local.get $j) (i32.const 2))))
+          (local.set $a (f32x4.mul (local.get $ki) (v128.load (i32.add (local.get $v) (local.get $jo)))))
+          (local.set $s (v128.load (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))))
+          (v128.store (i32.add (local.get $y) (local.get $jo))
+            (f32x4.add (v128.load (i32.add (local.get $y) (local.get $jo)))
+              (f32x4.mul (local.get $ri) (f32x4.add (f32x4.mul (local.get $ui) (local.get $a)) (local.get $s)))))
+          (v128.store (i32.add (local.get $row) (i32.shl (local.get $j) (i32.const 2)))
+            (f32x4.add (local.get $a) (f32x4.mul (local.get $wi) (local.get $s))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $j_loop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $i_loop)))
+      (local.set $h (i32.add (local.get $h) (i32.const 1)))
+      (br $h_loop))))
 )

@@ -22,6 +22,98 @@ export interface Compute {
   buffer(n: number, shared: boolean): Float32Array;
   /** Copies row `row` of `m` into `out` as f32 (embedding look-up). */
   row(m: Matrix, row: number, out: Float32Array): void;
+  /** One token of the RWKV-7 recurrence, all heads: see {@link wkv7TS}. */
+  wkv7(
+    S: Float32Array,
+    r: Float32Array,
+    w: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    kk: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void;
+  /** One token of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}. */
+  wkv5(
+    S: Float32Array,
+    r: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void;
+}
+
+/**
+ * RWKV-7's state update for one token. `S` is (H, N, N) as [head][value i][key j]; the vectors
+ * hold H·N channels: `sa_i = Σ_j S_ij kk_j`, `S_ij ← S_ij w_j − sa_i b_j + v_i k_j` (b = kk ⊙ a,
+ * the in-context "delta rule"), then `y_i = Σ_j S_ij r_j`.
+ */
+export function wkv7TS(
+  S: Float32Array,
+  r: Float32Array,
+  w: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  kk: Float32Array,
+  b: Float32Array,
+  y: Float32Array,
+  H: number,
+  N: number,
+): void {
+  for (let h = 0; h < H; h++) {
+    const ho = h * N;
+    for (let i = 0; i < N; i++) {
+      const row = (ho + i) * N;
+      let sa = 0;
+      for (let j = 0; j < N; j++) sa += S[row + j] * kk[ho + j];
+      const vi = v[ho + i];
+      let acc = 0;
+      for (let j = 0; j < N; j++) {
+        const s = S[row + j] * w[ho + j] - sa * b[ho + j] + vi * k[ho + j];
+        S[row + j] = s;
+        acc += s * r[ho + j];
+      }
+      y[ho + i] = acc;
+    }
+  }
+}
+
+/**
+ * RWKV-5/6's state update for one token. `S` is (H, N, N) as [head][key i][value j]; decay `w`
+ * and bonus `u` are per key channel: `y_j = Σ_i r_i (u_i k_i v_j + S_ij)`,
+ * `S_ij ← k_i v_j + w_i S_ij`.
+ */
+export function wkv5TS(
+  S: Float32Array,
+  r: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  w: Float32Array,
+  u: Float32Array,
+  y: Float32Array,
+  H: number,
+  N: number,
+): void {
+  for (let h = 0; h < H; h++) {
+    const ho = h * N, so = h * N * N;
+    for (let j = 0; j < N; j++) y[ho + j] = 0;
+    for (let i = 0; i < N; i++) {
+      const ri = r[ho + i], ki = k[ho + i], ui = u[ho + i], wi = w[ho + i];
+      const row = so + i * N;
+      for (let j = 0; j < N; j++) {
+        const a = ki * v[ho + j];
+        const sij = S[row + j];
+        y[ho + j] += ri * (ui * a + sij);
+        S[row + j] = a + wi * sij;
+      }
+    }
+  }
 }
 
 let halfTable: Float32Array | undefined;
@@ -126,6 +218,9 @@ export class ReferenceCompute implements Compute {
   row(m: Matrix, row: number, out: Float32Array): void {
     decodeRow(m, row, out);
   }
+
+  wkv7 = wkv7TS;
+  wkv5 = wkv5TS;
 }
 
 // ---- element-wise operations shared by every version ----

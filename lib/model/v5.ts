@@ -13,39 +13,6 @@ import { type Compute, groupNorm, layerNorm } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
-/**
- * The multi-head WKV of RWKV-5/6 for one token: `y = r · (u ⊙ kᵀv + S)`, `S ← kᵀv + w ⊙ S`, with
- * `w` (decay) and `u` (bonus) per key channel. Writes `y` at `o` and updates `s` in place.
- */
-export function wkv5(
-  s: Float32Array,
-  r: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  w: Float32Array,
-  wo: number,
-  u: Float32Array,
-  y: Float32Array,
-  o: number,
-  H: number,
-  N: number,
-): void {
-  for (let h = 0; h < H; h++) {
-    const ho = o + h * N, so = h * N * N;
-    for (let j = 0; j < N; j++) y[ho + j] = 0;
-    for (let i = 0; i < N; i++) {
-      const ri = r[ho + i], ki = k[ho + i], ui = u[h * N + i], wi = w[wo + h * N + i];
-      const row = so + i * N;
-      for (let j = 0; j < N; j++) {
-        const a = ki * v[ho + j];
-        const sij = s[row + j];
-        y[ho + j] += ri * (ui * a + sij);
-        s[row + j] = a + wi * sij;
-      }
-    }
-  }
-}
-
 /** Binds RWKV-5 weights and buffers for up to `maxT` tokens per call. */
 export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
   const spec = w.layout.spec;
@@ -88,7 +55,8 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
       const decay = w.vec(a + "time_decay");
       const u = w.has(a + "time_first") ? w.vec(a + "time_first") : w.vec(a + "time_faaaa");
       for (let t = 0; t < T; t++) {
-        wkv5(s, r, k, v, decay, 0, u, y, t * A, H, N);
+        const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
+        c.wkv5(s, sub(r), sub(k), sub(v), decay, u, sub(y), H, N);
         groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
       }
       if (gated) {

@@ -11,7 +11,6 @@
 import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
 import { type Compute, groupNorm, layerNorm } from "./ops.ts";
 import type { Runner } from "./runner.ts";
-import { wkv5 } from "./v5.ts";
 import type { Weights } from "./weights.ts";
 
 /** Binds RWKV-6 weights and buffers for up to `maxT` tokens per call. */
@@ -92,7 +91,8 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       for (let j = 0; j < T * A; j++) decay[j] = Math.exp(-Math.exp(td[j % A] + dec[j]));
       const u = w.vec(a + "time_faaaa");
       for (let t = 0; t < T; t++) {
-        wkv5(s, r, k, v, decay, t * A, u, y, t * A, H, N);
+        const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
+        c.wkv5(s, sub(r), sub(k), sub(v), sub(decay), u, sub(y), H, N);
         groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
       }
       for (let j = 0; j < T * A; j++) y[j] *= g[j] / (1 + Math.exp(-g[j])); // silu gate

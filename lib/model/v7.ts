@@ -104,7 +104,8 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
   const y = c.buffer(maxT * C, false); // attention output before O (T, C)
   const aRate = c.buffer(maxT * C, false), wDecay = c.buffer(maxT * C, false); // (T, C)
-  const kkN = c.buffer(N, false), sa = c.buffer(N, false); // one head's scratch
+  const kkN = c.buffer(maxT * C, false); // normalised k·k_k (T, C)
+  const kkA = c.buffer(maxT * C, false); // kk ⊙ a (T, C)
   const hid = c.buffer(maxT * F, false); // relu² hidden of the channel mix (T, F)
   // Shared buffers: written only by matmul.
   const r = c.buffer(maxT * C, true), k = c.buffer(maxT * C, true), v = c.buffer(maxT * C, true);
@@ -189,35 +190,20 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
           let ss = 0;
           for (let n = 0; n < N; n++) {
             const z = k[ho + n] * l.kk[h * N + n];
-            kkN[n] = z;
+            kkN[ho + n] = z;
             ss += z * z;
           }
           const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-          for (let n = 0; n < N; n++) kkN[n] *= inv;
           for (let n = 0; n < N; n++) {
-            const j = h * N + n;
-            kMod[ho + n] = k[ho + n] * (1 + (aRate[o + j] - 1) * l.ka[j]);
-          }
-          // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
-          const s0 = h * N * N;
-          for (let vi = 0; vi < N; vi++) {
-            let acc = 0;
-            const so = s0 + vi * N;
-            for (let kj = 0; kj < N; kj++) acc += wkv[so + kj] * kkN[kj];
-            sa[vi] = acc;
-          }
-          for (let vi = 0; vi < N; vi++) {
-            const so = s0 + vi * N, vv = vMix[ho + vi], sav = sa[vi];
-            let acc = 0;
-            for (let kj = 0; kj < N; kj++) {
-              const j = ho + kj;
-              const s = wkv[so + kj] * wDecay[j] - sav * kkN[kj] * aRate[j] + vv * kMod[j];
-              wkv[so + kj] = s;
-              acc += s * r[ho + kj];
-            }
-            y[ho + vi] = acc;
+            const j = ho + n;
+            kkN[j] *= inv;
+            kkA[j] = kkN[j] * aRate[j];
+            kMod[j] = k[j] * (1 + (aRate[j] - 1) * l.ka[h * N + n]);
           }
         }
+        // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
+        const sub = (x: Float32Array) => x.subarray(o, o + C);
+        c.wkv7(wkv, sub(r), sub(wDecay), sub(kMod), sub(vMix), sub(kkN), sub(kkA), sub(y), H, N);
         groupNorm(y, H, l.lnxw, l.lnxb, 64e-5, o);
         // bonus: (r · k · r_k) summed per head, times v; then gate
         for (let h = 0; h < H; h++) {
