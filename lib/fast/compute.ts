@@ -80,7 +80,9 @@ export function barrier(ctrl: Int32Array, parties: number): void {
     Atomics.notify(ctrl, CTRL.barGen);
     return;
   }
-  for (let spin = 0; spin < 20000; spin++) {
+  // Spin for up to a few milliseconds: the other members are usually microseconds away, and
+  // waking from Atomics.wait costs ~50–70 µs, far more than a small product.
+  for (let spin = 0; spin < 2_000_000; spin++) {
     if (Atomics.load(ctrl, CTRL.barGen) !== gen) return;
   }
   while (Atomics.load(ctrl, CTRL.barGen) === gen) Atomics.wait(ctrl, CTRL.barGen, gen, 50);
