@@ -56,10 +56,13 @@ for (const g of all.filter((g) => /^ref-(4v0|6v0-bf16|7v0)\.json$/.test(g.file))
 
 /**
  * Quantized storage is approximate. Measured on the fixtures (tiny models of 64–128 channels,
- * the most sensitive case): q8 keeps the official argmax at ≥ 98.9 % of the steps of B with
- * logits within 0.12; q4 at ≥ 83 % within 1.2. Bounds are set just outside those figures.
+ * the most sensitive case, with near-tied logits): q8 keeps the official argmax at ≥ 96.8 % of
+ * the steps of B (5v1; 98.9–100 % elsewhere) with logits within 0.12; q4 at ≥ 84 % within 1.2.
+ * The q8 agreement moved from 98.9 % to 96.8 % on 5v1 when the kernel's summation order changed
+ * (four blocks reduced together), with the same logits to 1e-6: two near-ties flipped. Bounds
+ * sit just outside these figures.
  */
-const QUANT_BOUNDS = { q8: { argmax: 0.98, logits: 0.2 }, q4: { argmax: 0.8, logits: 1.5 } };
+const QUANT_BOUNDS = { q8: { argmax: 0.95, logits: 0.2 }, q4: { argmax: 0.8, logits: 1.5 } };
 
 for (const g of all) {
   for (const dtype of ["q8", "q4"] as const) {

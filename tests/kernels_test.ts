@@ -5,7 +5,7 @@
 import { buildKernels } from "../lib/fast/build.ts";
 import { compileKernels, instantiateKernels } from "../lib/fast/kernels.ts";
 import { matmulRowsTS } from "../lib/model/ops.ts";
-import type { Matrix, StorageDType } from "../lib/model/tensor.ts";
+import { fillCorrections, type Matrix, type StorageDType } from "../lib/model/tensor.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { f32ToBf16 } from "../lib/formats/dtype.ts";
 import { makeRng } from "../lib/sample.ts";
@@ -28,7 +28,7 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
     return o;
   };
   const rng = makeRng(1);
-  for (const [rows, cols, T] of [[37, 96, 1], [64, 256, 3], [8, 1024, 5]]) {
+  for (const [rows, cols, T] of [[37, 96, 1], [64, 256, 3], [8, 1024, 5], [5, 160, 2]]) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
     const x = alloc(X.byteLength), y = alloc(T * rows * 4);
@@ -40,10 +40,11 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
       else if (dtype === "bf16") data = f32ToBf16(W);
       else if (dtype === "q8") ({ q: data, scales } = quantizeQ8(W));
       else ({ q: data, scales } = quantizeQ4(W));
-      const w = alloc(data.byteLength), s = alloc(scales.byteLength);
+      const w = alloc(data.byteLength), s = alloc(scales.byteLength * 2 + 64);
       new Uint8Array(buf, w, data.byteLength).set(new Uint8Array(data.buffer));
       new Float32Array(buf, s, scales.length).set(scales);
       const m: Matrix = { rows, cols, dtype, offset: w, scaleOffset: s, data, scales };
+      fillCorrections(buf, m);
       const ref = new Float32Array(T * rows);
       matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
       const out = new Float32Array(buf, y, T * rows);

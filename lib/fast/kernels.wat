@@ -147,18 +147,80 @@
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $blocks))))
 
-  ;; ---- q8 weights × quantized activations: integer dot per block, scales applied per block ----
-  (func (export "mm_q8") (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+;; ---- integer kernels (q8, q4): per row, blocks of 32 weights × 32 quantized activations ----
+  ;; The activations carry a +64 offset (see quant_x), so Σ w·(x+64) − 64·Σw is the true dot;
+  ;; the loader stores corr_b = 64·scale_b·Σw_b after the scales, so one short dot against the
+  ;; activation scales removes the offset for the whole row. Four blocks at a time: their
+  ;; integer dots are reduced together and scaled with one f32x4 multiply.
+
+  ;; four i32x4 partial dots → one i32x4 of their totals
+  (func $reduce4 (param $d0 v128) (param $d1 v128) (param $d2 v128) (param $d3 v128) (result v128)
+    (local $t0 v128) (local $t1 v128)
+    (local.set $t0 (i32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d0) (local.get $d1))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d0) (local.get $d1))))
+    (local.set $t1 (i32x4.add
+      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d2) (local.get $d3))
+      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d2) (local.get $d3))))
+    (i32x4.add
+      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1))
+      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1))))
+
+  ;; dot of one q8 block (32 bytes at $w) with 32 offset activations at $x
+  (func $blk8 (param $w i32) (param $x i32) (result v128)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s
+      (v128.load offset=16 (local.get $w)) (v128.load offset=16 (local.get $x))
+      (i32x4.relaxed_dot_i8x16_i7x16_add_s
+        (v128.load (local.get $w)) (v128.load (local.get $x)) (v128.const i32x4 0 0 0 0))))
+
+  ;; dot of one q4 block (16 bytes at $w: low nibbles values 0..15, high 16..31, minus 8)
+  (func $blk4 (param $w i32) (param $x i32) (result v128)
+    (local $raw v128)
+    (local.set $raw (v128.load (local.get $w)))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s
+      (i8x16.sub (i8x16.shr_u (local.get $raw) (i32.const 4)) (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
+      (v128.load offset=16 (local.get $x))
+      (i32x4.relaxed_dot_i8x16_i7x16_add_s
+        (i8x16.sub (v128.and (local.get $raw) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
+                   (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
+        (v128.load (local.get $x)) (v128.const i32x4 0 0 0 0))))
+
+  ;; Σ_b a_b·c_b over n floats (n any)
+  (func $fdot (param $a i32) (param $c i32) (param $n i32) (result f32)
+    (local $i i32) (local $acc v128) (local $s f32)
+    (block $done (loop $l
+      (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
+        (v128.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
+        (v128.load (i32.add (local.get $c) (i32.shl (local.get $i) (i32.const 2)))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $l)))
+    (local.set $s (call $hsum (local.get $acc)))
+    (block $done2 (loop $l2
+      (br_if $done2 (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $s (f32.add (local.get $s) (f32.mul
+        (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
+        (f32.load (i32.add (local.get $c) (i32.shl (local.get $i) (i32.const 2)))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l2)))
+    (local.get $s))
+
+  ;; shared body of mm_q8 / mm_q4: $bb = bytes per weight block (32 or 16)
+  (func $mmq (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
         (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+        (param $bb i32)
     (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $wr i32) (local $wsr i32)
-    (local $xt i32) (local $xst i32) (local $acc v128) (local $dot v128) (local $p i32)
-    (local $w0 v128) (local $w1 v128)
+    (local $cr i32) (local $xt i32) (local $xst i32) (local $acc v128) (local $s f32)
+    (local $nb4 i32) (local $d v128) (local $wb i32) (local $xb i32)
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
     (local.set $r (local.get $r0))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $wr (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $cols))))
+      (local.set $wr (i32.add (local.get $w) (i32.mul (i32.mul (local.get $r) (local.get $nb)) (local.get $bb))))
       (local.set $wsr (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $r) (local.get $nb)) (i32.const 2))))
+      ;; corrections follow all rows' scales
+      (local.set $cr (i32.add (local.get $wsr) (i32.shl (i32.mul (local.get $rows) (local.get $nb)) (i32.const 2))))
       (local.set $t (i32.const 0))
       (block $t_done (loop $t_loop
         (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
@@ -167,84 +229,61 @@
         (local.set $acc (v128.const i32x4 0 0 0 0))
         (local.set $b (i32.const 0))
         (block $b_done (loop $b_loop
-          (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb)))
-          (local.set $p (i32.shl (local.get $b) (i32.const 5)))
-          (local.set $w0 (v128.load offset=0 (i32.add (local.get $wr) (local.get $p))))
-          (local.set $w1 (v128.load offset=16 (i32.add (local.get $wr) (local.get $p))))
-          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
-            (local.get $w0) (v128.load offset=0 (i32.add (local.get $xt) (local.get $p)))
-            (v128.const i32x4 0 0 0 0)))
-          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
-            (local.get $w1) (v128.load offset=16 (i32.add (local.get $xt) (local.get $p)))
-            (local.get $dot)))
-          ;; remove the +64 offset of the activations: dot −= 64 · Σw (lane-wise)
-          (local.set $dot (i32x4.sub (local.get $dot) (i32x4.shl (i32x4.extadd_pairwise_i16x8_s
-            (i16x8.add (i16x8.extadd_pairwise_i8x16_s (local.get $w0))
-                       (i16x8.extadd_pairwise_i8x16_s (local.get $w1)))) (i32.const 6))))
-          ;; acc += float(dot) × (wscale × xscale), lane-wise; lanes summed at the end
-          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-            (f32x4.convert_i32x4_s (local.get $dot))
-            (f32x4.splat (f32.mul
-              (f32.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
-              (f32.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2)))))))))
-          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb4)))
+          (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (local.get $bb))))
+          (local.set $xb (i32.add (local.get $xt) (i32.shl (local.get $b) (i32.const 5))))
+          (if (i32.eq (local.get $bb) (i32.const 32))
+            (then (local.set $d (call $reduce4
+              (call $blk8 (local.get $wb) (local.get $xb))
+              (call $blk8 (i32.add (local.get $wb) (i32.const 32)) (i32.add (local.get $xb) (i32.const 32)))
+              (call $blk8 (i32.add (local.get $wb) (i32.const 64)) (i32.add (local.get $xb) (i32.const 64)))
+              (call $blk8 (i32.add (local.get $wb) (i32.const 96)) (i32.add (local.get $xb) (i32.const 96))))))
+            (else (local.set $d (call $reduce4
+              (call $blk4 (local.get $wb) (local.get $xb))
+              (call $blk4 (i32.add (local.get $wb) (i32.const 16)) (i32.add (local.get $xb) (i32.const 32)))
+              (call $blk4 (i32.add (local.get $wb) (i32.const 32)) (i32.add (local.get $xb) (i32.const 64)))
+              (call $blk4 (i32.add (local.get $wb) (i32.const 48)) (i32.add (local.get $xb) (i32.const 96)))))))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (local.get $d))
+            (f32x4.mul (v128.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
+                       (v128.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2))))))))
+          (local.set $b (i32.add (local.get $b) (i32.const 4)))
           (br $b_loop)))
+        (local.set $s (call $hsum (local.get $acc)))
+        ;; leftover blocks, one at a time
+        (block $l_done (loop $l_loop
+          (br_if $l_done (i32.ge_u (local.get $b) (local.get $nb)))
+          (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (local.get $bb))))
+          (local.set $xb (i32.add (local.get $xt) (i32.shl (local.get $b) (i32.const 5))))
+          (local.set $d (if (result v128) (i32.eq (local.get $bb) (i32.const 32))
+            (then (call $blk8 (local.get $wb) (local.get $xb)))
+            (else (call $blk4 (local.get $wb) (local.get $xb)))))
+          (local.set $s (f32.add (local.get $s) (f32.mul
+            (f32.convert_i32_s (i32.add
+              (i32.add (i32x4.extract_lane 0 (local.get $d)) (i32x4.extract_lane 1 (local.get $d)))
+              (i32.add (i32x4.extract_lane 2 (local.get $d)) (i32x4.extract_lane 3 (local.get $d)))))
+            (f32.mul (f32.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
+                     (f32.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2))))))))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $l_loop)))
+        ;; remove the activation offset: − Σ_b xs_b · corr_b
+        (local.set $s (f32.sub (local.get $s)
+          (call $fdot (local.get $xst) (i32.add (local.get $cr) (i32.const 0)) (local.get $nb))))
         (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
-          (call $hsum (local.get $acc)))
+          (local.get $s))
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $t_loop)))
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $rows_loop))))
 
-  ;; ---- q4 weights (16 bytes per block: low nibbles = values 0..15, high = 16..31, q − 8) ----
+  (func (export "mm_q8") (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
+        (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+    (call $mmq (local.get $w) (local.get $ws) (local.get $xq) (local.get $xs) (local.get $y)
+      (local.get $rows) (local.get $cols) (local.get $T) (local.get $r0) (local.get $r1) (i32.const 32)))
+
   (func (export "mm_q4") (param $w i32) (param $ws i32) (param $xq i32) (param $xs i32)
         (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-    (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $wr i32) (local $wsr i32)
-    (local $xt i32) (local $xst i32) (local $acc v128) (local $dot v128) (local $p i32)
-    (local $raw v128) (local $lo v128) (local $hi v128)
-    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
-    (local.set $r (local.get $r0))
-    (block $rows_done (loop $rows_loop
-      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $wr (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $r) (local.get $cols)) (i32.const 1))))
-      (local.set $wsr (i32.add (local.get $ws) (i32.shl (i32.mul (local.get $r) (local.get $nb)) (i32.const 2))))
-      (local.set $t (i32.const 0))
-      (block $t_done (loop $t_loop
-        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
-        (local.set $xt (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
-        (local.set $xst (i32.add (local.get $xs) (i32.shl (i32.mul (local.get $t) (local.get $nb)) (i32.const 2))))
-        (local.set $acc (v128.const i32x4 0 0 0 0))
-        (local.set $b (i32.const 0))
-        (block $b_done (loop $b_loop
-          (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb)))
-          (local.set $p (i32.shl (local.get $b) (i32.const 5)))
-          (local.set $raw (v128.load (i32.add (local.get $wr) (i32.shl (local.get $b) (i32.const 4)))))
-          (local.set $lo (i8x16.sub (v128.and (local.get $raw) (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
-                                    (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
-          (local.set $hi (i8x16.sub (i8x16.shr_u (local.get $raw) (i32.const 4))
-                                    (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8)))
-          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
-            (local.get $lo) (v128.load offset=0 (i32.add (local.get $xt) (local.get $p)))
-            (v128.const i32x4 0 0 0 0)))
-          (local.set $dot (i32x4.relaxed_dot_i8x16_i7x16_add_s
-            (local.get $hi) (v128.load offset=16 (i32.add (local.get $xt) (local.get $p)))
-            (local.get $dot)))
-          (local.set $dot (i32x4.sub (local.get $dot) (i32x4.shl (i32x4.extadd_pairwise_i16x8_s
-            (i16x8.add (i16x8.extadd_pairwise_i8x16_s (local.get $lo))
-                       (i16x8.extadd_pairwise_i8x16_s (local.get $hi)))) (i32.const 6))))
-          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-            (f32x4.convert_i32x4_s (local.get $dot))
-            (f32x4.splat (f32.mul
-              (f32.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
-              (f32.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2)))))))))
-          (local.set $b (i32.add (local.get $b) (i32.const 1)))
-          (br $b_loop)))
-        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
-          (call $hsum (local.get $acc)))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $t_loop)))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $rows_loop))))
+    (call $mmq (local.get $w) (local.get $ws) (local.get $xq) (local.get $xs) (local.get $y)
+      (local.get $rows) (local.get $cols) (local.get $T) (local.get $r0) (local.get $r1) (i32.const 16)))
 
   ;; ---- RWKV-7 state update for one token, all heads (the recurrence's hot loop) ----
   ;; S (H, N, N) as [head][value i][key j]; vectors are per channel (H·N).

@@ -22,7 +22,11 @@ export interface MatrixDesc {
   readonly dtype: StorageDType;
   /** Byte offset of the values. */
   readonly offset: number;
-  /** Byte offset of the per-block f32 scales (q8, q4 only): rows × cols/32 of them. */
+  /**
+   * Byte offset of the per-block f32 scales (q8, q4 only): rows × cols/32 of them, followed by
+   * as many corrections `64 · scale · Σq` the WebAssembly kernels use (see
+   * {@link fillCorrections}).
+   */
   readonly scaleOffset: number;
 }
 
@@ -47,10 +51,11 @@ export function matrixBytes(
     case "bf16":
     case "f16":
       return { data: n * 2, scales: 0 };
+    // q8/q4: per block a scale, then (after all scales) the engine's offset correction
     case "q8":
-      return { data: n, scales: (n / 32) * 4 };
+      return { data: n, scales: (n / 32) * 8 };
     case "q4":
-      return { data: n / 2, scales: (n / 32) * 4 };
+      return { data: n / 2, scales: (n / 32) * 8 };
   }
 }
 
@@ -140,6 +145,33 @@ export class Arena {
   /** Typed views of a matrix description over this arena. */
   view(d: MatrixDesc): Matrix {
     return viewMatrix(this.buffer, d);
+  }
+}
+
+/**
+ * Fills the per-block corrections of a q8/q4 matrix (after its scales): `64 · scale · Σq`,
+ * with q the stored integers (q4: value − 8). The integer kernels feed activations with a +64
+ * offset and subtract these.
+ */
+export function fillCorrections(buffer: ArrayBufferLike, d: MatrixDesc): void {
+  if (d.dtype !== "q8" && d.dtype !== "q4") return;
+  const nb = (d.rows * d.cols) / 32;
+  const scales = new Float32Array(buffer, d.scaleOffset, nb);
+  const corr = new Float32Array(buffer, d.scaleOffset + nb * 4, nb);
+  if (d.dtype === "q8") {
+    const q = new Int8Array(buffer, d.offset, nb * 32);
+    for (let b = 0; b < nb; b++) {
+      let s = 0;
+      for (let i = 0; i < 32; i++) s += q[b * 32 + i];
+      corr[b] = 64 * scales[b] * s;
+    }
+  } else {
+    const q = new Uint8Array(buffer, d.offset, nb * 16);
+    for (let b = 0; b < nb; b++) {
+      let s = 0;
+      for (let i = 0; i < 16; i++) s += (q[b * 16 + i] & 15) + (q[b * 16 + i] >> 4) - 16;
+      corr[b] = 64 * scales[b] * s;
+    }
   }
 }
 

@@ -14,6 +14,7 @@ import { layerNorm } from "./ops.ts";
 import { type ModelSpec, squeezed } from "./spec.ts";
 import {
   Arena,
+  fillCorrections,
   type Matrix,
   matrixBytes,
   type MatrixDesc,
@@ -252,6 +253,9 @@ export async function loadWeights(
     }
     done++;
     options.onProgress?.(done, plans.length, name);
+  }
+  for (const t of Object.values(tensors)) {
+    if (t.kind === "mat") fillCorrections(arena.buffer, t.desc);
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
   return { weights: new Weights(layout, arena.buffer), arena };
