@@ -71,7 +71,6 @@ function peakRssMiB(): number {
   return Deno.memoryUsage().rss / 2 ** 20;
 }
 
-const bw = await bandwidth();
 const t0 = performance.now();
 const model = await loadModel(values.model, { dtype: values.dtype as "bf16", threads });
 const loadSeconds = (performance.now() - t0) / 1000;
@@ -105,6 +104,9 @@ async function promptRate(n: number): Promise<number> {
 }
 const prompt128 = await promptRate(128);
 const prompt512 = await promptRate(512);
+const peakRss = peakRssMiB(); // before the bandwidth probe adds its own 512 MiB
+await model.dispose();
+const bw = await bandwidth();
 const gbs = bytesPerToken / (msPerToken / 1000) / 1e9;
 const result = {
   model: values.model.split("/").pop(),
@@ -117,14 +119,14 @@ const result = {
   prompt128: +prompt128.toFixed(1),
   prompt512: +prompt512.toFixed(1),
   promptSpeedup: +(prompt512 / (1000 / msPerToken)).toFixed(2),
-  peakRssMiB: Math.round(peakRssMiB()),
+  peakRssMiB: Math.round(peakRss),
+  rssLimitMiB: Math.round((1.15 * info.weightBytes + 150e6) / 2 ** 20),
   weightMiB: Math.round(info.weightBytes / 2 ** 20),
   bytesPerTokenMiB: Math.round(bytesPerToken / 2 ** 20),
   effectiveGBs: +gbs.toFixed(1),
   bandwidthGBs: +bw.toFixed(1),
   percentOfBandwidth: Math.round((gbs / bw) * 100),
 };
-await model.dispose();
 if (values.json) console.log(JSON.stringify(result));
 else {
   for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(20)} ${v}`);

@@ -217,12 +217,32 @@ export async function loadWeights(
     : undefined;
 
   let done = 0;
+  let scratch = new Uint8Array(0);
   for (const p of plans) {
     const { name, info } = p;
     if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
       // Same type: bytes go straight from the file into the arena.
       const d = arena.allocMatrix(p.rows, p.cols, "bf16");
       await ck.read(name, new Uint8Array(arena.buffer, d.offset, p.count * 2));
+      tensors[name] = { kind: "mat", desc: d };
+    } else if (p.kind === "mat" || p.kind === "emb") {
+      // Large matrices: read the stored bytes into one reused buffer, then convert, normalise
+      // and store a block of rows at a time, so no full float copy of the tensor is ever made.
+      const bytes = info.byteLength;
+      if (scratch.length < bytes) scratch = new Uint8Array(bytes);
+      const src = await ck.read(name, scratch.subarray(0, bytes));
+      const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+      const m = arena.view(d);
+      const es = bytes / (p.rows * p.cols);
+      const step = Math.max(1, Math.floor((1 << 20) / p.cols));
+      for (let r0 = 0; r0 < p.rows; r0 += step) {
+        const r1 = Math.min(p.rows, r0 + step);
+        const rows = toFloat32(src.subarray(r0 * p.cols * es, r1 * p.cols * es), info.dtype);
+        if (p.kind === "emb" && ln0w && ln0b) {
+          for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, p.cols, r * p.cols);
+        }
+        storeRows(m, rows, r0, r1);
+      }
       tensors[name] = { kind: "mat", desc: d };
     } else {
       const raw = toFloat32(await ck.read(name), info.dtype);
@@ -242,13 +262,6 @@ export async function loadWeights(
             desc: store(arena, transpose(part, p.cols, p.rows), p),
           };
         }
-      } else {
-        if (p.kind === "emb" && ln0w && ln0b) {
-          for (let r = 0; r < p.rows; r++) {
-            layerNorm(raw, ln0w, ln0b, raw, p.cols, r * p.cols);
-          }
-        }
-        tensors[name] = { kind: "mat", desc: store(arena, raw, p) };
       }
     }
     done++;
@@ -267,6 +280,32 @@ function transpose(src: Float32Array, rows: number, cols: number): Float32Array 
     for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
   }
   return out;
+}
+
+/** Stores rows [r0, r1) of a matrix from their float values, in the matrix's dtype. */
+function storeRows(m: Matrix, values: Float32Array, r0: number, r1: number): void {
+  const c = m.cols, a = r0 * c, b = r1 * c;
+  switch (m.dtype) {
+    case "f32":
+      (m.data as Float32Array).set(values, a);
+      break;
+    case "bf16":
+      f32ToBf16(values, (m.data as Uint16Array).subarray(a, b));
+      break;
+    case "f16":
+      f32ToF16(values, (m.data as Uint16Array).subarray(a, b));
+      break;
+    case "q8":
+      quantizeQ8(values, (m.data as Int8Array).subarray(a, b), m.scales.subarray(a / 32, b / 32));
+      break;
+    case "q4":
+      quantizeQ4(
+        values,
+        (m.data as Uint8Array).subarray(a / 2, b / 2),
+        m.scales.subarray(a / 32, b / 32),
+      );
+      break;
+  }
 }
 
 function store(arena: Arena, values: Float32Array, p: Plan): MatrixDesc {
