@@ -1,5 +1,18 @@
 /**
- * Tokenizers: RWKV World (trie), Hugging Face `tokenizer.json`, and byte-level.
+ * Tokenizers: RWKV World (`rwkv_vocab_v20230424.txt`, greedy trie), Hugging Face
+ * `tokenizer.json` (GPT-NeoX 20B of the RWKV-4 Pile models), and byte-level (vocab 256).
+ *
+ * @example
+ * ```ts
+ * import { loadTokenizer } from "./mod.ts";
+ * const tok = await loadTokenizer("bytes");
+ * const ids = tok.encode("héllo"); // [104, 195, 169, 108, 108, 111]
+ * const stream = tok.createDecoder();
+ * let text = "";
+ * for (const id of ids) text += stream.push(id); // never half a character
+ * text += stream.flush();
+ * console.log(text === tok.decode(ids)); // true
+ * ```
  * @module
  */
 
@@ -25,9 +38,12 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** Text to ids. */
   encode(text: string): number[];
-  /** Ids to text (`decode([])` is ""). */
+  /** Ids to text; `decode([])` is "", invalid UTF-8 becomes U+FFFD as with `TextDecoder`. */
   decode(ids: readonly number[]): string;
-  /** Ids to the raw bytes they stand for. */
+  /**
+   * Ids to the raw bytes they stand for (World, bytes, byte-level HF); for other HF decoders,
+   * the UTF-8 of {@link Tokenizer.decode}.
+   */
   decodeBytes(ids: readonly number[]): Uint8Array;
   /**
    * A streaming decoder: `push(id)` returns the text completed by that token (never half a
@@ -51,17 +67,23 @@ export async function loadTokenizer(pathOrKind: string): Promise<Tokenizer> {
   try {
     text = await Deno.readTextFile(pathOrKind);
   } catch (e) {
-    throw new TokenizerError(`${pathOrKind}: cannot read tokenizer (${(e as Error).message})`);
+    throw new TokenizerError(`${pathOrKind}: cannot read tokenizer (${(e as Error).message})`, {
+      cause: e,
+    });
   }
-  if (text.trimStart().startsWith("{")) {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a BOM some editors add
+  // JSON by extension or by its first character; anything else must be a World vocabulary.
+  if (pathOrKind.toLowerCase().endsWith(".json") || text.trimStart().startsWith("{")) {
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new TokenizerError(`${pathOrKind}: malformed JSON (${(e as Error).message})`);
+      throw new TokenizerError(`${pathOrKind}: malformed JSON (${(e as Error).message})`, {
+        cause: e,
+      });
     }
     if (typeof json !== "object" || json === null || !("model" in json)) {
-      throw new TokenizerError(`${pathOrKind}: not a Hugging Face tokenizer.json`);
+      throw new TokenizerError(`${pathOrKind}: not a Hugging Face tokenizer.json (no "model")`);
     }
     return new HfTokenizer(json as Record<string, unknown>, pathOrKind);
   }
