@@ -1,52 +1,93 @@
 /**
- * Sampling the next token from logits, ChatRWKV style.
+ * Choosing the next token from logits.
  *
- * Order: logit bias → penalties (presence/frequency with decaying counts, repetition) → softmax →
- * filters on that distribution (top-k, top-p, min-p, top-a, typical; or mirostat v2) →
- * temperature as a power of the kept probabilities (as ChatRWKV does: `probs ** (1 / T)`) →
- * draw with a seeded RNG. Temperature 0 is greedy (argmax after bias and penalties).
+ * Order of operations (each step sees what the previous one left):
+ * 1. logit bias (`logitBias`, −Infinity bans a token);
+ * 2. penalties, ChatRWKV style: `logit[t] -= presence + count[t] × frequency`, where `count`
+ *    decays by `penaltyDecay` every accepted token; then the CTRL repetition penalty (a seen
+ *    token's positive logit ÷ it, negative × it);
+ * 3. temperature: logits ÷ T, then softmax (T = 0: greedy, the argmax after steps 1–2);
+ * 4. filters, in this order, each on the distribution the previous left (renormalized):
+ *    top-k, top-p (nucleus), min-p, top-a, typical; or, instead of all of them, mirostat v2;
+ * 5. a draw from what is left, with a seeded RNG (same seed → same choices).
+ *
+ * Note: ChatRWKV applies the temperature after top-p (as `probs ** (1 / T)`); applying it first
+ * (as Hugging Face and llama.cpp do) lets a low temperature narrow the nucleus too. Without
+ * filters both give the same distribution.
+ *
+ * Defaults follow ChatRWKV's: temperature 1.0, top-p 0.85, penalty decay 0.996; the
+ * penalties themselves are off (the `rwkv` package's `PIPELINE_ARGS` default to presence 0.2,
+ * frequency 0.2).
  * @module
  */
 
 import { UsageError } from "./errors.ts";
 
 /**
- * Sampling settings. Defaults follow ChatRWKV's chat settings.
+ * Sampling settings; every field is optional.
  * @example
  * ```ts ignore
- * const sampler = new Sampler({ temperature: 1, topP: 0.85, presencePenalty: 0.4, seed: 7 });
+ * const options: SamplerOptions = { temperature: 1, topP: 0.85, presencePenalty: 0.2, seed: 7 };
  * ```
  */
 export interface SamplerOptions {
-  /** 0 = greedy; default 1. */
+  /** Divides the logits; 0 = greedy (argmax). Default 1. */
   temperature?: number;
-  /** Nucleus: keep the most likely tokens whose probabilities sum to at least this (1 = off; default 0.85). */
-  topP?: number;
-  /** Keep only the k most likely tokens (0 = off, default). */
+  /** Keep only the k most likely tokens. 0 = off (default). */
   topK?: number;
-  /** Drop tokens below `minP` × the top probability (0 = off, default). */
+  /** Nucleus: keep the most likely tokens until their mass reaches this. 1 = off; default 0.85. */
+  topP?: number;
+  /** Drop tokens below `minP` × the top probability. 0 = off (default). */
   minP?: number;
-  /** Drop tokens below `topA` × (top probability)² (RWKV README's top-a; 0 = off, default). */
+  /** Drop tokens below `topA` × (top probability)², as in the RWKV README. 0 = off (default). */
   topA?: number;
-  /** Locally typical sampling mass (1 = off, default). */
+  /** Locally typical sampling (Meister et al. 2022): the mass to keep. 1 = off (default). */
   typicalP?: number;
-  /** Presence penalty: subtracted from the logit of any token seen (default 0). */
-  presencePenalty?: number;
-  /** Frequency penalty: subtracted once per (decayed) occurrence (default 0). */
-  frequencyPenalty?: number;
-  /** Each token, occurrence counts are multiplied by this (ChatRWKV: 0.996, default). */
-  penaltyDecay?: number;
-  /** CTRL-style repetition penalty: seen tokens' positive logits ÷ it, negative × it (1 = off). */
+  /** CTRL repetition penalty for every seen token: positive logits ÷, negative ×. 1 = off. */
   repetitionPenalty?: number;
-  /** Mirostat v2 (replaces the other filters): target surprise `tau` (bits) and rate `eta`. */
+  /** Subtracted from the logit of every seen token. Default 0. */
+  presencePenalty?: number;
+  /** Subtracted once per (decayed) occurrence of a token. Default 0. */
+  frequencyPenalty?: number;
+  /** Occurrence counts are multiplied by this at every accepted token (ChatRWKV: 0.996). */
+  penaltyDecay?: number;
+  /**
+   * Mirostat v2 instead of the filters: target surprise `tau` in bits (e.g. 5) and learning
+   * rate `eta` (default 0.1).
+   */
   mirostat?: { tau: number; eta?: number };
-  /** Added to the logits of these token ids (−Infinity bans a token). */
+  /** Added to the logits of these token ids; −Infinity bans a token, a large value forces it. */
   logitBias?: Readonly<Record<number, number>>;
-  /** Same seed, same choices. Default: random. */
+  /** Same seed, same choices. Default: a random seed. */
   seed?: number;
 }
 
-/** A small, fast, seedable PRNG (mulberry32): uniform floats in [0, 1). */
+/** {@link SamplerOptions} with every default filled in. */
+export interface ResolvedSamplerOptions {
+  readonly temperature: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly minP: number;
+  readonly topA: number;
+  readonly typicalP: number;
+  readonly repetitionPenalty: number;
+  readonly presencePenalty: number;
+  readonly frequencyPenalty: number;
+  readonly penaltyDecay: number;
+  readonly mirostat?: { readonly tau: number; readonly eta: number };
+  readonly logitBias?: Readonly<Record<number, number>>;
+  readonly seed: number;
+}
+
+/**
+ * A small, fast, seedable PRNG (mulberry32): uniform floats in [0, 1).
+ * @example
+ * ```ts
+ * import { makeRng } from "./sample.ts";
+ * const rng = makeRng(42);
+ * console.log(rng() === makeRng(42)()); // true
+ * ```
+ */
 export function makeRng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -59,233 +100,365 @@ export function makeRng(seed: number): () => number {
 }
 
 /**
- * Picks next tokens. `accept(token)` tells it what was chosen (for penalties).
+ * Index of the largest value (the first on ties; NaN is never chosen).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { argmax } from "./sample.ts";
+ * console.log(argmax([1, 3, 3, 2])); // 1
+ * ```
+ */
+export function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best] || !(a[best] === a[best])) best = i;
+  return best;
+}
+
+/** The tokens a draw may pick, with their (unnormalized) probabilities. */
+interface Kept {
+  /** Undefined when no filter is on: every token, `probs` indexed by id. */
+  ids: number[] | undefined;
+  probs: ArrayLike<number>;
+  mass: number;
+}
+
+/**
+ * Picks next tokens. Call {@link Sampler.accept} with every token that enters the text
+ * (prompt and generated) so the penalties know what was seen.
+ * @example
+ * ```ts
+ * import { Sampler } from "./sample.ts";
  * const sampler = new Sampler({ temperature: 0.8, topP: 0.9, seed: 42 });
+ * const logits = new Float32Array([0.1, 2.5, 1.0, -3]);
  * const token = sampler.sample(logits);
  * sampler.accept(token);
+ * console.log(token); // 1 or 2: token 0 and 3 fall outside the 0.9 nucleus at T = 0.8
  * ```
  */
 export class Sampler {
-  readonly options: Readonly<Required<Omit<SamplerOptions, "mirostat" | "logitBias" | "seed">>> & {
-    mirostat?: { tau: number; eta: number };
-    logitBias?: Readonly<Record<number, number>>;
-  };
+  /** The options in use, defaults filled in. */
+  readonly options: ResolvedSamplerOptions;
   #rng: () => number;
-  #seed: number;
+  /** Decayed occurrence count of every token seen (for the penalties). */
   #counts = new Map<number, number>();
+  /** Mirostat's running surprise bound, in bits. */
   #mu = 0;
+  // Scratch buffers reused across calls (a 65536 vocabulary would otherwise allocate 512 KiB
+  // per token).
+  #logits = new Float32Array(0);
+  #probs = new Float32Array(0);
 
   constructor(options: SamplerOptions = {}) {
-    const o = {
+    const o: ResolvedSamplerOptions = {
       temperature: options.temperature ?? 1,
-      topP: options.topP ?? 0.85,
       topK: options.topK ?? 0,
+      topP: options.topP ?? 0.85,
       minP: options.minP ?? 0,
       topA: options.topA ?? 0,
       typicalP: options.typicalP ?? 1,
+      repetitionPenalty: options.repetitionPenalty ?? 1,
       presencePenalty: options.presencePenalty ?? 0,
       frequencyPenalty: options.frequencyPenalty ?? 0,
       penaltyDecay: options.penaltyDecay ?? 0.996,
-      repetitionPenalty: options.repetitionPenalty ?? 1,
       mirostat: options.mirostat
         ? { tau: options.mirostat.tau, eta: options.mirostat.eta ?? 0.1 }
         : undefined,
       logitBias: options.logitBias,
+      seed: options.seed ?? Math.floor(Math.random() * 2 ** 32),
     };
-    const bad = (name: string, ok: boolean) => {
+    const check = (name: string, ok: boolean) => {
       if (!ok) throw new UsageError(`sampler option ${name} is out of range`);
     };
-    bad("temperature", o.temperature >= 0 && Number.isFinite(o.temperature));
-    bad("topP", o.topP > 0 && o.topP <= 1);
-    bad("topK", Number.isInteger(o.topK) && o.topK >= 0);
-    bad("minP", o.minP >= 0 && o.minP <= 1);
-    bad("topA", o.topA >= 0);
-    bad("typicalP", o.typicalP > 0 && o.typicalP <= 1);
-    bad("penaltyDecay", o.penaltyDecay >= 0 && o.penaltyDecay <= 1);
-    bad("repetitionPenalty", o.repetitionPenalty > 0);
-    bad("mirostat", !o.mirostat || (o.mirostat.tau > 0 && o.mirostat.eta > 0));
+    const finite = Number.isFinite;
+    check("temperature", finite(o.temperature) && o.temperature >= 0);
+    check("topK", Number.isInteger(o.topK) && o.topK >= 0);
+    check("topP", o.topP > 0 && o.topP <= 1);
+    check("minP", o.minP >= 0 && o.minP <= 1);
+    check("topA", finite(o.topA) && o.topA >= 0);
+    check("typicalP", o.typicalP > 0 && o.typicalP <= 1);
+    check("repetitionPenalty", finite(o.repetitionPenalty) && o.repetitionPenalty > 0);
+    check("presencePenalty", finite(o.presencePenalty));
+    check("frequencyPenalty", finite(o.frequencyPenalty));
+    check("penaltyDecay", o.penaltyDecay >= 0 && o.penaltyDecay <= 1);
+    check("mirostat", !o.mirostat || (o.mirostat.tau > 0 && o.mirostat.eta > 0));
+    check("seed", finite(o.seed));
+    for (const [k, v] of Object.entries(o.logitBias ?? {})) {
+      check(`logitBias[${k}]`, Number.isInteger(Number(k)) && !Number.isNaN(v));
+    }
     this.options = o;
-    this.#seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
-    this.#rng = makeRng(this.#seed);
+    this.#rng = makeRng(o.seed);
     this.#mu = o.mirostat ? 2 * o.mirostat.tau : 0;
   }
 
-  /** Forgets penalties and restarts the RNG from the seed. */
+  /** Forgets the penalties, restarts the RNG from the seed and resets mirostat. */
   reset(): void {
     this.#counts.clear();
-    this.#rng = makeRng(this.#seed);
+    this.#rng = makeRng(this.options.seed);
     this.#mu = this.options.mirostat ? 2 * this.options.mirostat.tau : 0;
   }
 
-  /** Records a token that entered the text (prompt or generated): decays, then counts it. */
+  /** Records a token that entered the text: every count decays, then this one grows by 1. */
   accept(token: number): void {
-    const d = this.options.penaltyDecay;
-    if (d !== 1) { for (const [k, v] of this.#counts) this.#counts.set(k, v * d); }
+    const decay = this.options.penaltyDecay;
+    if (decay !== 1) { for (const [t, c] of this.#counts) this.#counts.set(t, c * decay); }
     this.#counts.set(token, (this.#counts.get(token) ?? 0) + 1);
   }
 
-  /** Logits after bias and penalties (a new array). */
+  /** The logits after bias and penalties (steps 1–2), as a new array. */
   adjust(logits: Float32Array): Float32Array {
+    return this.#adjustInto(logits, new Float32Array(logits.length));
+  }
+
+  #adjustInto(logits: Float32Array, out: Float32Array): Float32Array {
     const o = this.options;
-    const out = Float32Array.from(logits);
+    out.set(logits);
     if (o.logitBias) {
-      for (const [k, b] of Object.entries(o.logitBias)) {
-        const i = Number(k);
-        if (i >= 0 && i < out.length) out[i] += b;
+      for (const [k, bias] of Object.entries(o.logitBias)) {
+        const t = Number(k);
+        if (t >= 0 && t < out.length) out[t] += bias;
       }
     }
-    if (o.presencePenalty || o.frequencyPenalty || o.repetitionPenalty !== 1) {
-      for (const [t, c] of this.#counts) {
+    const additive = o.presencePenalty !== 0 || o.frequencyPenalty !== 0;
+    const rep = o.repetitionPenalty;
+    if (additive || rep !== 1) {
+      for (const [t, count] of this.#counts) {
         if (t < 0 || t >= out.length) continue;
-        out[t] -= o.presencePenalty + c * o.frequencyPenalty;
-        if (o.repetitionPenalty !== 1) {
-          out[t] = out[t] > 0 ? out[t] / o.repetitionPenalty : out[t] * o.repetitionPenalty;
-        }
+        let x = out[t] - (o.presencePenalty + count * o.frequencyPenalty);
+        if (rep !== 1) x = x > 0 ? x / rep : x * rep;
+        out[t] = x;
       }
     }
     return out;
   }
 
   /**
-   * The distribution a draw is made from: probabilities after every filter and the
-   * temperature (zeros for cut tokens), summing to 1. Not defined for temperature 0.
+   * The distribution a draw is made from (steps 1–4): probabilities summing to 1, zero for
+   * every cut token. At temperature 0, all the mass is on the greedy choice.
    */
   distribution(logits: Float32Array): Float32Array {
-    const o = this.options;
-    const x = this.adjust(logits);
-    const p = softmax(x);
-    if (o.mirostat) {
-      // v2: drop tokens more surprising than mu bits (always keep the most likely one)
-      const top = argmax(p);
-      for (let i = 0; i < p.length; i++) if (i !== top && -Math.log2(p[i]) > this.#mu) p[i] = 0;
-    } else {
-      if (o.topK > 0 && o.topK < p.length) keepTopK(p, o.topK);
-      if (o.topP < 1) keepTopP(p, o.topP);
-      const max = p[argmax(p)];
-      if (o.minP > 0) cutBelow(p, o.minP * max);
-      if (o.topA > 0) cutBelow(p, o.topA * max * max);
-      if (o.typicalP < 1) keepTypical(p, o.typicalP);
+    const out = new Float32Array(logits.length);
+    if (this.options.temperature === 0) {
+      out[argmax(this.adjust(logits))] = 1;
+      return out;
     }
-    if (o.temperature !== 1) {
-      const inv = 1 / o.temperature;
-      for (let i = 0; i < p.length; i++) if (p[i] > 0) p[i] = Math.pow(p[i], inv);
-    }
-    normalize(p);
-    return p;
+    const { ids, probs, mass } = this.#kept(logits);
+    for (let j = 0; j < probs.length; j++) out[ids ? ids[j] : j] = probs[j] / mass;
+    return out;
   }
 
-  /** Chooses the next token (does not record it: call {@link Sampler.accept}). */
+  /**
+   * Chooses the next token. It is not recorded: call {@link Sampler.accept} with the token
+   * that is actually used.
+   */
   sample(logits: Float32Array): number {
-    if (this.options.temperature === 0) return argmax(this.adjust(logits));
-    const p = this.distribution(logits);
-    let r = this.#rng(), chosen = -1, last = -1;
-    for (let i = 0; i < p.length; i++) {
-      if (p[i] <= 0) continue;
-      last = i;
-      r -= p[i];
-      if (r < 0) {
-        chosen = i;
-        break;
+    if (logits.length === 0) throw new UsageError("cannot sample from empty logits");
+    if (this.options.temperature === 0) {
+      if (this.#logits.length !== logits.length) this.#logits = new Float32Array(logits.length);
+      return argmax(this.#adjustInto(logits, this.#logits));
+    }
+    const { ids, probs, mass } = this.#kept(logits);
+    let r = this.#rng() * mass, j = 0;
+    for (; j < probs.length - 1; j++) {
+      r -= probs[j];
+      if (r < 0) break;
+    }
+    // rounding can leave r ≥ 0 at the end: j is then the last token, which cannot be zero
+    // when ids lists the kept ones; over the whole vocabulary, step back to a possible token
+    if (!ids) { while (j > 0 && probs[j] === 0) j--; }
+    const mirostat = this.options.mirostat;
+    if (mirostat) {
+      // v2: move the bound by the error between the observed and the target surprise
+      const surprise = -Math.log2(probs[j] / mass);
+      this.#mu -= mirostat.eta * (surprise - mirostat.tau);
+    }
+    return ids ? ids[j] : j;
+  }
+
+  /** Steps 1–4: the surviving tokens and their probabilities (not yet normalized). */
+  #kept(logits: Float32Array): Kept {
+    const o = this.options;
+    const n = logits.length;
+    if (this.#logits.length !== n) {
+      this.#logits = new Float32Array(n);
+      this.#probs = new Float32Array(n);
+    }
+    const x = this.#adjustInto(logits, this.#logits);
+    const p = this.#probs;
+    // softmax(x / T)
+    const invT = 1 / o.temperature;
+    let max = -Infinity, top = -1;
+    for (let i = 0; i < n; i++) {
+      if (x[i] > max) (max = x[i], top = i);
+    }
+    if (top < 0 || max === Infinity) {
+      throw new UsageError(
+        top < 0 ? "every token is banned (all logits −Infinity or NaN)" : "a logit is +Infinity",
+      );
+    }
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const e = x[i] > -Infinity ? Math.exp((x[i] - max) * invT) : 0; // NaN → 0 as well
+      p[i] = e;
+      sum += e;
+    }
+    const inv = 1 / sum;
+    for (let i = 0; i < n; i++) p[i] *= inv;
+
+    if (o.mirostat) return this.#mirostat(p, top);
+
+    // Candidates most likely first. Each filter but typical keeps a prefix of this order, so
+    // only tokens that can survive need sorting: top-k selects with a heap; otherwise a lower
+    // bound on what survives skips the long tail before the sort.
+    const prefixFilters = o.topK > 0 || o.topP < 1 || o.minP > 0 || o.topA > 0;
+    if (!prefixFilters && o.typicalP === 1) return { ids: undefined, probs: p, mass: 1 };
+    let ids: number[];
+    let mass = 1; // of the tokens the filters so far keep
+    let massBeforeTopA: number | undefined;
+    if (o.topK > 0 && o.topK < n) {
+      ids = topKIndices(p, o.topK);
+      mass = sumOf(p, ids, ids.length);
+    } else {
+      const minPFloor = o.minP * p[top];
+      let floor = minPFloor;
+      if (o.topP < 1) {
+        floor = Math.max(floor, nucleusFloor(p, o.topP));
+      } else if (o.topA > 0) {
+        // Without top-p, top-a's bound (its threshold is at least top_a × max²) cuts the tail
+        // too; its renormalization needs the mass min-p leaves, tail included.
+        floor = Math.max(floor, o.topA * p[top] * p[top]);
+        massBeforeTopA = 0;
+        for (let i = 0; i < n; i++) if (p[i] >= minPFloor) massBeforeTopA += p[i];
       }
+      floor = Math.min(floor, p[top]); // the most likely token always survives
+      ids = [];
+      for (let i = 0; i < n; i++) if (p[i] > 0 && p[i] >= floor) ids.push(i);
+      if (prefixFilters) ids.sort((a, b) => p[b] - p[a] || a - b);
     }
-    if (chosen < 0) chosen = last; // rounding left a sliver
-    if (this.options.mirostat) {
-      const q = softmax(this.adjust(logits));
-      const surprise = -Math.log2(q[chosen]);
-      this.#mu -= this.options.mirostat.eta * (surprise - this.options.mirostat.tau);
+    let m = ids.length;
+
+    if (o.topP < 1) {
+      // smallest prefix reaching the mass, plus any token tied with its last one (as ChatRWKV)
+      let cum = 0, j = 0;
+      for (; j < m - 1; j++) {
+        cum += p[ids[j]];
+        if (cum >= o.topP * mass) break;
+      }
+      const cutoff = p[ids[j]];
+      for (m = j + 1; m < ids.length && p[ids[m]] === cutoff;) m++;
+      mass = sumOf(p, ids, m);
     }
-    return chosen;
+    if (o.minP > 0) {
+      const floor = o.minP * p[ids[0]];
+      while (m > 1 && p[ids[m - 1]] < floor) m--;
+      mass = sumOf(p, ids, m);
+    }
+    if (o.topA > 0) {
+      // top_a × max², with both taken in the renormalized distribution
+      const floor = o.topA * p[ids[0]] * p[ids[0]] / (massBeforeTopA ?? mass);
+      while (m > 1 && p[ids[m - 1]] < floor) m--;
+      mass = sumOf(p, ids, m);
+    }
+    ids.length = m;
+    if (o.typicalP < 1) {
+      ids = typical(p, ids, mass, o.typicalP);
+      mass = sumOf(p, ids, ids.length);
+    }
+    return { ids, probs: ids.map((i) => p[i]), mass };
+  }
+
+  /** Mirostat v2: keep tokens whose surprise −log2 p is at most mu (at least the top one). */
+  #mirostat(p: Float32Array, top: number): Kept {
+    const floor = 2 ** -this.#mu;
+    const ids: number[] = [];
+    for (let i = 0; i < p.length; i++) if (p[i] >= floor && p[i] > 0) ids.push(i);
+    if (ids.length === 0) ids.push(top);
+    return { ids, probs: ids.map((i) => p[i]), mass: sumOf(p, ids, ids.length) };
   }
 }
 
-/** Index of the largest value (first on ties). */
-export function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
-
-function softmax(x: Float32Array): Float32Array {
-  let max = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
-  const p = new Float32Array(x.length);
-  let sum = 0;
-  for (let i = 0; i < x.length; i++) {
-    const e = x[i] === -Infinity ? 0 : Math.exp(x[i] - max);
-    p[i] = e;
-    sum += e;
-  }
-  for (let i = 0; i < p.length; i++) p[i] /= sum;
-  return p;
-}
-
-function normalize(p: Float32Array): void {
+function sumOf(p: Float32Array, ids: readonly number[], m: number): number {
   let s = 0;
-  for (let i = 0; i < p.length; i++) s += p[i];
-  if (s > 0) { for (let i = 0; i < p.length; i++) p[i] /= s; }
-}
-
-function cutBelow(p: Float32Array, threshold: number): void {
-  for (let i = 0; i < p.length; i++) if (p[i] < threshold) p[i] = 0;
-}
-
-/** Indices of non-zero probabilities, most likely first. */
-function sortedCandidates(p: Float32Array, minimum = 0): number[] {
-  const idx: number[] = [];
-  for (let i = 0; i < p.length; i++) if (p[i] > 0 && p[i] >= minimum) idx.push(i);
-  return idx.sort((a, b) => p[b] - p[a] || a - b);
-}
-
-function keepTopK(p: Float32Array, k: number): void {
-  const idx = sortedCandidates(p);
-  for (let j = k; j < idx.length; j++) p[idx[j]] = 0;
+  for (let j = 0; j < m; j++) s += p[ids[j]];
+  return s;
 }
 
 /**
- * Nucleus filter without sorting the whole vocabulary: a histogram over log2(p) finds the
- * bucket where the mass crosses `topP`; only tokens at or above it are sorted (exact).
+ * The k most likely indices, most likely first (ties: lower index first), by a size-k min-heap:
+ * O(n log k) instead of sorting the vocabulary.
  */
-function keepTopP(p: Float32Array, topP: number): void {
-  const B = 64;
-  const mass = new Float64Array(B);
-  const bucket = (x: number) => Math.min(B - 1, Math.floor(-Math.log2(x)));
-  let total = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] > 0) (mass[bucket(p[i])] += p[i], total += p[i]);
-  let acc = 0, edge = B - 1;
-  for (let b = 0; b < B; b++) {
-    acc += mass[b];
-    if (acc >= topP * total) {
-      edge = b;
-      break;
+function topKIndices(p: Float32Array, k: number): number[] {
+  const heap: number[] = []; // heap[0] is the least likely of the k best so far
+  // "a ranks below b": lower probability, or equal and a later index
+  const below = (a: number, b: number) => p[a] < p[b] || (p[a] === p[b] && a > b);
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let s = i;
+      if (l < heap.length && below(heap[l], heap[s])) s = l;
+      if (r < heap.length && below(heap[r], heap[s])) s = r;
+      if (s === i) return;
+      [heap[i], heap[s]] = [heap[s], heap[i]];
+      i = s;
+    }
+  };
+  for (let i = 0; i < p.length; i++) {
+    if (heap.length < k) {
+      heap.push(i);
+      for (let c = heap.length - 1; c > 0;) {
+        const parent = (c - 1) >> 1;
+        if (!below(heap[c], heap[parent])) break;
+        [heap[c], heap[parent]] = [heap[parent], heap[c]];
+        c = parent;
+      }
+    } else if (below(heap[0], i)) {
+      heap[0] = i;
+      siftDown(0);
     }
   }
-  const minimum = edge >= B - 1 ? 0 : 2 ** -(edge + 1);
-  const idx = sortedCandidates(p, minimum);
-  let cum = 0, cutoff = 0;
-  for (const i of idx) {
-    cum += p[i];
-    if (cum >= topP * total) {
-      cutoff = p[i];
-      break;
-    }
-  }
-  cutBelow(p, cutoff); // as ChatRWKV: everything below the last kept probability goes
+  return heap.sort((a, b) => p[b] - p[a] || a - b);
 }
 
-function keepTypical(p: Float32Array, mass: number): void {
-  let h = 0;
-  for (let i = 0; i < p.length; i++) if (p[i] > 0) h -= p[i] * Math.log(p[i]);
-  const idx = sortedCandidates(p);
-  const dev = (i: number) => Math.abs(-Math.log(p[i]) - h);
-  idx.sort((a, b) => dev(a) - dev(b) || a - b);
+/**
+ * A lower bound on the smallest probability the nucleus keeps, found without sorting: bucket
+ * the tokens by the binary exponent of p (bucket b holds p in [2^−b, 2^−b+1)); once the buckets
+ * from the top reach the mass, no token in a lower bucket can be needed.
+ */
+function nucleusFloor(p: Float32Array, topP: number): number {
+  const BUCKETS = 64;
+  const mass = new Float64Array(BUCKETS);
+  const bits = new Int32Array(p.buffer, p.byteOffset, p.length);
   let total = 0;
-  for (const i of idx) total += p[i];
-  let cum = 0, j = 0;
-  for (; j < idx.length; j++) {
-    cum += p[idx[j]];
-    if (cum >= mass * total) break;
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] <= 0) continue;
+    const b = Math.min(BUCKETS - 1, 127 - ((bits[i] >>> 23) & 0xff)); // = ceil(−log2 p)
+    mass[b] += p[i];
+    total += p[i];
   }
-  for (let k = j + 1; k < idx.length; k++) p[idx[k]] = 0;
+  let acc = 0;
+  for (let b = 0; b < BUCKETS - 1; b++) {
+    acc += mass[b];
+    if (acc >= topP * total) return 2 ** -b;
+  }
+  return 0;
+}
+
+/**
+ * Locally typical sampling (Meister et al. 2022, as Hugging Face's `TypicalLogitsWarper`):
+ * rank tokens by how far their surprise is from the entropy, keep the closest until their
+ * mass reaches `typicalP`.
+ */
+function typical(p: Float32Array, ids: number[], mass: number, typicalP: number): number[] {
+  let entropy = 0;
+  for (const i of ids) {
+    const q = p[i] / mass;
+    if (q > 0) entropy -= q * Math.log(q);
+  }
+  const distance = new Map<number, number>();
+  for (const i of ids) distance.set(i, Math.abs(-Math.log(p[i] / mass) - entropy));
+  const order = ids.slice().sort((a, b) => distance.get(a)! - distance.get(b)! || a - b);
+  let cum = 0, j = 0;
+  for (; j < order.length - 1; j++) {
+    cum += p[order[j]];
+    if (cum >= typicalP * mass) break;
+  }
+  return order.slice(0, j + 1);
 }
