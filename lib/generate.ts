@@ -124,6 +124,8 @@ export async function* generate(
       reason = "abort";
       break;
     }
+    // A World vocabulary has fewer ids than the model's 65536 logits: never pick one it lacks.
+    for (let i = tokenizer.vocabSize; i < logits.length; i++) logits[i] = -Infinity;
     const token = sampler.sample(logits);
     if (token === 0 && tokenizer.kind !== "bytes") {
       reason = "end-of-text";
