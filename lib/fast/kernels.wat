@@ -153,19 +153,6 @@
   ;; activation scales removes the offset for the whole row. Four blocks at a time: their
   ;; integer dots are reduced together and scaled with one f32x4 multiply.
 
-  ;; four i32x4 partial dots → one i32x4 of their totals
-  (func $reduce4 (param $d0 v128) (param $d1 v128) (param $d2 v128) (param $d3 v128) (result v128)
-    (local $t0 v128) (local $t1 v128)
-    (local.set $t0 (i32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d0) (local.get $d1))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d0) (local.get $d1))))
-    (local.set $t1 (i32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d2) (local.get $d3))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d2) (local.get $d3))))
-    (i32x4.add
-      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1))
-      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1))))
-
   ;; dot of one q8 block (32 bytes at $w) with 32 offset activations at $x
   (func $blk8 (param $w i32) (param $x i32) (result v128)
     (i32x4.relaxed_dot_i8x16_i7x16_add_s
@@ -211,7 +198,11 @@
         (param $bb i32)
     (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $wr i32) (local $wsr i32)
     (local $cr i32) (local $xt i32) (local $xst i32) (local $acc v128) (local $s f32)
-    (local $nb4 i32) (local $d v128) (local $wb i32) (local $xb i32)
+    (local $nb4 i32) (local $d v128) (local $wb i32) (local $xb i32) (local $raw v128)
+    (local $eight v128) (local $fifteen v128) (local $d0 v128) (local $d1 v128) (local $d2 v128)
+    (local $d3 v128) (local $t0 v128) (local $t1 v128)
+    (local.set $eight (v128.const i8x16 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8 8))
+    (local.set $fifteen (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
     (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
     (local.set $r (local.get $r0))
@@ -232,17 +223,67 @@
           (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb4)))
           (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (local.get $bb))))
           (local.set $xb (i32.add (local.get $xt) (i32.shl (local.get $b) (i32.const 5))))
+          ;; (written out, not called: the calls cost as much as the arithmetic)
           (if (i32.eq (local.get $bb) (i32.const 32))
-            (then (local.set $d (call $reduce4
-              (call $blk8 (local.get $wb) (local.get $xb))
-              (call $blk8 (i32.add (local.get $wb) (i32.const 32)) (i32.add (local.get $xb) (i32.const 32)))
-              (call $blk8 (i32.add (local.get $wb) (i32.const 64)) (i32.add (local.get $xb) (i32.const 64)))
-              (call $blk8 (i32.add (local.get $wb) (i32.const 96)) (i32.add (local.get $xb) (i32.const 96))))))
-            (else (local.set $d (call $reduce4
-              (call $blk4 (local.get $wb) (local.get $xb))
-              (call $blk4 (i32.add (local.get $wb) (i32.const 16)) (i32.add (local.get $xb) (i32.const 32)))
-              (call $blk4 (i32.add (local.get $wb) (i32.const 32)) (i32.add (local.get $xb) (i32.const 64)))
-              (call $blk4 (i32.add (local.get $wb) (i32.const 48)) (i32.add (local.get $xb) (i32.const 96)))))))
+            (then               (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (v128.load offset=16 (local.get $wb)) (v128.load offset=16 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (v128.load offset=0 (local.get $wb)) (v128.load offset=0 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (v128.load offset=48 (local.get $wb)) (v128.load offset=48 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (v128.load offset=32 (local.get $wb)) (v128.load offset=32 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (v128.load offset=80 (local.get $wb)) (v128.load offset=80 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (v128.load offset=64 (local.get $wb)) (v128.load offset=64 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (v128.load offset=112 (local.get $wb)) (v128.load offset=112 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (v128.load offset=96 (local.get $wb)) (v128.load offset=96 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $t0 (i32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d0) (local.get $d1))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d0) (local.get $d1))))
+              (local.set $t1 (i32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d2) (local.get $d3))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d2) (local.get $d3))))
+              (local.set $d (i32x4.add
+                (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1))
+                (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1)))))
+            (else
+              (local.set $d0 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (i8x16.sub (i8x16.shr_u (local.tee $raw (v128.load offset=0 (local.get $wb))) (i32.const 4)) (local.get $eight))
+                (v128.load offset=16 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (i8x16.sub (v128.and (local.get $raw) (local.get $fifteen)) (local.get $eight))
+                  (v128.load offset=0 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d1 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (i8x16.sub (i8x16.shr_u (local.tee $raw (v128.load offset=16 (local.get $wb))) (i32.const 4)) (local.get $eight))
+                (v128.load offset=48 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (i8x16.sub (v128.and (local.get $raw) (local.get $fifteen)) (local.get $eight))
+                  (v128.load offset=32 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d2 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (i8x16.sub (i8x16.shr_u (local.tee $raw (v128.load offset=32 (local.get $wb))) (i32.const 4)) (local.get $eight))
+                (v128.load offset=80 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (i8x16.sub (v128.and (local.get $raw) (local.get $fifteen)) (local.get $eight))
+                  (v128.load offset=64 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $d3 (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                (i8x16.sub (i8x16.shr_u (local.tee $raw (v128.load offset=48 (local.get $wb))) (i32.const 4)) (local.get $eight))
+                (v128.load offset=112 (local.get $xb))
+                (i32x4.relaxed_dot_i8x16_i7x16_add_s
+                  (i8x16.sub (v128.and (local.get $raw) (local.get $fifteen)) (local.get $eight))
+                  (v128.load offset=96 (local.get $xb)) (v128.const i32x4 0 0 0 0))))
+              (local.set $t0 (i32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d0) (local.get $d1))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d0) (local.get $d1))))
+              (local.set $t1 (i32x4.add
+                (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d2) (local.get $d3))
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d2) (local.get $d3))))
+              (local.set $d (i32x4.add
+                (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1))
+                (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1))))))
           (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (f32x4.convert_i32x4_s (local.get $d))
             (f32x4.mul (v128.load (i32.add (local.get $wsr) (i32.shl (local.get $b) (i32.const 2))))
                        (v128.load (i32.add (local.get $xst) (i32.shl (local.get $b) (i32.const 2))))))))
