@@ -1,0 +1,94 @@
+/**
+ * The WebAssembly SIMD kernels (`kernels.wat`, built into `kernels.wasm` by `build.ts`),
+ * loaded from beside this module and instantiated over a model's shared memory.
+ * @module
+ */
+
+/**
+ * `matmul_<dtype>(w, s, x, y, rows, cols, T, r0, r1)`: `y[t·rows + r] = W[r,:] · x[t,:]` for
+ * rows `r0 ≤ r < r1` and tokens `t < T` (byte offsets; `s` = block scales of q8/q4). For q8/q4
+ * `x` is the output of {@link Kernels.quantize} for the T × cols activations.
+ */
+export type MatmulKernel = (
+  w: number,
+  s: number,
+  x: number,
+  y: number,
+  rows: number,
+  cols: number,
+  T: number,
+  r0: number,
+  r1: number,
+) => void;
+
+/** The exported kernel functions (all pointers are byte offsets into the shared memory). */
+export interface Kernels {
+  matmul_f32: MatmulKernel;
+  matmul_bf16: MatmulKernel;
+  matmul_f16: MatmulKernel;
+  matmul_q8: MatmulKernel;
+  matmul_q4: MatmulKernel;
+  /**
+   * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`: n int8, then
+   * n/32 f32 scales, then n/32 i32 block sums × 8 ({@link quantizedBytes} in all). `mode` 0
+   * for q4 (±127), 1 for q8 (±63 stored + 64).
+   */
+  quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
+  /** RWKV-7 recurrence, one token, all heads (as `wkv7TS`; N a multiple of 4). */
+  wkv7(
+    S: number,
+    r: number,
+    w: number,
+    k: number,
+    v: number,
+    kk: number,
+    b: number,
+    y: number,
+    H: number,
+    N: number,
+  ): void;
+  /** RWKV-5/6 recurrence, one token, all heads (as `wkv5TS`; N a multiple of 4). */
+  wkv5(
+    S: number,
+    r: number,
+    k: number,
+    v: number,
+    w: number,
+    u: number,
+    y: number,
+    H: number,
+    N: number,
+  ): void;
+}
+
+/** Bytes `quantize` writes for `n` activations. */
+export function quantizedBytes(n: number): number {
+  return n + (n / 32) * 8;
+}
+
+const WASM_URL = new URL("./kernels.wasm", import.meta.url);
+
+/** The kernels' bytes, read from beside this module (file: or http(s): alike). */
+export async function kernelBytes(): Promise<Uint8Array<ArrayBuffer>> {
+  if (WASM_URL.protocol === "file:") return await Deno.readFile(WASM_URL);
+  const res = await fetch(WASM_URL);
+  if (!res.ok) throw new Error(`cannot fetch ${WASM_URL}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+/** Compiles the kernels (once per process; a Module can be posted to Workers). */
+export function compileKernels(): Promise<WebAssembly.Module> {
+  compiled ??= kernelBytes().then((b) => WebAssembly.compile(b));
+  return compiled;
+}
+
+/** Instantiates the kernels over `memory` (synchronous: the module is compiled already). */
+export function instantiateKernels(
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+): Kernels {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return instance.exports as unknown as Kernels;
+}
