@@ -1,0 +1,230 @@
+/**
+ * The `Compute` one Worker of the team offers the model's math (lib/model/ops.ts): its share
+ * of every matrix product runs in the WebAssembly kernels, then the team meets at a barrier.
+ * Buffers come from the shared memory: shared ones at the same offset in every Worker (the
+ * runners ask for them in the same order everywhere), private ones from this Worker's region.
+ * @module
+ */
+
+import { type Compute, decodeRow, wkv5TS, wkv7TS } from "../model/ops.ts";
+import type { Matrix } from "../model/tensor.ts";
+import { type Kernels, quantizedBytes } from "./kernels.ts";
+
+/** Slots of the control block (Int32 indices into shared memory). */
+export const CTRL = {
+  /** Job counter: the main thread bumps it to start a forward pass. */
+  job: 0,
+  /** Number of the last finished job (member 0 writes it). */
+  done: 1,
+  /** Tokens in this job. */
+  tokens: 2,
+  /** 1: logits after every token. */
+  every: 3,
+  /** Barrier: members arrived in this generation. */
+  barCount: 4,
+  /** Barrier: generation counter. */
+  barGen: 5,
+  logitsOffset: 6,
+  logitsLength: 7,
+  /** Non-zero when a member failed. */
+  error: 8,
+  /** Non-zero: members leave their loop. */
+  quit: 9,
+  size: 16,
+} as const;
+
+/** Rows of a product are split between members in multiples of this (whole cache lines of y). */
+export const ROW_ALIGN = 16;
+
+/** A bump allocator over a region of the shared memory. */
+export class Region {
+  #top: number;
+  readonly start: number;
+  readonly end: number;
+  constructor(readonly memory: WebAssembly.Memory, start: number, size: number) {
+    this.start = this.#top = start;
+    this.end = start + size;
+  }
+  /** Reserves `bytes` (64-byte aligned) and returns their offset. */
+  bytes(n: number): number {
+    const off = Math.ceil(this.#top / 64) * 64;
+    if (off + n > this.end) throw new RangeError("engine region exhausted");
+    this.#top = off + n;
+    return off;
+  }
+  /** A zeroed f32 vector. */
+  f32(n: number): Float32Array {
+    const v = new Float32Array(this.memory.buffer, this.bytes(n * 4), n);
+    v.fill(0);
+    return v;
+  }
+}
+
+/** Counts what a runner allocates, to size the regions before any Worker starts. */
+export class CountingCompute implements Compute {
+  /** Bytes of shared buffers (with alignment slack). */
+  shared = 0;
+  /** Bytes of private buffers (with alignment slack). */
+  private = 0;
+  matmul(): void {}
+  buffer(n: number, shared: boolean): Float32Array {
+    const b = Math.ceil((n * 4) / 64) * 64 + 64;
+    if (shared) this.shared += b;
+    else this.private += b;
+    // Nothing runs on these: an empty array keeps the dry run from allocating.
+    return new Float32Array(0);
+  }
+  row(): void {}
+  wkv7(): void {}
+  wkv5(): void {}
+}
+
+/**
+ * Generation-counter barrier over the control block: the last to arrive resets the count and
+ * bumps the generation. The others spin first (the team is usually microseconds apart, and
+ * waking from Atomics.wait costs tens of microseconds, more than a small product), then sleep.
+ */
+export function barrier(ctrl: Int32Array, parties: number): void {
+  if (parties === 1) return;
+  const gen = Atomics.load(ctrl, CTRL.barGen);
+  if (Atomics.add(ctrl, CTRL.barCount, 1) === parties - 1) {
+    Atomics.store(ctrl, CTRL.barCount, 0);
+    Atomics.add(ctrl, CTRL.barGen, 1);
+    Atomics.notify(ctrl, CTRL.barGen);
+    return;
+  }
+  for (let spin = 0; spin < 1_000_000; spin++) {
+    if (Atomics.load(ctrl, CTRL.barGen) !== gen) return;
+  }
+  while (Atomics.load(ctrl, CTRL.barGen) === gen) Atomics.wait(ctrl, CTRL.barGen, gen, 100);
+}
+
+/** The rows [r0, r1) member `id` of `n` computes of a product with `rows` rows. */
+export function rowShare(rows: number, id: number, n: number): [number, number] {
+  const per = Math.ceil(rows / n / ROW_ALIGN) * ROW_ALIGN;
+  const r0 = Math.min(rows, id * per);
+  return [r0, Math.min(rows, r0 + per)];
+}
+
+/** One team member's machine. */
+export class WorkerCompute implements Compute {
+  readonly #k: Kernels;
+  readonly #ctrl: Int32Array;
+  readonly #id: number;
+  readonly #n: number;
+  readonly #shared: Region;
+  readonly #private: Region;
+  readonly #xq: number; // this member's quantized activations (q8/q4)
+
+  /** `maxActivations`: the most values one product's input holds (maxT × widest cols). */
+  constructor(
+    kernels: Kernels,
+    ctrl: Int32Array,
+    id: number,
+    n: number,
+    shared: Region,
+    priv: Region,
+    maxActivations: number,
+  ) {
+    this.#k = kernels;
+    this.#ctrl = ctrl;
+    this.#id = id;
+    this.#n = n;
+    this.#shared = shared;
+    this.#private = priv;
+    this.#xq = priv.bytes(quantizedBytes(Math.ceil(maxActivations / 32) * 32) + 64);
+  }
+
+  buffer(n: number, shared: boolean): Float32Array {
+    return (shared ? this.#shared : this.#private).f32(n);
+  }
+
+  row(m: Matrix, row: number, out: Float32Array): void {
+    decodeRow(m, row, out);
+  }
+
+  /**
+   * The hot function: this member's rows of `y = m · x` for T tokens, then the barrier (all
+   * of y is written when anyone returns). q8/q4 inputs are quantized by every member alike
+   * into its private buffer (T × cols values: cheap next to the product).
+   */
+  matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
+    const [r0, r1] = rowShare(m.rows, this.#id, this.#n);
+    const k = this.#k;
+    if (r1 > r0) {
+      switch (m.dtype) {
+        case "f32":
+          k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          break;
+        case "bf16":
+          k.matmul_bf16(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          break;
+        case "f16":
+          k.matmul_f16(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          break;
+        case "q8":
+          k.quantize(x.byteOffset, this.#xq, T * m.cols, 1);
+          k.matmul_q8(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          break;
+        case "q4":
+          k.quantize(x.byteOffset, this.#xq, T * m.cols, 0);
+          k.matmul_q4(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          break;
+      }
+    }
+    barrier(this.#ctrl, this.#n);
+  }
+
+  wkv7(
+    S: Float32Array,
+    r: Float32Array,
+    w: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    kk: Float32Array,
+    b: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void {
+    // every vector and the state live in the shared memory (weights, regions, state copies)
+    if (N % 4) return wkv7TS(S, r, w, k, v, kk, b, y, H, N);
+    this.#k.wkv7(
+      S.byteOffset,
+      r.byteOffset,
+      w.byteOffset,
+      k.byteOffset,
+      v.byteOffset,
+      kk.byteOffset,
+      b.byteOffset,
+      y.byteOffset,
+      H,
+      N,
+    );
+  }
+
+  wkv5(
+    S: Float32Array,
+    r: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+  ): void {
+    if (N % 4) return wkv5TS(S, r, k, v, w, u, y, H, N);
+    this.#k.wkv5(
+      S.byteOffset,
+      r.byteOffset,
+      k.byteOffset,
+      v.byteOffset,
+      w.byteOffset,
+      u.byteOffset,
+      y.byteOffset,
+      H,
+      N,
+    );
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * The fast engine: Workers over shared memory running WebAssembly SIMD kernels.
+ * @module
+ */
+
+export { createFastModel, defaultThreads, type FastModelOptions } from "./pool.ts";
+export { compileKernels, instantiateKernels, type Kernels, quantizedBytes } from "./kernels.ts";
