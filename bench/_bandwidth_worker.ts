@@ -1,7 +1,7 @@
 /// <reference lib="deno.worker" />
 // Reads its half of a shared buffer with the f32 kernel (a pure streaming read), for
 // bench/decode.ts's bandwidth measurement.
-import { instantiateKernels } from "../lib/fast/kernels.ts";
+import { instantiateKernels } from "../lib/engine/kernels.ts";
 
 self.onmessage = (e) => {
   const { memory, module, w, x, y, rows, cols, r0, r1, reps } = e.data;
@@ -10,7 +10,7 @@ self.onmessage = (e) => {
   let best = Infinity;
   for (let i = 0; i < reps; i++) {
     const t = performance.now();
-    k.mm_f32(w, x, y, rows, cols, 1, r0, r1);
+    k.matmul_f32(w, 0, x, y, rows, cols, 1, r0, r1);
     best = Math.min(best, performance.now() - t);
   }
   self.postMessage(best);

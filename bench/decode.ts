@@ -6,13 +6,14 @@
  *
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
  * tokens, peak RSS, weight bytes read per token, effective GB/s and its share of the measured
- * bandwidth (two Workers streaming 512 MiB with the f32 kernel).
+ * bandwidth (the same number of Workers streaming 512 MiB with the f32 decode kernel, best of
+ * 8 passes each). Runs the engine of lib/engine.
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { compileKernels } from "../lib/fast/kernels.ts";
-import { loadModel } from "../lib/load.ts";
+import { compileKernels, createFastModel } from "../lib/engine/mod.ts";
+import { openCheckpoint } from "../lib/formats/open.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "bf16" },
     threads: { type: "string", default: "2" },
     tokens: { type: "string", default: "32" },
+    chunk: { type: "string", default: "64" },
     json: { type: "boolean", default: false },
   },
 });
@@ -56,7 +58,7 @@ async function bandwidth(): Promise<number> {
           cols,
           r0: i * per,
           r1: (i + 1) * per,
-          reps: 5,
+          reps: 8,
         });
       })),
   );
@@ -72,7 +74,12 @@ function peakRssMiB(): number {
 }
 
 const t0 = performance.now();
-const model = await loadModel(values.model, { dtype: values.dtype as "bf16", threads });
+const ck = await openCheckpoint(values.model);
+const model = await createFastModel(ck, {
+  dtype: values.dtype as "bf16",
+  threads,
+  chunk: Number(values.chunk),
+});
 const loadSeconds = (performance.now() - t0) / 1000;
 const info = model.info;
 const V = info.vocab;
@@ -106,6 +113,7 @@ const prompt128 = await promptRate(128);
 const prompt512 = await promptRate(512);
 const peakRss = peakRssMiB(); // before the bandwidth probe adds its own 512 MiB
 await model.dispose();
+ck.close();
 const bw = await bandwidth();
 const gbs = bytesPerToken / (msPerToken / 1000) / 1e9;
 const result = {
