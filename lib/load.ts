@@ -5,7 +5,7 @@
 
 import { UsageError } from "./errors.ts";
 import { openCheckpoint } from "./formats/open.ts";
-import { createFastModel } from "./fast/pool.ts";
+import { createFastModel } from "./engine/mod.ts";
 import { createReferenceModel, type Model } from "./model/model.ts";
 import type { WeightDType } from "./model/weights.ts";
 

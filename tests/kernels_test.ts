@@ -215,24 +215,3 @@ Deno.test("kernels: f16 conversion is exact for every half value", async () => {
     }
   }
 });
-
-// The older engine in lib/fast (still used by lib/load.ts until it moves to lib/engine) keeps
-// its own committed wasm: check it too while it exists.
-const legacy = new URL("../lib/fast/build.ts", import.meta.url);
-const hasLegacy = (() => {
-  try {
-    return Deno.statSync(legacy).isFile;
-  } catch {
-    return false;
-  }
-})();
-Deno.test({
-  name: "kernels: lib/fast/kernels.wasm is exactly what its source builds to",
-  ignore: !hasLegacy,
-  async fn() {
-    const { buildKernels: buildLegacy } = await import(legacy.href);
-    const built = await buildLegacy();
-    const committed = await Deno.readFile(new URL("../lib/fast/kernels.wasm", import.meta.url));
-    assertEquals(built, committed);
-  },
-});
