@@ -7,6 +7,8 @@ import { UsageError } from "./errors.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./engine/mod.ts";
 import { createReferenceModel, type Model } from "./model/model.ts";
+import { State } from "./model/state.ts";
+import { applyTimeState, readTimeState } from "./model/time_state.ts";
 import type { WeightDType } from "./model/weights.ts";
 
 /**
@@ -65,9 +67,13 @@ export async function loadModel(
   }
   const ck = await openCheckpoint(path);
   try {
-    return engine === "reference"
+    const model = engine === "reference"
       ? await createReferenceModel(ck, options)
       : await createFastModel(ck, options);
+    // A state-tuned checkpoint: new states start from its time_state.
+    const tuned = await readTimeState(ck);
+    if (tuned) model.initialState = applyTimeState(new State(model.spec), tuned, path);
+    return model;
   } finally {
     ck.close();
   }

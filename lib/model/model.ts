@@ -101,9 +101,15 @@ export class Model {
     this.#dispose = dispose;
   }
 
-  /** A zeroed recurrent state for this model. */
+  /**
+   * The values new states start from: a tuned state (`blocks.N.att.time_state`, see
+   * `time_state.ts`), set by `loadModel` when the checkpoint has one. Undefined: zeros.
+   */
+  initialState?: State;
+
+  /** A new recurrent state: a copy of {@link Model.initialState}, else zeroed. */
   createState(): State {
-    return new State(this.spec);
+    return this.initialState ? this.initialState.clone() : new State(this.spec);
   }
 
   #check(tokens: ArrayLike<number>, state: State): Int32Array {
