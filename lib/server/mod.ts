@@ -1,0 +1,81 @@
+/**
+ * An OpenAI-compatible server for one RWKV model, on `Deno.serve`.
+ *
+ * @example
+ * ```ts ignore
+ * import { startServer } from "./lib/server/mod.ts";
+ * const server = startServer({ model, tokenizer, port: 8000 }); // http://127.0.0.1:8000/
+ * await server.shutdown();
+ * ```
+ * @module
+ */
+
+import { type Api, type ApiOptions, createApi } from "./openai.ts";
+
+export { type Api, type ApiOptions, createApi } from "./openai.ts";
+export { QueueFullError, serialized, Slots } from "./queue.ts";
+
+/**
+ * Options of {@link startServer}: the API's plus where to listen.
+ * @example
+ * ```ts ignore
+ * const opts: ServerOptions = { model, tokenizer, hostname: "127.0.0.1", port: 0 };
+ * ```
+ */
+export interface ServerOptions extends ApiOptions {
+  /** Interface to bind (default 127.0.0.1: only this machine). */
+  hostname?: string;
+  /** Port (default 8000; 0 picks a free one). */
+  port?: number;
+  /** Called once listening, with the address. */
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** Shuts the server down when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A running server.
+ * @example
+ * ```ts ignore
+ * const s = startServer({ model, tokenizer, port: 0 });
+ * console.log(s.url); await s.shutdown();
+ * ```
+ */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8000`. */
+  readonly url: string;
+  readonly addr: Deno.NetAddr;
+  readonly api: Api;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  /** Stops accepting, ends open connections, resolves when done. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts the server (127.0.0.1:8000 by default).
+ * @example
+ * ```ts ignore
+ * const server = startServer({ model, tokenizer, port: 0, concurrency: 1, queue: 8 });
+ * const res = await fetch(`${server.url}/v1/models`);
+ * ```
+ */
+export function startServer(options: ServerOptions): RunningServer {
+  const api = createApi(options);
+  const server = Deno.serve({
+    hostname: options.hostname ?? "127.0.0.1",
+    port: options.port ?? 8000,
+    signal: options.signal,
+    onListen: () => {},
+  }, api.handler);
+  const addr = server.addr as Deno.NetAddr;
+  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+  options.onListen?.(addr);
+  return {
+    url: `http://${host}:${addr.port}`,
+    addr,
+    api,
+    finished: server.finished,
+    shutdown: () => server.shutdown(),
+  };
+}
