@@ -8,9 +8,11 @@
 
 import { parseArgs } from "node:util";
 import { RwkvError, UsageError } from "../lib/errors.ts";
+import { download, DownloadError, resolveModel } from "../lib/fetch.ts";
 import { generate, type GenerateStats } from "../lib/generate.ts";
 import { loadModel } from "../lib/load.ts";
 import { State } from "../lib/model/state.ts";
+import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
 
@@ -19,6 +21,16 @@ export const DRAGON_PROMPT =
   "\nIn a shocking finding, scientist discovered a herd of dragons living in a remote, " +
   "previously unexplored valley, in Tibet. Even more surprising to the researchers was the " +
   "fact that the dragons spoke perfect Chinese.";
+
+/** The model used when no --model is given: RWKV-7 World 0.1B, fetched on first use. */
+export const DEFAULT_MODEL =
+  "hf:BlinkDL/rwkv-7-world/RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth";
+/** The World vocabulary, pinned by its sha256. */
+export const WORLD_VOCAB = {
+  url: "https://raw.githubusercontent.com/BlinkDL/ChatRWKV/main/tokenizer/rwkv_vocab_v20230424.txt",
+  name: "rwkv_vocab_v20230424.txt",
+  sha256: "e6dee3d4e31b4d5c40ac99508ac6c701ceef4bed681bf2167ce9a908552bca89",
+};
 
 const DEFAULTS = {
   "max-tokens": "200",
@@ -43,12 +55,17 @@ Usage:
   deno run -A cli/generate.ts --model MODEL [--prompt TEXT | --prompt-file FILE | < stdin]
 
 Model and tokenizer:
-  --model PATH            .pth, .safetensors, rwkv.cpp .bin or quantized .safetensors file
+  --model PATH|URL|hf:OWNER/REPO/FILE
+                          .pth, .safetensors, rwkv.cpp .bin or quantized .safetensors file;
+                          URLs are downloaded once into the cache ($RWKV_CACHE or
+                          ~/.cache/rwkv-deno). Default: ${DEFAULT_MODEL}
+                          with the World vocabulary, fetched on first use
   --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
                           default: a known tokenizer file next to the model, by vocab size
   --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default ${DEFAULTS.dtype})
   --threads N             worker threads (default: cores)
   --engine auto|fast|reference      (default ${DEFAULTS.engine})
+  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --state-in FILE         start from a saved state (e.g. a processed prompt)
   --state-out FILE        save the state after generation
 
@@ -79,17 +96,32 @@ Other:
   -h, --help              this help
 `;
 
-const NO_MODEL = `error: no --model given.
+const noDefault = (why: string) =>
+  `error: no --model given, and the default model could not be fetched
+(${why}).
 
-Get an RWKV checkpoint first, for example an RWKV-7 World model (.pth) from
-https://huggingface.co/BlinkDL/rwkv-7-world (e.g. RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth),
-with the World tokenizer rwkv_vocab_v20230424.txt beside it (from the RWKV-LM or ChatRWKV
-repository), then run:
+Download an RWKV checkpoint and the World tokenizer yourself, for example:
+  https://huggingface.co/BlinkDL/rwkv-7-world/resolve/main/RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth
+  ${WORLD_VOCAB.url}
+put them in one folder and run:
 
   deno run -A cli/generate.ts --model RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth
 
-Any .pth, .safetensors or rwkv.cpp .bin RWKV-4/5/6/7 model works.
+(--model also takes hf:OWNER/REPO/FILE or an https URL. Any .pth, .safetensors or rwkv.cpp
+.bin RWKV-4/5/6/7 model works.)
 `;
+
+/** Fetches the default model and the World vocabulary beside it; returns the model path. */
+async function defaultModel(quiet: boolean): Promise<string> {
+  const path = await resolveModel(DEFAULT_MODEL, { quiet });
+  const vocab = `${path.slice(0, path.lastIndexOf("/"))}/${WORLD_VOCAB.name}`;
+  try {
+    await Deno.stat(vocab);
+  } catch {
+    await download(WORLD_VOCAB.url, vocab, { quiet, sha256: WORLD_VOCAB.sha256 });
+  }
+  return path;
+}
 
 function num(values: Record<string, unknown>, name: keyof typeof DEFAULTS | string): number {
   const raw = (values[name] as string | undefined) ?? DEFAULTS[name as keyof typeof DEFAULTS];
@@ -138,6 +170,7 @@ export async function main(argv: string[]): Promise<number> {
         dtype: { type: "string" },
         threads: { type: "string" },
         engine: { type: "string" },
+        state: { type: "string" },
         "state-in": { type: "string" },
         "state-out": { type: "string" },
         prompt: { type: "string" },
@@ -170,10 +203,6 @@ export async function main(argv: string[]): Promise<number> {
   if (v.help) {
     console.log(HELP);
     return 0;
-  }
-  if (!v.model) {
-    console.error(NO_MODEL);
-    return 2;
   }
   const dtype = v.dtype ?? DEFAULTS.dtype;
   if (!["auto", "f32", "bf16", "f16", "q8", "q4"].includes(dtype)) {
@@ -215,8 +244,19 @@ export async function main(argv: string[]): Promise<number> {
   } else prompt = DRAGON_PROMPT;
 
   const quiet = v.quiet;
+  let modelPath: string;
+  if (v.model) modelPath = await resolveModel(v.model, { quiet });
+  else {
+    try {
+      modelPath = await defaultModel(quiet);
+    } catch (e) {
+      if (!(e instanceof DownloadError)) throw e;
+      console.error(noDefault(e.message));
+      return 2;
+    }
+  }
   const loadBar = progressBar("loading", "count", quiet);
-  const model = await loadModel(v.model, {
+  const model = await loadModel(modelPath, {
     dtype: dtype as "auto",
     engine: engine as "auto",
     threads,
@@ -227,10 +267,10 @@ export async function main(argv: string[]): Promise<number> {
     loadBar.finish(
       `RWKV-${i.version} ${i.layers}×${i.embd}, vocab ${i.vocab}, ${i.dtype}, ${i.engine}`,
     );
-    const tokPath = v.tokenizer ?? await findTokenizerFor(v.model, i.vocab);
+    const tokPath = v.tokenizer ?? await findTokenizerFor(modelPath, i.vocab);
     if (!tokPath) {
       throw new UsageError(
-        `no tokenizer for vocab ${i.vocab} next to ${v.model}: pass --tokenizer ` +
+        `no tokenizer for vocab ${i.vocab} next to ${modelPath}: pass --tokenizer ` +
           `(tokenizer.json, rwkv_vocab_v20230424.txt or "bytes")`,
       );
     }
@@ -240,6 +280,7 @@ export async function main(argv: string[]): Promise<number> {
         `tokenizer ${tokPath} has ${tokenizer.vocabSize} tokens but the model only ${i.vocab}`,
       );
     }
+    if (v.state) model.initialState = await loadTimeStateFile(model, v.state);
     const state = v["state-in"] ? await State.load(model.spec, v["state-in"]) : model.createState();
     const promptBar = progressBar("prompt", "count", quiet);
     const abort = new AbortController();

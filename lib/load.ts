@@ -4,6 +4,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./engine/mod.ts";
 import { createReferenceModel, type Model } from "./model/model.ts";
@@ -33,21 +34,23 @@ export interface LoadModelOptions {
   chunk?: number;
   /** Loading progress: tensors done of total. */
   onProgress?: (done: number, total: number, name: string) => void;
+  /** For `hf:` and `https://` models: cache folder, expected sha256, progress. */
+  download?: ResolveOptions;
 }
 
-/** Turns a path or `file:` URL into a path. */
-export function toPath(pathOrUrl: string | URL): string {
+/**
+ * Turns a path, `file:` URL, `hf:OWNER/REPO/FILE` or `https://` URL into a local path; the
+ * remote ones are downloaded into the cache first (see `fetch.ts`).
+ */
+export async function toPath(pathOrUrl: string | URL, download?: ResolveOptions): Promise<string> {
   const s = pathOrUrl.toString();
   if (s.startsWith("file:")) return decodeURIComponent(new URL(s).pathname);
-  if (/^https?:/.test(s)) {
-    throw new UsageError(`${s}: download the model first; loadModel reads local files`);
-  }
-  return s;
+  return await resolveModel(s, download);
 }
 
 /**
  * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
- * file) and returns a model whose `forward(tokens, state)` matches the official package.
+ * file; a local path, or `hf:OWNER/REPO/FILE` / an `https://` URL downloaded once into the cache) and returns a model whose `forward(tokens, state)` matches the official package.
  * @example
  * ```ts ignore
  * const model = await loadModel("model.pth", { dtype: "q8", threads: 2 });
@@ -60,7 +63,7 @@ export async function loadModel(
   pathOrUrl: string | URL,
   options: LoadModelOptions = {},
 ): Promise<Model> {
-  const path = toPath(pathOrUrl);
+  const path = await toPath(pathOrUrl, options.download);
   const engine = options.engine ?? "auto";
   if (!["auto", "fast", "reference"].includes(engine)) {
     throw new UsageError(`engine must be auto, fast or reference, not ${engine}`);
