@@ -1,0 +1,539 @@
+/**
+ * rwkv.cpp model files (`.bin`, magic `ggmf`), read back into the official RWKV-LM layout.
+ *
+ * The file (rwkv.cpp `docs/FILE_FORMAT.md`): six little-endian uint32 (magic 0x67676d66,
+ * version 100 or 101, n_vocab, n_embed, n_layer, data type), then tensors until the end of the
+ * file, each as uint32 dim count (1..3), uint32 name length, uint32 data type, the dims in ggml
+ * order (innermost first, i.e. PyTorch's shape reversed), the UTF-8 name, and the data.
+ *
+ * Data types: 0 FP32, 1 FP16, 2 Q4_0, 3 Q4_1, 7 Q5_0, 8 Q5_1, 9 Q8_0. Codes 4, 5, 6 (Q4_1_O,
+ * Q4_2, Q4_3) are formats ggml removed and are refused, as rwkv.cpp refuses them; quantized
+ * data in a version-100 file predates ggml's May 2023 block layouts and is refused too.
+ * Quantized blocks hold 32 consecutive values of a row (ggml layouts, scales as IEEE half):
+ * - Q4_0 (18 bytes): d, 16 bytes of nibbles; value j = (low nibble of byte j − 8)·d, value
+ *   j+16 = (high nibble of byte j − 8)·d.
+ * - Q4_1 (20 bytes): d, m, 16 bytes of nibbles; value = q·d + m.
+ * - Q5_0 (22 bytes): d, uint32 qh (bit j is the fifth bit of value j), nibbles as Q4_0;
+ *   value = (q − 16)·d.
+ * - Q5_1 (24 bytes): d, m, qh, nibbles; value = q·d + m.
+ * - Q8_0 (34 bytes): d, 32 int8; value = q·d.
+ *
+ * rwkv.cpp's converter (`convert_pytorch_to_ggml.py`) changes some tensors; this reader undoes
+ * each change, so every tensor has the name, shape and value convention of the official `.pth`:
+ * - every `.time_*` tensor was squeezed: `time_mix_*`/`time_maa_*` go back to (1, 1, C);
+ * - RWKV-4: `time_decay` was stored as `-exp(w)`: restored as `log(-x)`;
+ * - RWKV-5: `time_decay` was `exp(-exp(w))` (shape (H,1,1) or (H,N,1)) and `time_first` was
+ *   `exp(u)` (H,1,1): restored as `log(-log(x))` and `log(x)`, shapes (H) or (H, N);
+ *   `time_faaaa` (H,N,1) → (H, N);
+ * - RWKV-6: `time_maa_w1`, `time_decay_w1`, `time_decay_w2` were transposed and
+ *   `time_maa_w2` had its last two axes swapped: swapped back; `time_decay` (H, N, 1) →
+ *   (1, 1, C); `time_faaaa` (H, N, 1) → (H, N);
+ * - RWKV-7: `att.x_r … att.x_g` were concatenated into `att.x_rwkvag` (6, 1, C): split back
+ *   into six (1, 1, C) tensors; `att.{w,a,v,g}{1,2}` were transposed: transposed back.
+ * The embedding is stored as is (rwkv.cpp applies `ln0` at run time, as the official code).
+ *
+ * FP32 tensors are exposed as F32 and FP16 as F16 (unless a value had to be restored, then
+ * F32); quantized tensors are dequantized on read and exposed as F32.
+ * @module
+ */
+
+import { FormatError } from "../errors.ts";
+import type { Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
+import { f16ToF32, halfToFloat } from "./dtype.ts";
+import { RandomAccessFile } from "./_file.ts";
+
+/** The magic number of rwkv.cpp files ("ggmf"). */
+export const RWKVCPP_MAGIC = 0x67676d66;
+
+/** rwkv.cpp data type codes and names. */
+const TYPE_NAMES = [
+  "FP32",
+  "FP16",
+  "Q4_0",
+  "Q4_1",
+  "Q4_1_O",
+  "Q4_2",
+  "Q4_3",
+  "Q5_0",
+  "Q5_1",
+  "Q8_0",
+];
+
+/** Values per block and bytes per block of each supported type code. */
+const BLOCK: Readonly<Record<number, { values: number; bytes: number }>> = {
+  0: { values: 1, bytes: 4 },
+  1: { values: 1, bytes: 2 },
+  2: { values: 32, bytes: 18 },
+  3: { values: 32, bytes: 20 },
+  7: { values: 32, bytes: 22 },
+  8: { values: 32, bytes: 24 },
+  9: { values: 32, bytes: 34 },
+};
+
+/** Names longer than this are refused (real ones are a few dozen bytes). */
+const MAX_NAME_BYTES = 4096;
+/** Largest dimension accepted (rwkv.cpp stores dims as int32). */
+const MAX_DIM = 0x7fffffff;
+
+/** One tensor as stored in the file. */
+interface Stored {
+  readonly name: string;
+  /** rwkv.cpp data type code. */
+  readonly type: number;
+  /** PyTorch order (the file's dims reversed). */
+  readonly shape: readonly number[];
+  readonly count: number;
+  readonly offset: number;
+  readonly bytes: number;
+}
+
+/** How one exposed tensor is made from a stored one. */
+interface Exposed {
+  readonly info: TensorInfo;
+  readonly src: Stored;
+  /** Take part `index` of `parts` equal consecutive parts of the stored values. */
+  readonly part?: { readonly index: number; readonly parts: number };
+  /** Swap the last two axes of the stored (batch, rows, cols) values. */
+  readonly transpose?: { readonly batch: number; readonly rows: number; readonly cols: number };
+  /** Restore each value (always produces F32). */
+  readonly map?: (x: number) => number;
+}
+
+/** Header fields of an rwkv.cpp file, as given in `Checkpoint.metadata`. */
+export interface RwkvCppMetadata {
+  /** 100 or 101. */
+  readonly file_version: number;
+  readonly n_vocab: number;
+  readonly n_embed: number;
+  readonly n_layer: number;
+  /** Main data type as rwkv.cpp names it ("FP16", "Q5_1", …). */
+  readonly data_type: string;
+  /** Architecture as rwkv.cpp detects it: "4", "5.1", "5.2", "6" or "7". */
+  readonly arch: string;
+  /** How each (official) tensor is stored in the file: "FP32", "FP16", "Q5_1", … */
+  readonly tensor_types: Readonly<Record<string, string>>;
+}
+
+function product(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function typeName(code: number): string {
+  return TYPE_NAMES[code] ?? `code ${code}`;
+}
+
+/** Why a data type code cannot be read, or undefined when it can. */
+function typeProblem(code: number, version: number): string | undefined {
+  if (code >= 4 && code <= 6) {
+    return `data type ${typeName(code)} (${code}) was removed from ggml; rwkv.cpp cannot load ` +
+      `it either: re-quantize the model from its .pth`;
+  }
+  if (!Object.hasOwn(BLOCK, code)) {
+    return `unknown data type ${code} (known: 0 FP32, 1 FP16, 2 Q4_0, 3 Q4_1, 7 Q5_0, 8 Q5_1, 9 Q8_0)`;
+  }
+  if (code >= 2 && version !== 101) {
+    return `quantized data (${typeName(code)}) in a version-${version} file uses ggml's old ` +
+      `block layout, which rwkv.cpp no longer reads: re-quantize with a current rwkv.cpp`;
+  }
+  return undefined;
+}
+
+/**
+ * Opens an rwkv.cpp model file: validates the header and every tensor header (nothing else is
+ * read), and exposes the tensors under their official names, shapes and value conventions.
+ * Every problem is a FormatError naming the file and the field or tensor.
+ * @example
+ * ```ts ignore
+ * const ck = await openRwkvCpp("rwkv-4-169m-Q5_1.bin");
+ * const model = await createReferenceModel(ck); // runs as the official .pth would
+ * ck.close();
+ * ```
+ */
+export async function openRwkvCpp(path: string): Promise<Checkpoint> {
+  const file = await RandomAccessFile.open(path);
+  try {
+    const { stored, meta } = await scan(file);
+    const exposed = restore(path, stored, meta);
+    const tensors = new Map<string, TensorInfo>();
+    const plans = new Map<string, Exposed>();
+    const types: Record<string, string> = {};
+    for (const e of exposed) {
+      if (plans.has(e.info.name)) {
+        throw new FormatError(path, e.info.name, "tensor appears twice");
+      }
+      plans.set(e.info.name, e);
+      tensors.set(e.info.name, e.info);
+      types[e.info.name] = typeName(e.src.type);
+    }
+    const metadata: RwkvCppMetadata = { ...meta, tensor_types: types };
+    const emb = tensors.get("emb.weight");
+    if (
+      emb && (emb.shape.length !== 2 || emb.shape[0] !== meta.n_vocab ||
+        emb.shape[1] !== meta.n_embed)
+    ) {
+      throw new FormatError(
+        path,
+        "emb.weight",
+        `shape [${emb.shape}] contradicts the header (n_vocab ${meta.n_vocab}, ` +
+          `n_embed ${meta.n_embed})`,
+      );
+    }
+    return {
+      path,
+      format: "rwkv.cpp",
+      tensors,
+      metadata: metadata as unknown as Record<string, unknown>,
+      read(name: string, into?: Uint8Array): Promise<Uint8Array> {
+        const e = plans.get(name);
+        if (!e) return Promise.reject(new FormatError(path, name, "no such tensor"));
+        if (into && into.length !== e.info.byteLength) {
+          return Promise.reject(
+            new FormatError(
+              path,
+              name,
+              `buffer of ${into.length} bytes, tensor has ${e.info.byteLength}`,
+            ),
+          );
+        }
+        return readExposed(file, e, into);
+      },
+      close: () => file.close(),
+    };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+/** Reads and validates the file header and every tensor header. */
+async function scan(
+  file: RandomAccessFile,
+): Promise<{ stored: Stored[]; meta: Omit<RwkvCppMetadata, "tensor_types"> }> {
+  const path = file.path;
+  if (file.size < 24) {
+    throw new FormatError(path, "header", `file has ${file.size} bytes, the header needs 24`);
+  }
+  const h = new DataView((await file.readAt(0, 24, "header")).buffer);
+  const magic = h.getUint32(0, true);
+  if (magic !== RWKVCPP_MAGIC) {
+    throw new FormatError(
+      path,
+      "magic",
+      `0x${magic.toString(16).padStart(8, "0")} is not rwkv.cpp's 0x67676d66 ("ggmf")`,
+    );
+  }
+  const version = h.getUint32(4, true);
+  if (version !== 100 && version !== 101) {
+    throw new FormatError(path, "version", `file version ${version} unsupported (100, 101 are)`);
+  }
+  const [nVocab, nEmbed, nLayer, dataType] = [8, 12, 16, 20].map((o) => h.getUint32(o, true));
+  for (
+    const [field, v] of [["n_vocab", nVocab], ["n_embed", nEmbed], ["n_layer", nLayer]] as const
+  ) {
+    if (v < 1 || v > MAX_DIM) throw new FormatError(path, field, `absurd value ${v}`);
+  }
+  const headerProblem = typeProblem(dataType, version);
+  if (headerProblem) throw new FormatError(path, "data_type", headerProblem);
+
+  const stored: Stored[] = [];
+  const seen = new Set<string>();
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  let offset = 24;
+  while (offset < file.size) {
+    const where = `tensor #${stored.length} at byte ${offset}`;
+    if (file.size - offset < 12) {
+      throw new FormatError(
+        path,
+        where,
+        `${file.size - offset} stray bytes at the end (truncated?)`,
+      );
+    }
+    const th = new DataView((await file.readAt(offset, 12, where)).buffer);
+    const nDims = th.getUint32(0, true);
+    const nameLength = th.getUint32(4, true);
+    const type = th.getUint32(8, true);
+    if (nDims < 1 || nDims > 3) {
+      throw new FormatError(path, where, `dim count ${nDims} (rwkv.cpp tensors have 1 to 3)`);
+    }
+    if (nameLength < 1 || nameLength > MAX_NAME_BYTES) {
+      throw new FormatError(path, where, `absurd name length ${nameLength}`);
+    }
+    const restLength = nDims * 4 + nameLength;
+    if (offset + 12 + restLength > file.size) {
+      throw new FormatError(
+        path,
+        where,
+        "tensor header runs past the end of the file (truncated?)",
+      );
+    }
+    const rest = await file.readAt(offset + 12, restLength, where);
+    const rv = new DataView(rest.buffer);
+    const dims: number[] = [];
+    for (let i = 0; i < nDims; i++) dims.push(rv.getUint32(i * 4, true));
+    let name: string;
+    try {
+      name = decoder.decode(rest.subarray(nDims * 4));
+    } catch {
+      throw new FormatError(path, where, "tensor name is not valid UTF-8");
+    }
+    if (seen.has(name)) throw new FormatError(path, name, "tensor appears twice");
+    seen.add(name);
+    const problem = typeProblem(type, version);
+    if (problem) throw new FormatError(path, name, problem);
+    if (dims.some((d) => d < 1 || d > MAX_DIM)) {
+      throw new FormatError(path, name, `absurd dims [${dims}] (ggml order)`);
+    }
+    const block = BLOCK[type];
+    if (dims[0] % block.values !== 0) {
+      throw new FormatError(
+        path,
+        name,
+        `rows of ${dims[0]} values do not fill whole ${typeName(type)} blocks of ${block.values}`,
+      );
+    }
+    const count = product(dims);
+    const bytes = (count / block.values) * block.bytes;
+    const dataAt = offset + 12 + restLength;
+    if (dataAt + bytes > file.size) {
+      throw new FormatError(
+        path,
+        name,
+        `${typeName(type)} data of dims [${dims}] needs ${bytes} bytes at ${dataAt}, the file ` +
+          `has ${file.size - dataAt} left (truncated?)`,
+      );
+    }
+    stored.push({ name, type, shape: dims.slice().reverse(), count, offset: dataAt, bytes });
+    offset = dataAt + bytes;
+  }
+  const names = new Set(stored.map((s) => s.name));
+  const arch = names.has("blocks.0.att.x_rwkvag") || names.has("blocks.0.att.k_k")
+    ? "7"
+    : names.has("blocks.0.att.time_maa_x")
+    ? "6"
+    : names.has("blocks.0.att.ln_x.weight")
+    ? (names.has("blocks.0.att.gate.weight") ? "5.2" : "5.1")
+    : "4";
+  return {
+    stored,
+    meta: {
+      file_version: version,
+      n_vocab: nVocab,
+      n_embed: nEmbed,
+      n_layer: nLayer,
+      data_type: typeName(dataType),
+      arch,
+    },
+  };
+}
+
+/** Strips trailing size-1 dims (keeping at least one). */
+function stripTrailingOnes(shape: readonly number[]): number[] {
+  const s = shape.slice();
+  while (s.length > 1 && s[s.length - 1] === 1) s.pop();
+  return s;
+}
+
+const X_RWKVAG = ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"];
+
+/** Plans, for every stored tensor, the official tensor(s) it becomes. */
+function restore(
+  path: string,
+  stored: readonly Stored[],
+  meta: Omit<RwkvCppMetadata, "tensor_types">,
+): Exposed[] {
+  const out: Exposed[] = [];
+  const arch = meta.arch;
+  const make = (
+    src: Stored,
+    name: string,
+    shape: readonly number[],
+    extra: Omit<Exposed, "info" | "src"> = {},
+  ): Exposed => {
+    const dtype: DType = src.type === 1 && !extra.map ? "F16" : "F32";
+    const count = product(shape);
+    const size = dtype === "F16" ? 2 : 4;
+    return { info: { name, dtype, shape, byteLength: count * size }, src, ...extra };
+  };
+  const transposed = (src: Stored, name: string): Exposed => {
+    const s = src.shape;
+    if (s.length < 2) throw new FormatError(path, name, `expected a matrix, dims are [${s}]`);
+    const batch = s.length === 3 ? s[0] : 1;
+    const rows = s[s.length - 2], cols = s[s.length - 1];
+    const shape = s.length === 3 ? [batch, cols, rows] : [cols, rows];
+    return make(src, name, shape, { transpose: { batch, rows, cols } });
+  };
+
+  for (const src of stored) {
+    const { name } = src;
+    const n = src.count;
+    if (arch === "7") {
+      const m = /^(blocks\.\d+\.att\.)x_rwkvag$/.exec(name);
+      if (m) {
+        if (src.shape.length < 1 || src.shape[0] !== 6 || n % 6 !== 0) {
+          throw new FormatError(path, name, `shape [${src.shape}], expected (6, 1, C)`);
+        }
+        X_RWKVAG.forEach((x, index) =>
+          out.push(make(src, m[1] + x, [1, 1, n / 6], { part: { index, parts: 6 } }))
+        );
+        continue;
+      }
+      if (/\.att\.[wavg][12]$/.test(name)) {
+        out.push(transposed(src, name));
+        continue;
+      }
+      out.push(make(src, name, src.shape));
+      continue;
+    }
+    if (!name.includes(".time_")) {
+      out.push(make(src, name, src.shape));
+      continue;
+    }
+    // Every `.time_*` tensor was squeezed by the converter.
+    if (/\.time_(mix|maa)_[a-z]+$/.test(name)) {
+      out.push(make(src, name, [1, 1, n]));
+    } else if (arch === "6" && /\.time_(maa_w1|decay_w1|decay_w2|maa_w2)$/.test(name)) {
+      out.push(transposed(src, name));
+    } else if (name.endsWith(".time_decay")) {
+      if (arch === "4") out.push(make(src, name, [n], { map: (x) => Math.log(-x) }));
+      else if (arch === "6") out.push(make(src, name, [1, 1, n]));
+      else {
+        out.push(
+          make(src, name, stripTrailingOnes(src.shape), { map: (x) => Math.log(-Math.log(x)) }),
+        );
+      }
+    } else if (name.endsWith(".time_first")) {
+      if (arch === "4") out.push(make(src, name, [n]));
+      else out.push(make(src, name, stripTrailingOnes(src.shape), { map: Math.log }));
+    } else if (name.endsWith(".time_faaaa")) {
+      const s = stripTrailingOnes(src.shape);
+      out.push(make(src, name, s.length === 1 ? [1, s[0]] : s));
+    } else {
+      out.push(make(src, name, src.shape));
+    }
+  }
+  return out;
+}
+
+/** Reads one exposed tensor: stored bytes → values → restored layout → bytes. */
+async function readExposed(
+  file: RandomAccessFile,
+  e: Exposed,
+  into?: Uint8Array,
+): Promise<Uint8Array> {
+  const { src, info } = e;
+  const out = into ?? new Uint8Array(info.byteLength);
+  const plain = !e.part && !e.transpose && !e.map;
+  if (plain && src.type <= 1) {
+    // FP32 → F32, FP16 → F16: the stored bytes are the tensor.
+    return await file.readAt(src.offset, out, src.name);
+  }
+  const raw = await file.readAt(src.offset, src.bytes, src.name);
+  let values: Float32Array | Uint16Array;
+  if (src.type === 1) {
+    const halves = new Uint16Array(raw.buffer, raw.byteOffset, src.count);
+    values = info.dtype === "F16" ? halves : f16ToF32(halves);
+  } else if (src.type === 0) values = new Float32Array(raw.buffer, raw.byteOffset, src.count);
+  else values = dequantize(raw, src.type, src.count);
+  if (e.part) {
+    const len = src.count / e.part.parts;
+    values = values.subarray(e.part.index * len, (e.part.index + 1) * len);
+  }
+  if (e.transpose) values = swapLastAxes(values, e.transpose);
+  if (e.map) {
+    const f = new Float32Array(values.length);
+    for (let i = 0; i < f.length; i++) f[i] = e.map(values[i]);
+    values = f;
+  }
+  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  return out;
+}
+
+/** (batch, rows, cols) → (batch, cols, rows). */
+function swapLastAxes<T extends Float32Array | Uint16Array>(
+  src: T,
+  t: { batch: number; rows: number; cols: number },
+): T {
+  const dst =
+    (src instanceof Float32Array ? new Float32Array(src.length) : new Uint16Array(src.length)) as T;
+  const { batch, rows, cols } = t;
+  const plane = rows * cols;
+  for (let b = 0; b < batch; b++) {
+    const o = b * plane;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) dst[o + c * rows + r] = src[o + r * cols + c];
+    }
+  }
+  return dst;
+}
+
+/** Dequantizes ggml blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) of `count` values. */
+export function dequantizeGgml(raw: Uint8Array, type: number, count: number): Float32Array {
+  if (!Object.hasOwn(BLOCK, type) || type < 2) {
+    throw new RangeError(`not a ggml quantized type: ${type}`);
+  }
+  const need = (count / 32) * BLOCK[type].bytes;
+  if (count % 32 !== 0 || raw.length < need) {
+    throw new RangeError(`${count} values of ${typeName(type)} need ${need} bytes`);
+  }
+  return dequantize(raw, type, count);
+}
+
+function dequantize(raw: Uint8Array, type: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  const size = BLOCK[type].bytes;
+  const nb = count / 32;
+  for (let b = 0; b < nb; b++) {
+    const o = b * size, y = b * 32;
+    const d = halfToFloat(dv.getUint16(o, true));
+    switch (type) {
+      case 2: { // Q4_0: d, qs[16]
+        for (let j = 0; j < 16; j++) {
+          const q = raw[o + 2 + j];
+          out[y + j] = ((q & 15) - 8) * d;
+          out[y + j + 16] = ((q >> 4) - 8) * d;
+        }
+        break;
+      }
+      case 3: { // Q4_1: d, m, qs[16]
+        const m = halfToFloat(dv.getUint16(o + 2, true));
+        for (let j = 0; j < 16; j++) {
+          const q = raw[o + 4 + j];
+          out[y + j] = Math.fround((q & 15) * d) + m;
+          out[y + j + 16] = Math.fround((q >> 4) * d) + m;
+        }
+        break;
+      }
+      case 7: { // Q5_0: d, qh (uint32), qs[16]
+        const qh = dv.getUint32(o + 2, true);
+        for (let j = 0; j < 16; j++) {
+          const q = raw[o + 6 + j];
+          const lo = (q & 15) | (((qh >>> j) << 4) & 0x10);
+          const hi = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
+          out[y + j] = (lo - 16) * d;
+          out[y + j + 16] = (hi - 16) * d;
+        }
+        break;
+      }
+      case 8: { // Q5_1: d, m, qh (uint32), qs[16]
+        const m = halfToFloat(dv.getUint16(o + 2, true));
+        const qh = dv.getUint32(o + 4, true);
+        for (let j = 0; j < 16; j++) {
+          const q = raw[o + 8 + j];
+          const lo = (q & 15) | (((qh >>> j) << 4) & 0x10);
+          const hi = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
+          out[y + j] = Math.fround(lo * d) + m;
+          out[y + j + 16] = Math.fround(hi * d) + m;
+        }
+        break;
+      }
+      case 9: { // Q8_0: d, qs[32] int8
+        for (let j = 0; j < 32; j++) out[y + j] = ((raw[o + 2 + j] << 24) >> 24) * d;
+        break;
+      }
+    }
+  }
+  return out;
+}
