@@ -6,6 +6,7 @@
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { openPth } from "./pth.ts";
+import { openRwkvCpp } from "./rwkvcpp.ts";
 import { openSafetensors } from "./safetensors.ts";
 
 /** Which container a file is, from its first bytes. */
@@ -55,7 +56,7 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
     case "pth-zip":
     case "pth-legacy":
       return await openPth(path);
-    default:
-      throw new FormatError(path, undefined, `${kind} files are not supported yet`);
+    case "rwkv.cpp":
+      return await openRwkvCpp(path);
   }
 }
