@@ -6,10 +6,10 @@
  * @module
  */
 
-import { ModelError } from "../errors.ts";
+import { FormatError, ModelError } from "../errors.ts";
 import type { Checkpoint, TensorInfo } from "../formats/checkpoint.ts";
-import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
-import { quantizeQ4, quantizeQ8 } from "../quant/mod.ts";
+import { f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
+import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/mod.ts";
 import { layerNorm } from "./ops.ts";
 import { type ModelSpec, squeezed } from "./spec.ts";
 import {
@@ -123,11 +123,98 @@ const LOW_RANK = /\.(time_maa_w1|time_decay_w1|time_decay_w2|[wavg][12])$/;
 interface Plan {
   name: string;
   info: TensorInfo;
-  kind: "vec" | "mat" | "lowrank" | "lowrank3" | "emb";
+  kind: "vec" | "mat" | "lowrank" | "lowrank3" | "emb" | "qmat";
   dtype: StorageDType;
   rows: number;
   cols: number;
   count: number;
+  /** qmat: how the file stores it, and its `.qscale` companion. */
+  stored?: { quant: "q8" | "q4"; scale: TensorInfo };
+}
+
+/** `__metadata__.format` of the compact quantized model file (docs/QUANT_FORMAT.md). */
+export const QUANT_FORMAT = "rwkv-deno-quant";
+/** Major version of that format this reader knows. */
+export const QUANT_FORMAT_VERSION = 1;
+
+/**
+ * The integer-stored matrices of a `rwkv-deno-quant` file, checked against its metadata:
+ * name → how it is stored. Empty for any other checkpoint. Every contradiction is a
+ * FormatError naming the file and the tensor or field.
+ */
+export function quantizedMatrices(
+  ck: Checkpoint,
+  spec?: ModelSpec,
+): Map<string, { quant: "q8" | "q4"; rows: number; cols: number; scale: TensorInfo }> {
+  const out = new Map<
+    string,
+    { quant: "q8" | "q4"; rows: number; cols: number; scale: TensorInfo }
+  >();
+  const meta = ck.metadata as Record<string, unknown>;
+  if (meta.format !== QUANT_FORMAT) return out;
+  const field = (k: string): string => {
+    const v = meta[k];
+    if (typeof v !== "string" || v === "") {
+      throw new FormatError(ck.path, `__metadata__.${k}`, `missing (required by ${QUANT_FORMAT})`);
+    }
+    return v;
+  };
+  const version = field("format_version");
+  if (!/^\d+(\.\d+)*$/.test(version) || Number(version.split(".")[0]) !== QUANT_FORMAT_VERSION) {
+    throw new FormatError(
+      ck.path,
+      "__metadata__.format_version",
+      `${QUANT_FORMAT} version ${version} is not supported (this reader knows ${QUANT_FORMAT_VERSION})`,
+    );
+  }
+  const quant = field("quant");
+  if (!["q8", "q4", "bf16", "f16", "f32"].includes(quant)) {
+    throw new FormatError(ck.path, "__metadata__.quant", `unknown scheme ${JSON.stringify(quant)}`);
+  }
+  if (field("block_size") !== "32") {
+    throw new FormatError(ck.path, "__metadata__.block_size", `${meta.block_size}, expected 32`);
+  }
+  const rwkvVersion = field("rwkv_version");
+  if (spec && rwkvVersion !== spec.version) {
+    throw new FormatError(
+      ck.path,
+      "__metadata__.rwkv_version",
+      `says ${rwkvVersion} but the tensors are RWKV-${spec.version}`,
+    );
+  }
+  for (const [name, scale] of ck.tensors) {
+    if (!name.endsWith(".qscale")) continue;
+    const base = name.slice(0, -".qscale".length);
+    const t = ck.tensors.get(base);
+    const bad = (msg: string, at = base) => new FormatError(ck.path, at, msg);
+    if (!t) throw bad(`scales without their matrix ${base}`, name);
+    if (quant !== "q8" && quant !== "q4") {
+      throw bad(`quant is ${quant} but the file holds block scales`, name);
+    }
+    const want = quant === "q8" ? "I8" : "U8";
+    if (t.dtype !== want) throw bad(`stored as ${t.dtype}, but quant ${quant} stores ${want}`);
+    if (scale.dtype !== "F16") throw bad(`scales are ${scale.dtype}, expected F16`, name);
+    if (t.shape.length !== 2 || !isLargeMatrix(base, t.shape)) {
+      throw bad(`shape [${t.shape}] is not a [rows, cols] projection matrix`);
+    }
+    const rows = t.shape[0];
+    const cols = quant === "q8" ? t.shape[1] : t.shape[1] * 2;
+    if (scale.shape.length !== 2 || scale.shape[0] !== rows || scale.shape[1] * 32 !== cols) {
+      throw bad(
+        `scale shape [${scale.shape}] does not fit the ${rows}×${cols} matrix (needs [${rows}, ${
+          cols / 32
+        }])`,
+        name,
+      );
+    }
+    out.set(base, { quant, rows, cols, scale });
+  }
+  for (const [name, t] of ck.tensors) {
+    if ((t.dtype === "I8" || t.dtype === "U8") && isLargeMatrix(name, t.shape) && !out.has(name)) {
+      throw new FormatError(ck.path, name, `integer matrix without its ${name}.qscale scales`);
+    }
+  }
+  return out;
 }
 
 /** Vector transforms the official package applies at load, per version. */
@@ -173,11 +260,33 @@ export async function loadWeights(
   const requested = options.dtype ?? "auto";
   const plans: Plan[] = [];
   let bytes = 0;
+  const qmats = quantizedMatrices(ck, spec);
+  const ffnKey = qmats.get("blocks.0.ffn.key.weight");
   const mainDtype = requested === "auto"
-    ? storageFor("auto", ck.tensors.get("blocks.0.ffn.key.weight")!, spec.embd)
+    ? ffnKey?.quant ?? storageFor("auto", ck.tensors.get("blocks.0.ffn.key.weight")!, spec.embd)
     : requested;
   for (const [name, info] of ck.tensors) {
     if (name.startsWith("blocks.0.ln0.")) continue; // folded into the embedding
+    if (qmats.size && name.endsWith(".qscale")) continue; // read with its matrix
+    const q = qmats.get(name);
+    if (q) {
+      // Stored quantized: kept as is when that is what is asked, never re-quantized.
+      const dtype = requested === "auto" ? q.quant : storageFor(requested, info, q.cols);
+      const count = q.rows * q.cols;
+      plans.push({
+        name,
+        info,
+        kind: "qmat",
+        dtype,
+        rows: q.rows,
+        cols: q.cols,
+        count,
+        stored: { quant: q.quant, scale: q.scale },
+      });
+      const b = matrixBytes(q.rows, q.cols, dtype);
+      bytes += b.data + b.scales + 128;
+      continue;
+    }
     if (!/^(emb|head|ln_out|blocks)\./.test(name)) continue;
     const sq = squeezed(info.shape);
     const count = info.shape.reduce((a, b) => a * b, 1);
@@ -220,7 +329,9 @@ export async function loadWeights(
   let scratch = new Uint8Array(0);
   for (const p of plans) {
     const { name, info } = p;
-    if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
+    if (p.kind === "qmat") {
+      tensors[name] = { kind: "mat", desc: await loadStoredQuantized(ck, arena, p) };
+    } else if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
       // Same type: bytes go straight from the file into the arena.
       const d = arena.allocMatrix(p.rows, p.cols, "bf16");
       await ck.read(name, new Uint8Array(arena.buffer, d.offset, p.count * 2));
@@ -272,6 +383,30 @@ export async function loadWeights(
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
   return { weights: new Weights(layout, arena.buffer), arena };
+}
+
+/**
+ * A matrix stored as integers + f16 block scales: in its own scheme the bytes go straight into
+ * the arena and only the scales are widened to f32; in any other dtype it is dequantized first.
+ */
+async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promise<MatrixDesc> {
+  const { quant, scale } = p.stored!;
+  const nb = (p.rows * p.cols) / 32;
+  const halves = await ck.read(scale.name);
+  const scales = f16ToF32(new Uint16Array(halves.buffer, halves.byteOffset, nb));
+  const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+  const m = arena.view(d);
+  if (p.dtype === quant) {
+    await ck.read(p.name, new Uint8Array(arena.buffer, d.offset, p.info.byteLength));
+    m.scales.subarray(0, nb).set(scales);
+    return d;
+  }
+  const raw = await ck.read(p.name);
+  const values = quant === "q8"
+    ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
+    : dequantizeQ4(raw, scales);
+  storeRows(m, values, 0, p.rows);
+  return d;
 }
 
 function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
