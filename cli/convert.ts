@@ -1,7 +1,7 @@
 /**
  * Converts checkpoints without Python.
  *
- *   deno run -A cli/convert.ts IN OUT [--dtype f32|f16|bf16] [--force]
+ *   deno run -A cli/convert.ts IN OUT [--dtype f32|f16|bf16 | --quant q8|q4|bf16|f16|f32] [--force]
  *
  * @module
  */
@@ -11,14 +11,19 @@ import { RwkvError } from "../lib/errors.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { progressBar } from "../lib/progress.ts";
 import { convertToSafetensors } from "../convert/safetensors.ts";
+import { type QuantScheme, writeQuantized } from "../convert/quantize.ts";
 
-const HELP = `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors) to .safetensors.
+const HELP =
+  `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors, rwkv.cpp .bin) to .safetensors.
 
 Usage:
   deno run -A cli/convert.ts IN OUT [options]
 
 Options:
   --dtype f32|f16|bf16   cast every float tensor (default: keep each tensor's own dtype)
+  --quant q8|q4|bf16|f16|f32
+                         write the compact model file instead (docs/QUANT_FORMAT.md): the large
+                         matrices quantized (q8, q4) or cast, loaded later without re-quantizing
   --force                replace OUT if it exists (default: refuse)
   --quiet                no progress bar
   -h, --help             this help
@@ -36,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       allowPositionals: true,
       options: {
         dtype: { type: "string" },
+        quant: { type: "string" },
         force: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -59,9 +65,26 @@ async function main(argv: string[]): Promise<number> {
     console.error(`error: --dtype must be f32, f16 or bf16, not ${values.dtype}`);
     return 2;
   }
+  if (values.quant !== undefined && !["q8", "q4", "bf16", "f16", "f32"].includes(values.quant)) {
+    console.error(`error: --quant must be q8, q4, bf16, f16 or f32, not ${values.quant}`);
+    return 2;
+  }
+  if (values.quant !== undefined && values.dtype !== undefined) {
+    console.error("error: give --dtype or --quant, not both");
+    return 2;
+  }
   const ck = await openCheckpoint(input);
   try {
     const bar = progressBar(`converting ${input}`, "bytes", values.quiet);
+    if (values.quant !== undefined) {
+      await writeQuantized(ck, output, {
+        quant: values.quant as QuantScheme,
+        force: values.force,
+        onProgress: (done, total, name) => bar.update(done, total, name),
+      });
+      bar.finish(`wrote ${output} (${values.quant})`);
+      return 0;
+    }
     await convertToSafetensors(ck, output, {
       dtype: values.dtype as "f32" | "f16" | "bf16" | undefined,
       force: values.force,
