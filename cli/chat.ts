@@ -14,6 +14,7 @@ import { loadModel } from "../lib/load.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { runCli } from "./_main.ts";
 
 const HELP =
   `Chat with an RWKV World model (User:/Assistant: transcript, state carried between turns).
@@ -205,14 +206,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -7,11 +7,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { RwkvError } from "../lib/errors.ts";
+
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { progressBar } from "../lib/progress.ts";
 import { convertToSafetensors } from "../convert/safetensors.ts";
 import { type QuantScheme, writeQuantized } from "../convert/quantize.ts";
+import { runCli } from "./_main.ts";
 
 const HELP =
   `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors, rwkv.cpp .bin) to .safetensors.
@@ -97,14 +98,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { RwkvError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { download, DownloadError, resolveModel } from "../lib/fetch.ts";
 import { generate, type GenerateStats } from "../lib/generate.ts";
 import { loadModel } from "../lib/load.ts";
@@ -15,6 +15,7 @@ import { State } from "../lib/model/state.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { runCli } from "./_main.ts";
 
 /** The classic RWKV demo prompt. */
 export const DRAGON_PROMPT =
@@ -324,14 +325,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -8,8 +8,9 @@
 
 import { parseArgs } from "node:util";
 import { mergeLora } from "../convert/lora.ts";
-import { RwkvError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { progressBar } from "../lib/progress.ts";
+import { runCli } from "./_main.ts";
 
 const HELP = `Merge LoRA weights into a base RWKV checkpoint.
 
@@ -73,14 +74,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);

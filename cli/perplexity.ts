@@ -7,11 +7,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { RwkvError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { loadModel } from "../lib/load.ts";
 import { perplexity } from "../lib/perplexity.ts";
 import { progressBar } from "../lib/progress.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { runCli } from "./_main.ts";
 
 const HELP = `Measure perplexity and bits per byte of an RWKV model on a text file.
 
@@ -99,14 +100,4 @@ export async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);

@@ -7,13 +7,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { RwkvError, UsageError } from "../lib/errors.ts";
+import { UsageError } from "../lib/errors.ts";
 import { resolveModel } from "../lib/fetch.ts";
 import { loadModel } from "../lib/load.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { runCli } from "./_main.ts";
 
 const HELP = `Serve an RWKV model: OpenAI-compatible API and a chat page.
 
@@ -143,14 +144,4 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof RwkvError) {
-      console.error(`error: ${e.message}`);
-      Deno.exit(e instanceof UsageError ? 2 : 1);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCli(main);
