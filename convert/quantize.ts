@@ -14,7 +14,12 @@ import { f32ToF16, fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
 import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
 import { QBLOCK, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { detectSpec, squeezed } from "../lib/model/spec.ts";
-import { isLargeMatrix, QUANT_FORMAT, QUANT_FORMAT_VERSION } from "../lib/model/weights.ts";
+import {
+  isLargeMatrix,
+  isQuantizable,
+  QUANT_FORMAT,
+  QUANT_FORMAT_VERSION,
+} from "../lib/model/weights.ts";
 
 /**
  * Storage of the large matrices: block-quantized (`q8`, `q4`) or a float type.
@@ -59,9 +64,9 @@ const TOKENIZER_BY_VOCAB: Readonly<Record<number, string>> = {
 /**
  * Writes `ck` as a `rwkv-deno-quant` SafeTensors file at `out`, tensor by tensor (peak memory
  * about the largest tensor), atomically (nothing is left at `out` on failure). Large matrices
- * whose rows are whole blocks of 32 are stored in `quant`; in q8/q4 as `NAME` (I8
- * [rows, cols] or U8 [rows, cols/2]) plus `NAME.qscale` (F16 [rows, cols/32]). Other tensors
- * keep their own dtype.
+ * are stored in `quant`; in q8/q4, those and the embedding, when their rows are whole blocks of
+ * 32, are stored as `NAME` (I8 [rows, cols] or U8 [rows, cols/2]) plus `NAME.qscale` (F16
+ * [rows, cols/32]). Other tensors keep their own dtype.
  * @example
  * ```ts ignore
  * const ck = await openCheckpoint("RWKV-x070-World-0.1B.pth");
@@ -99,7 +104,9 @@ export async function writeQuantized(
   for (const info of ck.tensors.values()) {
     const sq = squeezed(info.shape);
     const large = isLargeMatrix(info.name, info.shape) && FLOATS.has(info.dtype);
-    if (large && (quant === "q8" || quant === "q4") && sq[1] % QBLOCK === 0) {
+    const blocks = isQuantizable(info.name, info.shape) && FLOATS.has(info.dtype) &&
+      sq[1] % QBLOCK === 0;
+    if (blocks && (quant === "q8" || quant === "q4")) {
       tensors.push(...quantizedPair(ck, info, sq[0], sq[1], quant));
     } else if (large && (quant === "f32" || quant === "f16" || quant === "bf16")) {
       const to = FLOAT[quant];

@@ -15,7 +15,7 @@ import {
 import { createReferenceModel } from "../lib/model/model.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/model/spec.ts";
-import { isLargeMatrix, loadWeights } from "../lib/model/weights.ts";
+import { isQuantizable, loadWeights } from "../lib/model/weights.ts";
 import type { StorageDType } from "../lib/model/tensor.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
@@ -49,7 +49,7 @@ Deno.test({
       for (const t of src.tensors.values()) {
         const n = t.shape.reduce((a, b) => a * b, 1);
         params += n;
-        if (isLargeMatrix(t.name, t.shape)) largeParams += n;
+        if (isQuantizable(t.name, t.shape)) largeParams += n;
       }
       for (const quant of ["q8", "q4"] as const) {
         const out = `${dir}/tiny-${quant}.safetensors`;
@@ -58,7 +58,7 @@ Deno.test({
         try {
           assertEquals(ck.metadata, {
             format: "rwkv-deno-quant",
-            format_version: "1",
+            format_version: "2",
             quant,
             block_size: "32",
             rwkv_version: "7",
@@ -70,8 +70,9 @@ Deno.test({
           assertEquals(key.shape, [64, quant === "q8" ? 64 : 32]);
           const scale = ck.tensors.get("blocks.0.att.key.weight.qscale")!;
           assertEquals([scale.dtype, scale.shape], ["F16", [64, 2]]);
-          // small tensors stay float, as in the source
-          assertEquals(ck.tensors.get("emb.weight")!.dtype, "F32");
+          // the embedding is block-quantized too; small tensors stay float, as in the source
+          assertEquals(ck.tensors.get("emb.weight")!.dtype, quant === "q8" ? "I8" : "U8");
+          assertEquals(ck.tensors.get("emb.weight.qscale")!.shape, [256, 2]);
           assertEquals(ck.tensors.get("blocks.0.att.w1")!.dtype, "F32");
 
           // loading copies the stored integers: the arena holds the file's bytes
@@ -108,10 +109,10 @@ Deno.test({
           const header = fileBytes - [...ck.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
           const limit = quant === "q8" ? 1.07 : 0.6;
           console.log(
-            `${quant}: large matrices ${largeBytes} B for ${largeParams} params ` +
+            `${quant}: large matrices and embedding ${largeBytes} B for ${largeParams} params ` +
               `(${(largeBytes / largeParams).toFixed(4)} B/param, limit ${limit}); whole file ` +
               `${fileBytes} B for ${params} params (${(fileBytes / params).toFixed(4)} B/param, ` +
-              `header ${header} B; emb, low-rank factors and vectors stay f32)`,
+              `header ${header} B; low-rank factors and vectors stay f32)`,
           );
           assert(largeBytes <= limit * largeParams, `${quant} large matrices too big`);
         } finally {
@@ -202,7 +203,9 @@ Deno.test({
           (_, m) => delete m.format_version,
           /__metadata__\.format_version: missing/,
         ],
-        ["version-2", q8, (_, m) => m.format_version = "2", /version 2 is not supported/],
+        ["version-3", q8, (_, m) => m.format_version = "3", /version 3 is not supported/],
+        // version 1 files keep the embedding in float: a quantized one contradicts them
+        ["v1-emb", q8, (_, m) => m.format_version = "1", /emb\.weight: shape \[256,64\] is not/],
         ["no-quant", q8, (_, m) => delete m.quant, /__metadata__\.quant: missing/],
         ["bad-quant", q8, (_, m) => m.quant = "q3", /unknown scheme "q3"/],
         ["block-64", q8, (_, m) => m.block_size = "64", /block_size/],

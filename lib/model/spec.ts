@@ -79,7 +79,10 @@ export function detectSpec(tensors: ReadonlyMap<string, TensorInfo>, file = "mod
 function detect(tensors: ReadonlyMap<string, TensorInfo>, names: string[]): ModelSpec {
   const emb = shapeOf(tensors, "emb.weight");
   if (emb.length !== 2) throw new ModelError(`emb.weight has shape [${emb}], expected 2-D`);
-  const [vocab, embd] = emb;
+  const [vocab] = emb;
+  // A block-quantized embedding (rwkv-deno-quant) packs its rows: its scales give the width.
+  const qscale = tensors.get("emb.weight.qscale");
+  const embd = qscale?.shape.length === 2 ? qscale.shape[1] * 32 : emb[1];
   let layers = 0;
   for (const n of names) {
     const m = /^blocks\.(\d+)\./.exec(n);

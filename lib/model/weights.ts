@@ -128,14 +128,24 @@ interface Plan {
   rows: number;
   cols: number;
   count: number;
-  /** qmat: how the file stores it, and its `.qscale` companion. */
+  /** qmat, emb: how the file stores it, and its `.qscale` companion. */
   stored?: { quant: "q8" | "q4"; scale: TensorInfo };
+  /** emb from a float source: quantized and dequantized with this scheme before ln0. */
+  roundTrip?: "q8" | "q4";
 }
 
 /** `__metadata__.format` of the compact quantized model file (docs/QUANT_FORMAT.md). */
 export const QUANT_FORMAT = "rwkv-deno-quant";
-/** Major version of that format this reader knows. */
-export const QUANT_FORMAT_VERSION = 1;
+/**
+ * Major version of that format this toolkit writes. Version 2 quantizes the embedding too;
+ * this reader also reads version 1 files (embedding in float).
+ */
+export const QUANT_FORMAT_VERSION = 2;
+
+/** Whether a tensor is stored block-quantized in a q8/q4 file: large matrices and the embedding. */
+export function isQuantizable(name: string, shape: readonly number[]): boolean {
+  return isLargeMatrix(name, shape) || (name === "emb.weight" && squeezed(shape).length === 2);
+}
 
 /**
  * The integer-stored matrices of a `rwkv-deno-quant` file, checked against its metadata:
@@ -160,13 +170,16 @@ export function quantizedMatrices(
     return v;
   };
   const version = field("format_version");
-  if (!/^\d+(\.\d+)*$/.test(version) || Number(version.split(".")[0]) !== QUANT_FORMAT_VERSION) {
+  const major = Number(version.split(".")[0]);
+  if (!/^\d+(\.\d+)*$/.test(version) || major < 1 || major > QUANT_FORMAT_VERSION) {
     throw new FormatError(
       ck.path,
       "__metadata__.format_version",
-      `${QUANT_FORMAT} version ${version} is not supported (this reader knows ${QUANT_FORMAT_VERSION})`,
+      `${QUANT_FORMAT} version ${version} is not supported (this reader knows 1 to ${QUANT_FORMAT_VERSION})`,
     );
   }
+  // Which tensors may be stored quantized in this version of the format.
+  const quantizable = major >= 2 ? isQuantizable : isLargeMatrix;
   const quant = field("quant");
   if (!["q8", "q4", "bf16", "f16", "f32"].includes(quant)) {
     throw new FormatError(ck.path, "__metadata__.quant", `unknown scheme ${JSON.stringify(quant)}`);
@@ -194,8 +207,8 @@ export function quantizedMatrices(
     const want = quant === "q8" ? "I8" : "U8";
     if (t.dtype !== want) throw bad(`stored as ${t.dtype}, but quant ${quant} stores ${want}`);
     if (scale.dtype !== "F16") throw bad(`scales are ${scale.dtype}, expected F16`, name);
-    if (t.shape.length !== 2 || !isLargeMatrix(base, t.shape)) {
-      throw bad(`shape [${t.shape}] is not a [rows, cols] projection matrix`);
+    if (t.shape.length !== 2 || !quantizable(base, t.shape)) {
+      throw bad(`shape [${t.shape}] is not a [rows, cols] matrix this format version quantizes`);
     }
     const rows = t.shape[0];
     const cols = quant === "q8" ? t.shape[1] : t.shape[1] * 2;
@@ -210,7 +223,7 @@ export function quantizedMatrices(
     out.set(base, { quant, rows, cols, scale });
   }
   for (const [name, t] of ck.tensors) {
-    if ((t.dtype === "I8" || t.dtype === "U8") && isLargeMatrix(name, t.shape) && !out.has(name)) {
+    if ((t.dtype === "I8" || t.dtype === "U8") && quantizable(name, t.shape) && !out.has(name)) {
       throw new FormatError(ck.path, name, `integer matrix without its ${name}.qscale scales`);
     }
   }
@@ -269,7 +282,7 @@ export async function loadWeights(
     if (name.startsWith("blocks.0.ln0.")) continue; // folded into the embedding
     if (qmats.size && name.endsWith(".qscale")) continue; // read with its matrix
     const q = qmats.get(name);
-    if (q) {
+    if (q && name !== "emb.weight") {
       // Stored quantized: kept as is when that is what is asked, never re-quantized.
       const dtype = requested === "auto" ? q.quant : storageFor(requested, info, q.cols);
       const count = q.rows * q.cols;
@@ -295,7 +308,15 @@ export async function loadWeights(
       // The layer-normed embedding is a float result: keep it exact (as the official package
       // does) unless the model is quantized, where bf16 rows halve its memory.
       const dtype: StorageDType = mainDtype === "q8" || mainDtype === "q4" ? "bf16" : "f32";
-      p = { name, info, kind: "emb", dtype, rows: info.shape[0], cols: info.shape[1], count };
+      p = q
+        ? { name, info, kind: "emb", dtype, rows: q.rows, cols: q.cols, count: q.rows * q.cols }
+        : { name, info, kind: "emb", dtype, rows: info.shape[0], cols: info.shape[1], count };
+      if (q) p.stored = { quant: q.quant, scale: q.scale };
+      // A float embedding of a model quantized on load goes through the same scheme a
+      // quantized file stores it in, so both give the same model.
+      else if ((mainDtype === "q8" || mainDtype === "q4") && p.cols % 32 === 0) {
+        p.roundTrip = mainDtype;
+      }
     } else if (isLargeMatrix(name, info.shape)) {
       const [rows, cols] = sq;
       p = { name, info, kind: "mat", dtype: storageFor(requested, info, cols), rows, cols, count };
@@ -336,7 +357,12 @@ export async function loadWeights(
       const d = arena.allocMatrix(p.rows, p.cols, "bf16");
       await ck.read(name, new Uint8Array(arena.buffer, d.offset, p.count * 2));
       tensors[name] = { kind: "mat", desc: d };
-    } else if (p.kind === "mat" || p.kind === "emb") {
+    } else if (p.kind === "emb") {
+      const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+      if (scratch.length < info.byteLength) scratch = new Uint8Array(info.byteLength);
+      await loadEmbedding(ck, arena.view(d), p, ln0w, ln0b, scratch.subarray(0, info.byteLength));
+      tensors[name] = { kind: "mat", desc: d };
+    } else if (p.kind === "mat") {
       // Large matrices: read the stored bytes into one reused buffer, then convert, normalise
       // and store a block of rows at a time, so no full float copy of the tensor is ever made.
       const bytes = info.byteLength;
@@ -349,9 +375,6 @@ export async function loadWeights(
       for (let r0 = 0; r0 < p.rows; r0 += step) {
         const r1 = Math.min(p.rows, r0 + step);
         const rows = toFloat32(src.subarray(r0 * p.cols * es, r1 * p.cols * es), info.dtype);
-        if (p.kind === "emb" && ln0w && ln0b) {
-          for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, p.cols, r * p.cols);
-        }
         storeRows(m, rows, r0, r1);
       }
       tensors[name] = { kind: "mat", desc: d };
@@ -383,6 +406,54 @@ export async function loadWeights(
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
   return { weights: new Weights(layout, arena.buffer), arena };
+}
+
+/**
+ * The embedding, a block of rows at a time: decoded to float (dequantized when the file stores it
+ * quantized, passed through `p.roundTrip` when the model is quantized from a float source),
+ * layer-normed with `blocks.0.ln0` as the official package does at load, stored in `m`'s dtype.
+ */
+async function loadEmbedding(
+  ck: Checkpoint,
+  m: Matrix,
+  p: Plan,
+  ln0w: Float32Array | undefined,
+  ln0b: Float32Array | undefined,
+  buffer: Uint8Array,
+): Promise<void> {
+  const { rows: nr, cols } = p;
+  const raw = await ck.read(p.name, buffer);
+  let scales: Float32Array | undefined;
+  if (p.stored) {
+    const halves = await ck.read(p.stored.scale.name);
+    scales = f16ToF32(new Uint16Array(halves.buffer, halves.byteOffset, (nr * cols) / 32));
+  }
+  const es = p.stored ? (p.stored.quant === "q8" ? 1 : 0.5) : raw.length / (nr * cols);
+  const step = Math.max(1, Math.floor((1 << 18) / cols));
+  for (let r0 = 0; r0 < nr; r0 += step) {
+    const r1 = Math.min(nr, r0 + step);
+    const bytes = raw.subarray(r0 * cols * es, r1 * cols * es);
+    let rows: Float32Array;
+    if (p.stored) {
+      const s = scales!.subarray((r0 * cols) / 32, (r1 * cols) / 32);
+      rows = p.stored.quant === "q8"
+        ? dequantizeQ8(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), s)
+        : dequantizeQ4(bytes, s);
+    } else {
+      rows = toFloat32(bytes, p.info.dtype);
+      if (p.roundTrip === "q8") {
+        const r = quantizeQ8(rows);
+        rows = dequantizeQ8(r.q, r.scales);
+      } else if (p.roundTrip === "q4") {
+        const r = quantizeQ4(rows);
+        rows = dequantizeQ4(r.q, r.scales);
+      }
+    }
+    if (ln0w && ln0b) {
+      for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
+    }
+    storeRows(m, rows, r0, r1);
+  }
 }
 
 /**
