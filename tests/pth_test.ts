@@ -417,6 +417,22 @@ async function checkViews(ck: Checkpoint): Promise<void> {
     await ck.read(name, into);
     assertEquals([...new Float32Array(into.buffer)], want, name);
   }
+  // Ranged reads (what the weights loader streams large tensors with), interleaved across
+  // tensors: every window of one or two values equals that part of the whole tensor.
+  for (let i = 0; i < 12; i++) {
+    for (const [name, want] of Object.entries(VIEW_VALUES)) {
+      if (i >= want.length) continue;
+      const n = Math.min(2, want.length - i);
+      const got = await ck.readRange!(name, i * 4, new Uint8Array(n * 4));
+      assertEquals([...new Float32Array(got.slice().buffer)], want.slice(i, i + n), `${name}@${i}`);
+    }
+  }
+  const t = ck.tensors.get("rows")!;
+  await assertRejects(
+    () => ck.readRange!("rows", t.byteLength - 4, new Uint8Array(8)),
+    FormatError,
+    /outside the tensor/,
+  );
 }
 
 for (const opt of [{}, { deflate: true }, { zip64: true }, { deflate: true, zip64: true }]) {

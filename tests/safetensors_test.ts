@@ -27,6 +27,14 @@ Deno.test({
       const buf = new Uint8Array(emb.byteLength);
       await ck.read("emb.weight", buf);
       assertEquals(new Float32Array(buf.buffer), x);
+      // ranged reads: rows 10..12 of the embedding, and nothing outside the tensor
+      const part = await ck.readRange!("emb.weight", 10 * 256, new Uint8Array(3 * 256));
+      assertEquals(new Float32Array(part.buffer), x.subarray(640, 832));
+      await assertRejects(
+        () => ck.readRange!("emb.weight", emb.byteLength - 4, new Uint8Array(8)),
+        FormatError,
+        /emb\.weight: range .* outside the tensor/,
+      );
     } finally {
       ck.close();
     }

@@ -98,6 +98,12 @@ export interface Checkpoint {
    * shared memory.
    */
   read(name: string, into?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Reads `into.length` bytes of one tensor's data (as {@link Checkpoint.read} returns it)
+   * starting at byte `offset`, so a large tensor can stream through a small buffer. Absent
+   * when the container cannot read part of a tensor; callers then read it whole.
+   */
+  readRange?(name: string, offset: number, into: Uint8Array): Promise<Uint8Array>;
   /** Releases the file handle. Reads after this fail. */
   close(): void;
 }

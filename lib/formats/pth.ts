@@ -449,8 +449,11 @@ function checkpoint(
   tensors: Map<string, PthTensor>,
   metadata: Record<string, unknown>,
   readStorage: StorageReader,
+  ranged: (s: StorageRef) => boolean,
 ): Checkpoint {
   const path = file.path;
+  // readRange of a tensor that cannot be read in parts keeps it here between calls.
+  let whole: { name: string; bytes: Uint8Array } | undefined;
   return {
     path,
     format,
@@ -465,7 +468,38 @@ function checkpoint(
         wrap(path, e);
       }
     },
-    close: () => file.close(),
+    async readRange(name, offset, into) {
+      try {
+        const t = tensors.get(name);
+        if (!t) throw new FormatError(path, name, "no such tensor");
+        if (offset < 0 || offset + into.length > t.byteLength) {
+          throw new FormatError(
+            path,
+            name,
+            `range ${offset}+${into.length} outside the tensor's ${t.byteLength} bytes`,
+          );
+        }
+        const ref = t.ref, es = DTYPE_SIZE[t.dtype];
+        if (!isContiguous(ref.shape, ref.stride) || !ranged(ref.storage)) {
+          // A strided view or a compressed entry: read it whole once, hand out the parts.
+          if (whole?.name !== name) {
+            whole = undefined;
+            whole = { name, bytes: await readTensor(t, undefined, path, readStorage) };
+          }
+          into.set(whole.bytes.subarray(offset, offset + into.length));
+          return into;
+        }
+        whole = undefined;
+        const first = (ref.storage.viewOffset + ref.offset) * es;
+        return await readStorage(ref.storage, first + offset, into.length, into);
+      } catch (e) {
+        wrap(path, e);
+      }
+    },
+    close: () => {
+      whole = undefined;
+      file.close();
+    },
   };
 }
 
@@ -546,7 +580,7 @@ async function openZip(file: RandomAccessFile): Promise<Checkpoint> {
       dataStart.set(e.name, start);
     }
     return await file.readAt(start + off, into ?? len, e.name);
-  });
+  }, (s) => entryOf.get(s.key)!.method === 0);
 }
 
 /**
@@ -632,5 +666,5 @@ async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
   return checkpoint(file, "pth-legacy", tensors, metadata, (s, off, len, into) => {
     const start = offsets.get(s.key)! + off;
     return file.readAt(start, into ?? len, s.key);
-  });
+  }, () => true);
 }

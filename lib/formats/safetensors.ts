@@ -168,6 +168,20 @@ export async function openSafetensors(path: string): Promise<SafetensorsCheckpoi
         }
         return file.readAt(t.offset, into ?? t.byteLength, name);
       },
+      readRange(name: string, offset: number, into: Uint8Array): Promise<Uint8Array> {
+        const t = tensors.get(name);
+        if (!t) return Promise.reject(new FormatError(path, name, "no such tensor"));
+        if (offset < 0 || offset + into.length > t.byteLength) {
+          return Promise.reject(
+            new FormatError(
+              path,
+              name,
+              `range ${offset}+${into.length} outside the tensor's ${t.byteLength} bytes`,
+            ),
+          );
+        }
+        return file.readAt(t.offset + offset, into, name);
+      },
       close: () => file.close(),
     };
   } catch (e) {

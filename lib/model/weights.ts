@@ -347,7 +347,7 @@ export async function loadWeights(
     : undefined;
 
   let done = 0;
-  let scratch = new Uint8Array(0);
+  const scratch = new Scratch();
   for (const p of plans) {
     const { name, info } = p;
     if (p.kind === "qmat") {
@@ -359,24 +359,17 @@ export async function loadWeights(
       tensors[name] = { kind: "mat", desc: d };
     } else if (p.kind === "emb") {
       const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
-      if (scratch.length < info.byteLength) scratch = new Uint8Array(info.byteLength);
-      await loadEmbedding(ck, arena.view(d), p, ln0w, ln0b, scratch.subarray(0, info.byteLength));
+      await loadEmbedding(ck, arena.view(d), p, ln0w, ln0b, scratch);
       tensors[name] = { kind: "mat", desc: d };
     } else if (p.kind === "mat") {
-      // Large matrices: read the stored bytes into one reused buffer, then convert, normalise
-      // and store a block of rows at a time, so no full float copy of the tensor is ever made.
-      const bytes = info.byteLength;
-      if (scratch.length < bytes) scratch = new Uint8Array(bytes);
-      const src = await ck.read(name, scratch.subarray(0, bytes));
+      // Large matrices: converted and stored a block of rows at a time, so neither the whole
+      // stored tensor (with ranged reads) nor a float copy of it is ever in memory.
       const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
       const m = arena.view(d);
-      const es = bytes / (p.rows * p.cols);
-      const step = Math.max(1, Math.floor((1 << 20) / p.cols));
-      for (let r0 = 0; r0 < p.rows; r0 += step) {
-        const r1 = Math.min(p.rows, r0 + step);
-        const rows = toFloat32(src.subarray(r0 * p.cols * es, r1 * p.cols * es), info.dtype);
-        storeRows(m, rows, r0, r1);
-      }
+      const rowBytes = info.byteLength / p.rows;
+      await eachRowBlock(ck, name, p.rows, rowBytes, scratch, (bytes, r0, r1) => {
+        storeRows(m, toFloat32(bytes, info.dtype), r0, r1);
+      });
       tensors[name] = { kind: "mat", desc: d };
     } else {
       const raw = toFloat32(await ck.read(name), info.dtype);
@@ -419,20 +412,15 @@ async function loadEmbedding(
   p: Plan,
   ln0w: Float32Array | undefined,
   ln0b: Float32Array | undefined,
-  buffer: Uint8Array,
+  scratch: Scratch,
 ): Promise<void> {
   const { rows: nr, cols } = p;
-  const raw = await ck.read(p.name, buffer);
   let scales: Float32Array | undefined;
   if (p.stored) {
     const halves = await ck.read(p.stored.scale.name);
     scales = f16ToF32(new Uint16Array(halves.buffer, halves.byteOffset, (nr * cols) / 32));
   }
-  const es = p.stored ? (p.stored.quant === "q8" ? 1 : 0.5) : raw.length / (nr * cols);
-  const step = Math.max(1, Math.floor((1 << 18) / cols));
-  for (let r0 = 0; r0 < nr; r0 += step) {
-    const r1 = Math.min(nr, r0 + step);
-    const bytes = raw.subarray(r0 * cols * es, r1 * cols * es);
+  await eachRowBlock(ck, p.name, nr, p.info.byteLength / nr, scratch, (bytes, r0, r1) => {
     let rows: Float32Array;
     if (p.stored) {
       const s = scales!.subarray((r0 * cols) / 32, (r1 * cols) / 32);
@@ -453,6 +441,41 @@ async function loadEmbedding(
       for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
     }
     storeRows(m, rows, r0, r1);
+  });
+}
+
+/** A reusable read buffer that grows to the largest request. */
+class Scratch {
+  #buf = new Uint8Array(0);
+  get(n: number): Uint8Array {
+    if (this.#buf.length < n) this.#buf = new Uint8Array(n);
+    return this.#buf.subarray(0, n);
+  }
+}
+
+/** Bytes of stored rows a streamed read brings in at once. */
+const BLOCK_BYTES = 1 << 22;
+
+/**
+ * Hands the stored bytes of a tensor's rows to `use`, a block of rows at a time. With ranged
+ * reads only one block is ever in memory; without, the tensor is read once into `scratch`.
+ */
+async function eachRowBlock(
+  ck: Checkpoint,
+  name: string,
+  rows: number,
+  rowBytes: number,
+  scratch: Scratch,
+  use: (bytes: Uint8Array, r0: number, r1: number) => void,
+): Promise<void> {
+  const step = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
+  const whole = ck.readRange ? undefined : await ck.read(name, scratch.get(rows * rowBytes));
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const bytes = whole
+      ? whole.subarray(r0 * rowBytes, r1 * rowBytes)
+      : await ck.readRange!(name, r0 * rowBytes, scratch.get((r1 - r0) * rowBytes));
+    use(bytes, r0, r1);
   }
 }
 
