@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { DType } from "./checkpoint.ts";
+import { type DType, DTYPE_SIZE } from "./checkpoint.ts";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -123,7 +123,8 @@ export function f32ToF16(
 }
 
 /**
- * Decodes raw little-endian tensor bytes of a float or integer dtype into a new Float32Array.
+ * Decodes raw little-endian tensor bytes of a float or integer dtype into a new Float32Array,
+ * or into `into` (which must hold exactly the values) so a loop can reuse one buffer.
  * Integer and bool tensors are converted by value.
 
  * @example
@@ -131,16 +132,27 @@ export function f32ToF16(
  * toFloat32(await checkpoint.read("emb.weight"), "BF16");
  * ```
  */
-export function toFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
+export function toFloat32(bytes: Uint8Array, dtype: DType, into?: Float32Array): Float32Array {
   const buf = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
   const n = buf.byteLength;
+  if (into) {
+    if (into.length * DTYPE_SIZE[dtype] !== n) {
+      throw new RangeError(`toFloat32: ${n} bytes of ${dtype} into ${into.length} values`);
+    }
+    if (dtype !== "F32" && dtype !== "F16" && dtype !== "BF16") {
+      into.set(toFloat32(bytes, dtype));
+      return into;
+    }
+  }
   switch (dtype) {
-    case "F32":
-      return new Float32Array(buf.buffer, buf.byteOffset, n / 4).slice();
+    case "F32": {
+      const v = new Float32Array(buf.buffer, buf.byteOffset, n / 4);
+      return into ? (into.set(v), into) : v.slice();
+    }
     case "F16":
-      return f16ToF32(new Uint16Array(buf.buffer, buf.byteOffset, n / 2));
+      return f16ToF32(new Uint16Array(buf.buffer, buf.byteOffset, n / 2), into);
     case "BF16":
-      return bf16ToF32(new Uint16Array(buf.buffer, buf.byteOffset, n / 2));
+      return bf16ToF32(new Uint16Array(buf.buffer, buf.byteOffset, n / 2), into);
     case "F64":
       return Float32Array.from(new Float64Array(buf.buffer, buf.byteOffset, n / 8));
     case "I64":

@@ -368,7 +368,7 @@ export async function loadWeights(
       const m = arena.view(d);
       const rowBytes = info.byteLength / p.rows;
       await eachRowBlock(ck, name, p.rows, rowBytes, scratch, (bytes, r0, r1) => {
-        storeRows(m, toFloat32(bytes, info.dtype), r0, r1);
+        storeRows(m, toFloat32(bytes, info.dtype, scratch.floats((r1 - r0) * p.cols)), r0, r1);
       });
       tensors[name] = { kind: "mat", desc: d };
     } else {
@@ -424,17 +424,18 @@ async function loadEmbedding(
     let rows: Float32Array;
     if (p.stored) {
       const s = scales!.subarray((r0 * cols) / 32, (r1 * cols) / 32);
+      const out = scratch.floats((r1 - r0) * cols);
       rows = p.stored.quant === "q8"
-        ? dequantizeQ8(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), s)
-        : dequantizeQ4(bytes, s);
+        ? dequantizeQ8(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), s, out)
+        : dequantizeQ4(bytes, s, out);
     } else {
-      rows = toFloat32(bytes, p.info.dtype);
+      rows = toFloat32(bytes, p.info.dtype, scratch.floats((r1 - r0) * cols));
       if (p.roundTrip === "q8") {
         const r = quantizeQ8(rows);
-        rows = dequantizeQ8(r.q, r.scales);
+        dequantizeQ8(r.q, r.scales, rows);
       } else if (p.roundTrip === "q4") {
         const r = quantizeQ4(rows);
-        rows = dequantizeQ4(r.q, r.scales);
+        dequantizeQ4(r.q, r.scales, rows);
       }
     }
     if (ln0w && ln0b) {
@@ -444,12 +445,20 @@ async function loadEmbedding(
   });
 }
 
-/** A reusable read buffer that grows to the largest request. */
+/**
+ * Reusable buffers that grow to the largest request: one for stored bytes, one for their
+ * float values (fresh arrays per block would pile up outside the JS heap until a GC).
+ */
 class Scratch {
   #buf = new Uint8Array(0);
+  #floats = new Float32Array(0);
   get(n: number): Uint8Array {
     if (this.#buf.length < n) this.#buf = new Uint8Array(n);
     return this.#buf.subarray(0, n);
+  }
+  floats(n: number): Float32Array {
+    if (this.#floats.length < n) this.#floats = new Float32Array(n);
+    return this.#floats.subarray(0, n);
   }
 }
 
