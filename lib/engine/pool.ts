@@ -165,7 +165,9 @@ export async function createFastModel(
       terminate();
       throw new RwkvError(`the engine failed: ${failure ?? "a worker stopped"}`);
     }
-    const off = Atomics.load(ctrl, CTRL.logitsOffset), len = Atomics.load(ctrl, CTRL.logitsLength);
+    // Offsets past 2 GiB come back negative from the Int32 slot: read them unsigned.
+    const off = Atomics.load(ctrl, CTRL.logitsOffset) >>> 0;
+    const len = Atomics.load(ctrl, CTRL.logitsLength);
     return new Float32Array(buffer, off, len);
   }
 
