@@ -6,8 +6,15 @@
 import { buildKernels } from "../lib/engine/build.ts";
 import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/engine/kernels.ts";
 import { decodeRow, matmulRowsTS } from "../lib/model/ops.ts";
-import { fillCorrections, type Matrix, type StorageDType } from "../lib/model/tensor.ts";
-import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
+import {
+  finishMatrix,
+  type Matrix,
+  matrixBytes,
+  type MatrixDesc,
+  type StorageDType,
+  viewMatrix,
+} from "../lib/model/tensor.ts";
+import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
 import { makeRng } from "../lib/sample.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
@@ -40,29 +47,21 @@ function place(
   cols: number,
   dtype: StorageDType,
 ): Matrix {
-  let data: Matrix["data"], scales: Float32Array = new Float32Array(0);
-  if (dtype === "f32") data = W;
-  else if (dtype === "bf16") data = f32ToBf16(W);
+  let data: ArrayBufferView = W, scales: Float32Array = new Float32Array(0);
+  if (dtype === "bf16") data = f32ToBf16(W);
   else if (dtype === "f16") data = f32ToF16(W);
   else if (dtype === "q8") ({ q: data, scales } = quantizeQ8(W));
-  else ({ q: data, scales } = quantizeQ4(W));
-  const w = alloc(data.byteLength), s = alloc(scales.byteLength * 2);
+  else if (dtype === "q4") ({ q: data, scales } = quantizeQ4(W));
+  const b = matrixBytes(rows, cols, dtype);
+  const w = alloc(b.data), s = alloc(b.scales);
   new Uint8Array(buf, w, data.byteLength).set(
     new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   );
   new Float32Array(buf, s, scales.length).set(scales);
-  const m: Matrix = { rows, cols, dtype, offset: w, scaleOffset: s, data, scales };
-  fillCorrections(buf, m);
+  const d: MatrixDesc = { rows, cols, dtype, offset: w, scaleOffset: s };
+  finishMatrix(buf, d);
   // views over the arena, as the engine's matrices
-  const n = rows * cols;
-  const view = dtype === "f32"
-    ? new Float32Array(buf, w, n)
-    : dtype === "bf16" || dtype === "f16"
-    ? new Uint16Array(buf, w, n)
-    : dtype === "q8"
-    ? new Int8Array(buf, w, n)
-    : new Uint8Array(buf, w, n / 2);
-  return { ...m, data: view, scales: new Float32Array(buf, s, scales.length) };
+  return viewMatrix(buf, d);
 }
 
 /** Runs the kernel for `m` over rows [r0, r1) into a fresh NaN-filled y; returns y. */
@@ -214,4 +213,55 @@ Deno.test("kernels: f16 conversion is exact for every half value", async () => {
       else assertEquals(got + 0, want + 0, `half ${r * cols + c}`);
     }
   }
+});
+
+Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's own values", async () => {
+  const env = await setup();
+  const rng = makeRng(4);
+  for (const [rows, cols] of [[37, 96], [4, 32], [6, 64]]) {
+    const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
+    const q8 = quantizeQ8(W), q4 = quantizeQ4(W);
+    const want = { q8: dequantizeQ8(q8.q, q8.scales), q4: dequantizeQ4(q4.q, q4.scales) };
+    for (const dtype of ["q8", "q4"] as const) {
+      const m = place(env.buf, env.alloc, W, rows, cols, dtype);
+      const row = new Float32Array(cols);
+      for (let r = 0; r < rows; r++) {
+        decodeRow(m, r, row);
+        assertEquals(row, want[dtype].subarray(r * cols, (r + 1) * cols), `${dtype} row ${r}`);
+      }
+    }
+  }
+});
+
+Deno.test("kernels: the build's @inline expansion keeps call semantics", async () => {
+  const { inlineWat } = await import("../lib/engine/_inline.ts");
+  const wabt = await (await import("npm:wabt@1.0.39")).default();
+  // $twice reads its parameter twice and has a local: the argument (which bumps a global)
+  // must run exactly once, and nested helpers expand too
+  const src = `(module
+    (global $n (mut i32) (i32.const 0))
+    (func $bump (result i32) (global.set $n (i32.add (global.get $n) (i32.const 1))) (global.get $n))
+    ;; @inline
+    (func $twice (param $a i32) (result i32) (local $t i32)
+      (local.set $t (i32.add (local.get $a) (local.get $a))) (local.get $t))
+    ;; @inline
+    (func $quad (param $a i32) (result i32) (call $twice (call $twice (local.get $a))))
+    (func (export "f") (result i32)
+      (i32.add (call $quad (call $bump)) (i32.mul (call $twice (call $bump)) (i32.const 100)))))`;
+  const text = inlineWat(src);
+  assert(!/call \$(twice|quad)/.test(text), "helpers expanded");
+  const mod = wabt.parseWat("t.wat", text);
+  mod.resolveNames();
+  const { buffer } = mod.toBinary({});
+  mod.destroy();
+  const instance = await WebAssembly.instantiate(new WebAssembly.Module(new Uint8Array(buffer)));
+  const f = instance.exports.f as () => number;
+  assertEquals(f(), 4 * 1 + 2 * 2 * 100);
+  let refused = "";
+  try {
+    inlineWat("(module ;; @inline\n(func $r (result i32) (return (i32.const 1))))");
+  } catch (e) {
+    refused = (e as Error).message;
+  }
+  assert(/uses return/.test(refused), `return refused: ${refused}`);
 });

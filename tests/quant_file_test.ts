@@ -16,7 +16,7 @@ import { createReferenceModel } from "../lib/model/model.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/model/spec.ts";
 import { isQuantizable, loadWeights } from "../lib/model/weights.ts";
-import type { StorageDType } from "../lib/model/tensor.ts";
+import { groupedByte, type StorageDType } from "../lib/model/tensor.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 
@@ -75,15 +75,22 @@ Deno.test({
           assertEquals(ck.tensors.get("emb.weight.qscale")!.shape, [256, 2]);
           assertEquals(ck.tensors.get("blocks.0.att.w1")!.dtype, "F32");
 
-          // loading copies the stored integers: the arena holds the file's bytes
+          // loading copies the stored integers: the arena holds the file's bytes, each row
+          // where the kernels' grouped layout puts it (tensor.ts finishMatrix)
           const { weights } = await loadWeights(ck, detectSpec(ck.tensors, out));
           assertEquals(weights.layout.dtype, quant);
           const m = weights.mat("blocks.0.ffn.value.weight");
           assertEquals(m.dtype, quant);
-          assertEquals(
-            new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength),
-            await ck.read("blocks.0.ffn.value.weight"),
-          );
+          const stored = await ck.read("blocks.0.ffn.value.weight");
+          const arena = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+          const rowBytes = quant === "q8" ? m.cols : m.cols / 2;
+          const placed = new Uint8Array(stored.length);
+          for (let r = 0; r < m.rows; r++) {
+            for (let p = 0; p < rowBytes; p++) {
+              placed[r * rowBytes + p] = arena[groupedByte(r, p, rowBytes)];
+            }
+          }
+          assertEquals(placed, stored);
 
           const fromFile = await run(ck);
           const onLoad = await run(src, quant);

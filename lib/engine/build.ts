@@ -1,5 +1,6 @@
 /**
- * Builds `kernels.wasm` from `kernels.wat` with wabt (from npm). The output is committed; the
+ * Builds `kernels.wasm` from `kernels.wat` with wabt (from npm), after expanding the helpers
+ * marked `;; @inline` (see `_inline.ts`). The output is committed; the
  * kernels test checks that this build reproduces it byte for byte.
  *
  *   deno task build:kernels          # writes lib/engine/kernels.wasm
@@ -9,13 +10,14 @@
  */
 
 import wabtInit from "npm:wabt@1.0.39";
+import { inlineWat } from "./_inline.ts";
 
 /** Assembles the kernels' WAT source into wasm bytes (deterministic: no names, no dates). */
 export async function buildKernels(): Promise<Uint8Array> {
   const wabt = await wabtInit();
   const src = await Deno.readTextFile(new URL("./kernels.wat", import.meta.url));
   const features = { simd: true, threads: true, relaxed_simd: true, multi_value: true };
-  const mod = wabt.parseWat("kernels.wat", src, features);
+  const mod = wabt.parseWat("kernels.wat", inlineWat(src), features);
   try {
     mod.resolveNames();
     return mod.toBinary({ log: false, write_debug_names: false }).buffer;

@@ -30,7 +30,7 @@ export interface Kernels {
   matmul_q4: MatmulKernel;
   /**
    * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`: n int8, then
-   * n/32 f32 scales, then n/32 i32 block sums × 8 ({@link quantizedBytes} in all). `mode` 0
+   * n/32 f32 scales, then n/32 i32 block sums × −8 ({@link quantizedBytes} in all). `mode` 0
    * for q4 (±127), 1 for q8 (±63 stored + 64).
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;

@@ -7,25 +7,31 @@
 ;; (q8/q4). For q8/q4, x is not f32 but the output of `quantize` for those T × cols activations.
 ;; These are the hot functions: nearly all of a forward pass runs in them.
 ;;
-;; Built by build.ts (wabt, from npm) into kernels.wasm, committed beside this file.
+;; Built by build.ts (wabt, from npm) into kernels.wasm, committed beside this file. Functions
+;; marked `;; @inline` are expanded at their call sites by the build (_inline.ts): V8 does not
+;; inline wasm calls reliably, and a call in an inner loop costs up to half the speed.
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
   (global $nib v128 (v128.const i8x16 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15 15))
 
   ;; horizontal sum of an f32x4
+  ;; @inline
   (func $hsum (param $v v128) (result f32)
     (f32.add
       (f32.add (f32x4.extract_lane 0 (local.get $v)) (f32x4.extract_lane 1 (local.get $v)))
       (f32.add (f32x4.extract_lane 2 (local.get $v)) (f32x4.extract_lane 3 (local.get $v)))))
 
   ;; ---- one weight as f32 (the loops' tails); f16 also 4 at a time ----
+  ;; @inline
   (func $w1_f32 (param $p i32) (result f32) (f32.load (local.get $p)))
   ;; a bf16 is the top half of an f32
+  ;; @inline
   (func $w1_bf16 (param $p i32) (result f32)
     (f32.reinterpret_i32 (i32.shl (i32.load16_u (local.get $p)) (i32.const 16))))
   ;; f16 → f32 exactly: move exponent and mantissa into place and rescale by 2^112 (which also
   ;; normalises subnormals); infinities and NaNs get the all-ones exponent; then the sign.
+  ;; @inline
   (func $w4_f16 (param $p i32) (result v128)
     (local $h v128) (local $o v128)
     (local.set $h (v128.load16x4_u (local.get $p)))
@@ -36,6 +42,7 @@
         (f32x4.mul (local.get $o) (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112))
         (i32x4.ge_u (local.get $o) (v128.const i32x4 0x0f800000 0x0f800000 0x0f800000 0x0f800000)))
       (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+  ;; @inline
   (func $w1_f16 (param $p i32) (result f32)
     (f32x4.extract_lane 0 (call $w4_f16 (local.get $p))))
 
@@ -352,10 +359,10 @@
   ;; ---- activations for the integer kernels ----
   ;; quantize(x, xq, n, mode): n f32 at x (n a multiple of 32) to int8 per block of 32 with an
   ;; f32 scale each, as ggml's Q8_0 activations. Layout at xq: n bytes, then n/32 scales, then
-  ;; n/32 i32 block sums × 8. mode 0 (for q4): q in ±127 (the nibbles are the unsigned operand
+  ;; n/32 i32 block sums × −8. mode 0 (for q4): q in ±127 (the nibbles are the unsigned operand
   ;; of the dot, and the sums remove their +8). mode 1 (for q8): q in ±63 stored as q + 64, the
   ;; unsigned 7-bit operand `i32x4.relaxed_dot_i8x16_i7x16_add_s` wants (x86 runs it as
-  ;; pmaddubsw / vpdpbusd); the q8 kernel subtracts 64·Σw with corrections precomputed at load.
+  ;; pmaddubsw / vpdpbusd); the q8 kernel removes 64·Σw with corrections precomputed at load.
   (func (export "quantize") (param $x i32) (param $xq i32) (param $n i32) (param $mode i32)
     (local $b i32) (local $nb i32) (local $p i32) (local $xs i32) (local $xsum i32)
     (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
@@ -396,10 +403,9 @@
         (i32x4.add (i32x4.add (local.get $v0) (local.get $v1)) (i32x4.add (local.get $v2) (local.get $v3)))
         (i32x4.add (i32x4.add (local.get $v4) (local.get $v5)) (i32x4.add (local.get $v6) (local.get $v7)))))
       (i32.store (i32.add (local.get $xsum) (i32.shl (local.get $b) (i32.const 2)))
-        (i32.shl (i32.add
+        (i32.mul (i32.const -8) (i32.add
           (i32.add (i32x4.extract_lane 0 (local.get $m)) (i32x4.extract_lane 1 (local.get $m)))
-          (i32.add (i32x4.extract_lane 2 (local.get $m)) (i32x4.extract_lane 3 (local.get $m))))
-          (i32.const 3)))
+          (i32.add (i32x4.extract_lane 2 (local.get $m)) (i32x4.extract_lane 3 (local.get $m))))))
       (local.set $o (i32.add (local.get $xq) (i32.shl (local.get $b) (i32.const 5))))
       (local.set $v0 (i8x16.narrow_i16x8_s (i16x8.narrow_i32x4_s (local.get $v0) (local.get $v1))
                                            (i16x8.narrow_i32x4_s (local.get $v2) (local.get $v3))))
@@ -413,375 +419,254 @@
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $blocks))))
 
-  ;; four i32x4 partial dots → one i32x4 of their totals
-  (func $reduce4 (param $d0 v128) (param $d1 v128) (param $d2 v128) (param $d3 v128) (result v128)
-    (local $t0 v128) (local $t1 v128)
-    (local.set $t0 (i32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d0) (local.get $d1))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d0) (local.get $d1))))
-    (local.set $t1 (i32x4.add
-      (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $d2) (local.get $d3))
-      (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $d2) (local.get $d3))))
-    (i32x4.add
-      (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $t0) (local.get $t1))
-      (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $t0) (local.get $t1))))
+  ;; ---- the integer kernels (q8, q4) ----
+  ;; Their matrices are finished by tensor.ts `finishMatrix`: rows in groups of four,
+  ;; interleaved by 32-bit words, so one 16-byte load holds four rows × four values and
+  ;; `i32x4.relaxed_dot_i8x16_i7x16_add_s` against four activations splatted to every lane
+  ;; leaves each row's partial sum in its own lane: a block of 32 columns is eight dots into one
+  ;; i32x4 (started from the block's offset correction), then one convert and one fused
+  ;; multiply-add by the four rows' scales times the activation scale. No horizontal sums.
 
-  (func $isum (param $v v128) (result i32)
-    (i32.add (i32.add (i32x4.extract_lane 0 (local.get $v)) (i32x4.extract_lane 1 (local.get $v)))
-             (i32.add (i32x4.extract_lane 2 (local.get $v)) (i32x4.extract_lane 3 (local.get $v)))))
+  ;; q8: the eight dots of one group-block (weights w0..w7, activations + 64 at $x)
+  ;; @inline
+  (func $dot_q8 (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128)
+        (param $w4 v128) (param $w5 v128) (param $w6 v128) (param $w7 v128) (param $x i32)
+        (param $init v128) (result v128)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w7) (v128.load32_splat offset=28 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w6) (v128.load32_splat offset=24 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w5) (v128.load32_splat offset=20 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w4) (v128.load32_splat offset=16 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w3) (v128.load32_splat offset=12 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w2) (v128.load32_splat offset=8 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w1) (v128.load32_splat offset=4 (local.get $x))
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w0) (v128.load32_splat (local.get $x))
+      (local.get $init))))))))))
 
-  ;; q8: the integer dots of four blocks (weights w0..w7, activations + 64 at $x)
-  (func $dot4_q8 (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128)
-        (param $w4 v128) (param $w5 v128) (param $w6 v128) (param $w7 v128) (param $x i32) (param $sum i32)
-        (result v128)
-    (call $reduce4
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w1) (v128.load offset=16 (local.get $x))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w0) (v128.load offset=0 (local.get $x)) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w3) (v128.load offset=48 (local.get $x))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w2) (v128.load offset=32 (local.get $x)) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w5) (v128.load offset=80 (local.get $x))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w4) (v128.load offset=64 (local.get $x)) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w7) (v128.load offset=112 (local.get $x))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (local.get $w6) (v128.load offset=96 (local.get $x)) (v128.const i32x4 0 0 0 0)))))
+  ;; q4: the eight dots of one group-block (nibbles n0..n7 as the unsigned operand, signed
+  ;; activations at $x; $init = −8·Σx undoes the nibbles' +8)
+  ;; @inline
+  (func $dot_q4 (param $n0 v128) (param $n1 v128) (param $n2 v128) (param $n3 v128)
+        (param $n4 v128) (param $n5 v128) (param $n6 v128) (param $n7 v128) (param $x i32)
+        (param $init v128) (result v128)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=28 (local.get $x)) (local.get $n7)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=24 (local.get $x)) (local.get $n6)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=20 (local.get $x)) (local.get $n5)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=16 (local.get $x)) (local.get $n4)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=12 (local.get $x)) (local.get $n3)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=8 (local.get $x)) (local.get $n2)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat offset=4 (local.get $x)) (local.get $n1)
+    (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load32_splat (local.get $x)) (local.get $n0)
+      (local.get $init))))))))))
 
-  ;; q4: the integer dots of four blocks (nibbles w0..w7 as the unsigned operand, signed
-  ;; activations at $x), minus 8·Σx per block (at $sum) for the nibbles' +8
-  (func $dot4_q4 (param $w0 v128) (param $w1 v128) (param $w2 v128) (param $w3 v128)
-        (param $w4 v128) (param $w5 v128) (param $w6 v128) (param $w7 v128) (param $x i32) (param $sum i32)
-        (result v128)
-    (i32x4.sub (call $reduce4
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=16 (local.get $x)) (local.get $w1)
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=0 (local.get $x)) (local.get $w0) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=48 (local.get $x)) (local.get $w3)
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=32 (local.get $x)) (local.get $w2) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=80 (local.get $x)) (local.get $w5)
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=64 (local.get $x)) (local.get $w4) (v128.const i32x4 0 0 0 0)))
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=112 (local.get $x)) (local.get $w7)
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=96 (local.get $x)) (local.get $w6) (v128.const i32x4 0 0 0 0))))
-      (v128.load (local.get $sum))))
+  ;; acc + (float of the block's integer dots) · (the rows' scales) · (the activation scale at $xs)
+  ;; @inline
+  (func $fold (param $acc v128) (param $dot v128) (param $ws v128) (param $xs i32) (result v128)
+    (f32x4.relaxed_madd (f32x4.mul (f32x4.convert_i32x4_s (local.get $dot)) (local.get $ws))
+      (v128.load32_splat (local.get $xs)) (local.get $acc)))
 
-  ;; one block's integer dot (the leftover blocks of a row)
-  (func $blk_q8 (param $w i32) (param $x i32) (param $sum i32) (result i32)
-    (call $isum
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=16 (local.get $w)) (v128.load offset=16 (local.get $x))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (local.get $w)) (v128.load (local.get $x)) (v128.const i32x4 0 0 0 0)))))
-  (func $blk_q4 (param $w i32) (param $x i32) (param $sum i32) (result i32)
-    (local $raw v128)
-    (local.set $raw (v128.load (local.get $w)))
-    (i32.sub (call $isum
-      (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load offset=16 (local.get $x)) (i8x16.shr_u (local.get $raw) (i32.const 4))
-        (i32x4.relaxed_dot_i8x16_i7x16_add_s (v128.load (local.get $x)) (v128.and (local.get $raw) (global.get $nib))
-          (v128.const i32x4 0 0 0 0))))
-      (i32.load (local.get $sum))))
+  ;; stores the first $n (≤ 4) lanes of $v at $p (the last group of a matrix may be partial)
+  (func $put (param $p i32) (param $v v128) (param $n i32)
+    (if (i32.ge_u (local.get $n) (i32.const 4)) (then (v128.store (local.get $p) (local.get $v)) (return)))
+    (f32.store (local.get $p) (f32x4.extract_lane 0 (local.get $v)))
+    (if (i32.ge_u (local.get $n) (i32.const 2)) (then (f32.store offset=4 (local.get $p) (f32x4.extract_lane 1 (local.get $v)))))
+    (if (i32.ge_u (local.get $n) (i32.const 3)) (then (f32.store offset=8 (local.get $p) (f32x4.extract_lane 2 (local.get $v))))))
 
-  ;; Σ a_i·c_i over n floats (n any)
-  (func $fdot (param $a i32) (param $c i32) (param $n i32) (result f32)
-    (local $i i32) (local $acc v128) (local $s f32)
-    (block $done (loop $l
-      (br_if $done (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
-      (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul
-        (v128.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
-        (v128.load (i32.add (local.get $c) (i32.shl (local.get $i) (i32.const 2)))))))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $l)))
-    (local.set $s (call $hsum (local.get $acc)))
-    (block $done2 (loop $l2
-      (br_if $done2 (i32.ge_u (local.get $i) (local.get $n)))
-      (local.set $s (f32.add (local.get $s) (f32.mul
-        (f32.load (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
-        (f32.load (i32.add (local.get $c) (i32.shl (local.get $i) (i32.const 2)))))))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l2)))
-    (local.get $s))
-
-  ;; ---- q8 weights: y = W·x for rows [r0, r1) and T tokens (the hot function for q8) ----
-  ;; $xq holds the activations as `quantize` left them (mode 1). Four tokens at a time
-  ;; reuse each group of four weight blocks (prompt mode); a lone token takes the same path
-  ;; with its weights loaded for it alone.
+  ;; ---- q8 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
+  ;; $xq holds the activations as `quantize` left them (mode 1); $s the group-interleaved
+  ;; scales, then as many i32 corrections −64·Σq. Four tokens at a time reuse each block's
+  ;; weights from registers (prompt mode); the rest, and decoding, go one token at a time.
   (func (export "matmul_q8") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-    (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $nb4 i32) (local $T4 i32)
-    (local $wr i32) (local $wsr i32) (local $cr i32) (local $wb i32) (local $xo i32) (local $bo i32)
-    (local $xs i32) (local $xsum i32) (local $sb i32)
+    (local $nb i32) (local $sb i32) (local $c i32) (local $xs i32) (local $T4 i32) (local $n i32)
+    (local $g i32) (local $t i32) (local $wb i32) (local $we i32) (local $sg i32) (local $yo i32)
     (local $x0 i32) (local $x1 i32) (local $x2 i32) (local $x3 i32)
-    (local $s0 i32) (local $s1 i32) (local $s2 i32) (local $s3 i32)
+    (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)
     (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $ws4 v128)
-    (local $yo i32)
+    (local $ws v128) (local $cv v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
-    (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
-    (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $sb (i32.shl (local.get $nb) (i32.const 2)))
+    ;; corrections after the scales of all (padded) rows
+    (local.set $c (i32.add (local.get $s) (i32.mul (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)) (local.get $sb))))
     (local.set $xs (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols))))
-    (local.set $xsum (i32.add (local.get $xs) (i32.mul (local.get $T) (local.get $sb))))
-    (local.set $r (local.get $r0))
-    (block $rows_done (loop $rows_loop
-      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $wr (i32.add (local.get $w) (i32.mul (i32.mul (local.get $r) (local.get $nb)) (i32.const 32))))
-      (local.set $wsr (i32.add (local.get $s) (i32.mul (local.get $r) (local.get $sb))))
-      ;; the q8 offset corrections follow all rows' scales
-      (local.set $cr (i32.add (local.get $wsr) (i32.mul (local.get $rows) (local.get $sb))))
+    (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
+    (local.set $g (local.get $r0))
+    (block $g_done (loop $g_loop
+      (br_if $g_done (i32.ge_u (local.get $g) (local.get $r1)))
+      (local.set $n (i32.sub (local.get $rows) (local.get $g)))
       (local.set $t (i32.const 0))
-      (block $g_done (loop $g_loop
-        (br_if $g_done (i32.ge_u (local.get $t) (local.get $T)))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $wb (i32.add (local.get $w) (i32.mul (local.get $g) (local.get $cols))))
+        (local.set $we (i32.add (local.get $wb) (i32.shl (local.get $cols) (i32.const 2))))
+        (local.set $sg (i32.mul (local.get $g) (local.get $sb)))
         (local.set $x0 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
-        (local.set $s0 (i32.mul (local.get $t) (local.get $sb)))
+        (local.set $q0 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb))))
+        (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2))))
         (if (i32.lt_u (local.get $t) (local.get $T4))
           (then
             (local.set $x1 (i32.add (local.get $x0) (local.get $cols)))
             (local.set $x2 (i32.add (local.get $x1) (local.get $cols)))
             (local.set $x3 (i32.add (local.get $x2) (local.get $cols)))
-            (local.set $s1 (i32.add (local.get $s0) (local.get $sb)))
-            (local.set $s2 (i32.add (local.get $s1) (local.get $sb)))
-            (local.set $s3 (i32.add (local.get $s2) (local.get $sb)))
-            (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-            (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-            (local.set $b (i32.const 0))
+            (local.set $q1 (i32.add (local.get $q0) (local.get $sb)))
+            (local.set $q2 (i32.add (local.get $q1) (local.get $sb)))
+            (local.set $q3 (i32.add (local.get $q2) (local.get $sb)))
             (block $b_done (loop $b_loop
-              (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb4)))
-              (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 32))))
+              (br_if $b_done (i32.ge_u (local.get $wb) (local.get $we)))
               (local.set $w0 (v128.load offset=0 (local.get $wb))) (local.set $w1 (v128.load offset=16 (local.get $wb)))
               (local.set $w2 (v128.load offset=32 (local.get $wb))) (local.set $w3 (v128.load offset=48 (local.get $wb)))
               (local.set $w4 (v128.load offset=64 (local.get $wb))) (local.set $w5 (v128.load offset=80 (local.get $wb)))
               (local.set $w6 (v128.load offset=96 (local.get $wb))) (local.set $w7 (v128.load offset=112 (local.get $wb)))
-              (local.set $xo (i32.shl (local.get $b) (i32.const 5)))
-              (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-              (local.set $ws4 (v128.load (i32.add (local.get $wsr) (local.get $bo))))
-              (local.set $a0 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x0) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s0)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s0)) (local.get $bo))))
-                (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x1) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s1)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s1)) (local.get $bo))))
-                (local.get $a1)))
-              (local.set $a2 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x2) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s2)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s2)) (local.get $bo))))
-                (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x3) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s3)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s3)) (local.get $bo))))
-                (local.get $a3)))
-              (local.set $b (i32.add (local.get $b) (i32.const 4)))
+              (local.set $ws (v128.load (i32.add (local.get $s) (local.get $sg))))
+              (local.set $cv (v128.load (i32.add (local.get $c) (local.get $sg))))
+              (local.set $a0 (call $fold (local.get $a0) (call $dot_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x0) (local.get $cv)) (local.get $ws) (local.get $q0)))
+              (local.set $a1 (call $fold (local.get $a1) (call $dot_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x1) (local.get $cv)) (local.get $ws) (local.get $q1)))
+              (local.set $a2 (call $fold (local.get $a2) (call $dot_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x2) (local.get $cv)) (local.get $ws) (local.get $q2)))
+              (local.set $a3 (call $fold (local.get $a3) (call $dot_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x3) (local.get $cv)) (local.get $ws) (local.get $q3)))
+              (local.set $wb (i32.add (local.get $wb) (i32.const 128)))
+              (local.set $sg (i32.add (local.get $sg) (i32.const 16)))
+              (local.set $x0 (i32.add (local.get $x0) (i32.const 32))) (local.set $x1 (i32.add (local.get $x1) (i32.const 32)))
+              (local.set $x2 (i32.add (local.get $x2) (i32.const 32))) (local.set $x3 (i32.add (local.get $x3) (i32.const 32)))
+              (local.set $q0 (i32.add (local.get $q0) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
+              (local.set $q2 (i32.add (local.get $q2) (i32.const 4))) (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
               (br $b_loop)))
-            (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q8 (local.get $a0) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x0) (i32.add (local.get $xs) (local.get $s0)) (i32.add (local.get $xsum) (local.get $s0)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a0) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q8 (local.get $a1) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x1) (i32.add (local.get $xs) (local.get $s1)) (i32.add (local.get $xsum) (local.get $s1)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a1) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q8 (local.get $a2) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x2) (i32.add (local.get $xs) (local.get $s2)) (i32.add (local.get $xsum) (local.get $s2)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a2) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q8 (local.get $a3) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x3) (i32.add (local.get $xs) (local.get $s3)) (i32.add (local.get $xsum) (local.get $s3)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a3) (local.get $n))
             (local.set $t (i32.add (local.get $t) (i32.const 4))))
           (else
-            ;; one token
-            (local.set $a0 (v128.const i32x4 0 0 0 0))
-            (local.set $b (i32.const 0))
             (block $c_done (loop $c_loop
-              (br_if $c_done (i32.ge_u (local.get $b) (local.get $nb4)))
-              (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 32))))
-              (local.set $w0 (v128.load offset=0 (local.get $wb))) (local.set $w1 (v128.load offset=16 (local.get $wb)))
-              (local.set $w2 (v128.load offset=32 (local.get $wb))) (local.set $w3 (v128.load offset=48 (local.get $wb)))
-              (local.set $w4 (v128.load offset=64 (local.get $wb))) (local.set $w5 (v128.load offset=80 (local.get $wb)))
-              (local.set $w6 (v128.load offset=96 (local.get $wb))) (local.set $w7 (v128.load offset=112 (local.get $wb)))
-              (local.set $xo (i32.shl (local.get $b) (i32.const 5)))
-              (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-              (local.set $a0 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q8 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x0) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s0)) (local.get $bo))))
-                (f32x4.mul (v128.load (i32.add (local.get $wsr) (local.get $bo)))
-                  (v128.load (i32.add (i32.add (local.get $xs) (local.get $s0)) (local.get $bo))))
-                (local.get $a0)))
-              (local.set $b (i32.add (local.get $b) (i32.const 4)))
+              (br_if $c_done (i32.ge_u (local.get $wb) (local.get $we)))
+              (local.set $a0 (call $fold (local.get $a0) (call $dot_q8
+                (v128.load offset=0 (local.get $wb)) (v128.load offset=16 (local.get $wb))
+                (v128.load offset=32 (local.get $wb)) (v128.load offset=48 (local.get $wb))
+                (v128.load offset=64 (local.get $wb)) (v128.load offset=80 (local.get $wb))
+                (v128.load offset=96 (local.get $wb)) (v128.load offset=112 (local.get $wb))
+                (local.get $x0) (v128.load (i32.add (local.get $c) (local.get $sg))))
+                (v128.load (i32.add (local.get $s) (local.get $sg))) (local.get $q0)))
+              (local.set $wb (i32.add (local.get $wb) (i32.const 128)))
+              (local.set $sg (i32.add (local.get $sg) (i32.const 16)))
+              (local.set $x0 (i32.add (local.get $x0) (i32.const 32)))
+              (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
               (br $c_loop)))
-            (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
-              (call $fin_q8 (local.get $a0) (local.get $wr) (local.get $wsr) (local.get $cr)
-                (local.get $x0) (i32.add (local.get $xs) (local.get $s0)) (i32.add (local.get $xsum) (local.get $s0)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a0) (local.get $n))
             (local.set $t (i32.add (local.get $t) (i32.const 1)))))
-        (br $g_loop)))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $rows_loop))))
+        (br $t_loop)))
+      (local.set $g (i32.add (local.get $g) (i32.const 4)))
+      (br $g_loop))))
 
-  ;; one token's result from its four-block accumulator: the leftover blocks (nb mod 4), then
-  ;; (q8) the activation-offset correction
-  (func $fin_q8 (param $acc v128) (param $wr i32) (param $wsr i32) (param $cr i32) (param $xt i32)
-        (param $xst i32) (param $xsumt i32) (param $b i32) (param $nb i32) (result f32)
-    (local $s f32) (local $bo i32)
-    (local.set $s (call $hsum (local.get $acc)))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $b) (local.get $nb)))
-      (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-      (local.set $s (f32.add (local.get $s) (f32.mul
-        (f32.convert_i32_s (call $blk_q8 (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 32)))
-          (i32.add (local.get $xt) (i32.shl (local.get $b) (i32.const 5)))
-          (i32.add (local.get $xsumt) (local.get $bo))))
-        (f32.mul (f32.load (i32.add (local.get $wsr) (local.get $bo)))
-                 (f32.load (i32.add (local.get $xst) (local.get $bo)))))))
-      (local.set $b (i32.add (local.get $b) (i32.const 1)))
-      (br $l)))
-    (f32.sub (local.get $s) (call $fdot (local.get $xst) (local.get $cr) (local.get $nb))))
-  ;; ---- q4 weights: y = W·x for rows [r0, r1) and T tokens (the hot function for q4) ----
-  ;; $xq holds the activations as `quantize` left them (mode 0). Four tokens at a time
-  ;; reuse each group of four weight blocks (prompt mode); a lone token takes the same path
-  ;; with its weights loaded for it alone.
+  ;; ---- q4 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
+  ;; $xq holds the activations as `quantize` left them (mode 0: signed, with −8·Σx per
+  ;; block); $s the group-interleaved scales. A group-block is 64 bytes: four vectors whose low
+  ;; nibbles are columns 0..15 and high nibbles 16..31. Tokens as in matmul_q8.
   (func (export "matmul_q4") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-    (local $r i32) (local $t i32) (local $b i32) (local $nb i32) (local $nb4 i32) (local $T4 i32)
-    (local $wr i32) (local $wsr i32) (local $cr i32) (local $wb i32) (local $xo i32) (local $bo i32)
-    (local $xs i32) (local $xsum i32) (local $sb i32)
+    (local $nb i32) (local $sb i32) (local $xs i32) (local $sum i32) (local $T4 i32) (local $n i32)
+    (local $g i32) (local $t i32) (local $wb i32) (local $we i32) (local $sg i32) (local $yo i32)
     (local $x0 i32) (local $x1 i32) (local $x2 i32) (local $x3 i32)
-    (local $s0 i32) (local $s1 i32) (local $s2 i32) (local $s3 i32)
+    (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $w0 v128) (local $w1 v128) (local $w2 v128) (local $w3 v128)
     (local $w4 v128) (local $w5 v128) (local $w6 v128) (local $w7 v128)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $ws4 v128)
-    (local $yo i32)
+    (local $ws v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
-    (local.set $nb4 (i32.and (local.get $nb) (i32.const -4)))
-    (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $sb (i32.shl (local.get $nb) (i32.const 2)))
     (local.set $xs (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols))))
-    (local.set $xsum (i32.add (local.get $xs) (i32.mul (local.get $T) (local.get $sb))))
-    (local.set $r (local.get $r0))
-    (block $rows_done (loop $rows_loop
-      (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $wr (i32.add (local.get $w) (i32.mul (i32.mul (local.get $r) (local.get $nb)) (i32.const 16))))
-      (local.set $wsr (i32.add (local.get $s) (i32.mul (local.get $r) (local.get $sb))))
-      ;; the q8 offset corrections follow all rows' scales
-      (local.set $cr (i32.add (local.get $wsr) (i32.mul (local.get $rows) (local.get $sb))))
+    ;; from a token's scale to its block sum
+    (local.set $sum (i32.mul (local.get $T) (local.get $sb)))
+    (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
+    (local.set $g (local.get $r0))
+    (block $g_done (loop $g_loop
+      (br_if $g_done (i32.ge_u (local.get $g) (local.get $r1)))
+      (local.set $n (i32.sub (local.get $rows) (local.get $g)))
       (local.set $t (i32.const 0))
-      (block $g_done (loop $g_loop
-        (br_if $g_done (i32.ge_u (local.get $t) (local.get $T)))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $wb (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $g) (local.get $cols)) (i32.const 1))))
+        (local.set $we (i32.add (local.get $wb) (i32.shl (local.get $cols) (i32.const 1))))
+        (local.set $sg (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb))))
         (local.set $x0 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
-        (local.set $s0 (i32.mul (local.get $t) (local.get $sb)))
+        (local.set $q0 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb))))
+        (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+        (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+        (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2))))
         (if (i32.lt_u (local.get $t) (local.get $T4))
           (then
             (local.set $x1 (i32.add (local.get $x0) (local.get $cols)))
             (local.set $x2 (i32.add (local.get $x1) (local.get $cols)))
             (local.set $x3 (i32.add (local.get $x2) (local.get $cols)))
-            (local.set $s1 (i32.add (local.get $s0) (local.get $sb)))
-            (local.set $s2 (i32.add (local.get $s1) (local.get $sb)))
-            (local.set $s3 (i32.add (local.get $s2) (local.get $sb)))
-            (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-            (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-            (local.set $b (i32.const 0))
+            (local.set $q1 (i32.add (local.get $q0) (local.get $sb)))
+            (local.set $q2 (i32.add (local.get $q1) (local.get $sb)))
+            (local.set $q3 (i32.add (local.get $q2) (local.get $sb)))
             (block $b_done (loop $b_loop
-              (br_if $b_done (i32.ge_u (local.get $b) (local.get $nb4)))
-              (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 16))))
-              ;; unpack: low nibbles are values 0..15 of a block, high nibbles 16..31
-              (local.set $w1 (v128.load offset=0 (local.get $wb))) (local.set $w3 (v128.load offset=16 (local.get $wb)))
-              (local.set $w5 (v128.load offset=32 (local.get $wb))) (local.set $w7 (v128.load offset=48 (local.get $wb)))
-              (local.set $w0 (v128.and (local.get $w1) (global.get $nib))) (local.set $w1 (i8x16.shr_u (local.get $w1) (i32.const 4)))
-              (local.set $w2 (v128.and (local.get $w3) (global.get $nib))) (local.set $w3 (i8x16.shr_u (local.get $w3) (i32.const 4)))
-              (local.set $w4 (v128.and (local.get $w5) (global.get $nib))) (local.set $w5 (i8x16.shr_u (local.get $w5) (i32.const 4)))
-              (local.set $w6 (v128.and (local.get $w7) (global.get $nib))) (local.set $w7 (i8x16.shr_u (local.get $w7) (i32.const 4)))
-              (local.set $xo (i32.shl (local.get $b) (i32.const 5)))
-              (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-              (local.set $ws4 (v128.load (i32.add (local.get $wsr) (local.get $bo))))
-              (local.set $a0 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x0) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s0)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s0)) (local.get $bo))))
-                (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x1) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s1)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s1)) (local.get $bo))))
-                (local.get $a1)))
-              (local.set $a2 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x2) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s2)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s2)) (local.get $bo))))
-                (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x3) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s3)) (local.get $bo))))
-                (f32x4.mul (local.get $ws4) (v128.load (i32.add (i32.add (local.get $xs) (local.get $s3)) (local.get $bo))))
-                (local.get $a3)))
-              (local.set $b (i32.add (local.get $b) (i32.const 4)))
+              (br_if $b_done (i32.ge_u (local.get $wb) (local.get $we)))
+              (local.set $w4 (v128.load offset=0 (local.get $wb))) (local.set $w5 (v128.load offset=16 (local.get $wb)))
+              (local.set $w6 (v128.load offset=32 (local.get $wb))) (local.set $w7 (v128.load offset=48 (local.get $wb)))
+              (local.set $w0 (v128.and (local.get $w4) (global.get $nib))) (local.set $w4 (i8x16.shr_u (local.get $w4) (i32.const 4)))
+              (local.set $w1 (v128.and (local.get $w5) (global.get $nib))) (local.set $w5 (i8x16.shr_u (local.get $w5) (i32.const 4)))
+              (local.set $w2 (v128.and (local.get $w6) (global.get $nib))) (local.set $w6 (i8x16.shr_u (local.get $w6) (i32.const 4)))
+              (local.set $w3 (v128.and (local.get $w7) (global.get $nib))) (local.set $w7 (i8x16.shr_u (local.get $w7) (i32.const 4)))
+              (local.set $ws (v128.load (local.get $sg)))
+              (local.set $a0 (call $fold (local.get $a0) (call $dot_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x0)
+                (v128.load32_splat (i32.add (local.get $q0) (local.get $sum)))) (local.get $ws) (local.get $q0)))
+              (local.set $a1 (call $fold (local.get $a1) (call $dot_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x1)
+                (v128.load32_splat (i32.add (local.get $q1) (local.get $sum)))) (local.get $ws) (local.get $q1)))
+              (local.set $a2 (call $fold (local.get $a2) (call $dot_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x2)
+                (v128.load32_splat (i32.add (local.get $q2) (local.get $sum)))) (local.get $ws) (local.get $q2)))
+              (local.set $a3 (call $fold (local.get $a3) (call $dot_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
+                (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7) (local.get $x3)
+                (v128.load32_splat (i32.add (local.get $q3) (local.get $sum)))) (local.get $ws) (local.get $q3)))
+              (local.set $wb (i32.add (local.get $wb) (i32.const 64)))
+              (local.set $sg (i32.add (local.get $sg) (i32.const 16)))
+              (local.set $x0 (i32.add (local.get $x0) (i32.const 32))) (local.set $x1 (i32.add (local.get $x1) (i32.const 32)))
+              (local.set $x2 (i32.add (local.get $x2) (i32.const 32))) (local.set $x3 (i32.add (local.get $x3) (i32.const 32)))
+              (local.set $q0 (i32.add (local.get $q0) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
+              (local.set $q2 (i32.add (local.get $q2) (i32.const 4))) (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
               (br $b_loop)))
-            (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q4 (local.get $a0) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x0) (i32.add (local.get $xs) (local.get $s0)) (i32.add (local.get $xsum) (local.get $s0)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a0) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q4 (local.get $a1) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x1) (i32.add (local.get $xs) (local.get $s1)) (i32.add (local.get $xsum) (local.get $s1)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a1) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q4 (local.get $a2) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x2) (i32.add (local.get $xs) (local.get $s2)) (i32.add (local.get $xsum) (local.get $s2)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a2) (local.get $n))
             (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
-            (f32.store (local.get $yo) (call $fin_q4 (local.get $a3) (local.get $wr) (local.get $wsr) (local.get $cr)
-              (local.get $x3) (i32.add (local.get $xs) (local.get $s3)) (i32.add (local.get $xsum) (local.get $s3)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a3) (local.get $n))
             (local.set $t (i32.add (local.get $t) (i32.const 4))))
           (else
-            ;; one token
-            (local.set $a0 (v128.const i32x4 0 0 0 0))
-            (local.set $b (i32.const 0))
             (block $c_done (loop $c_loop
-              (br_if $c_done (i32.ge_u (local.get $b) (local.get $nb4)))
-              (local.set $wb (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 16))))
-              ;; unpack: low nibbles are values 0..15 of a block, high nibbles 16..31
-              (local.set $w1 (v128.load offset=0 (local.get $wb))) (local.set $w3 (v128.load offset=16 (local.get $wb)))
-              (local.set $w5 (v128.load offset=32 (local.get $wb))) (local.set $w7 (v128.load offset=48 (local.get $wb)))
-              (local.set $w0 (v128.and (local.get $w1) (global.get $nib))) (local.set $w1 (i8x16.shr_u (local.get $w1) (i32.const 4)))
-              (local.set $w2 (v128.and (local.get $w3) (global.get $nib))) (local.set $w3 (i8x16.shr_u (local.get $w3) (i32.const 4)))
-              (local.set $w4 (v128.and (local.get $w5) (global.get $nib))) (local.set $w5 (i8x16.shr_u (local.get $w5) (i32.const 4)))
-              (local.set $w6 (v128.and (local.get $w7) (global.get $nib))) (local.set $w7 (i8x16.shr_u (local.get $w7) (i32.const 4)))
-              (local.set $xo (i32.shl (local.get $b) (i32.const 5)))
-              (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-              (local.set $a0 (f32x4.relaxed_madd
-                (f32x4.convert_i32x4_s (call $dot4_q4 (local.get $w0) (local.get $w1) (local.get $w2) (local.get $w3)
-                  (local.get $w4) (local.get $w5) (local.get $w6) (local.get $w7)
-                  (i32.add (local.get $x0) (local.get $xo)) (i32.add (i32.add (local.get $xsum) (local.get $s0)) (local.get $bo))))
-                (f32x4.mul (v128.load (i32.add (local.get $wsr) (local.get $bo)))
-                  (v128.load (i32.add (i32.add (local.get $xs) (local.get $s0)) (local.get $bo))))
-                (local.get $a0)))
-              (local.set $b (i32.add (local.get $b) (i32.const 4)))
+              (br_if $c_done (i32.ge_u (local.get $wb) (local.get $we)))
+              (local.set $w4 (v128.load offset=0 (local.get $wb))) (local.set $w5 (v128.load offset=16 (local.get $wb)))
+              (local.set $w6 (v128.load offset=32 (local.get $wb))) (local.set $w7 (v128.load offset=48 (local.get $wb)))
+              (local.set $a0 (call $fold (local.get $a0) (call $dot_q4
+                (v128.and (local.get $w4) (global.get $nib)) (v128.and (local.get $w5) (global.get $nib))
+                (v128.and (local.get $w6) (global.get $nib)) (v128.and (local.get $w7) (global.get $nib))
+                (i8x16.shr_u (local.get $w4) (i32.const 4)) (i8x16.shr_u (local.get $w5) (i32.const 4))
+                (i8x16.shr_u (local.get $w6) (i32.const 4)) (i8x16.shr_u (local.get $w7) (i32.const 4))
+                (local.get $x0) (v128.load32_splat (i32.add (local.get $q0) (local.get $sum))))
+                (v128.load (local.get $sg)) (local.get $q0)))
+              (local.set $wb (i32.add (local.get $wb) (i32.const 64)))
+              (local.set $sg (i32.add (local.get $sg) (i32.const 16)))
+              (local.set $x0 (i32.add (local.get $x0) (i32.const 32)))
+              (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
               (br $c_loop)))
-            (f32.store (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $r)) (i32.const 2)))
-              (call $fin_q4 (local.get $a0) (local.get $wr) (local.get $wsr) (local.get $cr)
-                (local.get $x0) (i32.add (local.get $xs) (local.get $s0)) (i32.add (local.get $xsum) (local.get $s0)) (local.get $nb4) (local.get $nb)))
+            (call $put (local.get $yo) (local.get $a0) (local.get $n))
             (local.set $t (i32.add (local.get $t) (i32.const 1)))))
-        (br $g_loop)))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $rows_loop))))
-
-  ;; one token's result from its four-block accumulator: the leftover blocks (nb mod 4), then
-  ;; (q8) the activation-offset correction
-  (func $fin_q4 (param $acc v128) (param $wr i32) (param $wsr i32) (param $cr i32) (param $xt i32)
-        (param $xst i32) (param $xsumt i32) (param $b i32) (param $nb i32) (result f32)
-    (local $s f32) (local $bo i32)
-    (local.set $s (call $hsum (local.get $acc)))
-    (block $done (loop $l
-      (br_if $done (i32.ge_u (local.get $b) (local.get $nb)))
-      (local.set $bo (i32.shl (local.get $b) (i32.const 2)))
-      (local.set $s (f32.add (local.get $s) (f32.mul
-        (f32.convert_i32_s (call $blk_q4 (i32.add (local.get $wr) (i32.mul (local.get $b) (i32.const 16)))
-          (i32.add (local.get $xt) (i32.shl (local.get $b) (i32.const 5)))
-          (i32.add (local.get $xsumt) (local.get $bo))))
-        (f32.mul (f32.load (i32.add (local.get $wsr) (local.get $bo)))
-                 (f32.load (i32.add (local.get $xst) (local.get $bo)))))))
-      (local.set $b (i32.add (local.get $b) (i32.const 1)))
-      (br $l)))
-    (local.get $s))
+        (br $t_loop)))
+      (local.set $g (i32.add (local.get $g) (i32.const 4)))
+      (br $g_loop))))
 
   ;; ---- RWKV-7 state update for one token, all heads (the recurrence's hot loop) ----
   ;; S (H, N, N) as [head][value i][key j]; vectors are per channel (H·N).

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Matrix } from "./tensor.ts";
+import { groupedByte, groupedScale, type Matrix } from "./tensor.ts";
 
 /** The machine a forward pass runs on. */
 export interface Compute {
@@ -152,16 +152,19 @@ export function decodeRow(m: Matrix, r: number, out: Float32Array): void {
       return;
     }
     case "q8": {
-      const d = m.data as Int8Array, s = m.scales, so = o >> 5;
-      for (let i = 0; i < c; i++) out[i] = d[o + i] * s[so + (i >> 5)];
+      // rows in interleaved groups of four (tensor.ts finishMatrix)
+      const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
+      for (let i = 0; i < c; i++) {
+        out[i] = d[groupedByte(r, i, c)] * s[groupedScale(r, i >> 5, nb)];
+      }
       return;
     }
     case "q4": {
-      const d = m.data as Uint8Array, s = m.scales, bo = o >> 5, nb = c >> 5;
+      const d = m.data as Uint8Array, s = m.scales, nb = c >> 5, rb = c >> 1;
       for (let b = 0; b < nb; b++) {
-        const sc = s[bo + b], p = (o >> 1) + b * 16;
+        const sc = s[groupedScale(r, b, nb)];
         for (let j = 0; j < 16; j++) {
-          const byte = d[p + j];
+          const byte = d[groupedByte(r, b * 16 + j, rb)];
           out[b * 32 + j] = ((byte & 15) - 8) * sc;
           out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
         }

@@ -23,19 +23,29 @@ export interface MatrixDesc {
   /** Byte offset of the values. */
   readonly offset: number;
   /**
-   * Byte offset of the per-block f32 scales (q8, q4 only): rows × cols/32 of them, followed by
-   * as many corrections `64 · scale · Σq` the WebAssembly kernels use (see
-   * {@link fillCorrections}).
+   * Byte offset of the per-block f32 scales (q8, q4 only): {@link paddedRows} × cols/32 of
+   * them, followed by as many i32 corrections the q8 kernel uses (see {@link finishMatrix}).
    */
   readonly scaleOffset: number;
 }
 
 /** A matrix with typed views over the arena. */
 export interface Matrix extends MatrixDesc {
-  /** f32: Float32Array; bf16/f16: Uint16Array; q8: Int8Array; q4: Uint8Array (packed). */
+  /**
+   * f32: Float32Array; bf16/f16: Uint16Array; q8: Int8Array; q4: Uint8Array (packed). q8/q4
+   * rows go in groups of four, interleaved once loading is done (see {@link finishMatrix}).
+   */
   readonly data: Float32Array | Uint16Array | Int8Array | Uint8Array;
   /** Block scales for q8/q4, else an empty array. */
   readonly scales: Float32Array;
+}
+
+/**
+ * Rows a matrix occupies in the arena: q8/q4 rows are stored in groups of four (the last group
+ * padded with zero rows), other dtypes as they are.
+ */
+export function paddedRows(rows: number, dtype: StorageDType): number {
+  return dtype === "q8" || dtype === "q4" ? Math.ceil(rows / 4) * 4 : rows;
 }
 
 /** Bytes of values and of scales a matrix needs in a given dtype. */
@@ -44,7 +54,7 @@ export function matrixBytes(
   cols: number,
   dtype: StorageDType,
 ): { data: number; scales: number } {
-  const n = rows * cols;
+  const n = paddedRows(rows, dtype) * cols;
   switch (dtype) {
     case "f32":
       return { data: n * 4, scales: 0 };
@@ -149,35 +159,65 @@ export class Arena {
 }
 
 /**
- * Fills the per-block corrections of a q8/q4 matrix (after its scales): `64 · scale · Σq`,
- * with q the stored integers (q4: value − 8). The integer kernels feed activations with a +64
- * offset and subtract these.
+ * Puts a q8/q4 matrix written row-major (padding rows zero) into the layout the integer kernels
+ * read, once all its rows are stored; other dtypes are left as they are.
+ *
+ * Rows go in groups of four, interleaved by 32-bit words: word `c` of rows `4g..4g+3` are the
+ * four words at `4c..4c+3` of the group. A q8 word is four consecutive values of a row; a q4
+ * word holds values `4v..4v+3` in its low nibbles and `16+4v..` in its high ones (ggml's block
+ * order kept). So one 16-byte load gives four rows × four values, and the kernels' int8 dot
+ * product leaves one row's partial sum in each lane: no horizontal sums. Block scales are
+ * interleaved the same way (four rows' scales of a block side by side), and for q8 each
+ * (row, block) gets the i32 `−64 · Σq` that cancels the +64 offset of its activations.
  */
-export function fillCorrections(buffer: ArrayBufferLike, d: MatrixDesc): void {
+export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
-  const nb = (d.rows * d.cols) / 32;
-  const scales = new Float32Array(buffer, d.scaleOffset, nb);
-  const corr = new Float32Array(buffer, d.scaleOffset + nb * 4, nb);
-  if (d.dtype === "q8") {
-    const q = new Int8Array(buffer, d.offset, nb * 32);
-    for (let b = 0; b < nb; b++) {
+  const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
+  const rowWords = d.dtype === "q8" ? d.cols / 4 : d.cols / 8;
+  interleaveGroups(new Uint32Array(buffer, d.offset, pr * rowWords), pr, rowWords);
+  interleaveGroups(new Uint32Array(buffer, d.scaleOffset, pr * nb), pr, nb);
+  if (d.dtype !== "q8") return;
+  const q = new Int8Array(buffer, d.offset, pr * d.cols);
+  const corr = new Int32Array(buffer, d.scaleOffset + pr * nb * 4, pr * nb);
+  // interleaved, block b of group g is 128 bytes: its word c·4 + j belongs to row j
+  for (let gb = 0; gb < (pr / 4) * nb; gb++) {
+    for (let j = 0; j < 4; j++) {
       let s = 0;
-      for (let i = 0; i < 32; i++) s += q[b * 32 + i];
-      corr[b] = 64 * scales[b] * s;
-    }
-  } else {
-    const q = new Uint8Array(buffer, d.offset, nb * 16);
-    for (let b = 0; b < nb; b++) {
-      let s = 0;
-      for (let i = 0; i < 16; i++) s += (q[b * 16 + i] & 15) + (q[b * 16 + i] >> 4) - 16;
-      corr[b] = 64 * scales[b] * s;
+      for (let c = 0; c < 8; c++) {
+        const o = gb * 128 + c * 16 + j * 4;
+        s += q[o] + q[o + 1] + q[o + 2] + q[o + 3];
+      }
+      corr[gb * 4 + j] = -64 * s;
     }
   }
 }
 
+/** Within each group of four rows of `words`-word rows: word c of row j goes to c·4 + j. */
+function interleaveGroups(a: Uint32Array, rows: number, words: number): void {
+  const tmp = new Uint32Array(4 * words);
+  for (let g = 0; g < rows; g += 4) {
+    const base = g * words;
+    tmp.set(a.subarray(base, base + 4 * words));
+    for (let j = 0; j < 4; j++) {
+      const src = j * words;
+      for (let c = 0; c < words; c++) a[base + c * 4 + j] = tmp[src + c];
+    }
+  }
+}
+
+/** Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row). */
+export function groupedByte(r: number, p: number, rowBytes: number): number {
+  return (r >> 2) * 4 * rowBytes + (p >> 2) * 16 + (r & 3) * 4 + (p & 3);
+}
+
+/** Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row). */
+export function groupedScale(r: number, b: number, nb: number): number {
+  return (r >> 2) * 4 * nb + b * 4 + (r & 3);
+}
+
 /** Typed views of a matrix description over `buffer`. */
 export function viewMatrix(buffer: ArrayBufferLike, d: MatrixDesc): Matrix {
-  const n = d.rows * d.cols;
+  const n = paddedRows(d.rows, d.dtype) * d.cols;
   let data: Matrix["data"];
   switch (d.dtype) {
     case "f32":

@@ -14,7 +14,7 @@ import { layerNorm } from "./ops.ts";
 import { type ModelSpec, squeezed } from "./spec.ts";
 import {
   Arena,
-  fillCorrections,
+  finishMatrix,
   type Matrix,
   matrixBytes,
   type MatrixDesc,
@@ -395,7 +395,7 @@ export async function loadWeights(
     options.onProgress?.(done, plans.length, name);
   }
   for (const t of Object.values(tensors)) {
-    if (t.kind === "mat") fillCorrections(arena.buffer, t.desc);
+    if (t.kind === "mat") finishMatrix(arena.buffer, t.desc);
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
   return { weights: new Weights(layout, arena.buffer), arena };
