@@ -182,11 +182,12 @@ Deno.test("kernels: a row range writes exactly its rows, the same values as the 
   }
 });
 
-Deno.test("kernels: f16 conversion is exact for every half value", async () => {
+Deno.test("kernels: f16 conversion is exact for every finite half value", async () => {
   const env = await setup();
-  // one row per 1024 halves, x = one-hot: y[r] = W[r, c] exactly
+  // one row per 16 halves, x = one-hot: y[r] = W[r, c] exactly; infinities and NaNs (which
+  // the loader refuses to store as f16) replaced by 0
   const cols = 16, rows = 65536 / cols;
-  const halves = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  const halves = Uint16Array.from({ length: 65536 }, (_, i) => (i & 0x7c00) === 0x7c00 ? 0 : i);
   const w = env.alloc(halves.byteLength);
   new Uint16Array(env.buf, w, halves.length).set(halves);
   const m: Matrix = {
@@ -205,12 +206,10 @@ Deno.test("kernels: f16 conversion is exact for every half value", async () => {
     const out = runKernel(env, m, X, 1, 0, rows);
     for (let r = 0; r < rows; r++) {
       decodeRow(m, r, ref);
-      // one term is the value itself, the others ±0 (or NaN where the row holds ±Inf / NaN)
+      // one term is the value itself, the others ±0
       let want = 0;
       for (let j = 0; j < cols; j++) want += ref[j] * X[j];
-      const got = out[r];
-      if (Number.isNaN(want)) assert(Number.isNaN(got), `half ${r * cols + c}: ${got}`);
-      else assertEquals(got + 0, want + 0, `half ${r * cols + c}`);
+      assertEquals(out[r] + 0, want + 0, `half ${r * cols + c}`);
     }
   }
 });

@@ -3,7 +3,7 @@
  */
 import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
 import { createReferenceModel } from "../lib/model/model.ts";
-import { ModelError, UsageError } from "../lib/errors.ts";
+import { FormatError, ModelError, UsageError } from "../lib/errors.ts";
 import { fixture, tempDir } from "./_fixtures.ts";
 import { assertRejects } from "./_assert.ts";
 
@@ -31,10 +31,10 @@ async function variant(
   return out;
 }
 
-async function load(path: string) {
+async function load(path: string, dtype?: "f16") {
   const ck = await openSafetensors(path);
   try {
-    return await createReferenceModel(ck);
+    return await createReferenceModel(ck, { dtype });
   } finally {
     ck.close();
   }
@@ -73,5 +73,33 @@ Deno.test({
     await assertRejects(() => model.forward([-1], s), UsageError, "token id -1");
     await assertRejects(() => model.forward([1.5], s), UsageError, "token id 1.5");
     await assertRejects(() => model.forward([], s), UsageError, "at least one token");
+  },
+});
+
+Deno.test({
+  name: "model errors: f16 storage refuses a weight it cannot hold, naming file and tensor",
+  ignore: !src,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const big = await variant(dir, "big", (l) => {
+        const t = l.find((t) => t.name === "blocks.1.ffn.key.weight")!;
+        const read = t.data;
+        t.data = async () => {
+          const bytes = (await read()).slice();
+          new DataView(bytes.buffer).setFloat32(4 * 70, 1e6, true); // row 1: past ±65504
+          return bytes;
+        };
+      });
+      const e = await assertRejects(
+        () => load(big, "f16"),
+        FormatError,
+        "blocks.1.ffn.key.weight: value 1000000 at row 1 cannot be stored as f16",
+      );
+      if (!e.message.includes(big)) throw new Error(`names the file: ${e.message}`);
+      await (await load(big)).dispose(); // f32 storage holds it
+    } finally {
+      await cleanup();
+    }
   },
 });

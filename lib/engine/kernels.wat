@@ -42,6 +42,25 @@
         (f32x4.mul (local.get $o) (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112))
         (i32x4.ge_u (local.get $o) (v128.const i32x4 0x0f800000 0x0f800000 0x0f800000 0x0f800000)))
       (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000)) (i32.const 16))))
+  ;; f16 → f32 eight at a time in the kernels' loops, from the halves h (one 16-byte load):
+  ;; the f32 bits sign<<31 | (exponent, mantissa)<<13 are the high half (h >>s 3) & 0x8fff and
+  ;; the low half h << 13, paired by one shuffle; times 2^112 moves the exponent bias from 15
+  ;; to 127 (exact, subnormals included). No infinities or NaNs: the loader refuses f16
+  ;; matrices holding them (weights.ts), and $w4_f16 above stays the exact reference.
+  ;; @inline
+  (func $f16_first4 (param $h v128) (result v128)
+    (f32x4.mul
+      (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23
+        (i16x8.shl (local.get $h) (i32.const 13))
+        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (v128.const i16x8 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff)))
+      (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112)))
+  ;; @inline
+  (func $f16_last4 (param $h v128) (result v128)
+    (f32x4.mul
+      (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31
+        (i16x8.shl (local.get $h) (i32.const 13))
+        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (v128.const i16x8 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff)))
+      (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112)))
   ;; @inline
   (func $w1_f16 (param $p i32) (result f32)
     (f32x4.extract_lane 0 (call $w4_f16 (local.get $p))))
@@ -265,7 +284,7 @@
     (local $n16 i32) (local $n8 i32) (local $T4 i32) (local $yo i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-    (local $v0 v128) (local $v1 v128)
+    (local $v0 v128) (local $v1 v128) (local $h v128)
     (local.set $n16 (i32.and (local.get $cols) (i32.const -16)))
     (local.set $n8 (i32.and (local.get $cols) (i32.const -8)))
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
@@ -290,7 +309,8 @@
         (block $i_done (loop $i_loop
           (br_if $i_done (i32.ge_u (local.get $i) (local.get $n8)))
           (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
-          (local.set $v0 (call $w4_f16 (local.get $p))) (local.set $v1 (call $w4_f16 (i32.add (local.get $p) (i32.const 8))))
+          (local.set $h (v128.load (local.get $p)))
+          (local.set $v0 (call $f16_first4 (local.get $h))) (local.set $v1 (call $f16_last4 (local.get $h)))
           (local.set $io (i32.shl (local.get $i) (i32.const 2)))
           (local.set $a0 (f32x4.relaxed_madd (local.get $v0) (v128.load (i32.add (local.get $x0) (local.get $io))) (local.get $a0)))
           (local.set $a1 (f32x4.relaxed_madd (local.get $v1) (v128.load offset=16 (i32.add (local.get $x0) (local.get $io))) (local.get $a1)))
@@ -327,11 +347,13 @@
           (br_if $j_done (i32.ge_u (local.get $i) (local.get $n16)))
           (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
           (local.set $io (i32.add (local.get $x0) (i32.shl (local.get $i) (i32.const 2))))
-          (local.set $v0 (call $w4_f16 (local.get $p))) (local.set $v1 (call $w4_f16 (i32.add (local.get $p) (i32.const 8))))
+          (local.set $h (v128.load (local.get $p)))
+          (local.set $v0 (call $f16_first4 (local.get $h))) (local.set $v1 (call $f16_last4 (local.get $h)))
           (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v0) (v128.load offset=0 (local.get $io)))))
           (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v1) (v128.load offset=16 (local.get $io)))))
           (local.set $p (i32.add (local.get $p) (i32.const 16)))
-          (local.set $v0 (call $w4_f16 (local.get $p))) (local.set $v1 (call $w4_f16 (i32.add (local.get $p) (i32.const 8))))
+          (local.set $h (v128.load (local.get $p)))
+          (local.set $v0 (call $f16_first4 (local.get $h))) (local.set $v1 (call $f16_last4 (local.get $h)))
           (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v0) (v128.load offset=32 (local.get $io)))))
           (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v1) (v128.load offset=48 (local.get $io)))))
           (local.set $i (i32.add (local.get $i) (i32.const 16)))

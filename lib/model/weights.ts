@@ -368,7 +368,8 @@ export async function loadWeights(
       const m = arena.view(d);
       const rowBytes = info.byteLength / p.rows;
       await eachRowBlock(ck, name, p.rows, rowBytes, scratch, (bytes, r0, r1) => {
-        storeRows(m, toFloat32(bytes, info.dtype, scratch.floats((r1 - r0) * p.cols)), r0, r1);
+        const values = toFloat32(bytes, info.dtype, scratch.floats((r1 - r0) * p.cols));
+        storeRows(m, values, r0, r1, ck.path, name);
       });
       tensors[name] = { kind: "mat", desc: d };
     } else {
@@ -441,7 +442,7 @@ async function loadEmbedding(
     if (ln0w && ln0b) {
       for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
     }
-    storeRows(m, rows, r0, r1);
+    storeRows(m, rows, r0, r1, ck.path, p.name);
   });
 }
 
@@ -508,7 +509,7 @@ async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promi
   const values = quant === "q8"
     ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
     : dequantizeQ4(raw, scales);
-  storeRows(m, values, 0, p.rows);
+  storeRows(m, values, 0, p.rows, ck.path, p.name);
   return d;
 }
 
@@ -520,8 +521,19 @@ function transpose(src: Float32Array, rows: number, cols: number): Float32Array 
   return out;
 }
 
-/** Stores rows [r0, r1) of a matrix from their float values, in the matrix's dtype. */
-function storeRows(m: Matrix, values: Float32Array, r0: number, r1: number): void {
+/**
+ * Stores rows [r0, r1) of a matrix from their float values, in the matrix's dtype. f16 storage
+ * refuses infinities and NaNs (also values past ±65504, which round to infinity): the f16
+ * kernel converts without handling them, and such a model could only produce NaN anyway.
+ */
+function storeRows(
+  m: Matrix,
+  values: Float32Array,
+  r0: number,
+  r1: number,
+  file: string,
+  tensor: string,
+): void {
   const c = m.cols, a = r0 * c, b = r1 * c;
   switch (m.dtype) {
     case "f32":
@@ -530,9 +542,21 @@ function storeRows(m: Matrix, values: Float32Array, r0: number, r1: number): voi
     case "bf16":
       f32ToBf16(values, (m.data as Uint16Array).subarray(a, b));
       break;
-    case "f16":
-      f32ToF16(values, (m.data as Uint16Array).subarray(a, b));
+    case "f16": {
+      const h = (m.data as Uint16Array).subarray(a, b);
+      f32ToF16(values, h);
+      for (let i = 0; i < h.length; i++) {
+        if ((h[i] & 0x7c00) === 0x7c00) {
+          throw new FormatError(
+            file,
+            tensor,
+            `value ${values[i]} at row ${r0 + Math.floor(i / c)} cannot be stored as f16 ` +
+              "(infinite, NaN or beyond ±65504): load it as bf16 or f32",
+          );
+        }
+      }
       break;
+    }
     case "q8":
       quantizeQ8(values, (m.data as Int8Array).subarray(a, b), m.scales.subarray(a / 32, b / 32));
       break;
