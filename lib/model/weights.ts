@@ -380,14 +380,17 @@ export async function loadWeights(
         new Float32Array(arena.buffer, off, v.length).set(v);
         tensors[name] = { kind: "vec", offset: off, length: v.length };
       } else if (p.kind === "lowrank") {
-        tensors[name] = { kind: "mat", desc: store(arena, transpose(raw, p.cols, p.rows), p) };
+        tensors[name] = {
+          kind: "mat",
+          desc: store(arena, transpose(raw, p.cols, p.rows), p, ck.path),
+        };
       } else if (p.kind === "lowrank3") {
         const parts = squeezed(info.shape)[0];
         for (let i = 0; i < parts; i++) {
           const part = raw.subarray(i * p.rows * p.cols, (i + 1) * p.rows * p.cols);
           tensors[`${name}.${i}`] = {
             kind: "mat",
-            desc: store(arena, transpose(part, p.cols, p.rows), p),
+            desc: store(arena, transpose(part, p.cols, p.rows), p, ck.path),
           };
         }
       }
@@ -570,25 +573,8 @@ function storeRows(
   }
 }
 
-function store(arena: Arena, values: Float32Array, p: Plan): MatrixDesc {
+function store(arena: Arena, values: Float32Array, p: Plan, file: string): MatrixDesc {
   const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
-  const m = arena.view(d);
-  switch (p.dtype) {
-    case "f32":
-      (m.data as Float32Array).set(values);
-      break;
-    case "bf16":
-      f32ToBf16(values, m.data as Uint16Array);
-      break;
-    case "f16":
-      f32ToF16(values, m.data as Uint16Array);
-      break;
-    case "q8":
-      quantizeQ8(values, m.data as Int8Array, m.scales);
-      break;
-    case "q4":
-      quantizeQ4(values, m.data as Uint8Array, m.scales);
-      break;
-  }
+  storeRows(arena.view(d), values, 0, p.rows, file, p.name);
   return d;
 }
