@@ -6,7 +6,20 @@
  * @module
  */
 
-import { type Compute, decodeRow, wkv5TS, wkv7TS } from "../model/ops.ts";
+import {
+  type Activation,
+  type Compute,
+  decodeRow,
+  normTS,
+  type V7GatesArgs,
+  v7GatesTS,
+  type V7OutArgs,
+  v7OutTS,
+  type Wkv4Args,
+  wkv4TS,
+  wkv5TS,
+  wkv7TS,
+} from "../model/ops.ts";
 import type { Matrix } from "../model/tensor.ts";
 import { type Kernels, quantizedBytes } from "./kernels.ts";
 
@@ -32,6 +45,9 @@ export const CTRL = {
   quit: 9,
   size: 16,
 } as const;
+
+/** `ew` op codes of the activations. */
+const ACT_OP: Record<Activation, number> = { tanh: 0, sigmoid: 1, relusq: 2 };
 
 /** Rows of a product are split between members in multiples of this (whole cache lines of y). */
 export const ROW_ALIGN = 16;
@@ -77,6 +93,13 @@ export class CountingCompute implements Compute {
   row(): void {}
   wkv7(): void {}
   wkv5(): void {}
+  norm(): void {}
+  act(): void {}
+  sigmoidMulAdd(): void {}
+  siluMul(): void {}
+  wkv4(): void {}
+  v7Gates(): void {}
+  v7Out(): void {}
 }
 
 /**
@@ -200,6 +223,97 @@ export class WorkerCompute implements Compute {
       y.byteOffset,
       H,
       N,
+    );
+  }
+
+  // The element-wise steps: every vector lives in the shared memory, so the kernels take
+  // byte offsets; shapes the kernels do not cover (N or A not a multiple of 4) use the TS.
+  norm(
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    n: number,
+    groups: number,
+    wrap: number,
+    eps: number,
+  ): void {
+    if (n % 4) return normTS(x, w, b, out, n, groups, wrap, eps);
+    this.#k.norm(x.byteOffset, w.byteOffset, b.byteOffset, out.byteOffset, n, groups, wrap, eps);
+  }
+
+  act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
+    this.#k.ew(x.byteOffset, x.byteOffset, out.byteOffset, n, ACT_OP[kind]);
+  }
+
+  sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void {
+    this.#k.ew(r.byteOffset, v.byteOffset, x.byteOffset, n, 3);
+  }
+
+  siluMul(g: Float32Array, y: Float32Array, n: number): void {
+    this.#k.ew(g.byteOffset, g.byteOffset, y.byteOffset, n, 4);
+  }
+
+  wkv4(a: Wkv4Args): void {
+    if (a.A % 4) return wkv4TS(a);
+    const o = (x: Float32Array) => x.byteOffset;
+    this.#k.wkv4(
+      o(a.r),
+      o(a.k),
+      o(a.v),
+      o(a.first),
+      o(a.decay),
+      o(a.aa),
+      o(a.bb),
+      o(a.pp),
+      o(a.out),
+      a.A,
+      a.T,
+    );
+  }
+
+  v7Gates(g: V7GatesArgs): void {
+    const o = (x: Float32Array) => x.byteOffset;
+    if (g.N % 4) return v7GatesTS(g);
+    this.#k.v7_gates(
+      o(g.a0),
+      o(g.al),
+      o(g.w0),
+      o(g.wl),
+      g.v0 ? o(g.v0) : 0,
+      o(g.vl),
+      o(g.v),
+      o(g.vFirst),
+      o(g.kkW),
+      o(g.ka),
+      o(g.k),
+      o(g.wDecay),
+      o(g.vMix),
+      o(g.kkN),
+      o(g.kkA),
+      o(g.kMod),
+      g.H,
+      g.N,
+      g.T,
+    );
+  }
+
+  v7Out(a: V7OutArgs): void {
+    if (a.N % 4) return v7OutTS(a);
+    const o = (x: Float32Array) => x.byteOffset;
+    this.#k.v7_out(
+      o(a.y),
+      o(a.lnw),
+      o(a.lnb),
+      o(a.r),
+      o(a.kMod),
+      o(a.rk),
+      o(a.vMix),
+      o(a.g),
+      a.H,
+      a.N,
+      a.T,
+      64e-5,
     );
   }
 

@@ -47,6 +47,76 @@ export interface Kernels {
     H: number,
     N: number,
   ): void;
+  /**
+   * `n` values element by element (`out` may be `a` or `b`): op 0 `out = tanh a`, 1 `out = σ(a)`,
+   * 2 `out = relu(a)²`, 3 `out += σ(a)·b`, 4 `out *= a·σ(a)`.
+   */
+  ew(a: number, b: number, out: number, n: number, op: number): void;
+  /**
+   * `groups` runs of `n` values (n a multiple of 4) each normalised alone, times w plus b at
+   * (g mod wrap)·n: LayerNorm over tokens (wrap 1) or GroupNorm over heads (wrap H).
+   */
+  norm(
+    x: number,
+    w: number,
+    b: number,
+    out: number,
+    n: number,
+    groups: number,
+    wrap: number,
+    eps: number,
+  ): void;
+  /** RWKV-4 recurrence over T tokens (as `wkv4TS`; A a multiple of 4). */
+  wkv4(
+    r: number,
+    k: number,
+    v: number,
+    u: number,
+    decay: number,
+    aa: number,
+    bb: number,
+    pp: number,
+    out: number,
+    A: number,
+    T: number,
+  ): void;
+  /** RWKV-7 gates (as `v7GatesTS`; v0 = 0 in layer 0; N a multiple of 4). */
+  v7_gates(
+    a0: number,
+    al: number,
+    w0: number,
+    wl: number,
+    v0: number,
+    vl: number,
+    v: number,
+    vFirst: number,
+    kkW: number,
+    ka: number,
+    k: number,
+    wDecay: number,
+    vMix: number,
+    kkN: number,
+    kkA: number,
+    kMod: number,
+    H: number,
+    N: number,
+    T: number,
+  ): void;
+  /** RWKV-7 group norm, bonus and gate (as `v7OutTS`; N a multiple of 4). */
+  v7_out(
+    y: number,
+    lnw: number,
+    lnb: number,
+    r: number,
+    kMod: number,
+    rk: number,
+    vMix: number,
+    g: number,
+    H: number,
+    N: number,
+    T: number,
+    eps: number,
+  ): void;
   /** RWKV-5/6 recurrence, one token, all heads (as `wkv5TS`; N a multiple of 4). */
   wkv5(
     S: number,

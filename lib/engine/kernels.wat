@@ -786,4 +786,301 @@
         (br $i_loop)))
       (local.set $h (i32.add (local.get $h) (i32.const 1)))
       (br $h_loop))))
+
+  ;; ---- element-wise math (every member computes it alike, so it must be cheap) ----
+  ;; e^x four lanes at a time: 2^n · p(r) with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split
+  ;; in two for exactness) and p Cephes' degree-7 polynomial for e^r on |r| ≤ ½ln 2 (about
+  ;; 1 ulp). x is clamped to [−87.3, 88] so 2^n stays a normal number; NaN stays NaN.
+  ;; @inline
+  (func $exp4 (param $x v128) (result v128)
+    (local $n v128) (local $r v128) (local $p v128)
+    (local.set $x (f32x4.max (f32x4.min (local.get $x) (v128.const f32x4 88 88 88 88))
+      (v128.const f32x4 -87.3 -87.3 -87.3 -87.3)))
+    (local.set $n (f32x4.nearest (f32x4.mul (local.get $x)
+      (v128.const f32x4 1.44269504088896341 1.44269504088896341 1.44269504088896341 1.44269504088896341))))
+    (local.set $r (f32x4.sub
+      (f32x4.sub (local.get $x) (f32x4.mul (local.get $n) (v128.const f32x4 0.693359375 0.693359375 0.693359375 0.693359375)))
+      (f32x4.mul (local.get $n) (v128.const f32x4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4 -2.12194440e-4))))
+    (local.set $p (f32x4.add (f32x4.mul (v128.const f32x4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4 1.9875691500e-4) (local.get $r))
+      (v128.const f32x4 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3 1.3981999507e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3 8.3334519073e-3)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2 4.1665795894e-2)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1 1.6666665459e-1)))
+    (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r))
+      (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1)))
+    (local.set $p (f32x4.add (f32x4.add (f32x4.mul (local.get $p) (f32x4.mul (local.get $r) (local.get $r)))
+      (local.get $r)) (v128.const f32x4 1 1 1 1)))
+    (f32x4.mul (local.get $p)
+      (i32x4.shl (i32x4.add (i32x4.trunc_sat_f32x4_s (local.get $n)) (v128.const i32x4 127 127 127 127))
+        (i32.const 23))))
+  ;; logistic sigmoid 1/(1 + e^−x)
+  ;; @inline
+  (func $sigm4 (param $x v128) (result v128)
+    (f32x4.div (v128.const f32x4 1 1 1 1)
+      (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+
+  ;; one step of `ew` on four lanes: a, b the inputs, o the output's current value
+  ;; @inline
+  (func $ew4 (param $op i32) (param $a v128) (param $b v128) (param $o v128) (result v128)
+    (if (result v128) (i32.eqz (local.get $op))
+      (then ;; tanh a = 1 − 2/(e^2a + 1)
+        (f32x4.sub (v128.const f32x4 1 1 1 1) (f32x4.div (v128.const f32x4 2 2 2 2)
+          (f32x4.add (call $exp4 (f32x4.add (local.get $a) (local.get $a))) (v128.const f32x4 1 1 1 1)))))
+      (else (if (result v128) (i32.eq (local.get $op) (i32.const 1))
+        (then (call $sigm4 (local.get $a)))
+        (else (if (result v128) (i32.eq (local.get $op) (i32.const 2))
+          (then ;; relu(a)²
+            (local.set $a (f32x4.max (local.get $a) (v128.const f32x4 0 0 0 0)))
+            (f32x4.mul (local.get $a) (local.get $a)))
+          (else (if (result v128) (i32.eq (local.get $op) (i32.const 3))
+            (then (f32x4.add (local.get $o) (f32x4.mul (call $sigm4 (local.get $a)) (local.get $b))))
+            (else (f32x4.mul (local.get $o) (f32x4.mul (local.get $a) (call $sigm4 (local.get $a)))))))))))))
+
+  ;; ew(a, b, out, n, op): n values, element by element (out may be a or b):
+  ;; op 0 out = tanh a; 1 out = σ(a); 2 out = relu(a)²; 3 out += σ(a)·b; 4 out *= a·σ(a)
+  (func (export "ew") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $op i32)
+    (local $i i32) (local $p i32)
+    (block $done (loop $loop
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $p (i32.shl (local.get $i) (i32.const 2)))
+      (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $n))
+        (then
+          (v128.store (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
+            (v128.load (i32.add (local.get $a) (local.get $p)))
+            (v128.load (i32.add (local.get $b) (local.get $p)))
+            (v128.load (i32.add (local.get $out) (local.get $p)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 4))))
+        (else ;; the tail, one value at a time
+          (v128.store32_lane 0 (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
+            (v128.load32_zero (i32.add (local.get $a) (local.get $p)))
+            (v128.load32_zero (i32.add (local.get $b) (local.get $p)))
+            (v128.load32_zero (i32.add (local.get $out) (local.get $p)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))))
+      (br $loop))))
+
+  ;; norm(x, w, b, out, n, groups, wrap, eps): each of `groups` runs of n values (n a multiple
+  ;; of 4) normalised alone, (x − mean)/√(var + eps) · w + b, with w and b of run g at
+  ;; (g mod wrap)·n: wrap 1 is LayerNorm over tokens, wrap H GroupNorm over heads. out may be x.
+  (func (export "norm") (param $x i32) (param $w i32) (param $b i32) (param $out i32)
+        (param $n i32) (param $groups i32) (param $wrap i32) (param $eps f32)
+    (local $g i32) (local $i i32) (local $xo i32) (local $wo i32) (local $acc v128)
+    (local $mean v128) (local $inv v128) (local $d v128) (local $nf f32)
+    (local.set $nf (f32.convert_i32_u (local.get $n)))
+    (block $g_done (loop $g_loop
+      (br_if $g_done (i32.ge_u (local.get $g) (local.get $groups)))
+      (local.set $xo (i32.shl (i32.mul (local.get $g) (local.get $n)) (i32.const 2)))
+      (local.set $wo (i32.shl (i32.mul (i32.rem_u (local.get $g) (local.get $wrap)) (local.get $n)) (i32.const 2)))
+      (local.set $acc (v128.const i32x4 0 0 0 0))
+      (local.set $i (i32.const 0))
+      (block $m_done (loop $m_loop
+        (br_if $m_done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $acc (f32x4.add (local.get $acc)
+          (v128.load (i32.add (i32.add (local.get $x) (local.get $xo)) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $m_loop)))
+      (local.set $mean (f32x4.splat (f32.div (call $hsum (local.get $acc)) (local.get $nf))))
+      (local.set $acc (v128.const i32x4 0 0 0 0))
+      (local.set $i (i32.const 0))
+      (block $v_done (loop $v_loop
+        (br_if $v_done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $d (f32x4.sub
+          (v128.load (i32.add (i32.add (local.get $x) (local.get $xo)) (i32.shl (local.get $i) (i32.const 2))))
+          (local.get $mean)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $v_loop)))
+      (local.set $inv (f32x4.splat (f32.div (f32.const 1)
+        (f32.sqrt (f32.add (f32.div (call $hsum (local.get $acc)) (local.get $nf)) (local.get $eps))))))
+      (local.set $i (i32.const 0))
+      (block $o_done (loop $o_loop
+        (br_if $o_done (i32.ge_u (local.get $i) (local.get $n)))
+        (v128.store (i32.add (i32.add (local.get $out) (local.get $xo)) (i32.shl (local.get $i) (i32.const 2)))
+          (f32x4.add
+            (f32x4.mul (f32x4.mul
+              (f32x4.sub (v128.load (i32.add (i32.add (local.get $x) (local.get $xo)) (i32.shl (local.get $i) (i32.const 2))))
+                (local.get $mean))
+              (local.get $inv))
+              (v128.load (i32.add (i32.add (local.get $w) (local.get $wo)) (i32.shl (local.get $i) (i32.const 2)))))
+            (v128.load (i32.add (i32.add (local.get $b) (local.get $wo)) (i32.shl (local.get $i) (i32.const 2))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $o_loop)))
+      (local.set $g (i32.add (local.get $g) (i32.const 1)))
+      (br $g_loop))))
+
+  ;; ---- RWKV-4's recurrence over T tokens, four channels at a time (A a multiple of 4) ----
+  ;; out = σ(r)·(aa + e^(u+k)·v)/(bb + e^(u+k)) with the max trick, then aa, bb, pp take the
+  ;; token (decay holds −e^time_decay). The state of four channels stays in registers.
+  (func (export "wkv4") (param $r i32) (param $k i32) (param $v i32) (param $u i32) (param $dec i32)
+        (param $aa i32) (param $bb i32) (param $pp i32) (param $out i32) (param $A i32) (param $T i32)
+    (local $j i32) (local $t i32) (local $o i32) (local $jo i32)
+    (local $sa v128) (local $sb v128) (local $sp v128) (local $uj v128) (local $dj v128)
+    (local $kk v128) (local $vv v128) (local $ww v128) (local $p v128) (local $e1 v128) (local $e2 v128)
+    (block $j_done (loop $j_loop
+      (br_if $j_done (i32.ge_u (local.get $j) (local.get $A)))
+      (local.set $jo (i32.shl (local.get $j) (i32.const 2)))
+      (local.set $sa (v128.load (i32.add (local.get $aa) (local.get $jo))))
+      (local.set $sb (v128.load (i32.add (local.get $bb) (local.get $jo))))
+      (local.set $sp (v128.load (i32.add (local.get $pp) (local.get $jo))))
+      (local.set $uj (v128.load (i32.add (local.get $u) (local.get $jo))))
+      (local.set $dj (v128.load (i32.add (local.get $dec) (local.get $jo))))
+      (local.set $t (i32.const 0))
+      (block $t_done (loop $t_loop
+        (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+        (local.set $o (i32.add (i32.shl (i32.mul (local.get $t) (local.get $A)) (i32.const 2)) (local.get $jo)))
+        (local.set $kk (v128.load (i32.add (local.get $k) (local.get $o))))
+        (local.set $vv (v128.load (i32.add (local.get $v) (local.get $o))))
+        (local.set $ww (f32x4.add (local.get $uj) (local.get $kk)))
+        (local.set $p (f32x4.max (local.get $sp) (local.get $ww)))
+        (local.set $e1 (call $exp4 (f32x4.sub (local.get $sp) (local.get $p))))
+        (local.set $e2 (call $exp4 (f32x4.sub (local.get $ww) (local.get $p))))
+        (v128.store (i32.add (local.get $out) (local.get $o))
+          (f32x4.mul (call $sigm4 (v128.load (i32.add (local.get $r) (local.get $o))))
+            (f32x4.div
+              (f32x4.add (f32x4.mul (local.get $e1) (local.get $sa)) (f32x4.mul (local.get $e2) (local.get $vv)))
+              (f32x4.add (f32x4.mul (local.get $e1) (local.get $sb)) (local.get $e2)))))
+        (local.set $ww (f32x4.add (local.get $dj) (local.get $sp)))
+        (local.set $p (f32x4.max (local.get $ww) (local.get $kk)))
+        (local.set $e1 (call $exp4 (f32x4.sub (local.get $ww) (local.get $p))))
+        (local.set $e2 (call $exp4 (f32x4.sub (local.get $kk) (local.get $p))))
+        (local.set $sa (f32x4.add (f32x4.mul (local.get $e1) (local.get $sa)) (f32x4.mul (local.get $e2) (local.get $vv))))
+        (local.set $sb (f32x4.add (f32x4.mul (local.get $e1) (local.get $sb)) (local.get $e2)))
+        (local.set $sp (local.get $p))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $t_loop)))
+      (v128.store (i32.add (local.get $aa) (local.get $jo)) (local.get $sa))
+      (v128.store (i32.add (local.get $bb) (local.get $jo)) (local.get $sb))
+      (v128.store (i32.add (local.get $pp) (local.get $jo)) (local.get $sp))
+      (local.set $j (i32.add (local.get $j) (i32.const 4)))
+      (br $j_loop))))
+
+  ;; ---- RWKV-7 before the recurrence, T tokens of H heads × N channels (N a multiple of 4) ----
+  ;; a = σ(a0 + al); w = exp(−e^−½·σ(w0 + wl)); vmix = v + (vfirst − v)·σ(v0 + vl), or in
+  ;; layer 0 (v0 = 0) vfirst = vmix = v; kk = k ⊙ k_k L2-normalised per head; kka = kk ⊙ a;
+  ;; kmod = k ⊙ (1 + (a − 1)·k_a). Per-channel vectors (a0 w0 v0 kkw ka) hold C = H·N values.
+  (func (export "v7_gates") (param $a0 i32) (param $al i32) (param $w0 i32) (param $wl i32)
+        (param $v0 i32) (param $vl i32) (param $v i32) (param $vf i32) (param $kkw i32) (param $ka i32)
+        (param $k i32) (param $wd i32) (param $vm i32) (param $kkn i32) (param $kka i32) (param $km i32)
+        (param $H i32) (param $N i32) (param $T i32)
+    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32) (local $C i32)
+    (local $z v128) (local $ss v128) (local $inv v128) (local $a v128) (local $kv v128) (local $vv v128)
+    (local.set $C (i32.mul (local.get $H) (local.get $N)))
+    (block $t_done (loop $t_loop
+      (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+      (local.set $h (i32.const 0))
+      (block $h_done (loop $h_loop
+        (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
+        ;; kk = k ⊙ k_k and its squared norm
+        (local.set $ss (v128.const i32x4 0 0 0 0))
+        (local.set $n (i32.const 0))
+        (block $n_done (loop $n_loop
+          (br_if $n_done (i32.ge_u (local.get $n) (local.get $N)))
+          (local.set $c (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2)))
+          (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $c)))
+          (local.set $z (f32x4.mul (v128.load (i32.add (local.get $k) (local.get $j)))
+            (v128.load (i32.add (local.get $kkw) (local.get $c)))))
+          (v128.store (i32.add (local.get $kkn) (local.get $j)) (local.get $z))
+          (local.set $ss (f32x4.add (local.get $ss) (f32x4.mul (local.get $z) (local.get $z))))
+          (local.set $n (i32.add (local.get $n) (i32.const 4)))
+          (br $n_loop)))
+        (local.set $inv (f32x4.splat (f32.div (f32.const 1)
+          (f32.max (f32.sqrt (call $hsum (local.get $ss))) (f32.const 1e-12)))))
+        (local.set $n (i32.const 0))
+        (block $m_done (loop $m_loop
+          (br_if $m_done (i32.ge_u (local.get $n) (local.get $N)))
+          (local.set $c (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2)))
+          (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $c)))
+          (local.set $a (call $sigm4 (f32x4.add (v128.load (i32.add (local.get $a0) (local.get $c)))
+            (v128.load (i32.add (local.get $al) (local.get $j))))))
+          (local.set $z (f32x4.mul (v128.load (i32.add (local.get $kkn) (local.get $j))) (local.get $inv)))
+          (v128.store (i32.add (local.get $kkn) (local.get $j)) (local.get $z))
+          (v128.store (i32.add (local.get $kka) (local.get $j)) (f32x4.mul (local.get $z) (local.get $a)))
+          (local.set $kv (v128.load (i32.add (local.get $k) (local.get $j))))
+          (v128.store (i32.add (local.get $km) (local.get $j)) (f32x4.mul (local.get $kv)
+            (f32x4.add (v128.const f32x4 1 1 1 1) (f32x4.mul (f32x4.sub (local.get $a) (v128.const f32x4 1 1 1 1))
+              (v128.load (i32.add (local.get $ka) (local.get $c)))))))
+          (v128.store (i32.add (local.get $wd) (local.get $j))
+            (call $exp4 (f32x4.mul (v128.const f32x4 -0.606531 -0.606531 -0.606531 -0.606531)
+              (call $sigm4 (f32x4.add (v128.load (i32.add (local.get $w0) (local.get $c)))
+                (v128.load (i32.add (local.get $wl) (local.get $j))))))))
+          (local.set $vv (v128.load (i32.add (local.get $v) (local.get $j))))
+          (if (local.get $v0)
+            (then
+              (v128.store (i32.add (local.get $vm) (local.get $j)) (f32x4.add (local.get $vv)
+                (f32x4.mul (f32x4.sub (v128.load (i32.add (local.get $vf) (local.get $j))) (local.get $vv))
+                  (call $sigm4 (f32x4.add (v128.load (i32.add (local.get $v0) (local.get $c)))
+                    (v128.load (i32.add (local.get $vl) (local.get $j)))))))))
+            (else
+              (v128.store (i32.add (local.get $vf) (local.get $j)) (local.get $vv))
+              (v128.store (i32.add (local.get $vm) (local.get $j)) (local.get $vv))))
+          (local.set $n (i32.add (local.get $n) (i32.const 4)))
+          (br $m_loop)))
+        (local.set $h (i32.add (local.get $h) (i32.const 1)))
+        (br $h_loop)))
+      (local.set $t (i32.add (local.get $t) (i32.const 1)))
+      (br $t_loop))))
+
+  ;; ---- RWKV-7 after the recurrence: y = (GroupNorm(y) + (Σ_head r·kmod·rk)·vmix) ⊙ g ----
+  ;; T tokens of H heads × N channels (N a multiple of 4); lnw, lnb, rk hold C = H·N values.
+  (func (export "v7_out") (param $y i32) (param $lnw i32) (param $lnb i32) (param $r i32) (param $km i32)
+        (param $rk i32) (param $vm i32) (param $g i32) (param $H i32) (param $N i32) (param $T i32)
+        (param $eps f32)
+    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32) (local $C i32)
+    (local $acc v128) (local $bon v128) (local $mean v128) (local $inv v128) (local $d v128) (local $nf f32)
+    (local.set $C (i32.mul (local.get $H) (local.get $N)))
+    (local.set $nf (f32.convert_i32_u (local.get $N)))
+    (block $t_done (loop $t_loop
+      (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+      (local.set $h (i32.const 0))
+      (block $h_done (loop $h_loop
+        (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
+        ;; the head's sum (mean) and bonus
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $bon (v128.const i32x4 0 0 0 0))
+        (local.set $n (i32.const 0))
+        (block $s_done (loop $s_loop
+          (br_if $s_done (i32.ge_u (local.get $n) (local.get $N)))
+          (local.set $c (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2)))
+          (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $c)))
+          (local.set $acc (f32x4.add (local.get $acc) (v128.load (i32.add (local.get $y) (local.get $j)))))
+          (local.set $bon (f32x4.add (local.get $bon) (f32x4.mul
+            (f32x4.mul (v128.load (i32.add (local.get $r) (local.get $j))) (v128.load (i32.add (local.get $km) (local.get $j))))
+            (v128.load (i32.add (local.get $rk) (local.get $c))))))
+          (local.set $n (i32.add (local.get $n) (i32.const 4)))
+          (br $s_loop)))
+        (local.set $mean (f32x4.splat (f32.div (call $hsum (local.get $acc)) (local.get $nf))))
+        (local.set $bon (f32x4.splat (call $hsum (local.get $bon))))
+        (local.set $acc (v128.const i32x4 0 0 0 0))
+        (local.set $n (i32.const 0))
+        (block $v_done (loop $v_loop
+          (br_if $v_done (i32.ge_u (local.get $n) (local.get $N)))
+          (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2))
+            (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2))))
+          (local.set $d (f32x4.sub (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $mean)))
+          (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+          (local.set $n (i32.add (local.get $n) (i32.const 4)))
+          (br $v_loop)))
+        (local.set $inv (f32x4.splat (f32.div (f32.const 1)
+          (f32.sqrt (f32.add (f32.div (call $hsum (local.get $acc)) (local.get $nf)) (local.get $eps))))))
+        (local.set $n (i32.const 0))
+        (block $o_done (loop $o_loop
+          (br_if $o_done (i32.ge_u (local.get $n) (local.get $N)))
+          (local.set $c (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2)))
+          (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $c)))
+          (v128.store (i32.add (local.get $y) (local.get $j)) (f32x4.mul
+            (f32x4.add
+              (f32x4.add
+                (f32x4.mul (f32x4.mul (f32x4.sub (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $mean))
+                  (local.get $inv)) (v128.load (i32.add (local.get $lnw) (local.get $c))))
+                (v128.load (i32.add (local.get $lnb) (local.get $c))))
+              (f32x4.mul (local.get $bon) (v128.load (i32.add (local.get $vm) (local.get $j)))))
+            (v128.load (i32.add (local.get $g) (local.get $j)))))
+          (local.set $n (i32.add (local.get $n) (i32.const 4)))
+          (br $o_loop)))
+        (local.set $h (i32.add (local.get $h) (i32.const 1)))
+        (br $h_loop)))
+      (local.set $t (i32.add (local.get $t) (i32.const 1)))
+      (br $t_loop))))
 )

@@ -3,7 +3,7 @@
  * @module
  */
 
-import { type Compute, layerNorm, sigmoid } from "./ops.ts";
+import type { Compute } from "./ops.ts";
 import type { Matrix } from "./tensor.ts";
 import type { Weights } from "./weights.ts";
 
@@ -63,9 +63,7 @@ export class ChannelMix {
     const f = `blocks.${i}.ffn.`;
     const K: Matrix = w.mat(f + "key.weight"), V = w.mat(f + "value.weight");
     const R = w.mat(f + "receptance.weight");
-    for (let t = 0; t < T; t++) {
-      layerNorm(x, w.vec(`blocks.${i}.ln2.weight`), w.vec(`blocks.${i}.ln2.bias`), xn, C, t * C);
-    }
+    c.norm(x, w.vec(`blocks.${i}.ln2.weight`), w.vec(`blocks.${i}.ln2.bias`), xn, C, T, 1, 1e-5);
     const mk = w.vec(f + (v6 ? "time_maa_k" : "time_mix_k"));
     const mr = w.vec(f + (v6 ? "time_maa_r" : "time_mix_r"));
     // RWKV-6 writes the mix as xx + (prev − xx)·maa, i.e. a mix weight of (1 − maa).
@@ -81,13 +79,10 @@ export class ChannelMix {
     c.matmul(R, this.#rx, this.#r, T);
     c.matmul(K, this.#kx, this.#k, T);
     const k = this.#k, hid = this.#hid;
-    for (let j = 0; j < T * F; j++) {
-      const z = k[j] > 0 ? k[j] : 0;
-      hid[j] = z * z;
-    }
+    c.act("relusq", k, hid, T * F);
     c.matmul(V, hid, this.#v, T);
     const r = this.#r, v = this.#v;
-    for (let j = 0; j < T * C; j++) x[j] += sigmoid(r[j]) * v[j];
+    c.sigmoidMulAdd(r, v, x, T * C);
   }
 }
 
@@ -110,8 +105,9 @@ export class Head {
   run(w: Weights, x: Float32Array, T: number, everyPosition: boolean): Float32Array {
     const C = this.#C, t0 = everyPosition ? 0 : T - 1, n = T - t0;
     const lw = w.vec("ln_out.weight"), lb = w.vec("ln_out.bias");
-    for (let t = t0; t < T; t++) layerNorm(x, lw, lb, this.#xn, C, t * C);
-    this.#c.matmul(w.mat("head.weight"), this.#xn.subarray(t0 * C, T * C), this.#logits, n);
+    const xn = this.#xn.subarray(t0 * C, T * C);
+    this.#c.norm(x.subarray(t0 * C, T * C), lw, lb, xn, C, n, 1, 1e-5);
+    this.#c.matmul(w.mat("head.weight"), xn, this.#logits, n);
     return this.#logits.subarray(0, n * this.#vocab);
   }
 }

@@ -35,6 +35,32 @@ export interface Compute {
     H: number,
     N: number,
   ): void;
+  /**
+   * `groups` runs of `n` values normalised alone (`out` may be `x`): see {@link normTS}. LayerNorm
+   * over T tokens is `norm(x, w, b, out, C, T, 1, 1e-5)`, GroupNorm over heads `wrap` = H.
+   */
+  norm(
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    n: number,
+    groups: number,
+    wrap: number,
+    eps: number,
+  ): void;
+  /** `out[i] = f(x[i])` for `n` values (`x` and `out` may be the same): see {@link actTS}. */
+  act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void;
+  /** `x[i] += σ(r[i])·v[i]` (the RWKV-4/5/6 channel-mix output). */
+  sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void;
+  /** `y[i] *= g[i]·σ(g[i])` (the RWKV-5/6 SiLU gate). */
+  siluMul(g: Float32Array, y: Float32Array, n: number): void;
+  /** RWKV-4's recurrence over T tokens: see {@link wkv4TS}. */
+  wkv4(a: Wkv4Args): void;
+  /** RWKV-7's per-channel gates before the recurrence, T tokens: see {@link v7GatesTS}. */
+  v7Gates(a: V7GatesArgs): void;
+  /** RWKV-7's group norm, bonus and output gate after the recurrence: see {@link v7OutTS}. */
+  v7Out(a: V7OutArgs): void;
   /** One token of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}. */
   wkv5(
     S: Float32Array,
@@ -112,6 +138,178 @@ export function wkv5TS(
         y[ho + j] += ri * (ui * a + sij);
         S[row + j] = a + wi * sij;
       }
+    }
+  }
+}
+
+/** The element-wise activations of {@link Compute.act}: tanh, logistic sigmoid, relu². */
+export type Activation = "tanh" | "sigmoid" | "relusq";
+
+/** Plain-TypeScript {@link Compute.act}. */
+export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
+  if (kind === "tanh") { for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); }
+  else if (kind === "sigmoid") { for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]); }
+  else {
+    for (let i = 0; i < n; i++) {
+      const z = x[i] < 0 ? 0 : x[i]; // NaN stays NaN, as torch's relu
+      out[i] = z * z;
+    }
+  }
+}
+
+/** Plain-TypeScript {@link Compute.sigmoidMulAdd}. */
+export function sigmoidMulAddTS(r: Float32Array, v: Float32Array, x: Float32Array, n: number) {
+  for (let i = 0; i < n; i++) x[i] += sigmoid(r[i]) * v[i];
+}
+
+/** Plain-TypeScript {@link Compute.siluMul}. */
+export function siluMulTS(g: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) y[i] *= g[i] / (1 + Math.exp(-g[i]));
+}
+
+/** RWKV-4's recurrence: T tokens of A channels, state `aa`, `bb`, `pp` (A each) updated. */
+export interface Wkv4Args {
+  T: number;
+  A: number;
+  /** Receptance, key, value (T × A). */
+  r: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  /** Bonus `u` (time_first) and decay `−e^time_decay` (A). */
+  first: Float32Array;
+  decay: Float32Array;
+  aa: Float32Array;
+  bb: Float32Array;
+  pp: Float32Array;
+  /** σ(r) ⊙ wkv (T × A). */
+  out: Float32Array;
+}
+
+/**
+ * RWKV-4's WKV with the max trick (numerator `aa` and denominator `bb` kept scaled by e^−pp):
+ * `out = σ(r)·(aa + e^(u+k)·v)/(bb + e^(u+k))`, then the state decays and takes the token.
+ */
+export function wkv4TS(a: Wkv4Args): void {
+  const { T, A, r, k, v, first, decay, aa, bb, pp, out } = a;
+  for (let t = 0; t < T; t++) {
+    const o = t * A;
+    for (let j = 0; j < A; j++) {
+      const kk = k[o + j], vv = v[o + j];
+      let ww = first[j] + kk;
+      let p = Math.max(pp[j], ww);
+      let e1 = Math.exp(pp[j] - p), e2 = Math.exp(ww - p);
+      out[o + j] = sigmoid(r[o + j]) * (e1 * aa[j] + e2 * vv) / (e1 * bb[j] + e2);
+      ww = decay[j] + pp[j];
+      p = Math.max(ww, kk);
+      e1 = Math.exp(ww - p);
+      e2 = Math.exp(kk - p);
+      aa[j] = e1 * aa[j] + e2 * vv;
+      bb[j] = e1 * bb[j] + e2;
+      pp[j] = p;
+    }
+  }
+}
+
+/** RWKV-7's gates for T tokens of C = H·N channels (vectors of C, matrices T × C). */
+export interface V7GatesArgs {
+  T: number;
+  H: number;
+  N: number;
+  /** In-context learning rate: bias (C) and low-rank term. */
+  a0: Float32Array;
+  al: Float32Array;
+  /** Decay: bias (C) and low-rank term. */
+  w0: Float32Array;
+  wl: Float32Array;
+  /** Value residual: bias (C) and low-rank term; `v0` absent in layer 0. */
+  v0: Float32Array | undefined;
+  vl: Float32Array;
+  /** This layer's value; layer 0 writes `vFirst`, later layers read it. */
+  v: Float32Array;
+  vFirst: Float32Array;
+  /** k_k and k_a (C), and the key. */
+  kkW: Float32Array;
+  ka: Float32Array;
+  k: Float32Array;
+  /** Outputs: decay, mixed value, normalised kk, kk ⊙ a, and the key scaled by the rate. */
+  wDecay: Float32Array;
+  vMix: Float32Array;
+  kkN: Float32Array;
+  kkA: Float32Array;
+  kMod: Float32Array;
+}
+
+/**
+ * RWKV-7 before the recurrence: `a = σ(a0 + al)`, `w = exp(−e^−½·σ(w0 + wl))`, the value
+ * residual `v + (v_first − v)·σ(v0 + vl)` (layer 0 defines v_first), `kk = k ⊙ k_k`
+ * L2-normalised per head, `kk ⊙ a`, and `k ⊙ (1 + (a − 1)·k_a)`.
+ */
+export function v7GatesTS(g: V7GatesArgs): void {
+  const { T, H, N, a0, al, w0, wl, v0, vl, v, vFirst, kkW, ka, k } = g;
+  const { wDecay, vMix, kkN, kkA, kMod } = g;
+  const C = H * N;
+  for (let t = 0; t < T; t++) {
+    const o = t * C;
+    for (let j = 0; j < C; j++) {
+      wDecay[o + j] = Math.exp(-0.606531 * sigmoid(w0[j] + wl[o + j]));
+      if (!v0) {
+        vFirst[o + j] = v[o + j];
+        vMix[o + j] = v[o + j];
+      } else {
+        const s = sigmoid(v0[j] + vl[o + j]);
+        vMix[o + j] = v[o + j] + (vFirst[o + j] - v[o + j]) * s;
+      }
+    }
+    for (let h = 0; h < H; h++) {
+      const ho = o + h * N;
+      let ss = 0;
+      for (let n = 0; n < N; n++) {
+        const z = k[ho + n] * kkW[h * N + n];
+        kkN[ho + n] = z;
+        ss += z * z;
+      }
+      const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
+      for (let n = 0; n < N; n++) {
+        const j = ho + n, a = sigmoid(a0[h * N + n] + al[j]);
+        kkN[j] *= inv;
+        kkA[j] = kkN[j] * a;
+        kMod[j] = k[j] * (1 + (a - 1) * ka[h * N + n]);
+      }
+    }
+  }
+}
+
+/** RWKV-7 after the recurrence, T tokens of C = H·N channels. */
+export interface V7OutArgs {
+  T: number;
+  H: number;
+  N: number;
+  /** The recurrence's output (T × C), replaced by the gated result. */
+  y: Float32Array;
+  /** ln_x weight and bias (C). */
+  lnw: Float32Array;
+  lnb: Float32Array;
+  r: Float32Array;
+  kMod: Float32Array;
+  /** r_k (C). */
+  rk: Float32Array;
+  vMix: Float32Array;
+  /** The output gate (T × C). */
+  g: Float32Array;
+}
+
+/** `y = (GroupNorm(y) + (Σ_head r·k·r_k)·v) ⊙ g`, per token (GroupNorm eps 64e-5). */
+export function v7OutTS(a: V7OutArgs): void {
+  const { T, H, N, y, lnw, lnb, r, kMod, rk, vMix, g } = a;
+  const C = H * N;
+  for (let t = 0; t < T; t++) {
+    const o = t * C;
+    groupNorm(y, H, lnw, lnb, 64e-5, o);
+    for (let h = 0; h < H; h++) {
+      const ho = o + h * N;
+      let s = 0;
+      for (let n = 0; n < N; n++) s += r[ho + n] * kMod[ho + n] * rk[h * N + n];
+      for (let n = 0; n < N; n++) y[ho + n] = (y[ho + n] + s * vMix[ho + n]) * g[ho + n];
     }
   }
 }
@@ -224,6 +422,13 @@ export class ReferenceCompute implements Compute {
 
   wkv7 = wkv7TS;
   wkv5 = wkv5TS;
+  norm = normTS;
+  act = actTS;
+  sigmoidMulAdd = sigmoidMulAddTS;
+  siluMul = siluMulTS;
+  wkv4 = wkv4TS;
+  v7Gates = v7GatesTS;
+  v7Out = v7OutTS;
 }
 
 // ---- element-wise operations shared by every version ----
@@ -237,16 +442,7 @@ export function layerNorm(
   n: number = w.length,
   o = 0,
 ): void {
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += x[o + i];
-  mean /= n;
-  let v = 0;
-  for (let i = 0; i < n; i++) {
-    const d = x[o + i] - mean;
-    v += d * d;
-  }
-  const inv = 1 / Math.sqrt(v / n + 1e-5);
-  for (let i = 0; i < n; i++) out[o + i] = (x[o + i] - mean) * inv * w[i] + b[i];
+  normTS(x.subarray(o, o + n), w, b, out.subarray(o, o + n), n, 1, 1, 1e-5);
 }
 
 /**
@@ -261,21 +457,36 @@ export function groupNorm(
   eps: number,
   o = 0,
 ): void {
-  const n = w.length / heads;
-  for (let h = 0; h < heads; h++) {
-    const ho = o + h * n;
+  const n = w.length / heads, run = x.subarray(o, o + heads * n);
+  normTS(run, w, b, run, n, heads, heads, eps);
+}
+
+/**
+ * `groups` consecutive runs of `n` values, each normalised alone: `(x − mean)/√(var + eps)·w + b`
+ * with run g's weights at `(g mod wrap)·n` (wrap 1: the same weights for every token).
+ */
+export function normTS(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  out: Float32Array,
+  n: number,
+  groups: number,
+  wrap: number,
+  eps: number,
+): void {
+  for (let g = 0; g < groups; g++) {
+    const o = g * n, wo = (g % wrap) * n;
     let mean = 0;
-    for (let i = 0; i < n; i++) mean += x[ho + i];
+    for (let i = 0; i < n; i++) mean += x[o + i];
     mean /= n;
     let v = 0;
     for (let i = 0; i < n; i++) {
-      const d = x[ho + i] - mean;
+      const d = x[o + i] - mean;
       v += d * d;
     }
     const inv = 1 / Math.sqrt(v / n + eps);
-    for (let i = 0; i < n; i++) {
-      x[ho + i] = (x[ho + i] - mean) * inv * w[h * n + i] + b[h * n + i];
-    }
+    for (let i = 0; i < n; i++) out[o + i] = (x[o + i] - mean) * inv * w[wo + i] + b[wo + i];
   }
 }
 

@@ -7,7 +7,7 @@
  */
 
 import { ChannelMix, checkCommon, embed, Head, shiftMix } from "./_common.ts";
-import { type Compute, layerNorm, sigmoid } from "./ops.ts";
+import type { Compute } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
@@ -34,9 +34,7 @@ export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
     for (let i = 0; i < layers; i++) {
       const a = `blocks.${i}.att.`;
       const [prev, aa, bb, pp, ffnPrev] = state.slice(i * 5, i * 5 + 5);
-      for (let t = 0; t < T; t++) {
-        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
-      }
+      c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
       shiftMix(xn, prev, w.vec(a + "time_mix_k"), kx, T, C);
       shiftMix(xn, prev, w.vec(a + "time_mix_v"), vx, T, C);
       shiftMix(xn, prev, w.vec(a + "time_mix_r"), rx, T, C);
@@ -45,25 +43,7 @@ export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
       c.matmul(w.mat(a + "key.weight"), kx, k, T);
       c.matmul(w.mat(a + "value.weight"), vx, v, T);
       const decay = w.vec(a + "time_decay"), first = w.vec(a + "time_first"); // −e^decay, u
-      for (let t = 0; t < T; t++) {
-        const o = t * A;
-        for (let j = 0; j < A; j++) {
-          const kk = k[o + j], vv = v[o + j];
-          // output: (aa + e^(u+k)·v) / (bb + e^(u+k)), computed with the max trick
-          let ww = first[j] + kk;
-          let p = Math.max(pp[j], ww);
-          let e1 = Math.exp(pp[j] - p), e2 = Math.exp(ww - p);
-          rwkv[o + j] = sigmoid(r[o + j]) * (e1 * aa[j] + e2 * vv) / (e1 * bb[j] + e2);
-          // state: decay then add this token
-          ww = decay[j] + pp[j];
-          p = Math.max(ww, kk);
-          e1 = Math.exp(ww - p);
-          e2 = Math.exp(kk - p);
-          aa[j] = e1 * aa[j] + e2 * vv;
-          bb[j] = e1 * bb[j] + e2;
-          pp[j] = p;
-        }
-      }
+      c.wkv4({ T, A, r, k, v, first, decay, aa, bb, pp, out: rwkv });
       c.matmul(w.mat(a + "output.weight"), rwkv, out, T);
       for (let j = 0; j < T * C; j++) x[j] += out[j];
       ffn.run(w, i, x, ffnPrev, T, false);

@@ -9,7 +9,7 @@
  */
 
 import { ChannelMix, checkCommon, embed, Head, shiftMix } from "./_common.ts";
-import { type Compute, groupNorm, layerNorm } from "./ops.ts";
+import type { Compute } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
@@ -40,9 +40,7 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
     for (let i = 0; i < layers; i++) {
       const a = `blocks.${i}.att.`;
       const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
-      for (let t = 0; t < T; t++) {
-        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
-      }
+      c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
       shiftMix(xn, prev, w.vec(a + "time_mix_k"), kx, T, C);
       shiftMix(xn, prev, w.vec(a + "time_mix_v"), vx, T, C);
       shiftMix(xn, prev, w.vec(a + "time_mix_r"), rx, T, C);
@@ -57,10 +55,10 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
       for (let t = 0; t < T; t++) {
         const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
         c.wkv5(s, sub(r), sub(k), sub(v), decay, u, sub(y), H, N);
-        groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
       }
+      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), y, A / H, T * H, H, 64e-5);
       if (gated) {
-        for (let j = 0; j < T * A; j++) y[j] *= g[j] / (1 + Math.exp(-g[j])); // silu gate
+        c.siluMul(g, y, T * A); // silu gate
       }
       c.matmul(w.mat(a + "output.weight"), y, out, T);
       for (let j = 0; j < T * C; j++) x[j] += out[j];

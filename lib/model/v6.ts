@@ -9,7 +9,7 @@
  */
 
 import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import { type Compute, groupNorm, layerNorm } from "./ops.ts";
+import type { Compute } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
@@ -48,9 +48,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
     for (let i = 0; i < layers; i++) {
       const a = `blocks.${i}.att.`;
       const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
-      for (let t = 0; t < T; t++) {
-        layerNorm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, t * C);
-      }
+      c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
       // dx = previous token − this token; xxx = xx + dx·maa_x
       const maaX = w.vec(a + "time_maa_x");
       for (let t = 0; t < T; t++) {
@@ -64,7 +62,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       prev.set(xn.subarray((T - 1) * C, T * C));
       // five data-dependent mix offsets: tanh(xxx·W1) split in 5, each · W2[p]
       c.matmul(w.mat(a + "time_maa_w1"), xxx, mixHidS, T);
-      for (let j = 0; j < T * 5 * D; j++) mixHid[j] = Math.tanh(mixHidS[j]);
+      c.act("tanh", mixHidS, mixHid, T * 5 * D);
       for (let p = 0; p < 5; p++) {
         for (let t = 0; t < T; t++) {
           part.set(mixHid.subarray(t * 5 * D + p * D, t * 5 * D + (p + 1) * D), t * D);
@@ -85,7 +83,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       c.matmul(w.mat(a + "gate.weight"), gx, g, T);
       // data-dependent decay: exp(−exp(time_decay + tanh(wx·Wd1)·Wd2))
       c.matmul(w.mat(a + "time_decay_w1"), wx, decHidS, T);
-      for (let j = 0; j < T * Dd; j++) decHid[j] = Math.tanh(decHidS[j]);
+      c.act("tanh", decHidS, decHid, T * Dd);
       c.matmul(w.mat(a + "time_decay_w2"), decHid, dec, T);
       const td = w.vec(a + "time_decay");
       for (let j = 0; j < T * A; j++) decay[j] = Math.exp(-Math.exp(td[j % A] + dec[j]));
@@ -93,9 +91,9 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       for (let t = 0; t < T; t++) {
         const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
         c.wkv5(s, sub(r), sub(k), sub(v), sub(decay), u, sub(y), H, N);
-        groupNorm(y, H, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), 64e-5, t * A);
       }
-      for (let j = 0; j < T * A; j++) y[j] *= g[j] / (1 + Math.exp(-g[j])); // silu gate
+      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), y, A / H, T * H, H, 64e-5);
+      c.siluMul(g, y, T * A); // silu gate
       c.matmul(w.mat(a + "output.weight"), y, out, T);
       for (let j = 0; j < T * C; j++) x[j] += out[j];
       ffn.run(w, i, x, ffnPrev, T, true);

@@ -7,7 +7,7 @@
  */
 
 import type { Compute } from "./ops.ts";
-import { groupNorm, layerNorm, sigmoid } from "./ops.ts";
+import type { Activation } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Matrix } from "./tensor.ts";
 import type { Weights } from "./weights.ts";
@@ -103,7 +103,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const vMix = c.buffer(maxT * C, false); // v after the value residual (T, C)
   const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
   const y = c.buffer(maxT * C, false); // attention output before O (T, C)
-  const aRate = c.buffer(maxT * C, false), wDecay = c.buffer(maxT * C, false); // (T, C)
+  const wDecay = c.buffer(maxT * C, false); // (T, C)
   const kkN = c.buffer(maxT * C, false); // normalised k·k_k (T, C)
   const kkA = c.buffer(maxT * C, false); // kk ⊙ a (T, C)
   const hid = c.buffer(maxT * F, false); // relu² hidden of the channel mix (T, F)
@@ -116,21 +116,20 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const ffnHid = c.buffer(maxT * F, true);
   const logits = c.buffer(maxT * vocab, true);
 
-  /** out = act(x · m1) · m2 for T rows (a low-rank branch). */
+  /** out = act(x · m1) · m2 for T rows (a low-rank branch; no activation when undefined). */
   function lowRank(
     m1: Matrix,
     m2: Matrix,
     xin: Float32Array,
     out: Float32Array,
     T: number,
-    act: (z: number) => number,
+    act: Activation | undefined,
   ) {
     const d = m1.rows;
     c.matmul(m1, xin, lowOut, T);
-    for (let i = 0; i < T * d; i++) low[i] = act(lowOut[i]);
-    c.matmul(m2, low, out, T);
+    if (act) c.act(act, lowOut, low, T * d);
+    c.matmul(m2, act ? low : lowOut, out, T);
   }
-  const ident = (z: number) => z;
 
   function forward(
     tokens: ArrayLike<number>,
@@ -146,7 +145,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       const attPrev = state[i * 3], wkv = state[i * 3 + 1], ffnPrev = state[i * 3 + 2];
 
       // ---- time mix ----
-      for (let t = 0; t < T; t++) layerNorm(x, l.ln1w, l.ln1b, xn, C, t * C);
+      c.norm(x, l.ln1w, l.ln1b, xn, C, T, 1, 1e-5);
       // token shift: each token mixes with the previous one (the state's for the first)
       const mixW = [l.xr, l.xw, l.xk, l.xv, l.xa, l.xg];
       for (let t = 0; t < T; t++) {
@@ -162,62 +161,44 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       c.matmul(l.R, xr, r, T);
       c.matmul(l.K, xk, k, T);
       c.matmul(l.V, xv, v, T);
-      lowRank(l.w1, l.w2, xw, wl, T, Math.tanh);
-      lowRank(l.a1, l.a2, xa, al, T, ident);
-      lowRank(l.g1, l.g2, xg, gl, T, sigmoid);
-      if (i > 0) lowRank(l.v1!, l.v2!, xv, vl, T, ident);
+      lowRank(l.w1, l.w2, xw, wl, T, "tanh");
+      lowRank(l.a1, l.a2, xa, al, T, undefined);
+      lowRank(l.g1, l.g2, xg, gl, T, "sigmoid");
+      if (i > 0) lowRank(l.v1!, l.v2!, xv, vl, T, undefined);
 
-      for (let j = 0; j < T * C; j++) {
-        const jc = j % C;
-        aRate[j] = sigmoid(l.a0[jc] + al[j]); // in-context learning rate
-        wDecay[j] = Math.exp(-0.606531 * sigmoid(l.w0[jc] + wl[j])); // exp(-e^-0.5·σ(·))
-      }
+      c.v7Gates({
+        T,
+        H,
+        N,
+        a0: l.a0,
+        al,
+        w0: l.w0,
+        wl,
+        v0: l.v0,
+        vl,
+        v,
+        vFirst,
+        kkW: l.kk,
+        ka: l.ka,
+        k,
+        wDecay,
+        vMix,
+        kkN,
+        kkA,
+        kMod,
+      });
+      // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
       for (let t = 0; t < T; t++) {
-        const o = t * C;
-        // value residual: layer 0 defines v_first, later layers lean towards it
-        for (let j = 0; j < C; j++) {
-          if (i === 0) {
-            vFirst[o + j] = v[o + j];
-            vMix[o + j] = v[o + j];
-          } else {
-            const g = sigmoid(l.v0![j] + vl[o + j]);
-            vMix[o + j] = v[o + j] + (vFirst[o + j] - v[o + j]) * g;
-          }
-        }
-        for (let h = 0; h < H; h++) {
-          const ho = o + h * N;
-          // kk = L2-normalised (k · k_k) per head
-          let ss = 0;
-          for (let n = 0; n < N; n++) {
-            const z = k[ho + n] * l.kk[h * N + n];
-            kkN[ho + n] = z;
-            ss += z * z;
-          }
-          const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-          for (let n = 0; n < N; n++) {
-            const j = ho + n;
-            kkN[j] *= inv;
-            kkA[j] = kkN[j] * aRate[j];
-            kMod[j] = k[j] * (1 + (aRate[j] - 1) * l.ka[h * N + n]);
-          }
-        }
-        // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
-        const sub = (x: Float32Array) => x.subarray(o, o + C);
+        const o = t * C, sub = (x: Float32Array) => x.subarray(o, o + C);
         c.wkv7(wkv, sub(r), sub(wDecay), sub(kMod), sub(vMix), sub(kkN), sub(kkA), sub(y), H, N);
-        groupNorm(y, H, l.lnxw, l.lnxb, 64e-5, o);
-        // bonus: (r · k · r_k) summed per head, times v; then gate
-        for (let h = 0; h < H; h++) {
-          const ho = o + h * N;
-          let s = 0;
-          for (let n = 0; n < N; n++) s += r[ho + n] * kMod[ho + n] * l.rk[h * N + n];
-          for (let n = 0; n < N; n++) y[ho + n] = (y[ho + n] + s * vMix[ho + n]) * gl[ho + n];
-        }
       }
+      // group norm, bonus (r · k · r_k) summed per head times v, then the gate
+      c.v7Out({ T, H, N, y, lnw: l.lnxw, lnb: l.lnxb, r, kMod, rk: l.rk, vMix, g: gl });
       c.matmul(l.O, y, att, T);
       for (let j = 0; j < T * C; j++) x[j] += att[j];
 
       // ---- channel mix ----
-      for (let t = 0; t < T; t++) layerNorm(x, l.ln2w, l.ln2b, xn, C, t * C);
+      c.norm(x, l.ln2w, l.ln2b, xn, C, T, 1, 1e-5);
       for (let t = 0; t < T; t++) {
         const o = t * C;
         for (let j = 0; j < C; j++) {
@@ -227,18 +208,16 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       }
       ffnPrev.set(xn.subarray((T - 1) * C, T * C));
       c.matmul(l.ffnK, xk, ffnHid, T);
-      for (let j = 0; j < T * F; j++) {
-        const z = ffnHid[j] > 0 ? ffnHid[j] : 0;
-        hid[j] = z * z;
-      }
+      c.act("relusq", ffnHid, hid, T * F);
       c.matmul(l.ffnV, hid, ffnOut, T);
       for (let j = 0; j < T * C; j++) x[j] += ffnOut[j];
     }
 
     const t0 = everyPosition ? 0 : T - 1;
     const n = T - t0;
-    for (let t = t0; t < T; t++) layerNorm(x, lnOutW, lnOutB, xn, C, t * C);
-    c.matmul(head, xn.subarray(t0 * C, T * C), logits, n);
+    const xo = xn.subarray(t0 * C, T * C);
+    c.norm(x.subarray(t0 * C, T * C), lnOutW, lnOutB, xo, C, n, 1, 1e-5);
+    c.matmul(head, xo, logits, n);
     return logits.subarray(0, n * vocab);
   }
   return { maxT, forward };
