@@ -122,6 +122,12 @@ export function barrier(ctrl: Int32Array, parties: number): void {
   while (Atomics.load(ctrl, CTRL.barGen) === gen) Atomics.wait(ctrl, CTRL.barGen, gen, 100);
 }
 
+/** The items [i0, i1) member `id` of `n` takes of `count` (heads: contiguous, near even). */
+export function share(count: number, id: number, n: number): [number, number] {
+  const per = Math.ceil(count / n), i0 = Math.min(count, id * per);
+  return [i0, Math.min(count, i0 + per)];
+}
+
 /** The rows [r0, r1) member `id` of `n` computes of a product with `rows` rows. */
 export function rowShare(rows: number, id: number, n: number): [number, number] {
   const per = Math.ceil(rows / n / ROW_ALIGN) * ROW_ALIGN;
@@ -198,6 +204,7 @@ export class WorkerCompute implements Compute {
     barrier(this.#ctrl, this.#n);
   }
 
+  /** This member's heads of T tokens of the recurrence (S and y shared), then the barrier. */
   wkv7(
     S: Float32Array,
     r: Float32Array,
@@ -209,21 +216,31 @@ export class WorkerCompute implements Compute {
     y: Float32Array,
     H: number,
     N: number,
+    T: number,
   ): void {
-    // every vector and the state live in the shared memory (weights, regions, state copies)
-    if (N % 4) return wkv7TS(S, r, w, k, v, kk, b, y, H, N);
-    this.#k.wkv7(
-      S.byteOffset,
-      r.byteOffset,
-      w.byteOffset,
-      k.byteOffset,
-      v.byteOffset,
-      kk.byteOffset,
-      b.byteOffset,
-      y.byteOffset,
-      H,
-      N,
-    );
+    if (N % 4) {
+      // a head size no kernel covers: member 0 runs the TS alone
+      if (this.#id === 0) wkv7TS(S, r, w, k, v, kk, b, y, H, N, T);
+    } else {
+      const [h0, h1] = share(H, this.#id, this.#n), o = h0 * N * 4;
+      if (h1 > h0) {
+        this.#k.wkv7(
+          S.byteOffset + o * N,
+          r.byteOffset + o,
+          w.byteOffset + o,
+          k.byteOffset + o,
+          v.byteOffset + o,
+          kk.byteOffset + o,
+          b.byteOffset + o,
+          y.byteOffset + o,
+          h1 - h0,
+          N,
+          T,
+          H * N,
+        );
+      }
+    }
+    barrier(this.#ctrl, this.#n);
   }
 
   // The element-wise steps: every vector lives in the shared memory, so the kernels take
@@ -303,6 +320,7 @@ export class WorkerCompute implements Compute {
     const o = (x: Float32Array) => x.byteOffset;
     this.#k.v7_out(
       o(a.y),
+      o(a.out),
       o(a.lnw),
       o(a.lnb),
       o(a.r),
@@ -317,6 +335,7 @@ export class WorkerCompute implements Compute {
     );
   }
 
+  /** As wkv7, for RWKV-5/6. */
   wkv5(
     S: Float32Array,
     r: Float32Array,
@@ -327,18 +346,30 @@ export class WorkerCompute implements Compute {
     y: Float32Array,
     H: number,
     N: number,
+    T: number,
+    decayPerToken: boolean,
   ): void {
-    if (N % 4) return wkv5TS(S, r, k, v, w, u, y, H, N);
-    this.#k.wkv5(
-      S.byteOffset,
-      r.byteOffset,
-      k.byteOffset,
-      v.byteOffset,
-      w.byteOffset,
-      u.byteOffset,
-      y.byteOffset,
-      H,
-      N,
-    );
+    if (N % 4) {
+      if (this.#id === 0) wkv5TS(S, r, k, v, w, u, y, H, N, T, decayPerToken);
+    } else {
+      const [h0, h1] = share(H, this.#id, this.#n), o = h0 * N * 4;
+      if (h1 > h0) {
+        this.#k.wkv5(
+          S.byteOffset + o * N,
+          r.byteOffset + o,
+          k.byteOffset + o,
+          v.byteOffset + o,
+          w.byteOffset + o,
+          u.byteOffset + o,
+          y.byteOffset + o,
+          h1 - h0,
+          N,
+          T,
+          H * N,
+          decayPerToken ? H * N : 0,
+        );
+      }
+    }
+    barrier(this.#ctrl, this.#n);
   }
 }

@@ -34,7 +34,10 @@ export interface Kernels {
    * for q4 (±127), 1 for q8 (±63 stored + 64).
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
-  /** RWKV-7 recurrence, one token, all heads (as `wkv7TS`; N a multiple of 4). */
+  /**
+   * RWKV-7 recurrence of H heads over T tokens whose vectors are C values apart (as `wkv7TS`
+   * for a run of heads; N a multiple of 4).
+   */
   wkv7(
     S: number,
     r: number,
@@ -46,6 +49,8 @@ export interface Kernels {
     y: number,
     H: number,
     N: number,
+    T: number,
+    C: number,
   ): void;
   /**
    * `n` values element by element (`out` may be `a` or `b`): op 0 `out = tanh a`, 1 `out = σ(a)`,
@@ -105,6 +110,7 @@ export interface Kernels {
   /** RWKV-7 group norm, bonus and gate (as `v7OutTS`; N a multiple of 4). */
   v7_out(
     y: number,
+    out: number,
     lnw: number,
     lnb: number,
     r: number,
@@ -117,7 +123,10 @@ export interface Kernels {
     T: number,
     eps: number,
   ): void;
-  /** RWKV-5/6 recurrence, one token, all heads (as `wkv5TS`; N a multiple of 4). */
+  /**
+   * RWKV-5/6 recurrence of H heads over T tokens (vectors C values apart, decays `wStep` apart:
+   * 0 when one decay serves every token; N a multiple of 4).
+   */
   wkv5(
     S: number,
     r: number,
@@ -128,6 +137,9 @@ export interface Kernels {
     y: number,
     H: number,
     N: number,
+    T: number,
+    C: number,
+    wStep: number,
   ): void;
 }
 

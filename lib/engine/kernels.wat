@@ -745,14 +745,21 @@
       (local.set $g (i32.add (local.get $g) (i32.const 4)))
       (br $g_loop))))
 
-  ;; ---- RWKV-7 state update for one token, all heads (the recurrence's hot loop) ----
-  ;; S (H, N, N) as [head][value i][key j]; vectors are per channel (H·N).
+  ;; ---- RWKV-7 state update for T tokens of H heads (the recurrence's hot loop) ----
+  ;; S (H, N, N) as [head][value i][key j]; vectors are per channel, token t's at t·C values
+  ;; (a team member passes its own heads: pointers advanced to its first head, C the model's).
   ;; sa_i = Σ_j S_ij kk_j ;  S_ij ← S_ij w_j − sa_i b_j + v_i k_j ;  y_i = Σ_j S_ij r_j
   ;; with b = kk ⊙ a. N must be a multiple of 4.
   (func (export "wkv7") (param $S i32) (param $r i32) (param $w i32) (param $k i32) (param $v i32)
         (param $kk i32) (param $b i32) (param $y i32) (param $H i32) (param $N i32)
+        (param $T i32) (param $C i32)
     (local $h i32) (local $i i32) (local $j i32) (local $row i32) (local $ho i32)
     (local $acc v128) (local $sa v128) (local $s v128) (local $vi v128) (local $jo i32)
+    (local $t i32) (local $step i32)
+    (local.set $step (i32.shl (local.get $C) (i32.const 2)))
+    (block $t_done (loop $t_loop
+    (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+    (local.set $h (i32.const 0))
     (block $h_done (loop $h_loop
       (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
       (local.set $ho (i32.shl (i32.mul (local.get $h) (local.get $N)) (i32.const 2)))
@@ -795,16 +802,32 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $i_loop)))
       (local.set $h (i32.add (local.get $h) (i32.const 1)))
-      (br $h_loop))))
+      (br $h_loop)))
+    ;; the next token's vectors
+    (local.set $r (i32.add (local.get $r) (local.get $step)))
+    (local.set $w (i32.add (local.get $w) (local.get $step)))
+    (local.set $k (i32.add (local.get $k) (local.get $step)))
+    (local.set $v (i32.add (local.get $v) (local.get $step)))
+    (local.set $kk (i32.add (local.get $kk) (local.get $step)))
+    (local.set $b (i32.add (local.get $b) (local.get $step)))
+    (local.set $y (i32.add (local.get $y) (local.get $step)))
+    (local.set $t (i32.add (local.get $t) (i32.const 1)))
+    (br $t_loop))))
 
-  ;; ---- RWKV-5/6 state update for one token, all heads ----
-  ;; S (H, N, N) as [head][key i][value j]; w, u per key channel.
+  ;; ---- RWKV-5/6 state update for T tokens of H heads ----
+  ;; S (H, N, N) as [head][key i][value j]; w, u per key channel; token t's vectors at t·C
+  ;; values, its decay at t·wstep (0: one decay for every token, as RWKV-5).
   ;; y_j = Σ_i r_i (u_i k_i v_j + S_ij) ;  S_ij ← k_i v_j + w_i S_ij
   (func (export "wkv5") (param $S i32) (param $r i32) (param $k i32) (param $v i32) (param $w i32)
         (param $u i32) (param $y i32) (param $H i32) (param $N i32)
+        (param $T i32) (param $C i32) (param $wstep i32)
     (local $h i32) (local $i i32) (local $j i32) (local $row i32) (local $ho i32) (local $jo i32)
     (local $ri v128) (local $ki v128) (local $ui v128) (local $wi v128) (local $a v128) (local $s v128)
-    (local $io i32)
+    (local $io i32) (local $t i32) (local $step i32)
+    (local.set $step (i32.shl (local.get $C) (i32.const 2)))
+    (block $t_done (loop $t_loop
+    (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+    (local.set $h (i32.const 0))
     (block $h_done (loop $h_loop
       (br_if $h_done (i32.ge_u (local.get $h) (local.get $H)))
       (local.set $ho (i32.shl (i32.mul (local.get $h) (local.get $N)) (i32.const 2)))
@@ -840,7 +863,14 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $i_loop)))
       (local.set $h (i32.add (local.get $h) (i32.const 1)))
-      (br $h_loop))))
+      (br $h_loop)))
+    (local.set $r (i32.add (local.get $r) (local.get $step)))
+    (local.set $k (i32.add (local.get $k) (local.get $step)))
+    (local.set $v (i32.add (local.get $v) (local.get $step)))
+    (local.set $y (i32.add (local.get $y) (local.get $step)))
+    (local.set $w (i32.add (local.get $w) (i32.shl (local.get $wstep) (i32.const 2))))
+    (local.set $t (i32.add (local.get $t) (i32.const 1)))
+    (br $t_loop))))
 
   ;; ---- element-wise math (every member computes it alike, so it must be cheap) ----
   ;; e^x four lanes at a time: 2^n · p(r) with n = round(x·log2 e), r = x − n·ln 2 (ln 2 split
@@ -1077,9 +1107,10 @@
       (local.set $t (i32.add (local.get $t) (i32.const 1)))
       (br $t_loop))))
 
-  ;; ---- RWKV-7 after the recurrence: y = (GroupNorm(y) + (Σ_head r·kmod·rk)·vmix) ⊙ g ----
+  ;; ---- RWKV-7 after the recurrence: out = (GroupNorm(y) + (Σ_head r·kmod·rk)·vmix) ⊙ g ----
   ;; T tokens of H heads × N channels (N a multiple of 4); lnw, lnb, rk hold C = H·N values.
-  (func (export "v7_out") (param $y i32) (param $lnw i32) (param $lnb i32) (param $r i32) (param $km i32)
+  ;; out may be y.
+  (func (export "v7_out") (param $y i32) (param $out i32) (param $lnw i32) (param $lnb i32) (param $r i32) (param $km i32)
         (param $rk i32) (param $vm i32) (param $g i32) (param $H i32) (param $N i32) (param $T i32)
         (param $eps f32)
     (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32) (local $C i32)
@@ -1124,7 +1155,7 @@
           (br_if $o_done (i32.ge_u (local.get $n) (local.get $N)))
           (local.set $c (i32.shl (i32.add (i32.mul (local.get $h) (local.get $N)) (local.get $n)) (i32.const 2)))
           (local.set $j (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $c)))
-          (v128.store (i32.add (local.get $y) (local.get $j)) (f32x4.mul
+          (v128.store (i32.add (local.get $out) (local.get $j)) (f32x4.mul
             (f32x4.add
               (f32x4.add
                 (f32x4.mul (f32x4.mul (f32x4.sub (v128.load (i32.add (local.get $y) (local.get $j))) (local.get $mean))

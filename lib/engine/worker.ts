@@ -42,16 +42,29 @@ self.onmessage = (e: MessageEvent<WorkerInit>) => {
   self.close();
 };
 
-/** Views of `n`-value state tensors, in the official order, over `data`. */
-function stateViews(layout: WeightsLayout, data: Float32Array): Float32Array[] {
-  const out: Float32Array[] = [];
+/**
+ * Views of the state tensors, in the official order: the recurrences' (H, N, N) tensors over
+ * `shared` (the team updates them in place, each member its heads), the rest over `mine`
+ * (each member updates its own copy alike). Also the [start, end) ranges of `mine`'s views,
+ * the parts a member copies from the shared state before each job.
+ */
+function stateViews(
+  layout: WeightsLayout,
+  shared: Float32Array,
+  mine: Float32Array,
+): { views: Float32Array[]; own: [number, number][] } {
+  const views: Float32Array[] = [], own: [number, number][] = [];
   let off = 0;
   for (const s of stateShapes(layout.spec)) {
     const n = s.reduce((a, b) => a * b, 1);
-    out.push(data.subarray(off, off + n));
+    if (s.length === 3) views.push(shared.subarray(off, off + n));
+    else {
+      views.push(mine.subarray(off, off + n));
+      own.push([off, off + n]);
+    }
     off += n;
   }
-  return out;
+  return { views, own };
 }
 
 function serve(init: WorkerInit): void {
@@ -70,11 +83,12 @@ function serve(init: WorkerInit): void {
     init.maxActivations,
   );
   const runner = createRunner(new Weights(init.layout, buffer), compute, init.maxT);
-  // The math updates the state alike in every member, so each needs its own: member 0 works
-  // on the shared copy in place (the main thread reads it back), the others on a private one.
+  // The math updates the small state tensors alike in every member, so each needs its own:
+  // member 0 works on the shared copy in place (the main thread reads it back), the others on
+  // a private one. The recurrences' big tensors are split by heads and stay shared.
   const sharedState = new Float32Array(buffer, init.stateOffset, init.stateLength);
   const myState = id === 0 ? sharedState : priv.f32(init.stateLength);
-  const tensors = stateViews(init.layout, myState);
+  const { views: tensors, own } = stateViews(init.layout, sharedState, myState);
   self.postMessage({ ready: true });
   let job = 0;
   for (;;) {
@@ -82,7 +96,7 @@ function serve(init: WorkerInit): void {
     job = Atomics.load(ctrl, CTRL.job);
     if (Atomics.load(ctrl, CTRL.quit)) return;
     const T = Atomics.load(ctrl, CTRL.tokens), every = Atomics.load(ctrl, CTRL.every) === 1;
-    if (id !== 0) myState.set(sharedState);
+    if (id !== 0) { for (const [a, b] of own) myState.set(sharedState.subarray(a, b), a); }
     // member 0 must not change the shared state before everyone has copied it
     barrier(ctrl, threads);
     let logits: Float32Array;

@@ -3,9 +3,10 @@
  * (the reference path every faster engine is tested against).
  *
  * The rule that lets the same math run in a team of Workers: buffers asked for as `shared`
- * are written ONLY by `matmul` (each team member writes its own rows, then all wait);
- * everything else — norms, the recurrence, the state — is computed by every member alike in
- * its own private buffers.
+ * are written ONLY by `matmul` and the head-split recurrences `wkv7`/`wkv5` (each team member
+ * writes its own rows or heads, then all wait); everything else — norms, gates, the token
+ * shift — is computed by every member alike in its own private buffers, reading shared ones.
+ * The recurrences' state tensors (H × N × N) are one shared copy the team updates in place.
  * @module
  */
 
@@ -18,11 +19,14 @@ export interface Compute {
    * The hot function of every model: nearly all time goes here.
    */
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void;
-  /** A zeroed scratch vector; `shared` ones are matmul outputs every member reads. */
+  /** A zeroed scratch vector; `shared` ones are matmul/recurrence outputs every member reads. */
   buffer(n: number, shared: boolean): Float32Array;
   /** Copies row `row` of `m` into `out` as f32 (embedding look-up). */
   row(m: Matrix, row: number, out: Float32Array): void;
-  /** One token of the RWKV-7 recurrence, all heads: see {@link wkv7TS}. */
+  /**
+   * T tokens of the RWKV-7 recurrence, all heads (vectors T × H·N): see {@link wkv7TS}. A team
+   * splits the heads between its members: `S` (the state's own tensor) and `y` must be shared.
+   */
   wkv7(
     S: Float32Array,
     r: Float32Array,
@@ -34,6 +38,7 @@ export interface Compute {
     y: Float32Array,
     H: number,
     N: number,
+    T: number,
   ): void;
   /**
    * `groups` runs of `n` values normalised alone (`out` may be `x`): see {@link normTS}. LayerNorm
@@ -61,7 +66,11 @@ export interface Compute {
   v7Gates(a: V7GatesArgs): void;
   /** RWKV-7's group norm, bonus and output gate after the recurrence: see {@link v7OutTS}. */
   v7Out(a: V7OutArgs): void;
-  /** One token of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}. */
+  /**
+   * T tokens of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}; `w` holds one decay for
+   * every token (RWKV-5, H·N values) or, with `decayPerToken`, one per token (RWKV-6, T × H·N).
+   * Split by heads like wkv7.
+   */
   wkv5(
     S: Float32Array,
     r: Float32Array,
@@ -72,11 +81,13 @@ export interface Compute {
     y: Float32Array,
     H: number,
     N: number,
+    T: number,
+    decayPerToken: boolean,
   ): void;
 }
 
 /**
- * RWKV-7's state update for one token. `S` is (H, N, N) as [head][value i][key j]; the vectors
+ * RWKV-7's state update, token by token (T of them, vectors T × H·N). `S` is (H, N, N) as [head][value i][key j]; the vectors
  * hold H·N channels: `sa_i = Σ_j S_ij kk_j`, `S_ij ← S_ij w_j − sa_i b_j + v_i k_j` (b = kk ⊙ a,
  * the in-context "delta rule"), then `y_i = Σ_j S_ij r_j`.
  */
@@ -91,7 +102,16 @@ export function wkv7TS(
   y: Float32Array,
   H: number,
   N: number,
+  T = 1,
 ): void {
+  if (T > 1) {
+    const C = H * N;
+    for (let t = 0; t < T; t++) {
+      const o = t * C, at = (x: Float32Array) => x.subarray(o, o + C);
+      wkv7TS(S, at(r), at(w), at(k), at(v), at(kk), at(b), at(y), H, N, 1);
+    }
+    return;
+  }
   for (let h = 0; h < H; h++) {
     const ho = h * N;
     for (let i = 0; i < N; i++) {
@@ -111,7 +131,7 @@ export function wkv7TS(
 }
 
 /**
- * RWKV-5/6's state update for one token. `S` is (H, N, N) as [head][key i][value j]; decay `w`
+ * RWKV-5/6's state update, token by token. `S` is (H, N, N) as [head][key i][value j]; decay `w`
  * and bonus `u` are per key channel: `y_j = Σ_i r_i (u_i k_i v_j + S_ij)`,
  * `S_ij ← k_i v_j + w_i S_ij`.
  */
@@ -125,7 +145,17 @@ export function wkv5TS(
   y: Float32Array,
   H: number,
   N: number,
+  T = 1,
+  decayPerToken = false,
 ): void {
+  if (T > 1) {
+    const C = H * N;
+    for (let t = 0; t < T; t++) {
+      const o = t * C, at = (x: Float32Array) => x.subarray(o, o + C);
+      wkv5TS(S, at(r), at(k), at(v), decayPerToken ? at(w) : w, u, at(y), H, N, 1);
+    }
+    return;
+  }
   for (let h = 0; h < H; h++) {
     const ho = h * N, so = h * N * N;
     for (let j = 0; j < N; j++) y[ho + j] = 0;
@@ -284,8 +314,10 @@ export interface V7OutArgs {
   T: number;
   H: number;
   N: number;
-  /** The recurrence's output (T × C), replaced by the gated result. */
+  /** The recurrence's output (T × C). */
   y: Float32Array;
+  /** The gated result (T × C; may be `y`). */
+  out: Float32Array;
   /** ln_x weight and bias (C). */
   lnw: Float32Array;
   lnb: Float32Array;
@@ -298,18 +330,18 @@ export interface V7OutArgs {
   g: Float32Array;
 }
 
-/** `y = (GroupNorm(y) + (Σ_head r·k·r_k)·v) ⊙ g`, per token (GroupNorm eps 64e-5). */
+/** `out = (GroupNorm(y) + (Σ_head r·k·r_k)·v) ⊙ g`, per token (GroupNorm eps 64e-5). */
 export function v7OutTS(a: V7OutArgs): void {
-  const { T, H, N, y, lnw, lnb, r, kMod, rk, vMix, g } = a;
+  const { T, H, N, y, out, lnw, lnb, r, kMod, rk, vMix, g } = a;
   const C = H * N;
+  normTS(y, lnw, lnb, out, N, T * H, H, 64e-5);
   for (let t = 0; t < T; t++) {
     const o = t * C;
-    groupNorm(y, H, lnw, lnb, 64e-5, o);
     for (let h = 0; h < H; h++) {
       const ho = o + h * N;
       let s = 0;
       for (let n = 0; n < N; n++) s += r[ho + n] * kMod[ho + n] * rk[h * N + n];
-      for (let n = 0; n < N; n++) y[ho + n] = (y[ho + n] + s * vMix[ho + n]) * g[ho + n];
+      for (let n = 0; n < N; n++) out[ho + n] = (out[ho + n] + s * vMix[ho + n]) * g[ho + n];
     }
   }
 }
@@ -443,22 +475,6 @@ export function layerNorm(
   o = 0,
 ): void {
   normTS(x.subarray(o, o + n), w, b, out.subarray(o, o + n), n, 1, 1, 1e-5);
-}
-
-/**
- * GroupNorm of one token's `heads × n` values in place, each head normalised alone, then
- * scaled by `w` and shifted by `b` (RWKV-5+ `ln_x`, eps 64e-5 in the official code).
- */
-export function groupNorm(
-  x: Float32Array,
-  heads: number,
-  w: Float32Array,
-  b: Float32Array,
-  eps: number,
-  o = 0,
-): void {
-  const n = w.length / heads, run = x.subarray(o, o + heads * n);
-  normTS(run, w, b, run, n, heads, heads, eps);
 }
 
 /**

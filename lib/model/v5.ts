@@ -29,7 +29,8 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
   const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
   const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);
   const rx = c.buffer(maxT * C, false), gx = c.buffer(maxT * C, false);
-  const y = c.buffer(maxT * A, false);
+  const y = c.buffer(maxT * A, true); // the recurrence's output, written by heads
+  const yn = c.buffer(maxT * A, false); // y normalised and gated
   const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
   const g = c.buffer(maxT * A, true), out = c.buffer(maxT * C, true);
   const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
@@ -52,15 +53,12 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
       if (gated) c.matmul(w.mat(a + "gate.weight"), gx, g, T);
       const decay = w.vec(a + "time_decay");
       const u = w.has(a + "time_first") ? w.vec(a + "time_first") : w.vec(a + "time_faaaa");
-      for (let t = 0; t < T; t++) {
-        const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
-        c.wkv5(s, sub(r), sub(k), sub(v), decay, u, sub(y), H, N);
-      }
-      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), y, A / H, T * H, H, 64e-5);
+      c.wkv5(s, r, k, v, decay, u, y, H, N, T, false);
+      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
       if (gated) {
-        c.siluMul(g, y, T * A); // silu gate
+        c.siluMul(g, yn, T * A); // silu gate
       }
-      c.matmul(w.mat(a + "output.weight"), y, out, T);
+      c.matmul(w.mat(a + "output.weight"), yn, out, T);
       for (let j = 0; j < T * C; j++) x[j] += out[j];
       ffn.run(w, i, x, ffnPrev, T, false);
     }

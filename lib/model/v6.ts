@@ -33,7 +33,8 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
   const mixHid = c.buffer(maxT * 5 * D, false), part = c.buffer(maxT * D, false);
   const mixed = Array.from({ length: 5 }, () => c.buffer(maxT * C, false)); // wx kx vx rx gx
   const decHid = c.buffer(maxT * Dd, false), decay = c.buffer(maxT * A, false);
-  const y = c.buffer(maxT * A, false);
+  const y = c.buffer(maxT * A, true); // the recurrence's output, written by heads
+  const yn = c.buffer(maxT * A, false); // y normalised and gated
   const mixHidS = c.buffer(maxT * 5 * D, true), decHidS = c.buffer(maxT * Dd, true);
   const m = Array.from({ length: 5 }, () => c.buffer(maxT * C, true)); // mw mk mv mr mg
   const dec = c.buffer(maxT * A, true);
@@ -88,13 +89,10 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       const td = w.vec(a + "time_decay");
       for (let j = 0; j < T * A; j++) decay[j] = Math.exp(-Math.exp(td[j % A] + dec[j]));
       const u = w.vec(a + "time_faaaa");
-      for (let t = 0; t < T; t++) {
-        const o = t * A, sub = (x: Float32Array) => x.subarray(o, o + A);
-        c.wkv5(s, sub(r), sub(k), sub(v), sub(decay), u, sub(y), H, N);
-      }
-      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), y, A / H, T * H, H, 64e-5);
-      c.siluMul(g, y, T * A); // silu gate
-      c.matmul(w.mat(a + "output.weight"), y, out, T);
+      c.wkv5(s, r, k, v, decay, u, y, H, N, T, true);
+      c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
+      c.siluMul(g, yn, T * A); // silu gate
+      c.matmul(w.mat(a + "output.weight"), yn, out, T);
       for (let j = 0; j < T * C; j++) x[j] += out[j];
       ffn.run(w, i, x, ffnPrev, T, true);
     }
