@@ -11,10 +11,8 @@ import {
   normTS,
   sigmoidMulAddTS,
   siluMulTS,
-  type V7GatesArgs,
-  v7GatesTS,
-  type V7OutArgs,
-  v7OutTS,
+  type V7TimeMixArgs,
+  v7TimeMixTS,
   type Wkv4Args,
   wkv4TS,
 } from "../lib/model/ops.ts";
@@ -170,11 +168,11 @@ Deno.test("kernels: RWKV-4 recurrence matches wkv4TS over a prompt, state includ
   }
 });
 
-Deno.test("kernels: RWKV-7 gates and output match v7GatesTS / v7OutTS", async () => {
+Deno.test("kernels: RWKV-7 time mix (gates, recurrence, output) matches v7TimeMixTS", async () => {
   const { c, put } = await team();
   const H = 3, N = 8, C = H * N, T = 5;
   for (const layer0 of [true, false]) {
-    const args = (f: (a: Float32Array) => Float32Array): V7GatesArgs => ({
+    const args = (f: (a: Float32Array) => Float32Array): V7TimeMixArgs => ({
       T,
       H,
       N,
@@ -194,31 +192,27 @@ Deno.test("kernels: RWKV-7 gates and output match v7GatesTS / v7OutTS", async ()
       kkN: f(new Float32Array(T * C)),
       kkA: f(new Float32Array(T * C)),
       kMod: f(new Float32Array(T * C)),
+      S: f(randoms(H * N * N, 12)),
+      r: f(randoms(T * C, 13)),
+      y: f(new Float32Array(T * C)),
+      lnw: f(randoms(C, 14)),
+      lnb: f(randoms(C, 15)),
+      rk: f(randoms(C, 16)),
+      g: f(randoms(T * C, 17)),
+      out: f(new Float32Array(T * C)),
     });
     const want = args((a) => a), got = args(put);
-    v7GatesTS(want);
-    c.v7Gates(got);
-    for (const key of ["wDecay", "vMix", "kkN", "kkA", "kMod", "vFirst"] as const) {
-      assertClose(got[key], want[key], 2e-6, 1e-7, `v7 gates ${key}${layer0 ? " (layer 0)" : ""}`);
+    v7TimeMixTS(want);
+    c.v7TimeMix(got);
+    const keys = ["wDecay", "vMix", "kkN", "kkA", "kMod", "vFirst", "S", "y", "out"] as const;
+    for (const key of keys) {
+      assertClose(
+        got[key],
+        want[key],
+        2e-5,
+        2e-6,
+        `v7 time mix ${key}${layer0 ? " (layer 0)" : ""}`,
+      );
     }
   }
-  const out = (f: (a: Float32Array) => Float32Array): V7OutArgs => ({
-    T,
-    H,
-    N,
-    y: f(randoms(T * C, 20, 4)),
-    out: f(new Float32Array(T * C)),
-    lnw: f(randoms(C, 21)),
-    lnb: f(randoms(C, 22)),
-    r: f(randoms(T * C, 23)),
-    kMod: f(randoms(T * C, 24)),
-    rk: f(randoms(C, 25)),
-    vMix: f(randoms(T * C, 26)),
-    g: f(randoms(T * C, 27)),
-  });
-  const want = out((a) => a), got = out(put);
-  v7OutTS(want);
-  c.v7Out(got);
-  assertClose(got.out, want.out, 2e-5, 2e-6, "v7 out");
-  assertClose(got.y, randoms(T * C, 20, 4), 0, 0, "v7 out leaves y alone");
 });

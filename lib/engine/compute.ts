@@ -11,14 +11,11 @@ import {
   type Compute,
   decodeRow,
   normTS,
-  type V7GatesArgs,
-  v7GatesTS,
-  type V7OutArgs,
-  v7OutTS,
+  type V7TimeMixArgs,
+  v7TimeMixTS,
   type Wkv4Args,
   wkv4TS,
   wkv5TS,
-  wkv7TS,
 } from "../model/ops.ts";
 import type { Matrix } from "../model/tensor.ts";
 import { type Kernels, quantizedBytes } from "./kernels.ts";
@@ -91,15 +88,13 @@ export class CountingCompute implements Compute {
     return new Float32Array(0);
   }
   row(): void {}
-  wkv7(): void {}
   wkv5(): void {}
   norm(): void {}
   act(): void {}
   sigmoidMulAdd(): void {}
   siluMul(): void {}
   wkv4(): void {}
-  v7Gates(): void {}
-  v7Out(): void {}
+  v7TimeMix(): void {}
 }
 
 /**
@@ -204,45 +199,6 @@ export class WorkerCompute implements Compute {
     barrier(this.#ctrl, this.#n);
   }
 
-  /** This member's heads of T tokens of the recurrence (S and y shared), then the barrier. */
-  wkv7(
-    S: Float32Array,
-    r: Float32Array,
-    w: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    kk: Float32Array,
-    b: Float32Array,
-    y: Float32Array,
-    H: number,
-    N: number,
-    T: number,
-  ): void {
-    if (N % 4) {
-      // a head size no kernel covers: member 0 runs the TS alone
-      if (this.#id === 0) wkv7TS(S, r, w, k, v, kk, b, y, H, N, T);
-    } else {
-      const [h0, h1] = share(H, this.#id, this.#n), o = h0 * N * 4;
-      if (h1 > h0) {
-        this.#k.wkv7(
-          S.byteOffset + o * N,
-          r.byteOffset + o,
-          w.byteOffset + o,
-          k.byteOffset + o,
-          v.byteOffset + o,
-          kk.byteOffset + o,
-          b.byteOffset + o,
-          y.byteOffset + o,
-          h1 - h0,
-          N,
-          T,
-          H * N,
-        );
-      }
-    }
-    barrier(this.#ctrl, this.#n);
-  }
-
   // The element-wise steps: every vector lives in the shared memory, so the kernels take
   // byte offsets; shapes the kernels do not cover (N or A not a multiple of 4) use the TS.
   norm(
@@ -289,50 +245,72 @@ export class WorkerCompute implements Compute {
     );
   }
 
-  v7Gates(g: V7GatesArgs): void {
-    const o = (x: Float32Array) => x.byteOffset;
-    if (g.N % 4) return v7GatesTS(g);
-    this.#k.v7_gates(
-      o(g.a0),
-      o(g.al),
-      o(g.w0),
-      o(g.wl),
-      g.v0 ? o(g.v0) : 0,
-      o(g.vl),
-      o(g.v),
-      o(g.vFirst),
-      o(g.kkW),
-      o(g.ka),
-      o(g.k),
-      o(g.wDecay),
-      o(g.vMix),
-      o(g.kkN),
-      o(g.kkA),
-      o(g.kMod),
-      g.H,
-      g.N,
-      g.T,
-    );
-  }
-
-  v7Out(a: V7OutArgs): void {
-    if (a.N % 4) return v7OutTS(a);
-    const o = (x: Float32Array) => x.byteOffset;
-    this.#k.v7_out(
-      o(a.y),
-      o(a.out),
-      o(a.lnw),
-      o(a.lnb),
-      o(a.r),
-      o(a.kMod),
-      o(a.rk),
-      o(a.vMix),
-      o(a.g),
-      a.H,
-      a.N,
-      a.T,
-      64e-5,
-    );
+  /** This member's heads of the time mix: gates, recurrence, output; then the barrier. */
+  v7TimeMix(a: V7TimeMixArgs): void {
+    const { H, N, T } = a, C = H * N;
+    if (N % 4) {
+      // a head size no kernel covers: member 0 runs the TS alone (out is shared)
+      if (this.#id === 0) v7TimeMixTS(a);
+    } else {
+      const [h0, h1] = share(H, this.#id, this.#n), n = h1 - h0, k = this.#k;
+      // every vector advanced to this member's first head; the state by whole heads
+      const o = (x: Float32Array) => x.byteOffset + h0 * N * 4;
+      if (n > 0) {
+        k.v7_gates(
+          o(a.a0),
+          o(a.al),
+          o(a.w0),
+          o(a.wl),
+          a.v0 ? o(a.v0) : 0,
+          o(a.vl),
+          o(a.v),
+          o(a.vFirst),
+          o(a.kkW),
+          o(a.ka),
+          o(a.k),
+          o(a.wDecay),
+          o(a.vMix),
+          o(a.kkN),
+          o(a.kkA),
+          o(a.kMod),
+          n,
+          N,
+          T,
+          C,
+        );
+        k.wkv7(
+          a.S.byteOffset + h0 * N * N * 4,
+          o(a.r),
+          o(a.wDecay),
+          o(a.kMod),
+          o(a.vMix),
+          o(a.kkN),
+          o(a.kkA),
+          o(a.y),
+          n,
+          N,
+          T,
+          C,
+        );
+        k.v7_out(
+          o(a.y),
+          o(a.out),
+          o(a.lnw),
+          o(a.lnb),
+          o(a.r),
+          o(a.kMod),
+          o(a.rk),
+          o(a.vMix),
+          o(a.g),
+          n,
+          N,
+          T,
+          C,
+          64e-5,
+        );
+      }
+    }
+    barrier(this.#ctrl, this.#n);
   }
 
   /** As wkv7, for RWKV-5/6. */

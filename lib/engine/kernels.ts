@@ -85,7 +85,10 @@ export interface Kernels {
     A: number,
     T: number,
   ): void;
-  /** RWKV-7 gates (as `v7GatesTS`; v0 = 0 in layer 0; N a multiple of 4). */
+  /**
+   * RWKV-7 gates of H heads (as `v7GatesTS`; v0 = 0 in layer 0; N a multiple of 4), token t's
+   * vectors at t·C values.
+   */
   v7_gates(
     a0: number,
     al: number,
@@ -106,6 +109,7 @@ export interface Kernels {
     H: number,
     N: number,
     T: number,
+    C: number,
   ): void;
   /** RWKV-7 group norm, bonus and gate (as `v7OutTS`; N a multiple of 4). */
   v7_out(
@@ -121,6 +125,7 @@ export interface Kernels {
     H: number,
     N: number,
     T: number,
+    C: number,
     eps: number,
   ): void;
   /**

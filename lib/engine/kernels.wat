@@ -1044,14 +1044,14 @@
   ;; ---- RWKV-7 before the recurrence, T tokens of H heads × N channels (N a multiple of 4) ----
   ;; a = σ(a0 + al); w = exp(−e^−½·σ(w0 + wl)); vmix = v + (vfirst − v)·σ(v0 + vl), or in
   ;; layer 0 (v0 = 0) vfirst = vmix = v; kk = k ⊙ k_k L2-normalised per head; kka = kk ⊙ a;
-  ;; kmod = k ⊙ (1 + (a − 1)·k_a). Per-channel vectors (a0 w0 v0 kkw ka) hold C = H·N values.
+  ;; kmod = k ⊙ (1 + (a − 1)·k_a). Per-channel vectors (a0 w0 v0 kkw ka) are H·N values, token
+  ;; t's at t·C values (a member passes its run of heads: pointers advanced, C the model's).
   (func (export "v7_gates") (param $a0 i32) (param $al i32) (param $w0 i32) (param $wl i32)
         (param $v0 i32) (param $vl i32) (param $v i32) (param $vf i32) (param $kkw i32) (param $ka i32)
         (param $k i32) (param $wd i32) (param $vm i32) (param $kkn i32) (param $kka i32) (param $km i32)
-        (param $H i32) (param $N i32) (param $T i32)
-    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32) (local $C i32)
+        (param $H i32) (param $N i32) (param $T i32) (param $C i32)
+    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32)
     (local $z v128) (local $ss v128) (local $inv v128) (local $a v128) (local $kv v128) (local $vv v128)
-    (local.set $C (i32.mul (local.get $H) (local.get $N)))
     (block $t_done (loop $t_loop
       (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
       (local.set $h (i32.const 0))
@@ -1108,14 +1108,13 @@
       (br $t_loop))))
 
   ;; ---- RWKV-7 after the recurrence: out = (GroupNorm(y) + (Σ_head r·kmod·rk)·vmix) ⊙ g ----
-  ;; T tokens of H heads × N channels (N a multiple of 4); lnw, lnb, rk hold C = H·N values.
-  ;; out may be y.
+  ;; T tokens of H heads × N channels (N a multiple of 4), token t's at t·C values; lnw, lnb,
+  ;; rk per channel. out may be y.
   (func (export "v7_out") (param $y i32) (param $out i32) (param $lnw i32) (param $lnb i32) (param $r i32) (param $km i32)
         (param $rk i32) (param $vm i32) (param $g i32) (param $H i32) (param $N i32) (param $T i32)
-        (param $eps f32)
-    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32) (local $C i32)
+        (param $C i32) (param $eps f32)
+    (local $t i32) (local $h i32) (local $n i32) (local $c i32) (local $j i32)
     (local $acc v128) (local $bon v128) (local $mean v128) (local $inv v128) (local $d v128) (local $nf f32)
-    (local.set $C (i32.mul (local.get $H) (local.get $N)))
     (local.set $nf (f32.convert_i32_u (local.get $N)))
     (block $t_done (loop $t_loop
       (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))

@@ -3,7 +3,7 @@
  * (the reference path every faster engine is tested against).
  *
  * The rule that lets the same math run in a team of Workers: buffers asked for as `shared`
- * are written ONLY by `matmul` and the head-split recurrences `wkv7`/`wkv5` (each team member
+ * are written ONLY by `matmul` and the head-split steps `v7TimeMix`/`wkv5` (each team member
  * writes its own rows or heads, then all wait); everything else — norms, gates, the token
  * shift — is computed by every member alike in its own private buffers, reading shared ones.
  * The recurrences' state tensors (H × N × N) are one shared copy the team updates in place.
@@ -23,23 +23,6 @@ export interface Compute {
   buffer(n: number, shared: boolean): Float32Array;
   /** Copies row `row` of `m` into `out` as f32 (embedding look-up). */
   row(m: Matrix, row: number, out: Float32Array): void;
-  /**
-   * T tokens of the RWKV-7 recurrence, all heads (vectors T × H·N): see {@link wkv7TS}. A team
-   * splits the heads between its members: `S` (the state's own tensor) and `y` must be shared.
-   */
-  wkv7(
-    S: Float32Array,
-    r: Float32Array,
-    w: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    kk: Float32Array,
-    b: Float32Array,
-    y: Float32Array,
-    H: number,
-    N: number,
-    T: number,
-  ): void;
   /**
    * `groups` runs of `n` values normalised alone (`out` may be `x`): see {@link normTS}. LayerNorm
    * over T tokens is `norm(x, w, b, out, C, T, 1, 1e-5)`, GroupNorm over heads `wrap` = H.
@@ -62,14 +45,16 @@ export interface Compute {
   siluMul(g: Float32Array, y: Float32Array, n: number): void;
   /** RWKV-4's recurrence over T tokens: see {@link wkv4TS}. */
   wkv4(a: Wkv4Args): void;
-  /** RWKV-7's per-channel gates before the recurrence, T tokens: see {@link v7GatesTS}. */
-  v7Gates(a: V7GatesArgs): void;
-  /** RWKV-7's group norm, bonus and output gate after the recurrence: see {@link v7OutTS}. */
-  v7Out(a: V7OutArgs): void;
+  /**
+   * RWKV-7's time mix between its products, T tokens: gates, recurrence, group norm, bonus and
+   * output gate (see {@link v7TimeMixTS}). Every step is per head, so a team splits the heads:
+   * `S` (the state's own tensor) and `out` must be shared; the rest may be private.
+   */
+  v7TimeMix(a: V7TimeMixArgs): void;
   /**
    * T tokens of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}; `w` holds one decay for
    * every token (RWKV-5, H·N values) or, with `decayPerToken`, one per token (RWKV-6, T × H·N).
-   * Split by heads like wkv7.
+   * A team splits the heads: `S` (the state's own tensor) and `y` must then be shared.
    */
   wkv5(
     S: Float32Array,
@@ -346,6 +331,31 @@ export function v7OutTS(a: V7OutArgs): void {
   }
 }
 
+/** Everything {@link v7TimeMixTS} reads and writes. */
+export interface V7TimeMixArgs extends V7GatesArgs {
+  /** The wkv state (H, N, N), updated in place. */
+  S: Float32Array;
+  /** Receptance (T × C). */
+  r: Float32Array;
+  /** Scratch for the recurrence's output (T × C). */
+  y: Float32Array;
+  /** ln_x weight and bias, r_k (C). */
+  lnw: Float32Array;
+  lnb: Float32Array;
+  rk: Float32Array;
+  /** The output gate (T × C). */
+  g: Float32Array;
+  /** The result, input of the output product (T × C). */
+  out: Float32Array;
+}
+
+/** RWKV-7 between the products: {@link v7GatesTS}, {@link wkv7TS}, then {@link v7OutTS}. */
+export function v7TimeMixTS(a: V7TimeMixArgs): void {
+  v7GatesTS(a);
+  wkv7TS(a.S, a.r, a.wDecay, a.kMod, a.vMix, a.kkN, a.kkA, a.y, a.H, a.N, a.T);
+  v7OutTS(a);
+}
+
 let halfTable: Float32Array | undefined;
 
 function halfToF32Table(): Float32Array {
@@ -452,15 +462,13 @@ export class ReferenceCompute implements Compute {
     decodeRow(m, row, out);
   }
 
-  wkv7 = wkv7TS;
   wkv5 = wkv5TS;
   norm = normTS;
   act = actTS;
   sigmoidMulAdd = sigmoidMulAddTS;
   siluMul = siluMulTS;
   wkv4 = wkv4TS;
-  v7Gates = v7GatesTS;
-  v7Out = v7OutTS;
+  v7TimeMix = v7TimeMixTS;
 }
 
 // ---- element-wise operations shared by every version ----

@@ -102,7 +102,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const vFirst = c.buffer(maxT * C, false); // layer 0's v (T, C)
   const vMix = c.buffer(maxT * C, false); // v after the value residual (T, C)
   const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
-  const yOut = c.buffer(maxT * C, false); // attention output before O (T, C)
+  const y = c.buffer(maxT * C, false); // the recurrence's output (T, C)
   const wDecay = c.buffer(maxT * C, false); // (T, C)
   const kkN = c.buffer(maxT * C, false); // normalised k·k_k (T, C)
   const kkA = c.buffer(maxT * C, false); // kk ⊙ a (T, C)
@@ -113,7 +113,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const wl = c.buffer(maxT * C, true), al = c.buffer(maxT * C, true);
   const vl = c.buffer(maxT * C, true), gl = c.buffer(maxT * C, true);
   const att = c.buffer(maxT * C, true), ffnOut = c.buffer(maxT * C, true);
-  const y = c.buffer(maxT * C, true); // the recurrence's output (T, C), written by heads
+  const yOut = c.buffer(maxT * C, true); // attention output before O (T, C), written by heads
   const ffnHid = c.buffer(maxT * F, true);
   const logits = c.buffer(maxT * vocab, true);
 
@@ -167,7 +167,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       lowRank(l.g1, l.g2, xg, gl, T, "sigmoid");
       if (i > 0) lowRank(l.v1!, l.v2!, xv, vl, T, undefined);
 
-      c.v7Gates({
+      c.v7TimeMix({
         T,
         H,
         N,
@@ -187,11 +187,17 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
         kkN,
         kkA,
         kMod,
+        // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
+        S: wkv,
+        r,
+        y,
+        // then group norm, bonus (r · k · r_k) summed per head times v, and the gate
+        lnw: l.lnxw,
+        lnb: l.lnxb,
+        rk: l.rk,
+        g: gl,
+        out: yOut,
       });
-      // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
-      c.wkv7(wkv, r, wDecay, kMod, vMix, kkN, kkA, y, H, N, T);
-      // group norm, bonus (r · k · r_k) summed per head times v, then the gate
-      c.v7Out({ T, H, N, y, out: yOut, lnw: l.lnxw, lnb: l.lnxb, r, kMod, rk: l.rk, vMix, g: gl });
       c.matmul(l.O, yOut, att, T);
       for (let j = 0; j < T * C; j++) x[j] += att[j];
 
