@@ -8,7 +8,9 @@ import { compileKernels, instantiateKernels } from "../lib/engine/kernels.ts";
 import {
   type Activation,
   actTS,
+  addTS,
   normTS,
+  shiftTS,
   sigmoidMulAddTS,
   siluMulTS,
   type V7TimeMixArgs,
@@ -100,6 +102,25 @@ Deno.test("kernels: activations match the TypeScript ones, extremes, NaN and tai
     const ys = put(x0);
     c.siluMul(put(r), ys, n);
     assertClose(ys, wantY, 1e-6, 1e-7, "y *= silu(g)");
+  }
+});
+
+Deno.test("kernels: token shift (both forms) and the residual add match the TypeScript", async () => {
+  const { c, put } = await team();
+  for (const [T, C] of [[1, 8], [5, 12]]) {
+    const cur = randoms(T * C, T, 3), prev = randoms(C, 2 + T, 3), mix = randoms(C, 3 + T);
+    for (const form of ["toPrev", "toCur"] as const) {
+      const want = new Float32Array(T * C);
+      shiftTS(cur, prev, mix, want, T, C, form);
+      const out = put(new Float32Array(T * C));
+      c.shift(put(cur), put(prev), put(mix), out, T, C, form);
+      assertClose(out, want, 1e-6, 1e-7, `shift ${form} T=${T}`);
+    }
+    const want = cur.slice();
+    addTS(want, mix, Math.min(C, T * C));
+    const x = put(cur);
+    c.add(x, put(mix), Math.min(C, T * C));
+    assertClose(x, want, 0, 0, `add T=${T}`);
   }
 });
 

@@ -11,6 +11,8 @@ import {
   type Compute,
   decodeRow,
   normTS,
+  type ShiftForm,
+  shiftTS,
   type V7TimeMixArgs,
   v7TimeMixTS,
   type Wkv4Args,
@@ -90,6 +92,8 @@ export class CountingCompute implements Compute {
   row(): void {}
   wkv5(): void {}
   norm(): void {}
+  shift(): void {}
+  add(): void {}
   act(): void {}
   sigmoidMulAdd(): void {}
   siluMul(): void {}
@@ -213,6 +217,24 @@ export class WorkerCompute implements Compute {
   ): void {
     if (n % 4) return normTS(x, w, b, out, n, groups, wrap, eps);
     this.#k.norm(x.byteOffset, w.byteOffset, b.byteOffset, out.byteOffset, n, groups, wrap, eps);
+  }
+
+  shift(
+    cur: Float32Array,
+    prev: Float32Array,
+    mix: Float32Array,
+    out: Float32Array,
+    T: number,
+    C: number,
+    form: ShiftForm,
+  ): void {
+    if (C % 4) return shiftTS(cur, prev, mix, out, T, C, form);
+    const k = this.#k, f = form === "toCur" ? 1 : 0;
+    k.shift(cur.byteOffset, prev.byteOffset, mix.byteOffset, out.byteOffset, C, T, f);
+  }
+
+  add(x: Float32Array, y: Float32Array, n: number): void {
+    this.#k.ew(y.byteOffset, y.byteOffset, x.byteOffset, n, 5);
   }
 
   act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {

@@ -54,9 +54,19 @@ export interface Kernels {
   ): void;
   /**
    * `n` values element by element (`out` may be `a` or `b`): op 0 `out = tanh a`, 1 `out = σ(a)`,
-   * 2 `out = relu(a)²`, 3 `out += σ(a)·b`, 4 `out *= a·σ(a)`.
+   * 2 `out = relu(a)²`, 3 `out += σ(a)·b`, 4 `out *= a·σ(a)`, 5 `out += a`.
    */
   ew(a: number, b: number, out: number, n: number, op: number): void;
+  /** The token shift of T tokens of C values (as `shiftTS`; C a multiple of 4). */
+  shift(
+    cur: number,
+    prev: number,
+    mix: number,
+    out: number,
+    C: number,
+    T: number,
+    form: number,
+  ): void;
   /**
    * `groups` runs of `n` values (n a multiple of 4) each normalised alone, times w plus b at
    * (g mod wrap)·n: LayerNorm over tokens (wrap 1) or GroupNorm over heads (wrap H).

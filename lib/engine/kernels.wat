@@ -922,10 +922,13 @@
             (f32x4.mul (local.get $a) (local.get $a)))
           (else (if (result v128) (i32.eq (local.get $op) (i32.const 3))
             (then (f32x4.add (local.get $o) (f32x4.mul (call $sigm4 (local.get $a)) (local.get $b))))
-            (else (f32x4.mul (local.get $o) (f32x4.mul (local.get $a) (call $sigm4 (local.get $a)))))))))))))
+            (else (if (result v128) (i32.eq (local.get $op) (i32.const 4))
+              (then (f32x4.mul (local.get $o) (f32x4.mul (local.get $a) (call $sigm4 (local.get $a)))))
+              (else (f32x4.add (local.get $o) (local.get $a)))))))))))))
 
   ;; ew(a, b, out, n, op): n values, element by element (out may be a or b):
-  ;; op 0 out = tanh a; 1 out = σ(a); 2 out = relu(a)²; 3 out += σ(a)·b; 4 out *= a·σ(a)
+  ;; op 0 out = tanh a; 1 out = σ(a); 2 out = relu(a)²; 3 out += σ(a)·b; 4 out *= a·σ(a);
+  ;; 5 out += a
   (func (export "ew") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $op i32)
     (local $i i32) (local $p i32)
     (block $done (loop $loop
@@ -945,6 +948,35 @@
             (v128.load32_zero (i32.add (local.get $out) (local.get $p)))))
           (local.set $i (i32.add (local.get $i) (i32.const 1)))))
       (br $loop))))
+
+  ;; shift(cur, prev, mix, out, C, T, form): the token shift of T tokens of C values (C a
+  ;; multiple of 4), p the previous token (the state's `prev` for the first): form 0
+  ;; out = cur + (p − cur)·mix (RWKV-6/7), form 1 out = cur·mix + p·(1 − mix) (RWKV-4/5).
+  (func (export "shift") (param $cur i32) (param $prev i32) (param $mix i32) (param $out i32)
+        (param $C i32) (param $T i32) (param $form i32)
+    (local $t i32) (local $j i32) (local $o i32) (local $pp i32) (local $c v128) (local $p v128) (local $m v128)
+    (block $t_done (loop $t_loop
+      (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+      (local.set $o (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)))
+      ;; the previous token's row: the state for the first token
+      (local.set $pp (select (local.get $prev)
+        (i32.sub (i32.add (local.get $cur) (local.get $o)) (i32.shl (local.get $C) (i32.const 2)))
+        (i32.eqz (local.get $t))))
+      (local.set $j (i32.const 0))
+      (block $j_done (loop $j_loop
+        (br_if $j_done (i32.ge_u (local.get $j) (i32.shl (local.get $C) (i32.const 2))))
+        (local.set $c (v128.load (i32.add (i32.add (local.get $cur) (local.get $o)) (local.get $j))))
+        (local.set $p (v128.load (i32.add (local.get $pp) (local.get $j))))
+        (local.set $m (v128.load (i32.add (local.get $mix) (local.get $j))))
+        (v128.store (i32.add (i32.add (local.get $out) (local.get $o)) (local.get $j))
+          (if (result v128) (local.get $form)
+            (then (f32x4.add (f32x4.mul (local.get $c) (local.get $m))
+              (f32x4.mul (local.get $p) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $m)))))
+            (else (f32x4.add (local.get $c) (f32x4.mul (f32x4.sub (local.get $p) (local.get $c)) (local.get $m))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $j_loop)))
+      (local.set $t (i32.add (local.get $t) (i32.const 1)))
+      (br $t_loop))))
 
   ;; norm(x, w, b, out, n, groups, wrap, eps): each of `groups` runs of n values (n a multiple
   ;; of 4) normalised alone, (x − mean)/√(var + eps) · w + b, with w and b of run g at

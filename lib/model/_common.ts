@@ -7,27 +7,6 @@ import type { Compute } from "./ops.ts";
 import type { Matrix } from "./tensor.ts";
 import type { Weights } from "./weights.ts";
 
-/**
- * Token shift over T tokens: `out[t] = cur[t]·mix + prev[t]·(1 − mix)` (RWKV-4/5 style), where
- * prev[0] is the state and prev[t] = cur[t−1].
- */
-export function shiftMix(
-  cur: Float32Array,
-  statePrev: Float32Array,
-  mix: Float32Array,
-  out: Float32Array,
-  T: number,
-  C: number,
-): void {
-  for (let t = 0; t < T; t++) {
-    const o = t * C;
-    for (let j = 0; j < C; j++) {
-      const prev = t === 0 ? statePrev[j] : cur[o - C + j];
-      out[o + j] = cur[o + j] * mix[j] + prev * (1 - mix[j]);
-    }
-  }
-}
-
 /** The channel mix of RWKV-4/5/6: `x += σ(R·rx) ⊙ (V·relu(K·kx)²)`. */
 export class ChannelMix {
   readonly #c: Compute;
@@ -67,14 +46,8 @@ export class ChannelMix {
     const mk = w.vec(f + (v6 ? "time_maa_k" : "time_mix_k"));
     const mr = w.vec(f + (v6 ? "time_maa_r" : "time_mix_r"));
     // RWKV-6 writes the mix as xx + (prev − xx)·maa, i.e. a mix weight of (1 − maa).
-    for (let t = 0; t < T; t++) {
-      const o = t * C;
-      for (let j = 0; j < C; j++) {
-        const cur = xn[o + j], p = t === 0 ? prev[j] : xn[o - C + j];
-        this.#kx[o + j] = v6 ? cur + (p - cur) * mk[j] : cur * mk[j] + p * (1 - mk[j]);
-        this.#rx[o + j] = v6 ? cur + (p - cur) * mr[j] : cur * mr[j] + p * (1 - mr[j]);
-      }
-    }
+    c.shift(xn, prev, mk, this.#kx, T, C, v6 ? "toPrev" : "toCur");
+    c.shift(xn, prev, mr, this.#rx, T, C, v6 ? "toPrev" : "toCur");
     prev.set(xn.subarray((T - 1) * C, T * C));
     c.matmul(R, this.#rx, this.#r, T);
     c.matmul(K, this.#kx, this.#k, T);

@@ -39,6 +39,21 @@ export interface Compute {
   ): void;
   /** `out[i] = f(x[i])` for `n` values (`x` and `out` may be the same): see {@link actTS}. */
   act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void;
+  /**
+   * The token shift of T tokens of C values: each token mixed with the previous one (`prev`,
+   * the state's, for the first): see {@link shiftTS}.
+   */
+  shift(
+    cur: Float32Array,
+    prev: Float32Array,
+    mix: Float32Array,
+    out: Float32Array,
+    T: number,
+    C: number,
+    form: ShiftForm,
+  ): void;
+  /** `x[i] += y[i]` (the residual stream). */
+  add(x: Float32Array, y: Float32Array, n: number): void;
   /** `x[i] += σ(r[i])·v[i]` (the RWKV-4/5/6 channel-mix output). */
   sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void;
   /** `y[i] *= g[i]·σ(g[i])` (the RWKV-5/6 SiLU gate). */
@@ -170,6 +185,36 @@ export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: n
       out[i] = z * z;
     }
   }
+}
+
+/**
+ * How a token shift weighs the two tokens: `"toPrev"`: `cur + (prev − cur)·mix` (RWKV-6/7's
+ * `x_*`/`maa`), `"toCur"`: `cur·mix + prev·(1 − mix)` (RWKV-4/5's `time_mix`).
+ */
+export type ShiftForm = "toPrev" | "toCur";
+
+/** Plain-TypeScript {@link Compute.shift}. */
+export function shiftTS(
+  cur: Float32Array,
+  prev: Float32Array,
+  mix: Float32Array,
+  out: Float32Array,
+  T: number,
+  C: number,
+  form: ShiftForm,
+): void {
+  for (let t = 0; t < T; t++) {
+    const o = t * C;
+    for (let j = 0; j < C; j++) {
+      const c = cur[o + j], p = t === 0 ? prev[j] : cur[o - C + j];
+      out[o + j] = form === "toPrev" ? c + (p - c) * mix[j] : c * mix[j] + p * (1 - mix[j]);
+    }
+  }
+}
+
+/** Plain-TypeScript {@link Compute.add}. */
+export function addTS(x: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) x[i] += y[i];
 }
 
 /** Plain-TypeScript {@link Compute.sigmoidMulAdd}. */
@@ -464,6 +509,8 @@ export class ReferenceCompute implements Compute {
 
   wkv5 = wkv5TS;
   norm = normTS;
+  shift = shiftTS;
+  add = addTS;
   act = actTS;
   sigmoidMulAdd = sigmoidMulAddTS;
   siluMul = siluMulTS;

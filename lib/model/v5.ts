@@ -8,7 +8,7 @@
  * @module
  */
 
-import { ChannelMix, checkCommon, embed, Head, shiftMix } from "./_common.ts";
+import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
 import type { Compute } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
@@ -42,10 +42,10 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
       const a = `blocks.${i}.att.`;
       const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
       c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
-      shiftMix(xn, prev, w.vec(a + "time_mix_k"), kx, T, C);
-      shiftMix(xn, prev, w.vec(a + "time_mix_v"), vx, T, C);
-      shiftMix(xn, prev, w.vec(a + "time_mix_r"), rx, T, C);
-      if (gated) shiftMix(xn, prev, w.vec(a + "time_mix_g"), gx, T, C);
+      c.shift(xn, prev, w.vec(a + "time_mix_k"), kx, T, C, "toCur");
+      c.shift(xn, prev, w.vec(a + "time_mix_v"), vx, T, C, "toCur");
+      c.shift(xn, prev, w.vec(a + "time_mix_r"), rx, T, C, "toCur");
+      if (gated) c.shift(xn, prev, w.vec(a + "time_mix_g"), gx, T, C, "toCur");
       prev.set(xn.subarray((T - 1) * C, T * C));
       c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
       c.matmul(w.mat(a + "key.weight"), kx, k, T);
@@ -59,7 +59,7 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
         c.siluMul(g, yn, T * A); // silu gate
       }
       c.matmul(w.mat(a + "output.weight"), yn, out, T);
-      for (let j = 0; j < T * C; j++) x[j] += out[j];
+      c.add(x, out, T * C);
       ffn.run(w, i, x, ffnPrev, T, false);
     }
     return head.run(w, x, T, every);

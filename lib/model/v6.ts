@@ -93,7 +93,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
       c.siluMul(g, yn, T * A); // silu gate
       c.matmul(w.mat(a + "output.weight"), yn, out, T);
-      for (let j = 0; j < T * C; j++) x[j] += out[j];
+      c.add(x, out, T * C);
       ffn.run(w, i, x, ffnPrev, T, true);
     }
     return head.run(w, x, T, every);

@@ -149,14 +149,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       c.norm(x, l.ln1w, l.ln1b, xn, C, T, 1, 1e-5);
       // token shift: each token mixes with the previous one (the state's for the first)
       const mixW = [l.xr, l.xw, l.xk, l.xv, l.xa, l.xg];
-      for (let t = 0; t < T; t++) {
-        const o = t * C;
-        for (let j = 0; j < C; j++) {
-          const cur = xn[o + j], prev = t === 0 ? attPrev[j] : xn[o - C + j];
-          const dx = prev - cur;
-          for (let m = 0; m < 6; m++) mix[m][o + j] = cur + dx * mixW[m][j];
-        }
-      }
+      for (let m = 0; m < 6; m++) c.shift(xn, attPrev, mixW[m], mix[m], T, C, "toPrev");
       attPrev.set(xn.subarray((T - 1) * C, T * C));
       const [xr, xw, xk, xv, xa, xg] = mix;
       c.matmul(l.R, xr, r, T);
@@ -199,22 +192,16 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
         out: yOut,
       });
       c.matmul(l.O, yOut, att, T);
-      for (let j = 0; j < T * C; j++) x[j] += att[j];
+      c.add(x, att, T * C);
 
       // ---- channel mix ----
       c.norm(x, l.ln2w, l.ln2b, xn, C, T, 1, 1e-5);
-      for (let t = 0; t < T; t++) {
-        const o = t * C;
-        for (let j = 0; j < C; j++) {
-          const cur = xn[o + j], prev = t === 0 ? ffnPrev[j] : xn[o - C + j];
-          xk[o + j] = cur + (prev - cur) * l.ffnXk[j];
-        }
-      }
+      c.shift(xn, ffnPrev, l.ffnXk, xk, T, C, "toPrev");
       ffnPrev.set(xn.subarray((T - 1) * C, T * C));
       c.matmul(l.ffnK, xk, ffnHid, T);
       c.act("relusq", ffnHid, hid, T * F);
       c.matmul(l.ffnV, hid, ffnOut, T);
-      for (let j = 0; j < T * C; j++) x[j] += ffnOut[j];
+      c.add(x, ffnOut, T * C);
     }
 
     const t0 = everyPosition ? 0 : T - 1;
