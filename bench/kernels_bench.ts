@@ -64,7 +64,17 @@ for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
         if (dtype === "q8" || dtype === "q4") {
           k.quantize(x, xq, T * cols, dtype === "q8" ? 1 : 0);
           k[`matmul_${dtype}`](m.offset, m.scaleOffset, xq, y, rows, cols, T, 0, rows);
-        } else k[`matmul_${dtype}`](m.offset, 0, x, y, rows, cols, T, 0, rows);
+        } else {k[`matmul_${dtype}`](
+            m.offset,
+            dtype === "bf16" ? xq : 0,
+            x,
+            y,
+            rows,
+            cols,
+            T,
+            0,
+            rows,
+          );}
       },
     });
   }

@@ -3,7 +3,7 @@
  * run through the engine's own `WorkerCompute` adapter and compared with the TypeScript
  * reference of lib/model/ops.ts on random data, extreme values and tails.
  */
-import { CTRL, Region, WorkerCompute } from "../lib/engine/compute.ts";
+import { CTRL, productScratchBytes, Region, WorkerCompute } from "../lib/engine/compute.ts";
 import { compileKernels, instantiateKernels } from "../lib/engine/kernels.ts";
 import {
   type Activation,
@@ -34,7 +34,7 @@ async function team() {
     1,
     shared,
     priv,
-    64,
+    productScratchBytes(4, 64),
   );
   /** A copy of `a` in the shared memory. */
   const put = (a: Float32Array) => {

@@ -72,6 +72,7 @@ function runKernel(
   T: number,
   r0: number,
   r1: number,
+  scratch = true,
 ): Float32Array {
   const { k, buf, alloc } = setupResult;
   const x = alloc(X.byteLength), y = alloc(T * m.rows * 4);
@@ -81,7 +82,11 @@ function runKernel(
     const xq = alloc(quantizedBytes(T * m.cols));
     k.quantize(x, xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
     k[`matmul_${m.dtype}`](m.offset, m.scaleOffset, xq, y, m.rows, m.cols, T, r0, r1);
-  } else k[`matmul_${m.dtype}`](m.offset, 0, x, y, m.rows, m.cols, T, r0, r1);
+  } else {
+    // bf16 decodes through a scratch (as the engine passes it) or without one
+    const s = m.dtype === "bf16" && scratch ? alloc(m.cols * 4) : 0;
+    k[`matmul_${m.dtype}`](m.offset, s, x, y, m.rows, m.cols, T, r0, r1);
+  }
   return out;
 }
 
@@ -142,6 +147,10 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
       matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
+      if (dtype === "bf16") {
+        const plain = runKernel(env, m, X, T, 0, rows, false);
+        check(m, X, T, plain, ref, `bf16 without scratch ${rows}×${cols}×${T}`);
+      }
     }
   }
 });
@@ -158,6 +167,10 @@ Deno.test("kernels: float kernels handle tails (cols not a multiple of 8 or 16)"
       matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
+      if (dtype === "bf16") {
+        const plain = runKernel(env, m, X, T, 0, rows, false);
+        check(m, X, T, plain, ref, `bf16 without scratch ${rows}×${cols}×${T}`);
+      }
     }
   }
 });

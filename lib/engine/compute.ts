@@ -45,6 +45,14 @@ export const CTRL = {
   size: 16,
 } as const;
 
+/**
+ * Bytes of a member's product scratch for products of up to `maxT` tokens and `maxCols`
+ * columns: the quantized activations of q8/q4, or one reordered f32 input of bf16.
+ */
+export function productScratchBytes(maxT: number, maxCols: number): number {
+  return Math.max(quantizedBytes(Math.ceil((maxT * maxCols) / 32) * 32), 4 * maxCols) + 64;
+}
+
 /** `ew` op codes of the activations. */
 const ACT_OP: Record<Activation, number> = { tanh: 0, sigmoid: 1, relusq: 2 };
 
@@ -142,9 +150,9 @@ export class WorkerCompute implements Compute {
   readonly #n: number;
   readonly #shared: Region;
   readonly #private: Region;
-  readonly #xq: number; // this member's quantized activations (q8/q4)
+  readonly #xq: number; // this member's quantized activations (q8/q4) or bf16 decode scratch
 
-  /** `maxActivations`: the most values one product's input holds (maxT × widest cols). */
+  /** `scratchBytes`: this member's product scratch, from {@link productScratchBytes}. */
   constructor(
     kernels: Kernels,
     ctrl: Int32Array,
@@ -152,7 +160,7 @@ export class WorkerCompute implements Compute {
     n: number,
     shared: Region,
     priv: Region,
-    maxActivations: number,
+    scratchBytes: number,
   ) {
     this.#k = kernels;
     this.#ctrl = ctrl;
@@ -160,7 +168,7 @@ export class WorkerCompute implements Compute {
     this.#n = n;
     this.#shared = shared;
     this.#private = priv;
-    this.#xq = priv.bytes(quantizedBytes(Math.ceil(maxActivations / 32) * 32) + 64);
+    this.#xq = priv.bytes(scratchBytes);
   }
 
   buffer(n: number, shared: boolean): Float32Array {
@@ -184,8 +192,8 @@ export class WorkerCompute implements Compute {
         case "f32":
           k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
           break;
-        case "bf16":
-          k.matmul_bf16(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        case "bf16": // the scratch lets the one-token path reorder x once per product
+          k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
           break;
         case "f16":
           k.matmul_f16(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);

@@ -13,8 +13,8 @@ import { type CreateModelOptions, createRunner, infoOf, Model } from "../model/m
 import { detectSpec } from "../model/spec.ts";
 import { type State, stateShapes } from "../model/state.ts";
 import { loadWeights } from "../model/weights.ts";
-import { CountingCompute, CTRL } from "./compute.ts";
-import { compileKernels, quantizedBytes } from "./kernels.ts";
+import { CountingCompute, CTRL, productScratchBytes } from "./compute.ts";
+import { compileKernels } from "./kernels.ts";
 import type { WorkerInit } from "./worker.ts";
 
 /** Options of {@link createFastModel}. */
@@ -68,9 +68,9 @@ export async function createFastModel(
   for (const t of Object.values(weights.layout.tensors)) {
     if (t.kind === "mat") maxCols = Math.max(maxCols, t.desc.cols);
   }
-  const maxActivations = maxT * maxCols;
+  const scratchBytes = productScratchBytes(maxT, maxCols);
   const stateLength = stateShapes(spec).reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
-  const privateSize = count.private + stateLength * 4 + quantizedBytes(maxActivations) + 8192;
+  const privateSize = count.private + stateLength * 4 + scratchBytes + 8192;
   const sharedSize = count.shared + 4096;
   const total = CTRL.size * 4 + maxT * 4 + stateLength * 4 + sharedSize +
     threads * privateSize + 64 * (threads + 8);
@@ -126,7 +126,7 @@ export async function createFastModel(
         sharedSize,
         privateOffset: privateOffsets[id],
         privateSize,
-        maxActivations,
+        scratchBytes,
       };
       w.postMessage(init);
     }));

@@ -29,7 +29,7 @@ export interface WorkerInit {
   sharedSize: number;
   privateOffset: number;
   privateSize: number;
-  maxActivations: number;
+  scratchBytes: number;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
@@ -80,7 +80,7 @@ function serve(init: WorkerInit): void {
     threads,
     new Region(memory, init.sharedOffset, init.sharedSize),
     priv,
-    init.maxActivations,
+    init.scratchBytes,
   );
   const runner = createRunner(new Weights(init.layout, buffer), compute, init.maxT);
   // The math updates the small state tensors alike in every member, so each needs its own:
