@@ -6,7 +6,8 @@
  *
  *   deno run -A bench/make_model.ts --version 7 --layers 24 --embd 1024 --vocab 65536 --out /tmp/r7-0.4b.safetensors
  *
- * Presets: --preset 4-169m | 4-430m | 7-0.1b | 7-0.4b | 7-1.5b
+ * Presets: --preset 4-169m | 4-430m | 6-1.6b | 7-0.1b | 7-0.4b | 7-1.5b (or --version 4|6|7
+ * --layers L --embd C --vocab V)
  * @module
  */
 
@@ -19,6 +20,7 @@ import { progressBar } from "../lib/progress.ts";
 const PRESETS: Record<string, [string, number, number, number]> = {
   "4-169m": ["4", 12, 768, 50277],
   "4-430m": ["4", 24, 1024, 50277],
+  "6-1.6b": ["6", 24, 2048, 65536],
   "7-0.1b": ["7", 12, 768, 65536],
   "7-0.4b": ["7", 24, 1024, 65536],
   "7-1.5b": ["7", 24, 2048, 65536],
@@ -97,6 +99,23 @@ for (let i = 0; i < L; i++) {
     mat(f + "key.weight", F, C);
     mat(f + "receptance.weight", C, C);
     mat(f + "value.weight", C, F);
+  } else if (version === "6") {
+    // RWKV-6 "Finch" (x060): data-dependent token shift and decay, FFN of 3.5·C
+    const Dm = C < 4096 ? 32 : 64, Dd = C < 4096 ? 64 : 128, F6 = Math.floor((C * 3.5) / 32) * 32;
+    for (const n of ["x", "w", "k", "v", "r", "g"]) vec(`${a}time_maa_${n}`, [1, 1, C], 0.5, 0.8);
+    add(a + "time_maa_w1", [C, 5 * Dm], () => gauss() / Math.sqrt(C));
+    add(a + "time_maa_w2", [5, Dm, C], () => gauss() * 0.1 / Math.sqrt(Dm));
+    vec(a + "time_decay", [1, 1, C], -2, 4);
+    add(a + "time_decay_w1", [C, Dd], () => gauss() / Math.sqrt(C));
+    add(a + "time_decay_w2", [Dd, C], () => gauss() * 0.1 / Math.sqrt(Dd));
+    vec(a + "time_faaaa", [H, N], 0, 1);
+    for (const n of ["receptance", "key", "value", "output", "gate"]) mat(`${a}${n}.weight`, C, C);
+    vec(a + "ln_x.weight", [C], 1, 0.2);
+    vec(a + "ln_x.bias", [C], 0, 0.1);
+    for (const n of ["k", "r"]) vec(`${f}time_maa_${n}`, [1, 1, C], 0.5, 0.8);
+    mat(f + "key.weight", F6, C);
+    mat(f + "receptance.weight", C, C);
+    mat(f + "value.weight", C, F6);
   } else {
     const D = C <= 1024 ? 64 : 96, Dv = C <= 1024 ? 32 : 64, Dg = C <= 1024 ? 128 : 256;
     for (const n of ["r", "w", "k", "v", "a", "g"]) vec(`${a}x_${n}`, [1, 1, C], 0.5, 0.8);

@@ -13,6 +13,7 @@ import {
   shiftTS,
   sigmoidMulAddTS,
   siluMulTS,
+  tmixTS,
   type V7TimeMixArgs,
   v7TimeMixTS,
   type Wkv4Args,
@@ -109,7 +110,7 @@ Deno.test("kernels: token shift (both forms) and the residual add match the Type
   const { c, put } = await team();
   for (const [T, C] of [[1, 8], [5, 12]]) {
     const cur = randoms(T * C, T, 3), prev = randoms(C, 2 + T, 3), mix = randoms(C, 3 + T);
-    for (const form of ["toPrev", "toCur"] as const) {
+    for (const form of ["toPrev", "toCur", "diff"] as const) {
       const want = new Float32Array(T * C);
       shiftTS(cur, prev, mix, want, T, C, form);
       const out = put(new Float32Array(T * C));
@@ -121,6 +122,22 @@ Deno.test("kernels: token shift (both forms) and the residual add match the Type
     const x = put(cur);
     c.add(x, put(mix), Math.min(C, T * C));
     assertClose(x, want, 0, 0, `add T=${T}`);
+  }
+});
+
+Deno.test("kernels: RWKV-6's data-dependent mixes and decay match tmixTS", async () => {
+  const { c, put } = await team();
+  const T = 3, C = 16;
+  const x = randoms(T * C, 1, 2), dx = randoms(T * C, 2, 2), base = randoms(C, 3, 4);
+  const off = randoms(T * C, 4, 3);
+  base[0] = 30; // exp(−exp(30)) underflows: 0 for Math, e^−87.3 (clamped) here, both ≈ 0
+  base[1] = -30; // ≈ 1
+  for (const op of ["lerp", "decay"] as const) {
+    const want = new Float32Array(T * C);
+    tmixTS(op, x, dx, base, off, want, T, C);
+    const out = put(new Float32Array(T * C));
+    c.tmix(op, put(x), put(dx), put(base), put(off), out, T, C);
+    assertClose(out, want, op === "lerp" ? 1e-6 : 4e-6, 1e-7, `tmix ${op}`);
   }
 });
 

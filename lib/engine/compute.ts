@@ -13,6 +13,7 @@ import {
   normTS,
   type ShiftForm,
   shiftTS,
+  tmixTS,
   type V7TimeMixArgs,
   v7TimeMixTS,
   type Wkv4Args,
@@ -101,6 +102,7 @@ export class CountingCompute implements Compute {
   wkv5(): void {}
   norm(): void {}
   shift(): void {}
+  tmix(): void {}
   add(): void {}
   act(): void {}
   sigmoidMulAdd(): void {}
@@ -237,8 +239,23 @@ export class WorkerCompute implements Compute {
     form: ShiftForm,
   ): void {
     if (C % 4) return shiftTS(cur, prev, mix, out, T, C, form);
-    const k = this.#k, f = form === "toCur" ? 1 : 0;
+    const k = this.#k, f = form === "toCur" ? 1 : form === "diff" ? 2 : 0;
     k.shift(cur.byteOffset, prev.byteOffset, mix.byteOffset, out.byteOffset, C, T, f);
+  }
+
+  tmix(
+    op: "lerp" | "decay",
+    x: Float32Array,
+    dx: Float32Array,
+    base: Float32Array,
+    off: Float32Array,
+    out: Float32Array,
+    T: number,
+    C: number,
+  ): void {
+    if (C % 4) return tmixTS(op, x, dx, base, off, out, T, C);
+    const o = (a: Float32Array) => a.byteOffset;
+    this.#k.tmix(o(x), o(dx), o(base), o(off), o(out), C, T, op === "decay" ? 1 : 0);
   }
 
   add(x: Float32Array, y: Float32Array, n: number): void {

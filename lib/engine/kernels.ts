@@ -57,6 +57,20 @@ export interface Kernels {
    * 2 `out = relu(a)²`, 3 `out += σ(a)·b`, 4 `out *= a·σ(a)`, 5 `out += a`.
    */
   ew(a: number, b: number, out: number, n: number, op: number): void;
+  /**
+   * RWKV-6's per-token mixes of T tokens of C values (as `tmixTS`; C a multiple of 4): op 0
+   * `out = x + dx·(base + off)`, op 1 `out = exp(−exp(base + off))`.
+   */
+  tmix(
+    x: number,
+    dx: number,
+    base: number,
+    off: number,
+    out: number,
+    C: number,
+    T: number,
+    op: number,
+  ): void;
   /** The token shift of T tokens of C values (as `shiftTS`; C a multiple of 4). */
   shift(
     cur: number,

@@ -1054,7 +1054,8 @@
 
   ;; shift(cur, prev, mix, out, C, T, form): the token shift of T tokens of C values (C a
   ;; multiple of 4), p the previous token (the state's `prev` for the first): form 0
-  ;; out = cur + (p − cur)·mix (RWKV-6/7), form 1 out = cur·mix + p·(1 − mix) (RWKV-4/5).
+  ;; out = cur + (p − cur)·mix (RWKV-6/7), form 1 out = cur·mix + p·(1 − mix) (RWKV-4/5),
+  ;; form 2 out = p − cur (RWKV-6's dx; mix unused).
   (func (export "shift") (param $cur i32) (param $prev i32) (param $mix i32) (param $out i32)
         (param $C i32) (param $T i32) (param $form i32)
     (local $t i32) (local $j i32) (local $o i32) (local $pp i32) (local $c v128) (local $p v128) (local $m v128)
@@ -1072,10 +1073,36 @@
         (local.set $p (v128.load (i32.add (local.get $pp) (local.get $j))))
         (local.set $m (v128.load (i32.add (local.get $mix) (local.get $j))))
         (v128.store (i32.add (i32.add (local.get $out) (local.get $o)) (local.get $j))
-          (if (result v128) (local.get $form)
+          (if (result v128) (i32.eq (local.get $form) (i32.const 1))
             (then (f32x4.add (f32x4.mul (local.get $c) (local.get $m))
               (f32x4.mul (local.get $p) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $m)))))
-            (else (f32x4.add (local.get $c) (f32x4.mul (f32x4.sub (local.get $p) (local.get $c)) (local.get $m))))))
+            (else (if (result v128) (i32.eqz (local.get $form))
+              (then (f32x4.add (local.get $c) (f32x4.mul (f32x4.sub (local.get $p) (local.get $c)) (local.get $m))))
+              (else (f32x4.sub (local.get $p) (local.get $c)))))))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $j_loop)))
+      (local.set $t (i32.add (local.get $t) (i32.const 1)))
+      (br $t_loop))))
+
+  ;; tmix(x, dx, base, off, out, C, T, op): T tokens of C values (C a multiple of 4) with a
+  ;; per-channel base and a per-token offset: op 0 out = x + dx·(base + off) (RWKV-6's
+  ;; data-dependent token shift), op 1 out = exp(−exp(base + off)) (its decay; x, dx unused).
+  (func (export "tmix") (param $x i32) (param $dx i32) (param $base i32) (param $off i32) (param $out i32)
+        (param $C i32) (param $T i32) (param $op i32)
+    (local $t i32) (local $j i32) (local $o i32) (local $m v128)
+    (block $t_done (loop $t_loop
+      (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
+      (local.set $j (i32.const 0))
+      (block $j_done (loop $j_loop
+        (br_if $j_done (i32.ge_u (local.get $j) (i32.shl (local.get $C) (i32.const 2))))
+        (local.set $o (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $j)))
+        (local.set $m (f32x4.add (v128.load (i32.add (local.get $base) (local.get $j)))
+          (v128.load (i32.add (local.get $off) (local.get $o)))))
+        (v128.store (i32.add (local.get $out) (local.get $o))
+          (if (result v128) (local.get $op)
+            (then (call $exp4 (f32x4.neg (call $exp4 (local.get $m)))))
+            (else (f32x4.add (v128.load (i32.add (local.get $x) (local.get $o)))
+              (f32x4.mul (v128.load (i32.add (local.get $dx) (local.get $o))) (local.get $m))))))
         (local.set $j (i32.add (local.get $j) (i32.const 16)))
         (br $j_loop)))
       (local.set $t (i32.add (local.get $t) (i32.const 1)))

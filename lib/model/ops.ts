@@ -52,6 +52,20 @@ export interface Compute {
     C: number,
     form: ShiftForm,
   ): void;
+  /**
+   * RWKV-6's data-dependent mixes over T tokens of C values, a per-channel `base` plus a
+   * per-token `off`: see {@link tmixTS}.
+   */
+  tmix(
+    op: "lerp" | "decay",
+    x: Float32Array,
+    dx: Float32Array,
+    base: Float32Array,
+    off: Float32Array,
+    out: Float32Array,
+    T: number,
+    C: number,
+  ): void;
   /** `x[i] += y[i]` (the residual stream). */
   add(x: Float32Array, y: Float32Array, n: number): void;
   /** `x[i] += σ(r[i])·v[i]` (the RWKV-4/5/6 channel-mix output). */
@@ -189,9 +203,10 @@ export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: n
 
 /**
  * How a token shift weighs the two tokens: `"toPrev"`: `cur + (prev − cur)·mix` (RWKV-6/7's
- * `x_*`/`maa`), `"toCur"`: `cur·mix + prev·(1 − mix)` (RWKV-4/5's `time_mix`).
+ * `x_*`/`maa`), `"toCur"`: `cur·mix + prev·(1 − mix)` (RWKV-4/5's `time_mix`), `"diff"`:
+ * `prev − cur` (RWKV-6's dx; `mix` unused).
  */
-export type ShiftForm = "toPrev" | "toCur";
+export type ShiftForm = "toPrev" | "toCur" | "diff";
 
 /** Plain-TypeScript {@link Compute.shift}. */
 export function shiftTS(
@@ -207,7 +222,35 @@ export function shiftTS(
     const o = t * C;
     for (let j = 0; j < C; j++) {
       const c = cur[o + j], p = t === 0 ? prev[j] : cur[o - C + j];
-      out[o + j] = form === "toPrev" ? c + (p - c) * mix[j] : c * mix[j] + p * (1 - mix[j]);
+      out[o + j] = form === "toPrev"
+        ? c + (p - c) * mix[j]
+        : form === "toCur"
+        ? c * mix[j] + p * (1 - mix[j])
+        : p - c;
+    }
+  }
+}
+
+/**
+ * Plain-TypeScript {@link Compute.tmix}: `"lerp"`: `out = x + dx·(base + off)` (RWKV-6's
+ * token shift with its data-dependent offset), `"decay"`: `out = exp(−exp(base + off))` (its
+ * data-dependent decay; x, dx unused).
+ */
+export function tmixTS(
+  op: "lerp" | "decay",
+  x: Float32Array,
+  dx: Float32Array,
+  base: Float32Array,
+  off: Float32Array,
+  out: Float32Array,
+  T: number,
+  C: number,
+): void {
+  for (let t = 0; t < T; t++) {
+    const o = t * C;
+    for (let j = 0; j < C; j++) {
+      const m = base[j] + off[o + j];
+      out[o + j] = op === "lerp" ? x[o + j] + dx[o + j] * m : Math.exp(-Math.exp(m));
     }
   }
 }
@@ -510,6 +553,7 @@ export class ReferenceCompute implements Compute {
   wkv5 = wkv5TS;
   norm = normTS;
   shift = shiftTS;
+  tmix = tmixTS;
   add = addTS;
   act = actTS;
   sigmoidMulAdd = sigmoidMulAddTS;

@@ -52,14 +52,8 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
       // dx = previous token − this token; xxx = xx + dx·maa_x
       const maaX = w.vec(a + "time_maa_x");
-      for (let t = 0; t < T; t++) {
-        const o = t * C;
-        for (let j = 0; j < C; j++) {
-          const p = t === 0 ? prev[j] : xn[o - C + j];
-          dx[o + j] = p - xn[o + j];
-          xxx[o + j] = xn[o + j] + dx[o + j] * maaX[j];
-        }
-      }
+      c.shift(xn, prev, maaX, dx, T, C, "diff");
+      c.shift(xn, prev, maaX, xxx, T, C, "toPrev");
       prev.set(xn.subarray((T - 1) * C, T * C));
       // five data-dependent mix offsets: tanh(xxx·W1) split in 5, each · W2[p]
       c.matmul(w.mat(a + "time_maa_w1"), xxx, mixHidS, T);
@@ -71,11 +65,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
         c.matmul(w.mat(`${a}time_maa_w2.${p}`), part, m[p], T);
       }
       for (let p = 0; p < 5; p++) {
-        const maa = w.vec(a + "time_maa_" + names[p]), mp = m[p], out = mixed[p];
-        for (let t = 0; t < T; t++) {
-          const o = t * C;
-          for (let j = 0; j < C; j++) out[o + j] = xn[o + j] + dx[o + j] * (maa[j] + mp[o + j]);
-        }
+        c.tmix("lerp", xn, dx, w.vec(a + "time_maa_" + names[p]), m[p], mixed[p], T, C);
       }
       const [wx, kx, vx, rx, gx] = mixed;
       c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
@@ -87,7 +77,7 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       c.act("tanh", decHidS, decHid, T * Dd);
       c.matmul(w.mat(a + "time_decay_w2"), decHid, dec, T);
       const td = w.vec(a + "time_decay");
-      for (let j = 0; j < T * A; j++) decay[j] = Math.exp(-Math.exp(td[j % A] + dec[j]));
+      c.tmix("decay", dec, dec, td, dec, decay, T, A);
       const u = w.vec(a + "time_faaaa");
       c.wkv5(s, r, k, v, decay, u, y, H, N, T, true);
       c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
