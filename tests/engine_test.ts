@@ -144,3 +144,47 @@ Deno.test({
     ck.close();
   },
 });
+
+Deno.test({
+  name: "engine: a state kept in the engine between calls reads, switches and disposes right",
+  ignore: !g7,
+  async fn() {
+    const B = g7!.tokens_B.slice(0, 8);
+    // the oracle: each state's values after its own calls, with a copy out after every call
+    const ck = await openGolden(g7!);
+    const ref = await createFastModel(ck, { dtype: "f32", threads: 2 });
+    const want: Float32Array[] = [];
+    for (const part of [B.slice(0, 4), B.slice(4)]) {
+      const s = ref.createState();
+      for (const t of part) await ref.forward([t], s);
+      want.push(s.clone().data); // clone reads the values home
+    }
+    await ref.dispose();
+
+    const model = await createFastModel(ck, { dtype: "f32", threads: 2 });
+    try {
+      // two states interleaved token by token: each switch must bring the other home
+      const a = model.createState(), b = model.createState();
+      for (let i = 0; i < 4; i++) {
+        await model.forward([B[i]], a);
+        await model.forward([B[4 + i]], b);
+      }
+      assertEquals(a.data, want[0], "state a after interleaving");
+      assertEquals(b.data, want[1], "state b after interleaving");
+      // a state written by the script between calls is used as written
+      const c = model.createState();
+      await model.forward([B[0], B[1]], c);
+      c.data.set(model.createState().data); // back to zero
+      for (const t of B.slice(0, 4)) await model.forward([t], c);
+      assertEquals(c.data, want[0], "state reset by the script");
+      // a state still held by the engine gets its values home on dispose
+      const d = model.createState();
+      for (const t of B.slice(4)) await model.forward([t], d);
+      await model.dispose();
+      assertEquals(d.data, want[1], "state after dispose");
+    } finally {
+      await model.dispose();
+      ck.close();
+    }
+  },
+});

@@ -11,7 +11,7 @@ import { ModelError, RwkvError } from "../errors.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { type CreateModelOptions, createRunner, infoOf, Model } from "../model/model.ts";
 import { detectSpec } from "../model/spec.ts";
-import { type State, stateShapes } from "../model/state.ts";
+import { State, stateShapes } from "../model/state.ts";
 import { loadWeights } from "../model/weights.ts";
 import { CountingCompute, CTRL, productScratchBytes } from "./compute.ts";
 import { compileKernels } from "./kernels.ts";
@@ -171,10 +171,25 @@ export async function createFastModel(
     return new Float32Array(buffer, off, len);
   }
 
+  // The state whose newest values are in sharedState (held: the State brings them home when
+  // read). Generation runs one state call after call, so its 2–30 MiB are not copied in and
+  // out around every token.
+  let resident: State | undefined;
+  const pullResident = () => {
+    const r = resident;
+    if (!r) return;
+    resident = undefined;
+    State._hold(r, undefined);
+    State._raw(r).set(sharedState);
+  };
+
   function run(tokens: Int32Array, state: State, every: boolean): Promise<Float32Array> {
     const job = queue.then(async () => {
       if (terminated) throw new RwkvError("model is disposed or its engine failed");
-      sharedState.set(state.data);
+      if (resident !== state) {
+        pullResident();
+        sharedState.set(state.data); // (brings it home first if another engine holds it)
+      }
       const V = spec.vocab, T = tokens.length;
       const out = new Float32Array(every ? T * V : V);
       for (let t0 = 0; t0 < T; t0 += maxT) {
@@ -183,7 +198,13 @@ export async function createFastModel(
         if (every) out.set(logits, t0 * V);
         else if (t0 + part.length === T) out.set(logits.subarray(logits.length - V));
       }
-      state.data.set(sharedState);
+      resident = state;
+      State._hold(state, () => {
+        if (resident === state) {
+          resident = undefined;
+          State._raw(state).set(sharedState);
+        }
+      });
       return out;
     });
     queue = job.catch(() => {});
@@ -192,6 +213,7 @@ export async function createFastModel(
 
   async function dispose(): Promise<void> {
     await queue;
+    pullResident();
     terminate();
   }
 

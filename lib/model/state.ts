@@ -52,10 +52,51 @@ function key(spec: ModelSpec): string {
 export class State {
   /** The model shape it belongs to. */
   readonly spec: ModelSpec;
-  /** All values, contiguous. */
-  readonly data: Float32Array;
+  #data: Float32Array;
+  #tensors: Float32Array[];
+  /** Set while a fast engine holds newer values than `#data`: brings them home. */
+  #holder: (() => void) | undefined;
+
+  /**
+   * All values, contiguous. (A fast engine keeps the newest values of the state it last ran
+   * in its own memory between calls; reading `data` or `tensors` brings them back first.
+   * Values read while a forward call on this state is pending are unspecified.)
+   */
+  get data(): Float32Array {
+    this.#sync();
+    return this.#data;
+  }
+
   /** The official state tensors, in order, as views of `data`. */
-  readonly tensors: Float32Array[];
+  get tensors(): Float32Array[] {
+    this.#sync();
+    return this.#tensors;
+  }
+
+  #sync(): void {
+    const pull = this.#holder;
+    if (pull) {
+      this.#holder = undefined;
+      pull();
+    }
+  }
+
+  /**
+   * Engine API, not for scripts: `state`'s own values, without bringing an engine's home.
+   * @internal
+   */
+  static _raw(state: State): Float32Array {
+    return state.#data;
+  }
+
+  /**
+   * Engine API, not for scripts: an engine now holds `state`'s newest values, and `pull`
+   * copies them into {@link State._raw} (undefined: no engine does).
+   * @internal
+   */
+  static _hold(state: State, pull: (() => void) | undefined): void {
+    state.#holder = pull;
+  }
 
   /** A zeroed state (RWKV-4's `pp` set to −1e30), or one over existing `data`. */
   constructor(spec: ModelSpec, data?: Float32Array) {
@@ -65,16 +106,16 @@ export class State {
     if (data && data.length !== total) {
       throw new ModelError(`state has ${data.length} values, the model needs ${total}`);
     }
-    this.data = data ?? new Float32Array(total);
-    this.tensors = [];
+    this.#data = data ?? new Float32Array(total);
+    this.#tensors = [];
     let off = 0;
     for (const s of shapes) {
       const n = s.reduce((x, y) => x * y, 1);
-      this.tensors.push(this.data.subarray(off, off + n));
+      this.#tensors.push(this.#data.subarray(off, off + n));
       off += n;
     }
     if (!data && spec.version === "4") {
-      for (let i = 0; i < spec.layers; i++) this.tensors[i * 5 + 3].fill(-1e30);
+      for (let i = 0; i < spec.layers; i++) this.#tensors[i * 5 + 3].fill(-1e30);
     }
   }
 
