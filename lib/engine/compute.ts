@@ -11,6 +11,7 @@ import {
   type Compute,
   decodeRow,
   normTS,
+  type Product,
   type ShiftForm,
   shiftTS,
   tmixTS,
@@ -91,6 +92,7 @@ export class CountingCompute implements Compute {
   /** Bytes of private buffers (with alignment slack). */
   private = 0;
   matmul(): void {}
+  matmuls(): void {}
   buffer(n: number, shared: boolean): Float32Array {
     const b = Math.ceil((n * 4) / 64) * 64 + 64;
     if (shared) this.shared += b;
@@ -183,10 +185,24 @@ export class WorkerCompute implements Compute {
 
   /**
    * The hot function: this member's rows of `y = m · x` for T tokens, then the barrier (all
-   * of y is written when anyone returns). q8/q4 inputs are quantized by every member alike
-   * into its private buffer (T × cols values: cheap next to the product).
+   * of y is written when anyone returns).
    */
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
+    this.#share(m, x, y, T);
+    barrier(this.#ctrl, this.#n);
+  }
+
+  /** This member's rows of each product in turn, then one barrier. */
+  matmuls(products: Product[], T: number): void {
+    for (const [m, x, y] of products) this.#share(m, x, y, T);
+    barrier(this.#ctrl, this.#n);
+  }
+
+  /**
+   * This member's rows of `y = m · x`. q8/q4 inputs are quantized by every member alike into
+   * its private buffer (T × cols values: cheap next to the product).
+   */
+  #share(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
     const [r0, r1] = rowShare(m.rows, this.#id, this.#n);
     const k = this.#k;
     if (r1 > r0) {
@@ -210,7 +226,6 @@ export class WorkerCompute implements Compute {
           break;
       }
     }
-    barrier(this.#ctrl, this.#n);
   }
 
   // The element-wise steps: every vector lives in the shared memory, so the kernels take

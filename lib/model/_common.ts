@@ -49,8 +49,7 @@ export class ChannelMix {
     c.shift(xn, prev, mk, this.#kx, T, C, v6 ? "toPrev" : "toCur");
     c.shift(xn, prev, mr, this.#rx, T, C, v6 ? "toPrev" : "toCur");
     prev.set(xn.subarray((T - 1) * C, T * C));
-    c.matmul(R, this.#rx, this.#r, T);
-    c.matmul(K, this.#kx, this.#k, T);
+    c.matmuls([[R, this.#rx, this.#r], [K, this.#kx, this.#k]], T);
     const k = this.#k, hid = this.#hid;
     c.act("relusq", k, hid, T * F);
     c.matmul(V, hid, this.#v, T);

@@ -12,6 +12,9 @@
 
 import { groupedByte, groupedScale, type Matrix } from "./tensor.ts";
 
+/** One product for {@link Compute.matmuls}: `y = m · x`. */
+export type Product = [m: Matrix, x: Float32Array, y: Float32Array];
+
 /** The machine a forward pass runs on. */
 export interface Compute {
   /**
@@ -19,6 +22,11 @@ export interface Compute {
    * The hot function of every model: nearly all time goes here.
    */
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void;
+  /**
+   * Several independent products (no input is another's output), each as {@link matmul}: a
+   * team meets once after all of them instead of after each.
+   */
+  matmuls(products: Product[], T: number): void;
   /** A zeroed scratch vector; `shared` ones are matmul/recurrence outputs every member reads. */
   buffer(n: number, shared: boolean): Float32Array;
   /** Copies row `row` of `m` into `out` as f32 (embedding look-up). */
@@ -540,6 +548,10 @@ export class ReferenceCompute implements Compute {
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
     if (this.#scratch.length < m.cols) this.#scratch = new Float32Array(m.cols);
     matmulRowsTS(m, x, y, T, 0, m.rows, this.#scratch);
+  }
+
+  matmuls(products: Product[], T: number): void {
+    for (const [m, x, y] of products) this.matmul(m, x, y, T);
   }
 
   buffer(n: number): Float32Array {

@@ -39,9 +39,11 @@ export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
       c.shift(xn, prev, w.vec(a + "time_mix_v"), vx, T, C, "toCur");
       c.shift(xn, prev, w.vec(a + "time_mix_r"), rx, T, C, "toCur");
       prev.set(xn.subarray((T - 1) * C, T * C));
-      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
-      c.matmul(w.mat(a + "key.weight"), kx, k, T);
-      c.matmul(w.mat(a + "value.weight"), vx, v, T);
+      c.matmuls([
+        [w.mat(a + "receptance.weight"), rx, r],
+        [w.mat(a + "key.weight"), kx, k],
+        [w.mat(a + "value.weight"), vx, v],
+      ], T);
       const decay = w.vec(a + "time_decay"), first = w.vec(a + "time_first"); // −e^decay, u
       c.wkv4({ T, A, r, k, v, first, decay, aa, bb, pp, out: rwkv });
       c.matmul(w.mat(a + "output.weight"), rwkv, out, T);

@@ -9,7 +9,7 @@
  */
 
 import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import type { Compute } from "./ops.ts";
+import type { Compute, Product } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
@@ -47,10 +47,13 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
       c.shift(xn, prev, w.vec(a + "time_mix_r"), rx, T, C, "toCur");
       if (gated) c.shift(xn, prev, w.vec(a + "time_mix_g"), gx, T, C, "toCur");
       prev.set(xn.subarray((T - 1) * C, T * C));
-      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
-      c.matmul(w.mat(a + "key.weight"), kx, k, T);
-      c.matmul(w.mat(a + "value.weight"), vx, v, T);
-      if (gated) c.matmul(w.mat(a + "gate.weight"), gx, g, T);
+      const products: Product[] = [
+        [w.mat(a + "receptance.weight"), rx, r],
+        [w.mat(a + "key.weight"), kx, k],
+        [w.mat(a + "value.weight"), vx, v],
+      ];
+      if (gated) products.push([w.mat(a + "gate.weight"), gx, g]);
+      c.matmuls(products, T);
       const decay = w.vec(a + "time_decay");
       const u = w.has(a + "time_first") ? w.vec(a + "time_first") : w.vec(a + "time_faaaa");
       c.wkv5(s, r, k, v, decay, u, y, H, N, T, false);

@@ -9,7 +9,7 @@
  */
 
 import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import type { Compute } from "./ops.ts";
+import type { Compute, Product } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Weights } from "./weights.ts";
 
@@ -30,7 +30,8 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
   }
   const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
   const dx = c.buffer(maxT * C, false), xxx = c.buffer(maxT * C, false);
-  const mixHid = c.buffer(maxT * 5 * D, false), part = c.buffer(maxT * D, false);
+  const mixHid = c.buffer(maxT * 5 * D, false);
+  const part = Array.from({ length: 5 }, () => c.buffer(maxT * D, false)); // mixHid's fifths
   const mixed = Array.from({ length: 5 }, () => c.buffer(maxT * C, false)); // wx kx vx rx gx
   const decHid = c.buffer(maxT * Dd, false), decay = c.buffer(maxT * A, false);
   const y = c.buffer(maxT * A, true); // the recurrence's output, written by heads
@@ -58,22 +59,27 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       // five data-dependent mix offsets: tanh(xxx·W1) split in 5, each · W2[p]
       c.matmul(w.mat(a + "time_maa_w1"), xxx, mixHidS, T);
       c.act("tanh", mixHidS, mixHid, T * 5 * D);
+      const offsets: Product[] = [];
       for (let p = 0; p < 5; p++) {
         for (let t = 0; t < T; t++) {
-          part.set(mixHid.subarray(t * 5 * D + p * D, t * 5 * D + (p + 1) * D), t * D);
+          part[p].set(mixHid.subarray(t * 5 * D + p * D, t * 5 * D + (p + 1) * D), t * D);
         }
-        c.matmul(w.mat(`${a}time_maa_w2.${p}`), part, m[p], T);
+        offsets.push([w.mat(`${a}time_maa_w2.${p}`), part[p], m[p]]);
       }
+      c.matmuls(offsets, T);
       for (let p = 0; p < 5; p++) {
         c.tmix("lerp", xn, dx, w.vec(a + "time_maa_" + names[p]), m[p], mixed[p], T, C);
       }
       const [wx, kx, vx, rx, gx] = mixed;
-      c.matmul(w.mat(a + "receptance.weight"), rx, r, T);
-      c.matmul(w.mat(a + "key.weight"), kx, k, T);
-      c.matmul(w.mat(a + "value.weight"), vx, v, T);
-      c.matmul(w.mat(a + "gate.weight"), gx, g, T);
-      // data-dependent decay: exp(−exp(time_decay + tanh(wx·Wd1)·Wd2))
-      c.matmul(w.mat(a + "time_decay_w1"), wx, decHidS, T);
+      // the products of the mixed inputs, and the first half of the data-dependent decay
+      // exp(−exp(time_decay + tanh(wx·Wd1)·Wd2))
+      c.matmuls([
+        [w.mat(a + "receptance.weight"), rx, r],
+        [w.mat(a + "key.weight"), kx, k],
+        [w.mat(a + "value.weight"), vx, v],
+        [w.mat(a + "gate.weight"), gx, g],
+        [w.mat(a + "time_decay_w1"), wx, decHidS],
+      ], T);
       c.act("tanh", decHidS, decHid, T * Dd);
       c.matmul(w.mat(a + "time_decay_w2"), decHid, dec, T);
       const td = w.vec(a + "time_decay");

@@ -7,7 +7,7 @@
  */
 
 import type { Compute } from "./ops.ts";
-import type { Activation } from "./ops.ts";
+import type { Product } from "./ops.ts";
 import type { Runner } from "./runner.ts";
 import type { Matrix } from "./tensor.ts";
 import type { Weights } from "./weights.ts";
@@ -98,7 +98,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const x = c.buffer(maxT * C, false); // residual stream (T, C)
   const xn = c.buffer(maxT * C, false); // layer-normed input (T, C)
   const mix = Array.from({ length: 6 }, () => c.buffer(maxT * C, false)); // xr xw xk xv xa xg
-  const low = c.buffer(maxT * D, false); // activated low-rank hidden (T, D)
+  const lowW = c.buffer(maxT * D, false), lowG = c.buffer(maxT * D, false); // tanh, σ of them
   const vFirst = c.buffer(maxT * C, false); // layer 0's v (T, C)
   const vMix = c.buffer(maxT * C, false); // v after the value residual (T, C)
   const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
@@ -107,30 +107,16 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const kkN = c.buffer(maxT * C, false); // normalised k·k_k (T, C)
   const kkA = c.buffer(maxT * C, false); // kk ⊙ a (T, C)
   const hid = c.buffer(maxT * F, false); // relu² hidden of the channel mix (T, F)
-  // Shared buffers: written only by matmul.
+  // Shared buffers: written only by the products (and yOut by the heads' time mix).
   const r = c.buffer(maxT * C, true), k = c.buffer(maxT * C, true), v = c.buffer(maxT * C, true);
-  const lowOut = c.buffer(maxT * D, true); // low-rank hidden (T, D)
+  // the low-rank branches' hidden layers (T, D): decay, in-context rate, gate, value residual
+  const [hidW, hidA, hidG, hidV] = Array.from({ length: 4 }, () => c.buffer(maxT * D, true));
   const wl = c.buffer(maxT * C, true), al = c.buffer(maxT * C, true);
   const vl = c.buffer(maxT * C, true), gl = c.buffer(maxT * C, true);
   const att = c.buffer(maxT * C, true), ffnOut = c.buffer(maxT * C, true);
   const yOut = c.buffer(maxT * C, true); // attention output before O (T, C), written by heads
   const ffnHid = c.buffer(maxT * F, true);
   const logits = c.buffer(maxT * vocab, true);
-
-  /** out = act(x · m1) · m2 for T rows (a low-rank branch; no activation when undefined). */
-  function lowRank(
-    m1: Matrix,
-    m2: Matrix,
-    xin: Float32Array,
-    out: Float32Array,
-    T: number,
-    act: Activation | undefined,
-  ) {
-    const d = m1.rows;
-    c.matmul(m1, xin, lowOut, T);
-    if (act) c.act(act, lowOut, low, T * d);
-    c.matmul(m2, act ? low : lowOut, out, T);
-  }
 
   function forward(
     tokens: ArrayLike<number>,
@@ -152,13 +138,23 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       for (let m = 0; m < 6; m++) c.shift(xn, attPrev, mixW[m], mix[m], T, C, "toPrev");
       attPrev.set(xn.subarray((T - 1) * C, T * C));
       const [xr, xw, xk, xv, xa, xg] = mix;
-      c.matmul(l.R, xr, r, T);
-      c.matmul(l.K, xk, k, T);
-      c.matmul(l.V, xv, v, T);
-      lowRank(l.w1, l.w2, xw, wl, T, "tanh");
-      lowRank(l.a1, l.a2, xa, al, T, undefined);
-      lowRank(l.g1, l.g2, xg, gl, T, "sigmoid");
-      if (i > 0) lowRank(l.v1!, l.v2!, xv, vl, T, undefined);
+      // the products of the mixed inputs, and the low-rank branches x·m1 → act → ·m2 (decay:
+      // tanh, gate: σ, rate and value residual: none), each stage in one team step
+      const first: Product[] = [
+        [l.R, xr, r],
+        [l.K, xk, k],
+        [l.V, xv, v],
+        [l.w1, xw, hidW],
+        [l.a1, xa, hidA],
+        [l.g1, xg, hidG],
+      ];
+      if (i > 0) first.push([l.v1!, xv, hidV]);
+      c.matmuls(first, T);
+      c.act("tanh", hidW, lowW, T * l.w1.rows);
+      c.act("sigmoid", hidG, lowG, T * l.g1.rows);
+      const second: Product[] = [[l.w2, lowW, wl], [l.a2, hidA, al], [l.g2, lowG, gl]];
+      if (i > 0) second.push([l.v2!, hidV, vl]);
+      c.matmuls(second, T);
 
       c.v7TimeMix({
         T,
