@@ -66,7 +66,7 @@ for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
           k[`matmul_${dtype}`](m.offset, m.scaleOffset, xq, y, rows, cols, T, 0, rows);
         } else {k[`matmul_${dtype}`](
             m.offset,
-            dtype === "bf16" ? xq : 0,
+            dtype === "bf16" || dtype === "f16" ? xq : 0,
             x,
             y,
             rows,

@@ -83,8 +83,8 @@ function runKernel(
     k.quantize(x, xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
     k[`matmul_${m.dtype}`](m.offset, m.scaleOffset, xq, y, m.rows, m.cols, T, r0, r1);
   } else {
-    // bf16 decodes through a scratch (as the engine passes it) or without one
-    const s = m.dtype === "bf16" && scratch ? alloc(m.cols * 4) : 0;
+    // bf16/f16 decode through a scratch (as the engine passes it) or without one
+    const s = (m.dtype === "bf16" || m.dtype === "f16") && scratch ? alloc(m.cols * 4) : 0;
     k[`matmul_${m.dtype}`](m.offset, s, x, y, m.rows, m.cols, T, r0, r1);
   }
   return out;
@@ -147,9 +147,9 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
       matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
-      if (dtype === "bf16") {
+      if (dtype === "bf16" || dtype === "f16") {
         const plain = runKernel(env, m, X, T, 0, rows, false);
-        check(m, X, T, plain, ref, `bf16 without scratch ${rows}×${cols}×${T}`);
+        check(m, X, T, plain, ref, `${dtype} without scratch ${rows}×${cols}×${T}`);
       }
     }
   }
@@ -167,9 +167,9 @@ Deno.test("kernels: float kernels handle tails (cols not a multiple of 8 or 16)"
       matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
-      if (dtype === "bf16") {
+      if (dtype === "bf16" || dtype === "f16") {
         const plain = runKernel(env, m, X, T, 0, rows, false);
-        check(m, X, T, plain, ref, `bf16 without scratch ${rows}×${cols}×${T}`);
+        check(m, X, T, plain, ref, `${dtype} without scratch ${rows}×${cols}×${T}`);
       }
     }
   }
@@ -213,16 +213,20 @@ Deno.test("kernels: f16 conversion is exact for every finite half value", async 
     scales: new Float32Array(0),
   };
   const ref = new Float32Array(cols);
-  for (let c = 0; c < cols; c++) {
-    const X = new Float32Array(cols);
-    X[c] = 1;
-    const out = runKernel(env, m, X, 1, 0, rows);
-    for (let r = 0; r < rows; r++) {
-      decodeRow(m, r, ref);
-      // one term is the value itself, the others ±0
-      let want = 0;
-      for (let j = 0; j < cols; j++) want += ref[j] * X[j];
-      assertEquals(out[r] + 0, want + 0, `half ${r * cols + c}`);
+  // decoding (one token) through the scratch (halves widened without a rescale, x scaled by
+  // 2^56) and without it
+  for (const scratch of [true, false]) {
+    for (let c = 0; c < cols; c++) {
+      const X = new Float32Array(cols);
+      X[c] = 1;
+      const out = runKernel(env, m, X, 1, 0, rows, scratch);
+      for (let r = 0; r < rows; r++) {
+        decodeRow(m, r, ref);
+        // one term is the value itself, the others ±0
+        let want = 0;
+        for (let j = 0; j < cols; j++) want += ref[j] * X[j];
+        assertEquals(out[r] + 0, want + 0, `half ${r * cols + c}${scratch ? "" : " (no scratch)"}`);
+      }
     }
   }
 });

@@ -154,7 +154,7 @@ export class WorkerCompute implements Compute {
   readonly #n: number;
   readonly #shared: Region;
   readonly #private: Region;
-  readonly #xq: number; // this member's quantized activations (q8/q4) or bf16 decode scratch
+  readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
 
   /** `scratchBytes`: this member's product scratch, from {@link productScratchBytes}. */
   constructor(
@@ -210,11 +210,12 @@ export class WorkerCompute implements Compute {
         case "f32":
           k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
           break;
-        case "bf16": // the scratch lets the one-token path reorder x once per product
+        // bf16/f16: the scratch lets the one-token path reorder x once per product
+        case "bf16":
           k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
           break;
         case "f16":
-          k.matmul_f16(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+          k.matmul_f16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
           break;
         case "q8":
           k.quantize(x.byteOffset, this.#xq, T * m.cols, 1);

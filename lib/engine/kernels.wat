@@ -4,7 +4,7 @@
 ;;
 ;; matmul_<dtype>(w, s, x, y, rows, cols, T, r0, r1): y[t·rows + r] = W[r,:]·x[t,:] for
 ;; r0 ≤ r < r1 and t < T, W row-major (rows × cols) stored as <dtype>, s its block scales
-;; (q8/q4), or for bf16 a scratch of cols f32 the one-token path may use (0: none). For
+;; (q8/q4), or for bf16/f16 a scratch of cols f32 the one-token path may use (0: none). For
 ;; q8/q4, x is not f32 but the output of `quantize` for those T × cols activations.
 ;; These are the hot functions: nearly all of a forward pass runs in them.
 ;;
@@ -387,11 +387,30 @@
     (local $n16 i32) (local $n8 i32) (local $T4 i32) (local $yo i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-    (local $v0 v128) (local $v1 v128) (local $h v128)
+    (local $fast i32) (local $v0 v128) (local $v1 v128) (local $h v128)
     (local.set $n16 (i32.and (local.get $cols) (i32.const -16)))
     (local.set $n8 (i32.and (local.get $cols) (i32.const -8)))
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    ;; decoding (T = 1) with a scratch $s: x in groups of 8 reordered to the 4 even then the 4
+    ;; odd values and scaled by 2^56, so each 16-byte load of halves widens with five integer
+    ;; operations and no rescale: a half's bits moved into place read as its value × 2^−112
+    ;; (subnormal for small halves, still exact), × x·2^56 gives the product × 2^−56, and the
+    ;; row's sum is scaled back by 2^56 (exact: powers of two)
+    (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
+    (if (local.get $fast) (then
+      (local.set $i (i32.const 0))
+      (block $x_done (loop $x_loop
+        (br_if $x_done (i32.ge_u (local.get $i) (local.get $n8)))
+        (local.set $io (i32.shl (local.get $i) (i32.const 2)))
+        (local.set $v0 (v128.load (i32.add (local.get $x) (local.get $io))))
+        (local.set $v1 (v128.load offset=16 (i32.add (local.get $x) (local.get $io))))
+        (v128.store (i32.add (local.get $s) (local.get $io)) (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56)
+          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1))))
+        (v128.store offset=16 (i32.add (local.get $s) (local.get $io)) (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56)
+          (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $x_loop)))))
     (local.set $r (local.get $r0))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
@@ -446,6 +465,33 @@
         (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
         (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
         (local.set $i (i32.const 0))
+        (if (local.get $fast) (then
+          ;; 16 columns: each 32-bit word holds an even half (low) and an odd half (high)
+          (block $f_done (loop $f_loop
+            (br_if $f_done (i32.ge_u (local.get $i) (local.get $n16)))
+            (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
+            (local.set $io (i32.add (local.get $s) (i32.shl (local.get $i) (i32.const 2))))
+            (local.set $h (v128.load (local.get $p)))
+            (local.set $a0 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+              (v128.load offset=0 (local.get $io)) (local.get $a0)))
+            (local.set $a1 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
+              (v128.load offset=16 (local.get $io)) (local.get $a1)))
+            (local.set $h (v128.load offset=16 (local.get $p)))
+            (local.set $a2 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
+              (v128.load offset=32 (local.get $io)) (local.get $a2)))
+            (local.set $a3 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
+              (v128.load offset=48 (local.get $io)) (local.get $a3)))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (br $f_loop)))
+          ;; back from 2^−56 (the j loop below then has nothing left: i = n16)
+          (local.set $a0 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a0)))
+          (local.set $a1 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a1)))
+          (local.set $a2 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a2)))
+          (local.set $a3 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a3)))))
         (block $j_done (loop $j_loop
           (br_if $j_done (i32.ge_u (local.get $i) (local.get $n16)))
           (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
