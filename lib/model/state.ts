@@ -58,9 +58,11 @@ export class State {
   #holder: (() => void) | undefined;
 
   /**
-   * All values, contiguous. (A fast engine keeps the newest values of the state it last ran
-   * in its own memory between calls; reading `data` or `tensors` brings them back first.
-   * Values read while a forward call on this state is pending are unspecified.)
+   * All values, contiguous. A fast engine keeps the newest values of the state it last ran in
+   * its own memory between calls, and reading `data` or `tensors` brings them back first: so
+   * read through the property after each call rather than keeping the array from before it
+   * (the array is the same, its values are brought up to date by the read). Values read while
+   * a forward call on this state is pending are unspecified.
    */
   get data(): Float32Array {
     this.#sync();
