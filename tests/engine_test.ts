@@ -188,3 +188,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "engine: two models running one state at once refuse the second call, losing nothing",
+  ignore: !g7,
+  async fn() {
+    const ck = await openGolden(g7!);
+    const m1 = await createFastModel(ck, { dtype: "f32", threads: 1 });
+    const m2 = await createFastModel(ck, { dtype: "f32", threads: 1 });
+    try {
+      const B = g7!.tokens_B.slice(0, 6);
+      const s = m1.createState();
+      const [r1, r2] = await Promise.allSettled([m1.forward(B, s), m2.forward(B, s)]);
+      assert(r1.status === "fulfilled", "the first call runs");
+      assert(
+        r2.status === "rejected" && /another model/.test(String(r2.reason)),
+        `the second is refused: ${r2.status === "rejected" ? r2.reason : "it ran"}`,
+      );
+      // the state holds exactly the first call's update
+      const want = m1.createState();
+      await m1.forward(B, want);
+      assertEquals(s.clone().data, want.clone().data);
+    } finally {
+      await m1.dispose();
+      await m2.dispose();
+      ck.close();
+    }
+  },
+});

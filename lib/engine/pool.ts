@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ModelError, RwkvError } from "../errors.ts";
+import { ModelError, RwkvError, UsageError } from "../errors.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { type CreateModelOptions, createRunner, infoOf, Model } from "../model/model.ts";
 import { detectSpec } from "../model/spec.ts";
@@ -16,6 +16,9 @@ import { loadWeights } from "../model/weights.ts";
 import { CountingCompute, CTRL, productScratchBytes } from "./compute.ts";
 import { compileKernels } from "./kernels.ts";
 import type { WorkerInit } from "./worker.ts";
+
+/** States a forward call of some fast model is updating now (any model of this process). */
+const running = new WeakSet<State>();
 
 /** Options of {@link createFastModel}. */
 export interface FastModelOptions extends CreateModelOptions {
@@ -186,29 +189,50 @@ export async function createFastModel(
   function run(tokens: Int32Array, state: State, every: boolean): Promise<Float32Array> {
     const job = queue.then(async () => {
       if (terminated) throw new RwkvError("model is disposed or its engine failed");
-      if (resident !== state) {
-        pullResident();
-        sharedState.set(state.data); // (brings it home first if another engine holds it)
+      // Two models running one state at once would each compute from the same start and one
+      // update would be lost: refuse the second (one model's calls are queued, never overlap).
+      if (running.has(state)) {
+        throw new UsageError("this state is being updated by another model's forward call");
       }
-      const V = spec.vocab, T = tokens.length;
-      const out = new Float32Array(every ? T * V : V);
-      for (let t0 = 0; t0 < T; t0 += maxT) {
-        const part = tokens.subarray(t0, Math.min(T, t0 + maxT));
-        const logits = await runChunk(part, every);
-        if (every) out.set(logits, t0 * V);
-        else if (t0 + part.length === T) out.set(logits.subarray(logits.length - V));
-      }
-      resident = state;
-      State._hold(state, () => {
-        if (resident === state) {
-          resident = undefined;
-          State._raw(state).set(sharedState);
+      running.add(state);
+      try {
+        if (resident !== state) {
+          pullResident();
+          sharedState.set(state.data); // (brings it home first if another engine holds it)
         }
-      });
-      return out;
+        const V = spec.vocab, T = tokens.length;
+        const out = new Float32Array(every ? T * V : V);
+        for (let t0 = 0; t0 < T; t0 += maxT) {
+          const part = tokens.subarray(t0, Math.min(T, t0 + maxT));
+          const logits = await runChunk(part, every);
+          if (every) out.set(logits, t0 * V);
+          else if (t0 + part.length === T) out.set(logits.subarray(logits.length - V));
+        }
+        return finish(state, out);
+      } catch (e) {
+        // A failed call may have updated part of the layers: the state keeps the values it
+        // had before the call when they are still its own, and is left as the engine has it
+        // (unspecified) otherwise; either way the engine stops holding it.
+        if (resident === state) pullResident();
+        throw e;
+      } finally {
+        running.delete(state);
+      }
     });
     queue = job.catch(() => {});
     return job;
+  }
+
+  /** After a call: the engine now holds `state`'s newest values. */
+  function finish(state: State, out: Float32Array): Float32Array {
+    resident = state;
+    State._hold(state, () => {
+      if (resident === state) {
+        resident = undefined;
+        State._raw(state).set(sharedState);
+      }
+    });
+    return out;
   }
 
   async function dispose(): Promise<void> {

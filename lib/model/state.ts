@@ -62,7 +62,8 @@ export class State {
    * its own memory between calls, and reading `data` or `tensors` brings them back first: so
    * read through the property after each call rather than keeping the array from before it
    * (the array is the same, its values are brought up to date by the read). Values read while
-   * a forward call on this state is pending are unspecified.
+   * a forward call on this state is pending, or after one failed, are unspecified; two models
+   * may not run one state at the same time (the second call is refused).
    */
   get data(): Float32Array {
     this.#sync();
