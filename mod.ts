@@ -17,6 +17,7 @@
  */
 
 export { loadModel, type LoadModelOptions } from "./lib/load.ts";
+export type { ResolveOptions } from "./lib/fetch.ts";
 export { Model, type ModelInfo } from "./lib/model/model.ts";
 export { State, stateShapes } from "./lib/model/state.ts";
 export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
@@ -26,6 +27,8 @@ export { openCheckpoint } from "./lib/formats/open.ts";
 export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
 export {
   openSafetensors,
+  type SafetensorsCheckpoint,
+  type SafetensorsTensorInfo,
   type TensorToWrite,
   writeSafetensors,
   type WriteSafetensorsOptions,
@@ -35,7 +38,7 @@ export { type ConvertOptions, convertToSafetensors } from "./convert/safetensors
 export { generate, type GenerateOptions, type GenerateStats } from "./lib/generate.ts";
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
 export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
-export { Sampler, type SamplerOptions } from "./lib/sample.ts";
+export { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "./lib/sample.ts";
 export { findTokenizerFor, loadTokenizer, type Tokenizer } from "./lib/tokenizer/mod.ts";
 export {
   FormatError,

@@ -12,6 +12,7 @@
  * ```
  */
 export class RwkvError extends Error {
+  /** An error with `message`; `options.cause` keeps the underlying error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "RwkvError";
@@ -30,6 +31,7 @@ export class FormatError extends RwkvError {
   readonly file: string;
   /** The tensor, field or offset at fault, when known. */
   readonly field?: string;
+  /** The message reads `file: field: message` (the field left out when undefined). */
   constructor(file: string, field: string | undefined, message: string, options?: ErrorOptions) {
     super(`${file}: ${field !== undefined ? `${field}: ` : ""}${message}`, options);
     this.name = "FormatError";
@@ -48,6 +50,7 @@ export class FormatError extends RwkvError {
 export class UnsafePickleError extends FormatError {
   /** The refused global, as `module.name`. */
   readonly global: string;
+  /** `global` (as `module.name`) was refused while reading `file`. */
   constructor(file: string, global: string) {
     super(file, global, `refusing to load ${global} from file ${file}: not an allowed tensor type`);
     this.name = "UnsafePickleError";
@@ -63,6 +66,7 @@ export class UnsafePickleError extends FormatError {
  * ```
  */
 export class ModelError extends RwkvError {
+  /** An error with `message`; `options.cause` keeps the underlying error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "ModelError";
@@ -77,6 +81,7 @@ export class ModelError extends RwkvError {
  * ```
  */
 export class TokenizerError extends RwkvError {
+  /** An error with `message`; `options.cause` keeps the underlying error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "TokenizerError";
@@ -91,6 +96,7 @@ export class TokenizerError extends RwkvError {
  * ```
  */
 export class UsageError extends RwkvError {
+  /** An error with `message`; `options.cause` keeps the underlying error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "UsageError";

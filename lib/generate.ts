@@ -45,7 +45,9 @@ export interface GenerateOptions extends SamplerOptions {
  * ```
  */
 export interface GenerateStats {
+  /** Tokens of the prompt run through the model. */
   promptTokens: number;
+  /** Tokens generated. */
   generatedTokens: number;
   /** Seconds spent on the prompt. */
   promptSeconds: number;

@@ -62,20 +62,39 @@ export interface SamplerOptions {
   seed?: number;
 }
 
-/** {@link SamplerOptions} with every default filled in. */
+/**
+ * {@link SamplerOptions} with every default filled in.
+ * @example
+ * ```ts ignore
+ * console.log(new Sampler({ temperature: 0.8 }).options.topP); // the default top-p
+ * ```
+ */
 export interface ResolvedSamplerOptions {
+  /** See {@link SamplerOptions.temperature}. */
   readonly temperature: number;
+  /** See {@link SamplerOptions.topK}. */
   readonly topK: number;
+  /** See {@link SamplerOptions.topP}. */
   readonly topP: number;
+  /** See {@link SamplerOptions.minP}. */
   readonly minP: number;
+  /** See {@link SamplerOptions.topA}. */
   readonly topA: number;
+  /** See {@link SamplerOptions.typicalP}. */
   readonly typicalP: number;
+  /** See {@link SamplerOptions.repetitionPenalty}. */
   readonly repetitionPenalty: number;
+  /** See {@link SamplerOptions.presencePenalty}. */
   readonly presencePenalty: number;
+  /** See {@link SamplerOptions.frequencyPenalty}. */
   readonly frequencyPenalty: number;
+  /** See {@link SamplerOptions.penaltyDecay}. */
   readonly penaltyDecay: number;
+  /** See {@link SamplerOptions.mirostat}. */
   readonly mirostat?: { readonly tau: number; readonly eta: number };
+  /** See {@link SamplerOptions.logitBias}. */
   readonly logitBias?: Readonly<Record<number, number>>;
+  /** See {@link SamplerOptions.seed}. */
   readonly seed: number;
 }
 
@@ -147,6 +166,7 @@ export class Sampler {
   #logits = new Float32Array(0);
   #probs = new Float32Array(0);
 
+  /** A sampler with `options` (unset ones take the defaults documented on them). */
   constructor(options: SamplerOptions = {}) {
     const o: ResolvedSamplerOptions = {
       temperature: options.temperature ?? 1,

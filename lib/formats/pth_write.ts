@@ -208,7 +208,9 @@ function centralDirectory(entries: Entry[], cdStart: number): Uint8Array {
 export interface WritePthOptions {
   /** Folder name inside the archive (torch uses the file's stem; default `archive`). */
   prefix?: string;
+  /** Replace an existing file (default: refuse). */
   overwrite?: boolean;
+  /** Called as bytes are written: done and total bytes, and the tensor being written. */
   onProgress?: (done: number, total: number, name: string) => void;
 }
 

@@ -13,15 +13,31 @@ import { RandomAccessFile, writeAll, writeAtomic } from "./_file.ts";
 /** Headers larger than this are refused: real ones are a few hundred KiB at most. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-/** Where one tensor's bytes sit in a SafeTensors file. */
+/**
+ * Where one tensor's bytes sit in a SafeTensors file.
+ * @example
+ * ```ts ignore
+ * const t = (await openSafetensors("model.safetensors")).tensors.get("emb.weight")!;
+ * console.log(t.dtype, t.shape, t.offset);
+ * ```
+ */
 export interface SafetensorsTensorInfo extends TensorInfo {
   /** Absolute byte offset of the tensor's data in the file. */
   readonly offset: number;
 }
 
-/** An open SafeTensors file. */
+/**
+ * An open SafeTensors file.
+ * @example
+ * ```ts ignore
+ * const ck = await openSafetensors("model.safetensors");
+ * console.log(ck.metadata, [...ck.tensors.keys()]);
+ * ```
+ */
 export interface SafetensorsCheckpoint extends Checkpoint {
+  /** Always `"safetensors"`. */
   readonly format: "safetensors";
+  /** Every tensor by name, with where its bytes sit. */
   readonly tensors: ReadonlyMap<string, SafetensorsTensorInfo>;
   /** The `__metadata__` map (string → string). */
   readonly metadata: Readonly<Record<string, string>>;
@@ -198,8 +214,11 @@ export async function openSafetensors(path: string): Promise<SafetensorsCheckpoi
  * ```
  */
 export interface TensorToWrite {
+  /** Tensor name, as in the state dict. */
   readonly name: string;
+  /** Element type. */
   readonly dtype: DType;
+  /** Shape (C order). */
   readonly shape: readonly number[];
   /** Produces exactly product(shape) × dtype size bytes, little-endian, C-contiguous. */
   data(): Promise<Uint8Array> | Uint8Array;

@@ -26,11 +26,17 @@ import { loadWeights, type WeightDType, type Weights } from "./weights.ts";
 export interface ModelInfo {
   /** RWKV version as the official package names it ("4", "5.2", "7", …). */
   readonly version: RwkvVersion;
+  /** Number of blocks. */
   readonly layers: number;
+  /** Embedding width C. */
   readonly embd: number;
+  /** Attention heads (1 for RWKV-4). */
   readonly heads: number;
+  /** Channels per head. */
   readonly headSize: number;
+  /** Hidden width of the channel mix. */
   readonly ffnDim: number;
+  /** Vocabulary size (logits per token). */
   readonly vocab: number;
   /** Storage of the large matrices in memory. */
   readonly dtype: StorageDType;

@@ -25,6 +25,7 @@ export type RwkvVersion = "4" | "5.0" | "5.1" | "5.2" | "6" | "7";
  * ```
  */
 export interface ModelSpec {
+  /** RWKV version as the official package names it ("4", "5.2", "7", …). */
   readonly version: RwkvVersion;
   /** Number of blocks. */
   readonly layers: number;
