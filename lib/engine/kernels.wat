@@ -621,7 +621,7 @@
   ;; t·sb); $y: y of token 0, group A (token t at t·rows floats, group B 16 bytes on).
   (func $q8_pair (param $w i32) (param $s i32) (param $c i32) (param $x i32) (param $q i32)
         (param $y i32) (param $cols i32) (param $sb i32) (param $rows i32)
-    (local $we i32) (local $wB i32) (local $sB i32) (local $ys i32) (local $i i32)
+    (local $we i32) (local $wB i32) (local $sB i32) (local $ys i32)
     (local $x1 i32) (local $x2 i32) (local $x3 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $y1 i32) (local $y2 i32) (local $y3 i32)
     (local $wa v128) (local $wb v128) (local $xs v128) (local $ca v128) (local $cb v128)

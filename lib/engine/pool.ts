@@ -227,10 +227,7 @@ export async function createFastModel(
   function finish(state: State, out: Float32Array): Float32Array {
     resident = state;
     State._hold(state, () => {
-      if (resident === state) {
-        resident = undefined;
-        State._raw(state).set(sharedState);
-      }
+      if (resident === state) pullResident();
     });
     return out;
   }
