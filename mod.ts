@@ -18,7 +18,7 @@
 
 export { loadModel, type LoadModelOptions } from "./lib/load.ts";
 export type { ResolveOptions } from "./lib/fetch.ts";
-export { Model, type ModelInfo } from "./lib/model/model.ts";
+export { type BatchItem, Model, type ModelInfo } from "./lib/model/model.ts";
 export { State, stateShapes } from "./lib/model/state.ts";
 export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
 export type { WeightDType } from "./lib/model/weights.ts";

@@ -75,6 +75,20 @@ export function createRunner(weights: Weights, c: Compute, maxT: number): Runner
 }
 
 /**
+ * One sequence of a {@link Model.forwardBatch} call.
+ * @example
+ * ```ts ignore
+ * const item: BatchItem = { tokens: [510, 3158], state: model.createState() };
+ * ```
+ */
+export interface BatchItem {
+  /** Token ids to run (at least one). */
+  readonly tokens: ArrayLike<number>;
+  /** The sequence's own state, updated in place. */
+  readonly state: State;
+}
+
+/**
  * An RWKV model ready to run. Create it with `loadModel` (in `mod.ts`).
  * @example
  * ```ts ignore
@@ -150,6 +164,39 @@ export class Model {
    */
   forwardAll(tokens: ArrayLike<number>, state: State): Promise<Float32Array> {
     return this.#run(this.#check(tokens, state), state, true);
+  }
+
+  /**
+   * Runs several sequences in one call, each `{ tokens, state }` with its own state (updated in
+   * place), and returns the logits after each item's last token (or, with `every`, after each
+   * of its tokens: `T × vocab`), in the items' order. Items may differ in length. Each item's
+   * result equals running it alone with {@link Model.forward}; states of different items never
+   * mix (one state may not appear twice in a batch).
+   * @example
+   * ```ts ignore
+   * const [a, b] = await model.forwardBatch([
+   *   { tokens: promptTokens, state: s1 },  // a prompt joining
+   *   { tokens: [lastToken], state: s2 },   // a running generation's next token
+   * ]);
+   * ```
+   */
+  async forwardBatch(
+    items: readonly BatchItem[],
+    options: { every?: boolean } = {},
+  ): Promise<Float32Array[]> {
+    const seen = new Set<State>();
+    const checked = items.map((it, i) => {
+      if (seen.has(it.state)) {
+        throw new UsageError(`batch item ${i}: its state appears twice in the batch`);
+      }
+      seen.add(it.state);
+      return this.#check(it.tokens, it.state);
+    });
+    const out: Float32Array[] = [];
+    for (let i = 0; i < checked.length; i++) {
+      out.push(await this.#run(checked[i], items[i].state, options.every === true));
+    }
+    return out;
   }
 
   /** Ends the workers and frees the weights. Safe to call twice. */
