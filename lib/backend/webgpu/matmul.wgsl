@@ -1,0 +1,78 @@
+// Matrix products over T tokens and the embedding look-up, for one storage type: the module is
+// this file after common.wgsl and one dtype_*.wgsl, which supplies `load8(row, g)` (columns
+// 8g..8g+7 of a row as f32, decoded in registers: the matrix is never expanded in memory).
+//
+// matmul params: 0 x, 1 y, 2 rows (of this part), 3 cols, 4 T, 5 y row stride (the whole
+// matrix's rows), 6 first row of this part in the matrix. y[t][row0 + r] = Σ_c W[r][c]·x[t][c].
+//
+// Shape: one workgroup of 64 invocations per row. Invocation l reads 8-column groups l, l+64, …
+// (neighbouring invocations read neighbouring words: coalesced), multiplies each group with up
+// to four tokens held in registers, then the workgroup sums its 64 partial sums in shared
+// memory. Decoding reads the row once; prompt mode re-reads it (from cache) once per 4 tokens.
+
+const WG: u32 = 64u;
+const TILE: u32 = 4u;
+
+var<workgroup> part: array<vec4<f32>, 64>;
+
+@compute @workgroup_size(64)
+fn matmul(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let r = wgIndex(wid, nwg);
+  if (r >= pu(2u)) {
+    return;
+  }
+  let cols = pu(3u);
+  let T = pu(4u);
+  let groups = cols / 8u;
+  for (var t0 = 0u; t0 < T; t0 += TILE) {
+    let nt = min(TILE, T - t0);
+    var acc = vec4<f32>(0.0);
+    for (var g = lid; g < groups; g += WG) {
+      let w = load8(r, g);
+      for (var tt = 0u; tt < nt; tt++) {
+        let xo = pu(0u) + (t0 + tt) * cols + g * 8u;
+        let xa = vec4<f32>(buf[xo], buf[xo + 1u], buf[xo + 2u], buf[xo + 3u]);
+        let xb = vec4<f32>(buf[xo + 4u], buf[xo + 5u], buf[xo + 6u], buf[xo + 7u]);
+        acc[tt] += dot(w[0], xa) + dot(w[1], xb);
+      }
+    }
+    part[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) {
+        part[lid] += part[lid + s];
+      }
+      workgroupBarrier();
+    }
+    if (lid == 0u) {
+      let sum = part[0];
+      for (var tt = 0u; tt < nt; tt++) {
+        buf[pu(1u) + (t0 + tt) * pu(5u) + pu(6u) + r] = sum[tt];
+      }
+    }
+    workgroupBarrier();
+  }
+}
+
+// row params: 0 row (in this part), 3 cols, 8 out. Decodes one row into buf (embedding look-up).
+@compute @workgroup_size(64)
+fn row(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let g = wgIndex(wid, nwg) * WG + lid;
+  if (g >= pu(3u) / 8u) {
+    return;
+  }
+  let w = load8(pu(0u), g);
+  let o = pu(8u) + g * 8u;
+  for (var i = 0u; i < 4u; i++) {
+    buf[o + i] = w[0][i];
+    buf[o + 4u + i] = w[1][i];
+  }
+}
