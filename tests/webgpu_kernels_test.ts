@@ -55,9 +55,9 @@ function makeMatrix(values: Float32Array, rows: number, cols: number, dtype: Sto
 
 async function withGpu(
   fn: (c: GpuCompute) => Promise<void>,
-  options?: { maxPartBytes?: number },
+  options: { maxPartBytes?: number; threadsPerRow?: number } = {},
 ) {
-  const c = new GpuCompute(await openGpu(), options);
+  const c = new GpuCompute(await openGpu({ threadsPerRow: options.threadsPerRow }), options);
   try {
     await fn(c);
   } finally {
@@ -68,39 +68,49 @@ async function withGpu(
 const gpuTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `webgpu kernels: ${name}`, ignore: !HAVE_WEBGPU, fn });
 
-for (const dtype of ["f32", "f16", "bf16", "q8", "q4"] as const) {
-  gpuTest(`matmul ${dtype} over 1, 3 and 9 tokens (split across bindings) = TS`, async () => {
-    const rows = 37, cols = 96;
-    const m = makeMatrix(rand(rows * cols, 7), rows, cols, dtype);
-    // a tiny binding limit: the matrix is uploaded in parts of a few rows
-    await withGpu(async (c) => {
-      c.addMatrix(m, toRowMajor(m));
-      const cases = [1, 3, 9].map((T) => ({ T, x: rand(T * cols, 11 + T), y: c.buffer(T * rows) }));
-      const xs = cases.map((k) => c.buffer(k.x.length));
-      const emb = c.buffer(cols);
-      c.seal();
-      cases.forEach((k, i) => {
-        c.write(xs[i], k.x);
-        c.matmul(m, xs[i], k.y, k.T);
-      });
-      c.row(m, 29, emb);
-      const got = await c.submit([...cases.map((k) => k.y), emb]);
-      cases.forEach((k, i) => {
-        const want = new Float32Array(k.T * rows);
-        matmulRowsTS(m, k.x, want, k.T, 0, rows, new Float32Array(cols));
-        assertClose(got[i], want, 2e-5, `${dtype} T=${k.T}`);
-      });
-      const row = new Float32Array(cols);
-      for (let j = 0; j < cols; j++) {
-        const e = new Float32Array(cols);
-        e[j] = 1;
-        const y = new Float32Array(rows);
-        matmulRowsTS(m, e, y, 1, 0, rows, new Float32Array(cols));
-        row[j] = y[29];
-      }
-      assertClose(got[cases.length], row, 0, `${dtype} row 29`);
-    }, { maxPartBytes: cols * 4 * 5 });
-  });
+// both kernel shapes: one invocation per row (software adapters) and 32 (GPUs)
+for (const tpr of [1, 32]) {
+  for (const dtype of ["f32", "f16", "bf16", "q8", "q4"] as const) {
+    gpuTest(
+      `matmul ${dtype}, ${tpr} invocations per row, 1, 3 and 9 tokens, split = TS`,
+      async () => {
+        const rows = 37, cols = 96;
+        const m = makeMatrix(rand(rows * cols, 7), rows, cols, dtype);
+        // a tiny binding limit: the matrix is uploaded in parts of a few rows
+        await withGpu(async (c) => {
+          c.addMatrix(m, toRowMajor(m));
+          const cases = [1, 3, 9].map((T) => ({
+            T,
+            x: rand(T * cols, 11 + T),
+            y: c.buffer(T * rows),
+          }));
+          const xs = cases.map((k) => c.buffer(k.x.length));
+          const emb = c.buffer(cols);
+          c.seal();
+          cases.forEach((k, i) => {
+            c.write(xs[i], k.x);
+            c.matmul(m, xs[i], k.y, k.T);
+          });
+          c.row(m, 29, emb);
+          const got = await c.submit([...cases.map((k) => k.y), emb]);
+          cases.forEach((k, i) => {
+            const want = new Float32Array(k.T * rows);
+            matmulRowsTS(m, k.x, want, k.T, 0, rows, new Float32Array(cols));
+            assertClose(got[i], want, 2e-5, `${dtype} T=${k.T}`);
+          });
+          const row = new Float32Array(cols);
+          for (let j = 0; j < cols; j++) {
+            const e = new Float32Array(cols);
+            e[j] = 1;
+            const y = new Float32Array(rows);
+            matmulRowsTS(m, e, y, 1, 0, rows, new Float32Array(cols));
+            row[j] = y[29];
+          }
+          assertClose(got[cases.length], row, 0, `${dtype} row 29`);
+        }, { maxPartBytes: cols * 4 * 5, threadsPerRow: tpr });
+      },
+    );
+  }
 }
 
 /**
@@ -112,6 +122,7 @@ async function compare(
   outputs: Record<string, number>,
   ops: (c: GpuCompute | undefined, at: (name: string) => Float32Array) => void,
   tol: number,
+  threadsPerRow?: number,
 ) {
   const cpu: Record<string, Float32Array> = {};
   for (const [k, v] of Object.entries(inputs)) cpu[k] = v.slice();
@@ -127,50 +138,58 @@ async function compare(
     const names = [...Object.keys(inputs), ...Object.keys(outputs)];
     const got = await c.submit(names.map((k) => dev[k]));
     names.forEach((k, i) => assertClose(got[i], cpu[k], tol, k));
-  });
+  }, { threadsPerRow });
 }
 
-gpuTest("norm, act, shift, tmix, add, sigmoidMulAdd, siluMul, copy = TS", async () => {
-  const T = 3, C = 40, n = T * C;
-  const outs = Object.fromEntries(
-    ["ln", "gn", "tanh", "sig", "relu", "s0", "s1", "s2", "lerp", "dec", "cp"].map((k) => [k, n]),
-  );
-  await compare(
-    {
-      x: rand(n, 1, -3, 3),
-      w: rand(C, 2),
-      b: rand(C, 3),
-      y: rand(n, 4, -3, 3),
-      prev: rand(C, 5),
-      big: Float32Array.from(rand(n, 6), (v) => v * 60),
-      acc: rand(n, 7),
-    },
-    outs,
-    (c, at) => {
-      const k = c;
-      const norm = k ? k.norm.bind(k) : normTS;
-      norm(at("x"), at("w"), at("b"), at("ln"), C, T, 1, 1e-5);
-      norm(at("x"), at("w"), at("b"), at("gn"), C / 4, T * 4, 4, 64e-5);
-      const act = (kind: Activation, x: string, o: string) =>
-        k ? k.act(kind, at(x), at(o), n) : actTS(kind, at(x), at(o), n);
-      act("tanh", "big", "tanh");
-      act("sigmoid", "big", "sig");
-      act("relusq", "x", "relu");
-      (["toPrev", "toCur", "diff"] as const).forEach((f, i) =>
-        (k ? k.shift.bind(k) : shiftTS)(at("x"), at("prev"), at("w"), at(`s${i}`), T, C, f)
+for (const tpr of [1, 32]) {
+  gpuTest(
+    `norm (${tpr} per group), act, shift, tmix, add, sigmoidMulAdd, siluMul, copy = TS`,
+    async () => {
+      const T = 3, C = 40, n = T * C;
+      const outs = Object.fromEntries(
+        ["ln", "gn", "tanh", "sig", "relu", "s0", "s1", "s2", "lerp", "dec", "cp"].map((
+          k,
+        ) => [k, n]),
       );
-      const tm = k ? k.tmix.bind(k) : tmixTS;
-      tm("lerp", at("x"), at("y"), at("w"), at("y"), at("lerp"), T, C);
-      tm("decay", at("y"), at("y"), at("b"), at("y"), at("dec"), T, C);
-      (k ? k.add.bind(k) : addTS)(at("acc"), at("y"), n);
-      (k ? k.sigmoidMulAdd.bind(k) : sigmoidMulAddTS)(at("x"), at("y"), at("acc"), n);
-      (k ? k.siluMul.bind(k) : siluMulTS)(at("x"), at("acc"), n);
-      // the token shift's state update: a copy of the last token's row
-      at("cp").set(at("ln").subarray((T - 1) * C, T * C), 5);
+      await compare(
+        {
+          x: rand(n, 1, -3, 3),
+          w: rand(C, 2),
+          b: rand(C, 3),
+          y: rand(n, 4, -3, 3),
+          prev: rand(C, 5),
+          big: Float32Array.from(rand(n, 6), (v) => v * 60),
+          acc: rand(n, 7),
+        },
+        outs,
+        (c, at) => {
+          const k = c;
+          const norm = k ? k.norm.bind(k) : normTS;
+          norm(at("x"), at("w"), at("b"), at("ln"), C, T, 1, 1e-5);
+          norm(at("x"), at("w"), at("b"), at("gn"), C / 4, T * 4, 4, 64e-5);
+          const act = (kind: Activation, x: string, o: string) =>
+            k ? k.act(kind, at(x), at(o), n) : actTS(kind, at(x), at(o), n);
+          act("tanh", "big", "tanh");
+          act("sigmoid", "big", "sig");
+          act("relusq", "x", "relu");
+          (["toPrev", "toCur", "diff"] as const).forEach((f, i) =>
+            (k ? k.shift.bind(k) : shiftTS)(at("x"), at("prev"), at("w"), at(`s${i}`), T, C, f)
+          );
+          const tm = k ? k.tmix.bind(k) : tmixTS;
+          tm("lerp", at("x"), at("y"), at("w"), at("y"), at("lerp"), T, C);
+          tm("decay", at("y"), at("y"), at("b"), at("y"), at("dec"), T, C);
+          (k ? k.add.bind(k) : addTS)(at("acc"), at("y"), n);
+          (k ? k.sigmoidMulAdd.bind(k) : sigmoidMulAddTS)(at("x"), at("y"), at("acc"), n);
+          (k ? k.siluMul.bind(k) : siluMulTS)(at("x"), at("acc"), n);
+          // the token shift's state update: a copy of the last token's row
+          at("cp").set(at("ln").subarray((T - 1) * C, T * C), 5);
+        },
+        2e-6,
+        tpr,
+      );
     },
-    2e-6,
   );
-});
+}
 
 gpuTest("wkv4 over 5 tokens = TS", async () => {
   const T = 5, A = 70;

@@ -324,7 +324,7 @@ export class GpuCompute implements Compute {
         T,
         g.rows,
         p.row0,
-      ], p.rows);
+      ], Math.ceil(p.rows / (WG / this.gpu.threadsPerRow)));
     }
   }
 
@@ -365,7 +365,7 @@ export class GpuCompute implements Compute {
       wrap,
       e,
     ];
-    this.#op("norm", groups, params, 1);
+    this.#op("norm", groups, params, WG / this.gpu.threadsPerRow);
   }
 
   act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
@@ -494,7 +494,7 @@ export class GpuCompute implements Compute {
     this.#ensureParams(cmds.length);
     const params = new Uint32Array(cmds.length * (SLOT / 4));
     cmds.forEach((c, i) => params.set(c.params, i * (SLOT / 4)));
-    device.queue.writeBuffer(this.#params!, 0, params);
+    if (params.length) device.queue.writeBuffer(this.#params!, 0, params);
     for (const [o, v] of writes) device.queue.writeBuffer(this.#work!, o * 4, plain(v));
     device.pushErrorScope("validation");
     const enc = device.createCommandEncoder();

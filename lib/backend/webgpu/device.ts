@@ -32,6 +32,11 @@ export interface Gpu {
   readonly adapterName: string;
   /** True for a software (fallback) adapter. */
   readonly isFallback: boolean;
+  /**
+   * Invocations that share one matrix row (or one norm group): 1 on a software adapter (no
+   * barriers: its SIMD lanes run eight rows side by side), 32 on a GPU (see matmul.wgsl).
+   */
+  readonly threadsPerRow: number;
   /** Largest storage buffer binding in bytes (a bigger tensor is split across bindings). */
   readonly maxBinding: number;
   /** The compiled pipeline of `entry` in module `module` (`ops`, `f32`, `bf16`, …). */
@@ -80,7 +85,9 @@ async function shaderText(name: string): Promise<string> {
  * const pipe = gpu.pipeline("q8", "matmul");
  * ```
  */
-export async function openGpu(options: { adapter?: AdapterChoice } = {}): Promise<Gpu> {
+export async function openGpu(
+  options: { adapter?: AdapterChoice; threadsPerRow?: number } = {},
+): Promise<Gpu> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new UsageError("WebGPU is not available in this runtime (navigator.gpu)");
   const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
@@ -97,6 +104,10 @@ export async function openGpu(options: { adapter?: AdapterChoice } = {}): Promis
   );
   if (isFallback && options.adapter === "hardware") {
     throw new UsageError(`the only WebGPU adapter is a software one (${info.description})`);
+  }
+  const tpr = options.threadsPerRow ?? (isFallback ? 1 : 32);
+  if (![1, 2, 4, 8, 16, 32, 64].includes(tpr)) {
+    throw new UsageError(`threadsPerRow must be a power of two from 1 to 64, not ${tpr}`);
   }
   const device = await adapter.requestDevice({
     requiredLimits: {
@@ -149,7 +160,11 @@ export async function openGpu(options: { adapter?: AdapterChoice } = {}): Promis
     return device.createComputePipeline({
       label: `${m}.${entry}`,
       layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: entry },
+      compute: {
+        module,
+        entryPoint: entry,
+        constants: entry === "matmul" || entry === "norm" ? { TPR: tpr } : {},
+      },
     });
   };
   for (const e of OPS_ENTRIES) pipelines.set(`ops.${e}`, build("ops", e));
@@ -162,6 +177,7 @@ export async function openGpu(options: { adapter?: AdapterChoice } = {}): Promis
     device,
     adapterName: info.description || info.device || info.vendor || "unknown adapter",
     isFallback,
+    threadsPerRow: tpr,
     maxBinding: device.limits.maxStorageBufferBindingSize,
     pipeline(module, entry) {
       const p = pipelines.get(`${module}.${entry}`);

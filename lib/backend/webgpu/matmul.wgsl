@@ -5,11 +5,16 @@
 // matmul params: 0 x, 1 y, 2 rows (of this part), 3 cols, 4 T, 5 y row stride (the whole
 // matrix's rows), 6 first row of this part in the matrix. y[t][row0 + r] = Σ_c W[r][c]·x[t][c].
 //
-// Shape: one workgroup of 64 invocations per row. Invocation l reads 8-column groups l, l+64, …
-// (neighbouring invocations read neighbouring words: coalesced), multiplies each group with up
-// to four tokens held in registers, then the workgroup sums its 64 partial sums in shared
-// memory. Decoding reads the row once; prompt mode re-reads it (from cache) once per 4 tokens.
+// Shape: a workgroup of 64 invocations computes 64/TPR rows, TPR invocations per row
+// (TPR, "threads per row", a pipeline constant: 1, 2, 4, … 64). Invocation l of a row reads its
+// 8-column groups l, l+TPR, … (TPR neighbouring invocations read neighbouring 16-byte words:
+// coalesced), multiplies each group with up to TILE tokens held in registers, then one
+// invocation per row sums the row's TPR partial sums from shared memory (one barrier, no tree).
+// Decoding reads each row once; prompt mode re-reads it (from cache) once per TILE tokens.
+// TPR = 1 has no barrier at all (what a CPU-emulated adapter runs fastest: its SIMD lanes are
+// eight rows side by side).
 
+override TPR: u32 = 32u;
 const WG: u32 = 64u;
 const TILE: u32 = 4u;
 
@@ -21,40 +26,41 @@ fn matmul(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let r = wgIndex(wid, nwg);
-  if (r >= pu(2u)) {
-    return;
-  }
+  let r = wgIndex(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = r < pu(2u);
   let cols = pu(3u);
   let T = pu(4u);
   let groups = cols / 8u;
   for (var t0 = 0u; t0 < T; t0 += TILE) {
     let nt = min(TILE, T - t0);
     var acc = vec4<f32>(0.0);
-    for (var g = lid; g < groups; g += WG) {
-      let w = load8(r, g);
-      for (var tt = 0u; tt < nt; tt++) {
-        let xo = pu(0u) + (t0 + tt) * cols + g * 8u;
-        let xa = vec4<f32>(buf[xo], buf[xo + 1u], buf[xo + 2u], buf[xo + 3u]);
-        let xb = vec4<f32>(buf[xo + 4u], buf[xo + 5u], buf[xo + 6u], buf[xo + 7u]);
-        acc[tt] += dot(w[0], xa) + dot(w[1], xb);
+    if (live) {
+      for (var g = lane; g < groups; g += TPR) {
+        let w = load8(r, g);
+        for (var tt = 0u; tt < nt; tt++) {
+          let xo = pu(0u) + (t0 + tt) * cols + g * 8u;
+          let xa = vec4<f32>(buf[xo], buf[xo + 1u], buf[xo + 2u], buf[xo + 3u]);
+          let xb = vec4<f32>(buf[xo + 4u], buf[xo + 5u], buf[xo + 6u], buf[xo + 7u]);
+          acc[tt] += dot(w[0], xa) + dot(w[1], xb);
+        }
       }
     }
-    part[lid] = acc;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) {
-        part[lid] += part[lid + s];
+    if (TPR > 1u) {
+      part[lid] = acc;
+      workgroupBarrier();
+      if (lane == 0u) {
+        for (var i = 1u; i < TPR; i++) {
+          acc += part[lid + i];
+        }
       }
       workgroupBarrier();
     }
-    if (lid == 0u) {
-      let sum = part[0];
+    if (live && lane == 0u) {
       for (var tt = 0u; tt < nt; tt++) {
-        buf[pu(1u) + (t0 + tt) * pu(5u) + pu(6u) + r] = sum[tt];
+        buf[pu(1u) + (t0 + tt) * pu(5u) + pu(6u) + r] = acc[tt];
       }
     }
-    workgroupBarrier();
   }
 }
 

@@ -4,34 +4,38 @@
 
 const WG: u32 = 64u;
 
+// Invocations per group of a norm (a pipeline constant, 1 … 64: see matmul.wgsl's TPR).
+override TPR: u32 = 32u;
+
 var<workgroup> red: array<f32, 64>;
 
-// Sum of `v` over the workgroup (every invocation gets it).
+// Sum of `v` over the TPR invocations of a group (each gets it): partial sums in shared memory,
+// one barrier, then every invocation adds its group's TPR values.
 fn groupSum(lid: u32, v: f32) -> f32 {
+  if (TPR == 1u) {
+    return v;
+  }
   red[lid] = v;
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
+  let first = lid - lid % TPR;
+  var s = 0.0;
+  for (var i = 0u; i < TPR; i++) {
+    s += red[first + i];
   }
-  let r = red[0];
   workgroupBarrier();
-  return r;
+  return s;
 }
 
-// norm: 0 x, 1 w, 2 b, 3 out, 4 n, 5 groups, 6 wrap, 7 eps. One workgroup per group.
+// norm: 0 x, 1 w, 2 b, 3 out, 4 n, 5 groups, 6 wrap, 7 eps. TPR invocations per group.
 @compute @workgroup_size(64)
 fn norm(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let g = wgIndex(wid, nwg);
-  if (g >= pu(5u)) {
-    return;
-  }
+  let g = wgIndex(wid, nwg) * (WG / TPR) + lid / TPR;
+  let lane = lid % TPR;
+  let live = g < pu(5u);
   let n = pu(4u);
   let x = pu(0u) + g * n;
   let out = pu(3u) + g * n;
@@ -39,18 +43,24 @@ fn norm(
   let w = pu(1u) + wo;
   let b = pu(2u) + wo;
   var s = 0.0;
-  for (var i = lid; i < n; i += WG) {
-    s += buf[x + i];
+  if (live) {
+    for (var i = lane; i < n; i += TPR) {
+      s += buf[x + i];
+    }
   }
   let mean = groupSum(lid, s) / f32(n);
   var v = 0.0;
-  for (var i = lid; i < n; i += WG) {
-    let d = buf[x + i] - mean;
-    v += d * d;
+  if (live) {
+    for (var i = lane; i < n; i += TPR) {
+      let d = buf[x + i] - mean;
+      v += d * d;
+    }
   }
   let inv = 1.0 / sqrt(groupSum(lid, v) / f32(n) + pf(7u));
-  for (var i = lid; i < n; i += WG) {
-    buf[out + i] = (buf[x + i] - mean) * inv * buf[w + i] + buf[b + i];
+  if (live) {
+    for (var i = lane; i < n; i += TPR) {
+      buf[out + i] = (buf[x + i] - mean) * inv * buf[w + i] + buf[b + i];
+    }
   }
 }
 
