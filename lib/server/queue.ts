@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Model } from "../model/model.ts";
+import { type Model, newModel } from "../model/model.ts";
 
 /**
  * The queue is full: the caller should answer 429.
@@ -106,14 +106,17 @@ export class Slots {
  * ```
  */
 export function serialized(model: Model): Model {
-  let tail: Promise<unknown> = Promise.resolve();
-  const m = new Model(model.info, model.spec, (tokens, state, every) => {
-    const run = tail.then(() =>
-      every ? model.forwardAll(tokens, state) : model.forward(tokens, state)
-    );
-    tail = run.catch(() => {});
-    return run;
-  }, () => Promise.resolve());
+  // A model already runs its calls one at a time, in call order: the view only keeps its
+  // dispose from ending the model.
+  const m = newModel(
+    {
+      name: model.info.engine,
+      run: (items, every) => model.forwardBatch(items, { every }),
+      dispose: () => Promise.resolve(),
+    },
+    model.spec,
+    model.info,
+  );
   m.initialState = model.initialState;
   return m;
 }
