@@ -2,7 +2,7 @@
  * The WebGPU backend against the official implementation's outputs, on whatever adapter the
  * machine has (CI: Mesa's software adapter).
  */
-import { createWebGpuModel } from "../lib/backend/webgpu/model.ts";
+import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { assertMatchesGolden, goldens, openGolden } from "./_golden.ts";
 import { HAVE_WEBGPU } from "./_webgpu.ts";
 

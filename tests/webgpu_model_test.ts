@@ -3,10 +3,11 @@
  * weights, prompt mode = token by token, states moved between backends, batches, dispose, and
  * the adapter choice.
  */
-import { createWebGpuModel } from "../lib/backend/webgpu/model.ts";
-import { openGpu } from "../lib/backend/webgpu/device.ts";
+import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
+import { openGpu } from "../lib/backend/webgpu/mod.ts";
 import { UsageError } from "../lib/errors.ts";
-import { createReferenceModel, type Model } from "../lib/model/model.ts";
+import { createReferenceModel } from "../lib/backend/reference.ts";
+import type { Model } from "../lib/model/model.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { assert, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";
 import { type Golden, goldens, openGolden } from "./_golden.ts";
@@ -108,6 +109,17 @@ for (const g of [g7, g4]) {
         const a2 = await gpu.forward([g.tokens_B[1]], t2);
         assertEquals(maxAbsDiff(b1, a1), 0, "batch item 0");
         assertEquals(maxAbsDiff(b2, a2), 0, "batch item 1");
+        // a state kept on the device: its values read at home, changed there, are used next
+        const kept = gpu.createState();
+        await gpu.forward(g.tokens_A, kept);
+        await gpu.forward([g.tokens_B[0]], kept); // from the device's slot
+        kept.copyFrom(ref.createState()); // back to a fresh state, at home
+        const fresh = await gpu.forward([g.tokens_B[1]], kept);
+        const want = await ref.forward([g.tokens_B[1]], ref.createState());
+        assert(
+          maxAbsDiff(fresh, want) <= 1e-5,
+          `a state changed at home: ${maxAbsDiff(fresh, want)}`,
+        );
       }),
   });
 }

@@ -30,3 +30,27 @@ fn wgIndex(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn sigm(x: f32) -> f32 {
   return 1.0 / (1.0 + exp(-x));
 }
+
+// The pass's segment table (each sequence of a batched pass is a segment: its rows and its own
+// state), written into `buf` before the pass; parameter 30 is its offset, 31 the pass's largest
+// token count. Layout: the segment of every row (maxT values), then per segment its first row,
+// its length and the offset of its state in `buf` (as hi·65536 + lo), all as exact floats.
+fn rowSeg(t: u32) -> u32 {
+  return u32(buf[pu(30u) + t]);
+}
+
+fn segAt(s: u32, field: u32) -> u32 {
+  return u32(buf[pu(30u) + pu(31u) + s * 4u + field]);
+}
+
+fn segStart(s: u32) -> u32 {
+  return segAt(s, 0u);
+}
+
+fn segLen(s: u32) -> u32 {
+  return segAt(s, 1u);
+}
+
+fn segState(s: u32) -> u32 {
+  return segAt(s, 2u) * 65536u + segAt(s, 3u);
+}

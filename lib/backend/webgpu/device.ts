@@ -60,7 +60,9 @@ const OPS_ENTRIES = [
   "add",
   "sigmoidMulAdd",
   "siluMul",
-  "copy",
+  "keepLast",
+  "lastRows",
+  "columns",
   "wkv4",
   "wkv5",
   "v7gates",
@@ -169,7 +171,7 @@ export async function openGpu(
   };
   for (const e of OPS_ENTRIES) pipelines.set(`ops.${e}`, build("ops", e));
   for (const m of ["f32", "f16", "bf16", "q8", "q4"] as const) {
-    for (const e of ["matmul", "row"]) pipelines.set(`${m}.${e}`, build(m, e));
+    for (const e of ["matmul", "embed"]) pipelines.set(`${m}.${e}`, build(m, e));
   }
   const err = await device.popErrorScope();
   if (err) throw new Error(`WebGPU kernels failed to compile: ${err.message}`);

@@ -64,21 +64,31 @@ fn matmul(
   }
 }
 
-// row params: 0 row (in this part), 3 cols, 8 out. Decodes one row into buf (embedding look-up).
+// embed params: 0 tokens (offset in buf: token ids as exact floats), 1 T, 2 rows (of this part),
+// 3 cols, 6 first row of this part, 8 out. out[t] ← row tokens[t] as f32, for the tokens whose
+// row is in this part.
 @compute @workgroup_size(64)
-fn row(
+fn embed(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let g = wgIndex(wid, nwg) * WG + lid;
-  if (g >= pu(3u) / 8u) {
+  let i = wgIndex(wid, nwg) * WG + lid;
+  let cols = pu(3u);
+  let groups = cols / 8u;
+  if (i >= pu(1u) * groups) {
     return;
   }
-  let w = load8(pu(0u), g);
-  let o = pu(8u) + g * 8u;
-  for (var i = 0u; i < 4u; i++) {
-    buf[o + i] = w[0][i];
-    buf[o + 4u + i] = w[1][i];
+  let t = i / groups;
+  let g = i % groups;
+  let token = u32(buf[pu(0u) + t]);
+  if (token < pu(6u) || token >= pu(6u) + pu(2u)) {
+    return;
+  }
+  let w = load8(token - pu(6u), g);
+  let o = pu(8u) + t * cols + g * 8u;
+  for (var k = 0u; k < 4u; k++) {
+    buf[o + k] = w[0][k];
+    buf[o + 4u + k] = w[1][k];
   }
 }

@@ -96,7 +96,8 @@ fn act(
   buf[pu(1u) + i] = y;
 }
 
-// shift: 0 cur, 1 prev, 2 mix, 3 out, 4 T, 5 C, 6 form (0 toPrev, 1 toCur, 2 diff).
+// shift: 0 cur, 1 state tensor (offset in a state), 2 mix, 3 out, 4 T, 5 C, 6 form (0 toPrev,
+// 1 toCur, 2 diff). A segment's first token mixes with its own state's tensor.
 @compute @workgroup_size(64)
 fn shift(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -108,11 +109,13 @@ fn shift(
   if (i >= pu(4u) * C) {
     return;
   }
+  let t = i / C;
   let j = i % C;
+  let seg = rowSeg(t);
   let c = buf[pu(0u) + i];
   var p: f32;
-  if (i < C) {
-    p = buf[pu(1u) + j];
+  if (t == segStart(seg)) {
+    p = buf[segState(seg) + pu(1u) + j];
   } else {
     p = buf[pu(0u) + i - C];
   }
@@ -130,6 +133,56 @@ fn shift(
     }
   }
   buf[pu(3u) + i] = y;
+}
+
+// keepLast: 0 src, 1 state tensor, 2 segments, 3 C: each segment's state tensor ← its last row.
+@compute @workgroup_size(64)
+fn keepLast(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = elem(wid, nwg, lid);
+  let C = pu(3u);
+  if (i >= pu(2u) * C) {
+    return;
+  }
+  let s = i / C;
+  let j = i % C;
+  let row = segStart(s) + segLen(s) - 1u;
+  buf[segState(s) + pu(1u) + j] = buf[pu(0u) + row * C + j];
+}
+
+// lastRows: 0 src, 1 out, 2 segments, 3 C: out row s ← the last row of segment s.
+@compute @workgroup_size(64)
+fn lastRows(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = elem(wid, nwg, lid);
+  let C = pu(3u);
+  if (i >= pu(2u) * C) {
+    return;
+  }
+  let s = i / C;
+  let row = segStart(s) + segLen(s) - 1u;
+  buf[pu(1u) + i] = buf[pu(0u) + row * C + i % C];
+}
+
+// columns: 0 src, 1 stride, 2 offset, 3 width, 4 out, 5 T: out[t][c] = src[t][offset + c].
+@compute @workgroup_size(64)
+fn columns(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = elem(wid, nwg, lid);
+  let width = pu(3u);
+  if (i >= pu(5u) * width) {
+    return;
+  }
+  buf[pu(4u) + i] = buf[pu(0u) + (i / width) * pu(1u) + pu(2u) + i % width];
 }
 
 // tmix: 0 x, 1 dx, 2 base, 3 off, 4 out, 5 T, 6 C, 7 op (0 lerp, 1 decay).
@@ -192,38 +245,29 @@ fn siluMul(
   }
 }
 
-// copy: 0 src, 1 dst, 2 n.
-@compute @workgroup_size(64)
-fn copy(
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32,
-) {
-  let i = elem(wid, nwg, lid);
-  if (i < pu(2u)) {
-    buf[pu(1u) + i] = buf[pu(0u) + i];
-  }
-}
-
-// wkv4: 0 r, 1 k, 2 v, 3 first, 4 decay, 5 aa, 6 bb, 7 pp, 8 out, 9 T, 10 A. One invocation per
-// channel runs the T tokens.
+// wkv4: 0 r, 1 k, 2 v, 3 first, 4 decay, 5 aa, 6 bb, 7 pp (state tensors), 8 out, 9 segments,
+// 10 A. One invocation per (segment, channel) runs the segment's tokens.
 @compute @workgroup_size(64)
 fn wkv4(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let j = elem(wid, nwg, lid);
+  let idx = elem(wid, nwg, lid);
   let A = pu(10u);
-  if (j >= A) {
+  if (idx >= pu(9u) * A) {
     return;
   }
+  let seg = idx / A;
+  let j = idx % A;
+  let st = segState(seg);
   let u = buf[pu(3u) + j];
   let decay = buf[pu(4u) + j];
-  var aa = buf[pu(5u) + j];
-  var bb = buf[pu(6u) + j];
-  var pp = buf[pu(7u) + j];
-  for (var t = 0u; t < pu(9u); t++) {
+  var aa = buf[st + pu(5u) + j];
+  var bb = buf[st + pu(6u) + j];
+  var pp = buf[st + pu(7u) + j];
+  let t0 = segStart(seg);
+  for (var t = t0; t < t0 + segLen(seg); t++) {
     let o = t * A + j;
     let kk = buf[pu(1u) + o];
     let vv = buf[pu(2u) + o];
@@ -240,13 +284,14 @@ fn wkv4(
     bb = e1 * bb + e2;
     pp = p;
   }
-  buf[pu(5u) + j] = aa;
-  buf[pu(6u) + j] = bb;
-  buf[pu(7u) + j] = pp;
+  buf[st + pu(5u) + j] = aa;
+  buf[st + pu(6u) + j] = bb;
+  buf[st + pu(7u) + j] = pp;
 }
 
-// wkv5: 0 S, 1 r, 2 k, 3 v, 4 w, 5 u, 6 y, 7 H, 8 N, 9 T, 10 decayPerToken. S is [head][key i]
-// [value j]; one invocation per (head, value j) owns column j of its head's state.
+// wkv5: 0 S (state tensor), 1 r, 2 k, 3 v, 4 w, 5 u, 6 y, 7 H, 8 N, 9 segments,
+// 10 decayPerToken. S is [head][key i][value j]; one invocation per (segment, head, value j)
+// owns column j of its head's state.
 @compute @workgroup_size(64)
 fn wkv5(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -256,15 +301,17 @@ fn wkv5(
   let idx = elem(wid, nwg, lid);
   let H = pu(7u);
   let N = pu(8u);
-  if (idx >= H * N) {
+  let C = H * N;
+  if (idx >= pu(9u) * C) {
     return;
   }
-  let h = idx / N;
+  let seg = idx / C;
+  let h = (idx % C) / N;
   let j = idx % N;
-  let C = H * N;
-  let s0 = pu(0u) + h * N * N + j;
+  let s0 = segState(seg) + pu(0u) + h * N * N + j;
   let perToken = pu(10u) != 0u;
-  for (var t = 0u; t < pu(9u); t++) {
+  let t0 = segStart(seg);
+  for (var t = t0; t < t0 + segLen(seg); t++) {
     let o = t * C + h * N;
     var wo = h * N;
     if (perToken) {
@@ -325,8 +372,9 @@ fn v7gates(
   }
 }
 
-// wkv7: 0 S, 1 r, 2 w, 3 k, 4 v, 5 kk, 6 b, 7 y, 8 H, 9 N, 10 T. S is [head][value i][key j];
-// one invocation per (head, value i) owns row i of its head's state.
+// wkv7: 0 S (state tensor), 1 r, 2 w, 3 k, 4 v, 5 kk, 6 b, 7 y, 8 H, 9 N, 10 segments. S is
+// [head][value i][key j]; one invocation per (segment, head, value i) owns row i of its head's
+// state.
 @compute @workgroup_size(64)
 fn wkv7(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -336,19 +384,22 @@ fn wkv7(
   let idx = elem(wid, nwg, lid);
   let H = pu(8u);
   let N = pu(9u);
-  if (idx >= H * N) {
+  let C = H * N;
+  if (idx >= pu(10u) * C) {
     return;
   }
-  let h = idx / N;
-  let C = H * N;
-  let row = pu(0u) + idx * N;
-  for (var t = 0u; t < pu(10u); t++) {
+  let seg = idx / C;
+  let hi = idx % C; // h·N + i
+  let h = hi / N;
+  let row = segState(seg) + pu(0u) + hi * N;
+  let t0 = segStart(seg);
+  for (var t = t0; t < t0 + segLen(seg); t++) {
     let o = t * C + h * N;
     var sa = 0.0;
     for (var j = 0u; j < N; j++) {
       sa += buf[row + j] * buf[pu(5u) + o + j];
     }
-    let vi = buf[pu(4u) + t * C + idx];
+    let vi = buf[pu(4u) + t * C + hi];
     var acc = 0.0;
     for (var j = 0u; j < N; j++) {
       let s = buf[row + j] * buf[pu(2u) + o + j] - sa * buf[pu(6u) + o + j] +
@@ -356,7 +407,7 @@ fn wkv7(
       buf[row + j] = s;
       acc += s * buf[pu(1u) + o + j];
     }
-    buf[pu(7u) + t * C + idx] = acc;
+    buf[pu(7u) + t * C + hi] = acc;
   }
 }
 

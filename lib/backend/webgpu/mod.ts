@@ -1,0 +1,8 @@
+/**
+ * The WebGPU backend: WGSL compute shaders (in this folder, loaded relative to this module) over
+ * the backend interface of `lib/backend/mod.ts`.
+ * @module
+ */
+
+export { createWebGpuModel, type WebGpuModelOptions } from "./engine.ts";
+export { type AdapterChoice, type Gpu, openGpu } from "./device.ts";
