@@ -8,6 +8,7 @@ import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./backend/wasm/mod.ts";
 import { createReferenceModel } from "./backend/reference.ts";
+import { createWebGpuModel, hasHardwareGpu } from "./backend/webgpu/mod.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { applyTimeState, readTimeState } from "./model/time_state.ts";
@@ -31,6 +32,12 @@ export interface LoadModelOptions {
   threads?: number;
   /** `fast` (Workers + WebAssembly SIMD), `reference` (plain TypeScript), `auto` (default). */
   engine?: "auto" | "fast" | "reference";
+  /**
+   * Where it runs: `cpu` (the engines above), `webgpu` (WGSL compute shaders on the GPU
+   * WebGPU finds, a software adapter too), `auto` (default: a hardware GPU when the runtime has
+   * one and `engine` is `auto`, else the CPU; a software adapter is never picked).
+   */
+  device?: "auto" | "cpu" | "webgpu";
   /** Tokens per prompt-mode chunk (default 64). */
   chunk?: number;
   /** Loading progress: tensors done of total. */
@@ -69,9 +76,20 @@ export async function loadModel(
   if (!["auto", "fast", "reference"].includes(engine)) {
     throw new UsageError(`engine must be auto, fast or reference, not ${engine}`);
   }
+  const device = options.device ?? "auto";
+  if (!["auto", "cpu", "webgpu"].includes(device)) {
+    throw new UsageError(`device must be auto, cpu or webgpu, not ${device}`);
+  }
+  if (device === "webgpu" && engine !== "auto") {
+    throw new UsageError(`engine ${engine} runs on the CPU, not on device webgpu`);
+  }
+  const gpu = device === "webgpu" ||
+    (device === "auto" && engine === "auto" && await hasHardwareGpu());
   const ck = await openCheckpoint(path);
   try {
-    const model = engine === "reference"
+    const model = gpu
+      ? await createWebGpuModel(ck, options)
+      : engine === "reference"
       ? await createReferenceModel(ck, options)
       : await createFastModel(ck, options);
     // A state-tuned checkpoint: new states start from its time_state.

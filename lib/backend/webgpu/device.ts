@@ -70,6 +70,33 @@ const OPS_ENTRIES = [
   "v7out",
 ];
 
+let hardware: Promise<boolean> | undefined;
+
+/**
+ * Whether this runtime has a hardware WebGPU adapter (a software one such as llvmpipe does not
+ * count). Asked once per process.
+ * @example
+ * ```ts ignore
+ * const device = (await hasHardwareGpu()) ? "webgpu" : "cpu";
+ * ```
+ */
+export function hasHardwareGpu(): Promise<boolean> {
+  hardware ??= (async () => {
+    const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
+    const adapter = await gpu?.requestAdapter({ powerPreference: "high-performance" })
+      .catch(() => null);
+    return Boolean(adapter) && !fallback(adapter!);
+  })();
+  return hardware;
+}
+
+function fallback(adapter: GPUAdapter): boolean {
+  return Boolean(
+    (adapter.info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter,
+  );
+}
+
 /** Reads a WGSL file next to this module (a `file:` or `https:` URL alike). */
 async function shaderText(name: string): Promise<string> {
   const url = new URL(`./${name}.wgsl`, import.meta.url);

@@ -5,4 +5,4 @@
  */
 
 export { createWebGpuModel, type WebGpuModelOptions } from "./engine.ts";
-export { type AdapterChoice, type Gpu, openGpu } from "./device.ts";
+export { type AdapterChoice, type Gpu, hasHardwareGpu, openGpu } from "./device.ts";
