@@ -131,7 +131,13 @@ export async function createWebGpuModel(
     const layout = loaded.weights.layout;
     for (const [name, d] of Object.entries(layout.tensors)) {
       if (d.kind === "vec") source.set(name, ops.vector(loaded.weights.vec(name)));
-      else source.set(name, ops.addMatrix(fileLayout(loaded.weights.mat(name))));
+      else {
+        try {
+          source.set(name, ops.addMatrix(fileLayout(loaded.weights.mat(name))));
+        } catch (e) {
+          throw new ModelError(`${ck.path}: tensor ${name}: ${(e as Error).message}`);
+        }
+      }
     }
     const runner = createRunner(source, ops, maxT, ck.path);
     // the state slots, as many as fit beside the buffers in one binding

@@ -20,6 +20,7 @@ import type {
   V7TimeMixArgs,
   Wkv4Args,
 } from "../mod.ts";
+import { UsageError } from "../../errors.ts";
 import { floatToHalf } from "../../formats/dtype.ts";
 import type { Matrix, StorageDType } from "../../model/tensor.ts";
 import type { Gpu, ShaderModuleName } from "./device.ts";
@@ -222,9 +223,9 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
     const { device } = this.gpu;
     const size = Math.max(this.#top, ALIGN) * 4;
     if (size > this.gpu.maxBinding) {
-      throw new RangeError(
+      throw new UsageError(
         `the WebGPU backend needs ${size} bytes of buffers and states, over the device's ` +
-          `${this.gpu.maxBinding}-byte storage binding: use a smaller chunk`,
+          `${this.gpu.maxBinding}-byte storage binding: choose a smaller chunk`,
       );
     }
     this.#work = device.createBuffer({
