@@ -9,7 +9,7 @@ import { FormatError } from "../lib/errors.ts";
 import { fixture, listFixtures, tempDir } from "./_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 
-const pths = listFixtures(/^tiny-rwkv-.*\.pth$/);
+const pths = listFixtures(/^tiny-rwkv-.*\.pth$/, "", "conversions of the tiny .pth models");
 
 for (const name of pths) {
   Deno.test(`convert: ${name} → safetensors keeps every tensor bit-identical`, async () => {
