@@ -14,6 +14,7 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { generate } from "./generate.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { Sampler, type SamplerOptions } from "./sample.ts";
@@ -91,6 +92,8 @@ export interface ChatOptions extends SamplerOptions {
   maxTokens?: number;
   /** The state the conversation starts from (e.g. a tuned initial state); cloned. */
   initialState?: State;
+  /** End a reply when the model samples token 0 (default: true, except byte-level vocabularies). */
+  stopOnEndOfText?: boolean;
 }
 
 /**
@@ -140,7 +143,6 @@ export class ChatSession {
   lastPromptLogits?: Float32Array;
   #initial: State;
   #beforeReply?: { state: State; tokens: number[]; messages: ChatMessage[]; user: string };
-  #logits?: Float32Array;
   #turn = 0;
   #busy = false;
 
@@ -150,6 +152,7 @@ export class ChatSession {
         `tokenizer has ${tokenizer.vocabSize} tokens, the model only ${model.info.vocab}`,
       );
     }
+    new Sampler({ ...CHAT_SAMPLING, ...options }); // bad sampling options fail here, not mid-chat
     this.model = model;
     this.tokenizer = tokenizer;
     this.options = options;
@@ -167,18 +170,13 @@ export class ChatSession {
     this.state = this.#initial.clone();
     this.tokens = [];
     this.messages = [];
-    this.#logits = undefined;
     this.#beforeReply = undefined;
     this.lastPromptLogits = undefined;
   }
 
-  async #feed(ids: number[], signal?: AbortSignal): Promise<void> {
-    for (let i = 0; i < ids.length; i += 128) {
-      if (signal?.aborted) throw new DOMException("aborted", "AbortError");
-      const part = ids.slice(i, i + 128);
-      this.#logits = await this.model.forward(part, this.state);
-      this.tokens.push(...part);
-    }
+  async #feed(ids: number[]): Promise<void> {
+    await this.model.forward(ids, this.state);
+    this.tokens.push(...ids);
   }
 
   /**
@@ -239,81 +237,58 @@ export class ChatSession {
     this.messages.push({ role: "user", content: msg });
     const reply: ChatMessage = { role: "assistant", content: "" };
     this.messages.push(reply);
-    let generated = 0;
-    let reason: ReplyStats["stopReason"] = "length";
-    try {
-      await this.#feed(promptIds, signal);
-    } catch {
+    let promptDone = false;
+    const pieces = generate(this.model, this.tokenizer, promptIds, {
+      ...CHAT_SAMPLING,
+      ...this.options,
+      seed: this.options.seed !== undefined ? this.options.seed + this.#turn : undefined,
+      maxTokens: this.options.maxTokens ?? 500,
+      stop: [TURN_END],
+      state: this.state,
+      signal,
+      onPromptLogits: (logits) => {
+        promptDone = true;
+        this.lastPromptLogits = logits.slice();
+        this.tokens.push(...promptIds);
+      },
+      onToken: (t) => this.tokens.push(t),
+    });
+    let text = ""; // the whole reply so far, as decoded (the blank line that ends it excluded)
+    let sent = -1; // characters of text already shown; -1 until the reply's first visible one
+    let r = await pieces.next();
+    while (!r.done) {
+      text += r.value;
+      // the space after "Assistant:" is not shown, nor trailing whitespace (until more follows)
+      if (sent < 0) {
+        const m = /[^ \n]/.exec(text);
+        if (m) sent = m.index;
+      }
+      const upTo = text.trimEnd().length;
+      if (sent >= 0 && upTo > sent) {
+        yield text.slice(sent, upTo);
+        sent = upTo;
+      }
+      r = await pieces.next();
+    }
+    const stats = r.value;
+    if (!promptDone) {
       // stopped during the prompt: forget the half-fed turn
       const b = this.#beforeReply!;
       this.state = b.state.clone();
       this.tokens = b.tokens.slice();
       this.messages = b.messages.slice();
-      this.#logits = undefined;
       return { promptTokens: 0, generatedTokens: 0, stopReason: "abort", seconds: 0 };
     }
-    this.lastPromptLogits = this.#logits!.slice();
-    const sampler = new Sampler({
-      ...CHAT_SAMPLING,
-      ...this.options,
-      seed: this.options.seed !== undefined ? this.options.seed + this.#turn : undefined,
-    });
     this.#turn++;
-    const maxTokens = this.options.maxTokens ?? 500;
-    const decoder = this.tokenizer.createDecoder();
-    const vocab = this.tokenizer.vocabSize;
-    let text = ""; // the whole reply so far, as decoded
-    let start = -1; // where the shown reply starts (after the leading space)
-    let sent = 0; // characters of text already yielded
-    while (generated < maxTokens) {
-      if (signal?.aborted) {
-        reason = "abort";
-        break;
-      }
-      const logits = this.#logits!;
-      for (let i = vocab; i < logits.length; i++) logits[i] = -Infinity;
-      const token = sampler.sample(logits);
-      if (token === 0 && this.tokenizer.kind !== "bytes") {
-        reason = "end-of-text";
-        break;
-      }
-      sampler.accept(token);
-      generated++;
-      await this.#feed([token]);
-      text += decoder.push(token);
-      const end = text.indexOf(TURN_END);
-      // hold back a last "\n": it may start the blank line that ends the turn
-      const upTo = end >= 0 ? end : text.endsWith("\n") ? text.length - 1 : text.length;
-      if (start < 0) {
-        const m = /[^ \n]/.exec(text);
-        if (m) start = sent = m.index;
-      }
-      if (start >= 0 && upTo > sent) {
-        yield text.slice(sent, upTo);
-        sent = upTo;
-      }
-      if (end >= 0) {
-        text = text.slice(0, end);
-        reason = "stop";
-        break;
-      }
-    }
-    if (reason !== "stop") {
-      text += decoder.flush();
-      const shown = text.trimEnd();
-      if (start < 0) {
-        const m = /[^ \n]/.exec(shown);
-        if (m) start = sent = m.index;
-      }
-      if (start >= 0 && shown.length > sent) yield shown.slice(sent);
+    if (stats.stopReason !== "stop") {
       // Close the turn so the transcript stays `…\n\n` + next `User:` whatever happened.
       await this.#feed(this.tokenizer.encode(text.endsWith("\n") ? "\n" : TURN_END));
     }
     reply.content = text.trim();
     return {
       promptTokens: promptIds.length,
-      generatedTokens: generated,
-      stopReason: reason,
+      generatedTokens: stats.generatedTokens,
+      stopReason: stats.stopReason,
       seconds: (performance.now() - t0) / 1000,
     };
   }
@@ -332,7 +307,6 @@ export class ChatSession {
     this.state = s;
     this.tokens = [];
     this.messages = [];
-    this.#logits = undefined;
     this.#beforeReply = undefined;
     this.lastPromptLogits = undefined;
   }
