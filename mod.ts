@@ -35,7 +35,15 @@ export {
 } from "./lib/formats/safetensors.ts";
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "./lib/formats/dtype.ts";
 export { type ConvertOptions, convertToSafetensors } from "./convert/safetensors.ts";
-export { generate, type GenerateOptions, type GenerateStats } from "./lib/generate.ts";
+export {
+  type BatchRequest,
+  type BatchResult,
+  generate,
+  generateBatch,
+  type GenerateOptions,
+  type GenerateStats,
+} from "./lib/generate.ts";
+export { Pipeline, PIPELINE_ARGS, type PipelineArgs, type PipelineModel } from "./lib/pipeline.ts";
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
 export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
 export { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "./lib/sample.ts";

@@ -28,7 +28,9 @@ import type { Tokenizer } from "./tokenizer/mod.ts";
  * ```
  */
 export interface ChatMessage {
+  /** Who said it. */
   role: "system" | "user" | "assistant";
+  /** What was said. */
   content: string;
 }
 
@@ -130,8 +132,11 @@ const TURN_END = "\n\n";
  * ```
  */
 export class ChatSession {
+  /** The model it talks with. */
   readonly model: Model;
+  /** Its tokenizer. */
   readonly tokenizer: Tokenizer;
+  /** The options it was made with. */
   readonly options: ChatOptions;
   /** The recurrent state after everything said so far. */
   state: State;
@@ -146,6 +151,7 @@ export class ChatSession {
   #turn = 0;
   #busy = false;
 
+  /** A new conversation (bad sampling options are refused here with a UsageError). */
   constructor(model: Model, tokenizer: Tokenizer, options: ChatOptions = {}) {
     if (tokenizer.vocabSize > model.info.vocab) {
       throw new UsageError(
