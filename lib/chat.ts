@@ -5,10 +5,16 @@
  * blank line.
  *
  * @example
- * ```ts ignore
- * const chat = new ChatSession(model, tokenizer, { system: "You are terse." });
+ * ```ts
+ * import { ChatSession } from "./chat.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const chat = new ChatSession(model, await loadTokenizer("bytes"), { maxTokens: 20, seed: 1 });
  * for await (const piece of chat.send("Hi!")) Deno.stdout.writeSync(new TextEncoder().encode(piece));
  * const before = chat.state.clone(); // branch the conversation
+ * await model.dispose();
  * ```
  * @module
  */
@@ -23,7 +29,8 @@ import type { Tokenizer } from "./tokenizer/mod.ts";
 /**
  * One message of a conversation, as the OpenAI chat API names them.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ChatMessage } from "./chat.ts";
  * const m: ChatMessage = { role: "user", content: "Hello" };
  * ```
  */
@@ -39,8 +46,10 @@ export interface ChatMessage {
  * surrounding whitespace stripped, runs of newlines collapsed into one (a blank line would
  * end the turn).
  * @example
- * ```ts ignore
- * normalizeMessage("  Hi\n\n\nthere \r\n"); // "Hi\nthere"
+ * ```ts
+ * import { normalizeMessage } from "./chat.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(normalizeMessage("  Hi\n\n\nthere \r\n"), "Hi\nthere");
  * ```
  */
 export function normalizeMessage(text: string): string {
@@ -57,8 +66,10 @@ const LABEL: Record<ChatMessage["role"], string> = {
  * The transcript text of `messages`, each `Role: content\n\n`, ending with `Assistant:` (no
  * space: World models put the space at the start of the reply's first token).
  * @example
- * ```ts ignore
- * buildChatPrompt([{ role: "user", content: "Hi" }]); // "User: Hi\n\nAssistant:"
+ * ```ts
+ * import { buildChatPrompt } from "./chat.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(buildChatPrompt([{ role: "user", content: "Hi" }]), "User: Hi\n\nAssistant:");
  * ```
  */
 export function buildChatPrompt(messages: readonly ChatMessage[]): string {
@@ -83,7 +94,8 @@ export const CHAT_SAMPLING: Readonly<SamplerOptions> = {
 /**
  * Options of a {@link ChatSession}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ChatOptions } from "./chat.ts";
  * const opts: ChatOptions = { system: "Be brief.", maxTokens: 300, temperature: 0.8, seed: 1 };
  * ```
  */
@@ -124,11 +136,19 @@ const TURN_END = "\n\n";
  * tokens to the carried state and streams the reply; the state then ends exactly after the
  * reply's closing blank line, so {@link ChatSession.tokens} is always the whole transcript.
  * @example
- * ```ts ignore
- * const chat = new ChatSession(model, tokenizer);
+ * ```ts
+ * import { ChatSession } from "./chat.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const chat = new ChatSession(model, await loadTokenizer("bytes"), { maxTokens: 12 });
  * for await (const piece of chat.send("Tell me a joke")) console.log(piece);
  * for await (const piece of chat.regenerate()) console.log(piece); // another answer
- * await chat.save("chat.state");
+ * const file = await Deno.makeTempFile();
+ * await chat.save(file);
+ * await Deno.remove(file);
+ * await model.dispose();
  * ```
  */
 export class ChatSession {

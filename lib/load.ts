@@ -15,9 +15,9 @@ import type { WeightDType } from "./model/weights.ts";
 /**
  * Options of {@link loadModel}.
  * @example
- * ```ts ignore
- * const opts: LoadModelOptions = { dtype: "q8", threads: 2 };
- * const model = await loadModel("model.pth", opts);
+ * ```ts
+ * import type { LoadModelOptions } from "./load.ts";
+ * const opts: LoadModelOptions = { dtype: "q8", threads: 2, device: "cpu" };
  * ```
  */
 export interface LoadModelOptions {
@@ -57,10 +57,12 @@ export async function toPath(pathOrUrl: string | URL, download?: ResolveOptions)
  * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
  * file; a local path, or `hf:OWNER/REPO/FILE` / an `https://` URL downloaded once into the cache) and returns a model whose `forward(tokens, state)` matches the official package.
  * @example
- * ```ts ignore
- * const model = await loadModel("model.pth", { dtype: "q8", threads: 2 });
+ * ```ts
+ * import { loadModel } from "./load.ts";
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-4v0.pth", { dtype: "q8", threads: 2 });
  * const state = model.createState();
- * const logits = await model.forward([187, 510], state);
+ * const logits = await model.forward([187, 110], state);
+ * console.log(logits.length); // 256
  * await model.dispose();
  * ```
  */
