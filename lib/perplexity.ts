@@ -33,8 +33,9 @@ export interface PerplexityOptions {
 /**
  * What {@link perplexity} measured.
  * @example
- * ```ts ignore
- * const { perplexity: ppl, bitsPerByte } = await perplexity(model, tokenizer, text);
+ * ```ts
+ * import type { PerplexityResult } from "./perplexity.ts";
+ * const show = (r: PerplexityResult) => `${r.perplexity.toFixed(3)} (${r.bitsPerByte} bits/byte)`;
  * ```
  */
 export interface PerplexityResult {
@@ -53,9 +54,16 @@ export interface PerplexityResult {
 /**
  * Measures perplexity and bits per byte.
  * @example
- * ```ts ignore
- * const r = await perplexity(model, tokenizer, await Deno.readTextFile("text.txt"), { ctx: 256 });
+ * ```ts
+ * import { perplexity } from "./perplexity.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const text = (await Deno.readTextFile("bench/data/eval.txt")).slice(0, 1000);
+ * const r = await perplexity(model, await loadTokenizer("bytes"), text, { ctx: 256, batch: 4 });
  * console.log(r.perplexity.toFixed(3), r.bitsPerByte.toFixed(4));
+ * await model.dispose();
  * ```
  */
 export async function perplexity(
