@@ -7,8 +7,9 @@
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
  * tokens, peak RSS, weight bytes read per token, effective GB/s and its share of the measured
  * bandwidth (the same number of Workers streaming 512 MiB together with the f32 decode kernel,
- * best of 8 passes). Runs the Worker engine, or with `--device webgpu` the WebGPU backend (then
- * the GB/s are the weights read per token over the time per token, and no CPU bandwidth probe).
+ * best of 8 passes). Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the
+ * WebGPU backend (then the GB/s are the weights read per token over the time per token, and no
+ * CPU bandwidth probe).
  * @module
  */
 

@@ -17,9 +17,9 @@ import type { WeightDType } from "./model/weights.ts";
 /**
  * Options of {@link loadModel}.
  * @example
- * ```ts ignore
- * const opts: LoadModelOptions = { dtype: "q8", threads: 2 };
- * const model = await loadModel("model.pth", opts);
+ * ```ts
+ * import type { LoadModelOptions } from "./load.ts";
+ * const opts: LoadModelOptions = { dtype: "q8", threads: 2, device: "cpu" };
  * ```
  */
 export interface LoadModelOptions {
@@ -60,10 +60,12 @@ export async function toPath(pathOrUrl: string | URL, download?: ResolveOptions)
  * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
  * file; a local path, or `hf:OWNER/REPO/FILE` / an `https://` URL downloaded once into the cache) and returns a model whose `forward(tokens, state)` matches the official package.
  * @example
- * ```ts ignore
- * const model = await loadModel("model.pth", { dtype: "q8", threads: 2 });
+ * ```ts
+ * import { loadModel } from "./load.ts";
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-4v0.pth", { dtype: "q8", threads: 2 });
  * const state = model.createState();
- * const logits = await model.forward([187, 510], state);
+ * const logits = await model.forward([187, 110], state);
+ * console.log(logits.length); // 256
  * await model.dispose();
  * ```
  */
@@ -71,18 +73,18 @@ export async function loadModel(
   pathOrUrl: string | URL,
   options: LoadModelOptions = {},
 ): Promise<Model> {
+  validateLoadOptions(options);
   const path = await toPath(pathOrUrl, options.download);
+  try {
+    if (!(await Deno.stat(path)).isFile) throw new UsageError(`model ${path} is not a file`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`model file ${path} does not exist`, { cause: e });
+    }
+    throw e;
+  }
   const engine = options.engine ?? "auto";
-  if (!["auto", "fast", "reference"].includes(engine)) {
-    throw new UsageError(`engine must be auto, fast or reference, not ${engine}`);
-  }
   const device = options.device ?? "auto";
-  if (!["auto", "cpu", "webgpu"].includes(device)) {
-    throw new UsageError(`device must be auto, cpu or webgpu, not ${device}`);
-  }
-  if (device === "webgpu" && engine !== "auto") {
-    throw new UsageError(`engine ${engine} runs on the CPU, not on device webgpu`);
-  }
   const gpu = device === "webgpu" ||
     (device === "auto" && engine === "auto" && await hasHardwareGpu());
   const ck = await openCheckpoint(path);
@@ -98,5 +100,63 @@ export async function loadModel(
     return model;
   } finally {
     ck.close();
+  }
+}
+
+const DTYPES: readonly string[] = ["auto", "f32", "bf16", "f16", "q8", "q4"];
+const ENGINES: readonly string[] = ["auto", "fast", "reference"];
+const DEVICES: readonly string[] = ["auto", "cpu", "webgpu"];
+
+/** `x` as `a, b or c`. */
+function oneOf(list: readonly string[]): string {
+  return `${list.slice(0, -1).join(", ")} or ${list[list.length - 1]}`;
+}
+
+/**
+ * Checks every option of {@link loadModel} before anything is loaded; throws a UsageError
+ * naming the first bad one (and what it accepts).
+ * @example
+ * ```ts
+ * import { validateLoadOptions } from "./load.ts";
+ * import { UsageError } from "./errors.ts";
+ * try {
+ *   validateLoadOptions({ dtype: "q5" as "q8" });
+ * } catch (e) {
+ *   console.log(e instanceof UsageError, (e as Error).message); // true invalid dtype "q5": …
+ * }
+ * ```
+ */
+export function validateLoadOptions(options: LoadModelOptions): void {
+  if (options === null || typeof options !== "object") {
+    throw new UsageError(`loadModel options must be an object, not ${options}`);
+  }
+  const pick = (name: string, value: unknown, list: readonly string[]) => {
+    if (value !== undefined && !list.includes(value as string)) {
+      throw new UsageError(`invalid ${name} ${JSON.stringify(value)}: expected ${oneOf(list)}`);
+    }
+  };
+  pick("dtype", options.dtype, DTYPES);
+  pick("engine", options.engine, ENGINES);
+  pick("device", options.device, DEVICES);
+  if (options.device === "webgpu" && (options.engine ?? "auto") !== "auto") {
+    throw new UsageError(`engine ${options.engine} runs on the CPU, not on device webgpu`);
+  }
+  const whole = (name: string, value: unknown, max: number) => {
+    if (
+      value !== undefined &&
+      (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max)
+    ) {
+      throw new UsageError(
+        `invalid ${name} ${JSON.stringify(value)}: expected a whole number from 1 to ${max}`,
+      );
+    }
+  };
+  whole("threads", options.threads, 64);
+  whole("chunk", options.chunk, 4096);
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new UsageError("invalid onProgress: expected a function");
+  }
+  if (options.download !== undefined && typeof options.download !== "object") {
+    throw new UsageError("invalid download: expected an object of download options");
   }
 }
