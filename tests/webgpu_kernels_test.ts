@@ -7,9 +7,9 @@ import { fileLayout, type GpuBuf, GpuOps } from "../lib/backend/webgpu/ops.ts";
 import { ReferenceOps } from "../lib/backend/reference.ts";
 import type { MatrixShape, Ops, Segment } from "../lib/backend/mod.ts";
 import { Arena, type Matrix, type StorageDType } from "../lib/model/tensor.ts";
-import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
+import { f32ToBf16, f32ToF16, floatToHalf, halfToFloat } from "../lib/formats/dtype.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
-import { assertClose } from "./_assert.ts";
+import { assert, assertClose } from "./_assert.ts";
 import { HAVE_WEBGPU } from "./_webgpu.ts";
 
 /** Deterministic uniform values in [lo, hi). */
@@ -25,8 +25,17 @@ function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   return a;
 }
 
-/** A row-major matrix of `dtype` from f32 values (as loadWeights stores it). */
-function makeMatrix(values: Float32Array, rows: number, cols: number, dtype: StorageDType): Matrix {
+/**
+ * A row-major matrix of `dtype` from f32 values (as loadWeights stores it); `f16Scales`: q8/q4
+ * block scales moved to nearby f16 values that are not bf16 ones (as format versions 1–2 store).
+ */
+function makeMatrix(
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  dtype: StorageDType,
+  f16Scales = false,
+): Matrix {
   const arena = new Arena(values.length * 8 + 4096);
   const m = arena.view(arena.allocMatrix(rows, cols, dtype));
   if (dtype === "f32") (m.data as Float32Array).set(values);
@@ -36,6 +45,10 @@ function makeMatrix(values: Float32Array, rows: number, cols: number, dtype: Sto
     const q = dtype === "q8" ? quantizeQ8(values) : quantizeQ4(values);
     (m.data as Uint8Array).set(new Uint8Array(q.q.buffer, 0, q.q.byteLength));
     m.scales.set(q.scales);
+    if (f16Scales) {
+      m.scales.forEach((d, i) => m.scales[i] = halfToFloat(floatToHalf(d * 1.0123)));
+      assert(m.scales.some((d) => new Uint32Array(new Float32Array([d]).buffer)[0] & 0xffff));
+    }
   }
   return m;
 }
@@ -109,10 +122,11 @@ const gpuTest = (name: string, fn: () => Promise<void>) =>
 
 // both kernel shapes: one invocation per row (software adapters) and 32 (GPUs)
 for (const tpr of [1, 32]) {
-  for (const dtype of ["f32", "f16", "bf16", "q8", "q4"] as const) {
+  for (const dtype of ["f32", "f16", "bf16", "q8", "q4", "q8 (f16 scales)", "q4 (f16 scales)"]) {
     gpuTest(`matmul ${dtype}, ${tpr} per row, 1/3/9 tokens, split, and embed = TS`, async () => {
       const rows = 37, cols = 96;
-      const m = makeMatrix(rand(rows * cols, 7), rows, cols, dtype);
+      const [type, f16] = [dtype.split(" ")[0] as StorageDType, dtype.includes("f16 scales")];
+      const m = makeMatrix(rand(rows * cols, 7), rows, cols, type, f16);
       const inputs: Record<string, Float32Array> = {};
       const outputs: Record<string, number> = { emb: 3 * cols };
       for (const T of [1, 3, 9]) {

@@ -21,7 +21,7 @@ import type {
   Wkv4Args,
 } from "../mod.ts";
 import { UsageError } from "../../errors.ts";
-import { floatToHalf } from "../../formats/dtype.ts";
+import { floatToHalf, halfToFloat } from "../../formats/dtype.ts";
 import type { Matrix, StorageDType } from "../../model/tensor.ts";
 import type { Gpu, ShaderModuleName } from "./device.ts";
 
@@ -63,6 +63,8 @@ export interface GpuMatrix extends MatrixShape {
   readonly dtype: StorageDType;
   /** Bytes on the device (values and scales). */
   readonly bytes: number;
+  /** q8/q4 block scales in bf16 (else f16). */
+  readonly bf16Scales: boolean;
   /** @internal Row ranges, each in its own bindings. */
   readonly parts: readonly MatrixPart[];
 }
@@ -80,8 +82,10 @@ export interface RowMajorMatrix extends MatrixShape {
   readonly dtype: StorageDType;
   /** The values, rows one after another. */
   readonly data: Uint8Array;
-  /** q8/q4: the f16 bits of the block scales, [rows, cols/32]. */
+  /** q8/q4: the 16-bit block scales, [rows, cols/32]. */
   readonly scales?: Uint16Array;
+  /** q8/q4: their type (`bf16` from format version 3, `f16` before). */
+  readonly scaleType?: "f16" | "bf16";
 }
 
 interface Command {
@@ -94,7 +98,8 @@ interface Command {
 
 /**
  * A row-major matrix of loaded weights (`PLAIN_LAYOUT`) in the file's layout: the same values,
- * block scales as f16 (exact: quantization rounds them to f16).
+ * block scales as 16-bit words, bf16 when they all are bf16 values (format version 3, and
+ * quantization on load), else f16 (versions 1 and 2): exact either way.
  * @example
  * ```ts ignore
  * const m = ops.addMatrix(fileLayout(weights.mat("head.weight")));
@@ -106,9 +111,26 @@ export function fileLayout(m: Matrix): RowMajorMatrix {
   const bytes = dtype === "f32" ? n * 4 : dtype === "q8" ? n : dtype === "q4" ? n / 2 : n * 2;
   const data = new Uint8Array(m.data.buffer, m.data.byteOffset, bytes);
   if (dtype !== "q8" && dtype !== "q4") return { dtype, rows, cols, data };
-  // block scales are f16 values (quantization rounds them so): exact
-  const scales = Uint16Array.from(m.scales.subarray(0, n / 32), floatToHalf);
-  return { dtype, rows, cols, data, scales };
+  const f32 = m.scales.subarray(0, n / 32);
+  const bits = new Uint32Array(f32.length);
+  bits.set(new Uint32Array(f32.buffer, f32.byteOffset, f32.length));
+  if (bits.every((b) => (b & 0xffff) === 0)) {
+    return {
+      dtype,
+      rows,
+      cols,
+      data,
+      scales: Uint16Array.from(bits, (b) => b >>> 16),
+      scaleType: "bf16",
+    };
+  }
+  const scales = Uint16Array.from(f32, floatToHalf);
+  scales.forEach((h, i) => {
+    if (halfToFloat(h) !== f32[i]) {
+      throw new Error(`block scale ${f32[i]} is neither a bf16 nor an f16 value`);
+    }
+  });
+  return { dtype, rows, cols, data, scales, scaleType: "f16" };
 }
 
 function rowBytesOf(dtype: StorageDType, cols: number): number {
@@ -199,7 +221,7 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
       for (const b of buffers) bytes += b.size;
       parts.push({ row0, rows: n, buffers, bind: undefined });
     }
-    const g: GpuMatrix = { dtype, rows, cols, parts, bytes };
+    const g: GpuMatrix = { dtype, rows, cols, parts, bytes, bf16Scales: m.scaleType === "bf16" };
     this.#matrices.push(g);
     this.matrixBytes += bytes;
     if (this.#work) this.#bindMatrix(g);
@@ -323,6 +345,7 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
     const pipe = this.gpu.pipeline(emb.dtype as ShaderModuleName, "embed");
     for (const p of emb.parts) {
       const params = [this.#tokens.at, T, p.rows, emb.cols, 0, 0, p.row0, 0, out.at];
+      params[9] = emb.bf16Scales ? 1 : 0;
       this.#push(pipe, p, params, Math.ceil((T * groups) / WG));
     }
   }
@@ -331,7 +354,7 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
     const pipe = this.gpu.pipeline(m.dtype as ShaderModuleName, "matmul");
     const rowsPerGroup = WG / this.gpu.threadsPerRow;
     for (const p of m.parts) {
-      const params = [x.at, y.at, p.rows, m.cols, T, m.rows, p.row0];
+      const params = [x.at, y.at, p.rows, m.cols, T, m.rows, p.row0, 0, 0, m.bf16Scales ? 1 : 0];
       this.#push(pipe, p, params, Math.ceil(p.rows / rowsPerGroup));
     }
   }
