@@ -49,7 +49,13 @@ export interface Gpu {
   destroy(): void;
 }
 
-/** The shader modules: `ops` (element-wise, norms, recurrences) and one per storage type. */
+/**
+ * The shader modules: `ops` (element-wise, norms, recurrences) and one per storage type.
+ * @example
+ * ```ts ignore
+ * const matmulQ8 = gpu.pipeline("q8" satisfies ShaderModuleName, "matmul");
+ * ```
+ */
 export type ShaderModuleName = "ops" | "f32" | "f16" | "bf16" | "q8" | "q4";
 
 const OPS_ENTRIES = [

@@ -5,4 +5,10 @@
  */
 
 export { createWebGpuModel, type WebGpuModelOptions } from "./engine.ts";
-export { type AdapterChoice, type Gpu, hasHardwareGpu, openGpu } from "./device.ts";
+export {
+  type AdapterChoice,
+  type Gpu,
+  hasHardwareGpu,
+  openGpu,
+  type ShaderModuleName,
+} from "./device.ts";
