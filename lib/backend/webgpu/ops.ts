@@ -174,8 +174,6 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
   #tokens: GpuBuf;
   #segs: readonly Segment<GpuBuf>[] | undefined;
   #embedded: Float32Array | undefined;
-  /** Bytes of matrices on the device. */
-  matrixBytes = 0;
 
   constructor(gpu: Gpu, maxT: number, options: { maxPartBytes?: number } = {}) {
     this.gpu = gpu;
@@ -223,7 +221,6 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
     }
     const g: GpuMatrix = { dtype, rows, cols, parts, bytes, bf16Scales: m.scaleType === "bf16" };
     this.#matrices.push(g);
-    this.matrixBytes += bytes;
     if (this.#work) this.#bindMatrix(g);
     return g;
   }
@@ -503,11 +500,6 @@ export class GpuOps implements Ops<GpuBuf, GpuMatrix> {
     this.#op("wkv7", segs.length * H * N, [this.#slot(segs, a.S), ...wkv, H, N, segs.length]);
     const out = [a.y, a.out, a.lnw, a.lnb, a.r, a.kMod, a.rk, a.vMix, a.g].map((b) => b.at);
     this.#op("v7out", T * H, [...out, T, H, N, f32Bits(64e-5)]);
-  }
-
-  /** Dispatches recorded since the last submit. */
-  get recorded(): number {
-    return this.#cmds.length;
   }
 
   /**
