@@ -124,7 +124,7 @@ export interface Wkv4Args<B> {
  * RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/model/ops.ts`).
  * @example
  * ```ts ignore
- * ops.v7TimeMix({ H, N, a0, al, /* … */ S: layer * 3 + 1, out }, segs);
+ * ops.v7TimeMix({ ...gatesAndBuffers, S: layer * 3 + 1, out }, segs);
  * ```
  */
 export interface V7TimeMixArgs<B> {
