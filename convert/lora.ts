@@ -58,7 +58,14 @@ export interface MergeLoraReport {
 
 const PAIR = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?(?:\.weight)?$/;
 
-/** Finds LoRA pairs: target weight name → names of its A and B tensors. */
+/**
+ * Finds LoRA pairs: target weight name → names of its A and B tensors.
+ * @example
+ * ```ts ignore
+ * const pairs = findLoraPairs(await openCheckpoint("lora.pth"));
+ * // Map { "blocks.0.att.key.weight" => { a: "...lora_A", b: "...lora_B" }, ... }
+ * ```
+ */
 export function findLoraPairs(
   lora: Pick<Checkpoint, "tensors">,
 ): Map<string, { a: string; b: string }> {

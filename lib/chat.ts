@@ -82,7 +82,14 @@ export function buildChatPrompt(messages: readonly ChatMessage[]): string {
   return out + "Assistant:";
 }
 
-/** Default sampling for chat, ChatRWKV's (`GEN_TEMP` 1.0, `GEN_TOP_P` 0.3, penalties 0.5). */
+/**
+ * Default sampling for chat, ChatRWKV's (`GEN_TEMP` 1.0, `GEN_TOP_P` 0.3, penalties 0.5).
+ * @example
+ * ```ts
+ * import { CHAT_SAMPLING } from "./chat.ts";
+ * if (CHAT_SAMPLING.topP !== 0.3) throw new Error("ChatRWKV's top-p is 0.3");
+ * ```
+ */
 export const CHAT_SAMPLING: Readonly<SamplerOptions> = {
   temperature: 1.0,
   topP: 0.3,
@@ -338,14 +345,28 @@ export class ChatSession {
   }
 }
 
-/** What {@link runChatCommand} did. */
+/**
+ * What {@link runChatCommand} did.
+ * @example
+ * ```ts ignore
+ * const r: ChatCommandResult = await runChatCommand(session, "/reset");
+ * if (r.kind === "message") console.log(r.text);
+ * ```
+ */
 export type ChatCommandResult =
   | { kind: "message"; text: string }
   | { kind: "regen" }
   | { kind: "quit" }
   | { kind: "chat"; text: string };
 
-/** The help text of the chat commands. */
+/**
+ * The help text of the chat commands.
+ * @example
+ * ```ts
+ * import { CHAT_HELP } from "./chat.ts";
+ * if (!CHAT_HELP.includes("/save")) throw new Error("the help lists /save");
+ * ```
+ */
 export const CHAT_HELP = `Commands:
   /reset        forget the conversation (start again from the initial state)
   /save FILE    save the conversation's state to FILE
