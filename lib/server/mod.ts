@@ -13,7 +13,32 @@
 import { type Api, type ApiOptions, createApi } from "./openai.ts";
 
 export { type Api, type ApiOptions, createApi } from "./openai.ts";
-export { QueueFullError, serialized, Slots } from "./queue.ts";
+export {
+  type FinishReason,
+  QueueFullError,
+  Scheduler,
+  type SchedulerOptions,
+  type SchedulerStats,
+  type Sequence,
+  type SequenceJob,
+  type SequenceResult,
+} from "./scheduler.ts";
+export {
+  decodeState,
+  encodeState,
+  modelIdentity,
+  StateBank,
+  StateMismatchError,
+  weightsHash,
+} from "./states.ts";
+export {
+  MemoryStore,
+  type MemoryStoreOptions,
+  openStore,
+  type StateStore,
+  StoreUnavailableError,
+} from "./store.ts";
+export { type ChatTemplate, encodeChat, WORLD_STOPS, WORLD_TEMPLATE } from "./template.ts";
 
 /**
  * Options of {@link startServer}: the API's plus where to listen.
@@ -56,7 +81,7 @@ export interface RunningServer {
  * Starts the server (127.0.0.1:8000 by default).
  * @example
  * ```ts ignore
- * const server = startServer({ model, tokenizer, port: 0, concurrency: 1, queue: 8 });
+ * const server = startServer({ model, tokenizer, port: 0, maxBatch: 8, queue: 16 });
  * const res = await fetch(`${server.url}/v1/models`);
  * ```
  */
@@ -76,6 +101,10 @@ export function startServer(options: ServerOptions): RunningServer {
     addr,
     api,
     finished: server.finished,
-    shutdown: () => server.shutdown(),
+    shutdown: async () => {
+      api.scheduler.close();
+      await server.shutdown();
+      await api.close();
+    },
   };
 }
