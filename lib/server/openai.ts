@@ -14,7 +14,7 @@ import { CHAT_SAMPLING } from "../chat.ts";
 import { RwkvError } from "../errors.ts";
 import type { Model } from "../model/model.ts";
 import type { State } from "../model/state.ts";
-import type { SamplerOptions } from "../sample.ts";
+import { Sampler, type SamplerOptions } from "../sample.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
 import {
   checkModel,
@@ -354,6 +354,38 @@ export function createApi(options: ApiOptions): Api {
     await b.save(key, state, { tokens: tokens.length }).catch(() => {});
   }
 
+  // What follows a reply when a client sends it back (World: "\n\n"): fed after a reply that
+  // did not end at a stop string, so the cached state lines up with the resent history.
+  const [, replySuffix = ""] = template.assistant.split("{content}");
+  const suffixTokens = tokenizer.encode(replySuffix);
+
+  /** Caches the state after a reply under the tokens a client resending it will send. */
+  async function cacheReply(
+    prompt: readonly number[],
+    r: RunResult,
+    state: State,
+    saves: Promise<void>[],
+  ): Promise<void> {
+    const key = [...prompt, ...r.tokens];
+    if (r.reason === "stop" || suffixTokens.length === 0) {
+      saves.push(savePrefix(key, state));
+      return;
+    }
+    try {
+      const seq = scheduler.submit({
+        tokens: suffixTokens,
+        state,
+        sampler: new Sampler({ seed: 0 }),
+        maxTokens: 0,
+      });
+      if ((await seq.done).reason === "length") {
+        saves.push(savePrefix([...key, ...suffixTokens], state));
+      }
+    } catch {
+      // the line is full: this reply is just not cached
+    }
+  }
+
   async function complete(req: Request, chat: boolean): Promise<Response> {
     const body = await readJson(req, core.maxBody);
     checkModel(core, body.model);
@@ -421,7 +453,7 @@ export function createApi(options: ApiOptions): Api {
     });
     const finished = run.done.then(async (r) => {
       req.signal.removeEventListener("abort", onGone);
-      if (caching && r.reason !== "abort") saves.push(savePrefix([...tokens, ...r.tokens], state));
+      if (caching && r.reason !== "abort") await cacheReply(tokens, r, state, saves);
       await Promise.all(saves);
       return r;
     }, (e) => {
