@@ -52,6 +52,7 @@ Usage:
   --api-key KEY           require "Authorization: Bearer KEY" on /v1/* (or env RWKV_API_KEY)
   --max-body BYTES        largest request body (default 1048576)
   --name NAME             model id shown by /v1/models
+  --server-id ID          sent as x-rwkv-server on every response (default HOSTNAME:PORT)
   --quiet
   -h, --help
 
@@ -135,6 +136,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
         "api-key": { type: "string" },
         "max-body": { type: "string" },
         name: { type: "string" },
+        "server-id": { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -229,6 +231,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
       stateTtlSeconds: ttl,
       prefixCache: !v["no-prefix-cache"],
       namedStates,
+      serverId: v["server-id"] ?? `${Deno.hostname()}:${port || `pid${Deno.pid}`}`,
       apiKey: v["api-key"] ?? Deno.env.get("RWKV_API_KEY") ?? undefined,
       maxBodyBytes: maxBody,
       signal: stop.signal,

@@ -67,8 +67,11 @@ export interface RedisProcess {
   start(): Promise<void>;
 }
 
-/** Starts `redis-server` (path from {@link binary}) on a free loopback port. */
-export async function startRedis(bin: string): Promise<RedisProcess> {
+/**
+ * Starts `redis-server` (path from {@link binary}) on a free loopback port; with `persistDir`,
+ * every write is appended to a file there first (so a restart keeps the data).
+ */
+export async function startRedis(bin: string, persistDir?: string): Promise<RedisProcess> {
   const port = freePort();
   let child: Deno.ChildProcess | undefined;
   const start = async () => {
@@ -80,8 +83,9 @@ export async function startRedis(bin: string): Promise<RedisProcess> {
         "127.0.0.1",
         "--save",
         "",
-        "--appendonly",
-        "no",
+        ...(persistDir
+          ? ["--appendonly", "yes", "--appendfsync", "always", "--dir", persistDir]
+          : ["--appendonly", "no"]),
         "--daemonize",
         "no",
       ],
@@ -135,4 +139,46 @@ export async function startServe(
       await child.status;
     },
   };
+}
+
+/**
+ * Starts HAProxy with `deploy/haproxy.cfg` in front of `replicas` (host:port each), listening
+ * on a free loopback port; resolves once it answers.
+ * @example
+ * ```ts ignore
+ * const lb = await startHaproxy(bin, ["127.0.0.1:8001", "127.0.0.1:8002", "127.0.0.1:8003"]);
+ * await lb.stop();
+ * ```
+ */
+export async function startHaproxy(
+  bin: string,
+  replicas: readonly string[],
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = freePort();
+  const cfg = new URL("../deploy/haproxy.cfg", import.meta.url).pathname;
+  const env: Record<string, string> = { RWKV_LB_BIND: `127.0.0.1:${port}` };
+  replicas.forEach((r, i) => env[`RWKV_REPLICA_${i + 1}`] = r);
+  const child = new Deno.Command(bin, {
+    args: ["-f", cfg, "-db"],
+    env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await child.status;
+  };
+  for (let i = 0; i < 400; i++) {
+    const ok = await fetch(`${url}/health`).then(async (r) => {
+      await r.body?.cancel();
+      return r.status === 200;
+    }, () => false);
+    if (ok) return { url, stop };
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await stop();
+  throw new Error("haproxy did not start answering");
 }

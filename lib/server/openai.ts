@@ -103,6 +103,8 @@ export interface ApiOptions {
   prefixCache?: boolean;
   /** States requests may start from by name (`"state": NAME`), e.g. state-tuned files. */
   namedStates?: ReadonlyMap<string, State>;
+  /** Sent as `x-rwkv-server` on every response: which replica answered. */
+  serverId?: string;
 }
 
 /**
@@ -680,6 +682,7 @@ export function createApi(options: ApiOptions): Api {
       }
     }
     for (const [k, v] of Object.entries(corsHeaders(req))) res.headers.set(k, v);
+    if (options.serverId) res.headers.set("x-rwkv-server", options.serverId);
     return res;
   }
 
