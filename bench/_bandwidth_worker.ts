@@ -2,7 +2,7 @@
 // Reads its share of a shared buffer with the f32 kernel (a pure streaming read), for
 // bench/decode.ts's bandwidth measurement. Every pass starts on a spin barrier shared by all
 // the workers, so the passes the main thread compares ran at the same time.
-import { instantiateKernels } from "../lib/engine/kernels.ts";
+import { instantiateKernels } from "../lib/backend/wasm/kernels.ts";
 
 self.onmessage = (e) => {
   const { memory, module, sync, threads, w, x, y, rows, cols, r0, r1, reps } = e.data;

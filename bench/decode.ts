@@ -12,7 +12,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { compileKernels, createFastModel } from "../lib/engine/mod.ts";
+import { compileKernels, createFastModel } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 
 const { values } = parseArgs({

@@ -8,14 +8,10 @@
  * @module
  */
 
-import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/engine/kernels.ts";
+import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
 import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
-import {
-  finishMatrix,
-  matrixBytes,
-  type MatrixDesc,
-  type StorageDType,
-} from "../lib/model/tensor.ts";
+import { finishMatrix, KERNEL_LAYOUT, paddedRows } from "../lib/backend/wasm/layout.ts";
+import { matrixBytes, type MatrixDesc, type StorageDType } from "../lib/model/tensor.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { makeRng } from "../lib/sample.ts";
 
@@ -42,13 +38,13 @@ function place(dtype: StorageDType): MatrixDesc {
   else if (dtype === "f16") data = f32ToF16(W);
   else if (dtype === "q8") ({ q: data, scales } = quantizeQ8(W));
   else if (dtype === "q4") ({ q: data, scales } = quantizeQ4(W));
-  const b = matrixBytes(rows, cols, dtype);
+  const b = matrixBytes(rows, cols, dtype, KERNEL_LAYOUT);
   const offset = alloc(b.data), scaleOffset = alloc(b.scales + 64);
   new Uint8Array(buf, offset, data.byteLength).set(
     new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   );
   new Float32Array(buf, scaleOffset, scales.length).set(scales);
-  const d = { rows, cols, dtype, offset, scaleOffset };
+  const d = { rows, cols, dtype, offset, scaleOffset, storedRows: paddedRows(rows, dtype) };
   finishMatrix(buf, d);
   return d;
 }

@@ -6,8 +6,9 @@
 import { UsageError } from "./errors.ts";
 import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import { openCheckpoint } from "./formats/open.ts";
-import { createFastModel } from "./engine/mod.ts";
-import { createReferenceModel, type Model } from "./model/model.ts";
+import { createFastModel } from "./backend/wasm/mod.ts";
+import { createReferenceModel } from "./backend/reference.ts";
+import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { applyTimeState, readTimeState } from "./model/time_state.ts";
 import type { WeightDType } from "./model/weights.ts";

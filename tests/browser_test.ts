@@ -6,7 +6,7 @@
  */
 
 import { loadModel } from "../lib/load.ts";
-import { Model } from "../lib/model/model.ts";
+import { newModel } from "../lib/model/model.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert } from "./_assert.ts";
@@ -39,10 +39,18 @@ Deno.test({
     const { dir, cleanup } = await tempDir();
     const inner = await loadModel(MODEL!, { engine: "reference" });
     // 15 ms a token, so the reply visibly streams
-    const model = new Model(inner.info, inner.spec, async (t, s, every) => {
-      await new Promise((r) => setTimeout(r, 15));
-      return every ? inner.forwardAll(t, s) : inner.forward(t, s);
-    }, () => Promise.resolve());
+    const model = newModel(
+      {
+        name: "delayed",
+        run: async (items, every) => {
+          await new Promise((r) => setTimeout(r, 15));
+          return inner.forwardBatch(items, { every });
+        },
+        dispose: () => Promise.resolve(),
+      },
+      inner.spec,
+      inner.info,
+    );
     const tokenizer = await loadTokenizer("bytes");
     const server = startServer({ model, tokenizer, port: 0, modelName: "tiny-rwkv-7" });
     const browser = await chromium.launch({

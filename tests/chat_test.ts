@@ -1,6 +1,6 @@
 import { buildChatPrompt, ChatSession, normalizeMessage, runChatCommand } from "../lib/chat.ts";
 import { loadModel } from "../lib/load.ts";
-import { Model } from "../lib/model/model.ts";
+import { type Model, newModel } from "../lib/model/model.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertClose, assertEquals } from "./_assert.ts";
 import { fixture, tempDir } from "./_fixtures.ts";
@@ -10,10 +10,18 @@ const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 /** Wraps a model to count the tokens fed to it. */
 function counting(inner: Model): { model: Model; fed: number[] } {
   const fed: number[] = [];
-  const model = new Model(inner.info, inner.spec, (tokens, state, every) => {
-    fed.push(tokens.length);
-    return every ? inner.forwardAll(tokens, state) : inner.forward(tokens, state);
-  }, () => inner.dispose());
+  const model = newModel(
+    {
+      name: "counting",
+      run: (items, every) => {
+        for (const it of items) fed.push(it.tokens.length);
+        return inner.forwardBatch(items, { every });
+      },
+      dispose: () => inner.dispose(),
+    },
+    inner.spec,
+    inner.info,
+  );
   return { model, fed };
 }
 

@@ -3,7 +3,7 @@
  * outputs of every fixture, against itself across team sizes and chunk sizes, and its
  * life cycle (event loop left free, dispose).
  */
-import { createFastModel } from "../lib/engine/mod.ts";
+import { createFastModel } from "../lib/backend/wasm/mod.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import {
   assertMatchesGolden,

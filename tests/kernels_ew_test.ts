@@ -1,10 +1,10 @@
 /**
  * The element-wise kernels (activations, norms, RWKV-4's recurrence, RWKV-7's gates and output),
- * run through the engine's own `WorkerCompute` adapter and compared with the TypeScript
+ * run through the Worker backend's own `WorkerOps` and compared with the TypeScript
  * reference of lib/model/ops.ts on random data, extreme values and tails.
  */
-import { CTRL, productScratchBytes, Region, WorkerCompute } from "../lib/engine/compute.ts";
-import { compileKernels, instantiateKernels } from "../lib/engine/kernels.ts";
+import { CTRL, productScratchBytes, Region, WorkerOps } from "../lib/backend/wasm/compute.ts";
+import { compileKernels, instantiateKernels } from "../lib/backend/wasm/kernels.ts";
 import {
   type Activation,
   actTS,
@@ -28,13 +28,14 @@ async function team() {
   const ctrl = new Int32Array(memory.buffer, 0, CTRL.size);
   const shared = new Region(memory, 1024, 4 << 20);
   const priv = new Region(memory, 5 << 20, 8 << 20);
-  const c = new WorkerCompute(
+  const c = new WorkerOps(
     instantiateKernels(await compileKernels(), memory),
     ctrl,
     0,
     1,
     shared,
     priv,
+    [],
     productScratchBytes(4, 64),
   );
   /** A copy of `a` in the shared memory. */
@@ -114,7 +115,7 @@ Deno.test("kernels: token shift (both forms) and the residual add match the Type
       const want = new Float32Array(T * C);
       shiftTS(cur, prev, mix, want, T, C, form);
       const out = put(new Float32Array(T * C));
-      c.shift(put(cur), put(prev), put(mix), out, T, C, form);
+      c.shift(put(cur), [{ start: 0, length: T, state: [put(prev)] }], 0, put(mix), out, C, form);
       assertClose(out, want, 1e-6, 1e-7, `shift ${form} T=${T}`);
     }
     const want = cur.slice();
@@ -184,20 +185,21 @@ Deno.test("kernels: RWKV-4 recurrence matches wkv4TS over a prompt, state includ
       out: new Float32Array(T * A),
     };
     wkv4TS(want);
-    const got: Wkv4Args = {
-      T,
+    const state = [put(aa), put(bb), put(pp)];
+    const out = put(new Float32Array(T * A));
+    c.wkv4({
       A,
       r: put(base.r),
       k: put(base.k),
       v: put(base.v),
       first: put(base.first),
       decay: put(base.decay),
-      aa: put(aa),
-      bb: put(bb),
-      pp: put(pp),
-      out: put(new Float32Array(T * A)),
-    };
-    c.wkv4(got);
+      aa: 0,
+      bb: 1,
+      pp: 2,
+      out,
+    }, [{ start: 0, length: T, state }]);
+    const got = { out, aa: state[0], bb: state[1], pp: state[2] };
     const what = fresh ? "fresh state" : "used state";
     assertClose(got.out, want.out, 2e-5, 1e-6, `wkv4 out, ${what}`);
     assertClose(got.pp, want.pp, 1e-6, 1e-6, `wkv4 pp, ${what}`);
@@ -241,7 +243,7 @@ Deno.test("kernels: RWKV-7 time mix (gates, recurrence, output) matches v7TimeMi
     });
     const want = args((a) => a), got = args(put);
     v7TimeMixTS(want);
-    c.v7TimeMix(got);
+    c.v7TimeMix({ ...got, S: 0 }, [{ start: 0, length: T, state: [got.S] }]);
     const keys = ["wDecay", "vMix", "kkN", "kkA", "kMod", "vFirst", "S", "y", "out"] as const;
     for (const key of keys) {
       assertClose(

@@ -1,13 +1,18 @@
 /**
- * The WebAssembly kernels of the engine (lib/engine): rebuilt from source byte for byte, and
+ * The WebAssembly kernels of the Worker backend (lib/backend/wasm): rebuilt from source byte for byte, and
  * equal to the TypeScript reference `matmulRowsTS` on random data for every storage dtype,
  * token count (the four-token prompt path and the one-token path) and row range.
  */
-import { buildKernels } from "../lib/engine/build.ts";
-import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/engine/kernels.ts";
-import { decodeRow, matmulRowsTS } from "../lib/model/ops.ts";
+import { buildKernels } from "../lib/backend/wasm/build.ts";
+import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
 import {
+  decodeRowGrouped,
   finishMatrix,
+  KERNEL_LAYOUT,
+  paddedRows,
+} from "../lib/backend/wasm/layout.ts";
+import { matmulRowsTS } from "../lib/model/ops.ts";
+import {
   type Matrix,
   matrixBytes,
   type MatrixDesc,
@@ -19,9 +24,11 @@ import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
 import { makeRng } from "../lib/sample.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
 
-Deno.test("kernels: lib/engine/kernels.wasm is exactly what its source builds to", async () => {
+Deno.test("kernels: lib/backend/wasm/kernels.wasm is exactly what its source builds to", async () => {
   const built = await buildKernels();
-  const committed = await Deno.readFile(new URL("../lib/engine/kernels.wasm", import.meta.url));
+  const committed = await Deno.readFile(
+    new URL("../lib/backend/wasm/kernels.wasm", import.meta.url),
+  );
   assertEquals(built, committed, "run `deno task build:kernels` and commit the result");
 });
 
@@ -52,13 +59,20 @@ function place(
   else if (dtype === "f16") data = f32ToF16(W);
   else if (dtype === "q8") ({ q: data, scales } = quantizeQ8(W));
   else if (dtype === "q4") ({ q: data, scales } = quantizeQ4(W));
-  const b = matrixBytes(rows, cols, dtype);
+  const b = matrixBytes(rows, cols, dtype, KERNEL_LAYOUT);
   const w = alloc(b.data), s = alloc(b.scales);
   new Uint8Array(buf, w, data.byteLength).set(
     new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   );
   new Float32Array(buf, s, scales.length).set(scales);
-  const d: MatrixDesc = { rows, cols, dtype, offset: w, scaleOffset: s };
+  const d: MatrixDesc = {
+    rows,
+    cols,
+    dtype,
+    offset: w,
+    scaleOffset: s,
+    storedRows: paddedRows(rows, dtype),
+  };
   finishMatrix(buf, d);
   // views over the arena, as the engine's matrices
   return viewMatrix(buf, d);
@@ -115,7 +129,7 @@ function check(
   }
   const L = dtype === "q8" ? 63 : 127, w = new Float32Array(cols);
   for (let r = 0; r < rows; r++) {
-    decodeRow(m, r, w);
+    decodeRowGrouped(m, r, w);
     for (let t = 0; t < T; t++) {
       let bound = 0, abs = 0;
       for (let b = 0; b < cols; b += 32) {
@@ -144,7 +158,7 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
     for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
       const m = place(env.buf, env.alloc, W, rows, cols, dtype);
       const ref = new Float32Array(T * rows);
-      matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
+      matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols), decodeRowGrouped);
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
       if (dtype === "bf16" || dtype === "f16") {
@@ -164,7 +178,7 @@ Deno.test("kernels: float kernels handle tails (cols not a multiple of 8 or 16)"
     for (const dtype of ["f32", "bf16", "f16"] as StorageDType[]) {
       const m = place(env.buf, env.alloc, W, rows, cols, dtype);
       const ref = new Float32Array(T * rows);
-      matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols));
+      matmulRowsTS(m, X, ref, T, 0, rows, new Float32Array(cols), decodeRowGrouped);
       const out = runKernel(env, m, X, T, 0, rows);
       check(m, X, T, out, ref, `${dtype} ${rows}×${cols}×${T}`);
       if (dtype === "bf16" || dtype === "f16") {
@@ -209,6 +223,7 @@ Deno.test("kernels: f16 conversion is exact for every finite half value", async 
     dtype: "f16",
     offset: w,
     scaleOffset: 0,
+    storedRows: rows,
     data: new Uint16Array(env.buf, w, halves.length),
     scales: new Float32Array(0),
   };
@@ -221,7 +236,7 @@ Deno.test("kernels: f16 conversion is exact for every finite half value", async 
       X[c] = 1;
       const out = runKernel(env, m, X, 1, 0, rows, scratch);
       for (let r = 0; r < rows; r++) {
-        decodeRow(m, r, ref);
+        decodeRowGrouped(m, r, ref);
         // one term is the value itself, the others ±0
         let want = 0;
         for (let j = 0; j < cols; j++) want += ref[j] * X[j];
@@ -242,7 +257,7 @@ Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's
       const m = place(env.buf, env.alloc, W, rows, cols, dtype);
       const row = new Float32Array(cols);
       for (let r = 0; r < rows; r++) {
-        decodeRow(m, r, row);
+        decodeRowGrouped(m, r, row);
         assertEquals(row, want[dtype].subarray(r * cols, (r + 1) * cols), `${dtype} row ${r}`);
       }
     }
@@ -250,7 +265,7 @@ Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's
 });
 
 Deno.test("kernels: the build's @inline expansion keeps call semantics", async () => {
-  const { inlineWat } = await import("../lib/engine/_inline.ts");
+  const { inlineWat } = await import("../lib/backend/wasm/_inline.ts");
   const wabt = await (await import("npm:wabt@1.0.39")).default();
   // $twice reads its parameter twice and has a local: the argument (which bumps a global)
   // must run exactly once, and nested helpers expand too

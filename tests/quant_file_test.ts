@@ -12,11 +12,12 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from "../lib/formats/safetensors.ts";
-import { createReferenceModel } from "../lib/model/model.ts";
+import { createReferenceModel } from "../lib/backend/reference.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/model/spec.ts";
 import { isQuantizable, loadWeights } from "../lib/model/weights.ts";
-import { groupedByte, type StorageDType } from "../lib/model/tensor.ts";
+import { groupedByte, KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
+import type { StorageDType } from "../lib/model/tensor.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 
@@ -76,8 +77,10 @@ Deno.test({
           assertEquals(ck.tensors.get("blocks.0.att.w1")!.dtype, "F32");
 
           // loading copies the stored integers: the arena holds the file's bytes, each row
-          // where the kernels' grouped layout puts it (tensor.ts finishMatrix)
-          const { weights } = await loadWeights(ck, detectSpec(ck.tensors, out));
+          // where the Worker kernels' grouped layout puts it (backend/wasm/layout.ts)
+          const { weights } = await loadWeights(ck, detectSpec(ck.tensors, out), {
+            layout: KERNEL_LAYOUT,
+          });
           assertEquals(weights.layout.dtype, quant);
           const m = weights.mat("blocks.0.ffn.value.weight");
           assertEquals(m.dtype, quant);

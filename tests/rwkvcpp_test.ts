@@ -8,8 +8,8 @@ import { FormatError } from "../lib/errors.ts";
 import { dequantizeGgml, openRwkvCpp } from "../lib/formats/rwkvcpp.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { floatToHalf, halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
-import { chunked, createReferenceModel, createRunner } from "../lib/model/model.ts";
-import { ReferenceCompute } from "../lib/model/ops.ts";
+import { createReferenceModel, ReferenceOps } from "../lib/backend/reference.ts";
+import { createRunner } from "../lib/model/model.ts";
 import { detectSpec } from "../lib/model/spec.ts";
 import { State } from "../lib/model/state.ts";
 import type { Matrix } from "../lib/model/tensor.ts";
@@ -37,7 +37,7 @@ function diffSum(a: Float32Array, b: Float32Array): number {
  * d kept as f32 in the ggml rwkv.cpp pinned when the 4v0 sums were recorded). Used only to show
  * the reference sums encode rwkv.cpp's arithmetic and that our weights are exactly its weights.
  */
-class GgmlQ8Activations extends ReferenceCompute {
+class GgmlQ8Activations extends ReferenceOps {
   constructor(readonly quantized: ReadonlySet<number>) {
     super();
   }
@@ -106,13 +106,13 @@ for (const [bin, logitsFile, refSum] of CASES) {
             Object.keys(types).filter((n) => types[n].startsWith("Q") && weights.has(n))
               .map((n) => weights.mat(n).offset),
           );
-          const run = chunked(
-            createRunner(weights, new GgmlQ8Activations(quantized), 64),
-            spec.vocab,
-          );
-          const st = new State(spec);
+          const runner = createRunner(weights, new GgmlQ8Activations(quantized), 64, ck.path);
+          const state = new State(spec).tensors;
           let out: Float32Array = new Float32Array(0);
-          for (const t of [34, 105, 110]) out = run(Int32Array.of(t), st, false);
+          for (const t of [34, 105, 110]) {
+            out = runner.forward([t], [{ start: 0, length: 1, state }], false)
+              .slice(0, spec.vocab);
+          }
           const emulated = diffSum(out, expected);
           console.log(`${bin}: with ggml's Q8_1 activation rounding Σ = ${emulated.toFixed(6)}`);
           if (bin.startsWith("tiny-rwkv-4v0")) assert(Math.abs(emulated - refSum) < 2e-6);

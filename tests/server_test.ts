@@ -1,5 +1,5 @@
 import { loadModel } from "../lib/load.ts";
-import { Model } from "../lib/model/model.ts";
+import { type Model, newModel } from "../lib/model/model.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
@@ -9,10 +9,18 @@ const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 
 /** A model whose every forward pass takes at least `ms` (so a generation stays busy). */
 function slow(inner: Model, ms: number): Model {
-  return new Model(inner.info, inner.spec, async (t, s, every) => {
-    await new Promise((r) => setTimeout(r, ms));
-    return every ? inner.forwardAll(t, s) : inner.forward(t, s);
-  }, () => Promise.resolve());
+  return newModel(
+    {
+      name: "slow",
+      run: async (items, every) => {
+        await new Promise((r) => setTimeout(r, ms));
+        return inner.forwardBatch(items, { every });
+      },
+      dispose: () => Promise.resolve(),
+    },
+    inner.spec,
+    inner.info,
+  );
 }
 
 async function errorOf(res: Response, status: number): Promise<Record<string, unknown>> {

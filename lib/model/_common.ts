@@ -1,86 +1,100 @@
 /**
- * Pieces shared by the RWKV-4/5/6 modules: the token shift and the channel mix (FFN).
+ * Pieces shared by the RWKV-4/5/6 modules: the channel mix (FFN), the head, the embedding and the
+ * checks of the tensors every block has.
  * @module
  */
 
-import type { Compute } from "./ops.ts";
-import type { Matrix } from "./tensor.ts";
-import type { Weights } from "./weights.ts";
+import type { MatrixShape, Ops, Segment, WeightSource } from "../backend/mod.ts";
 
 /** The channel mix of RWKV-4/5/6: `x += σ(R·rx) ⊙ (V·relu(K·kx)²)`. */
-export class ChannelMix {
-  readonly #c: Compute;
+export class ChannelMix<B, M extends MatrixShape> {
+  readonly #c: Ops<B, M>;
   readonly #C: number;
   readonly #F: number;
-  readonly #xn: Float32Array;
-  readonly #kx: Float32Array;
-  readonly #rx: Float32Array;
-  readonly #hid: Float32Array;
-  readonly #k: Float32Array; // shared
-  readonly #r: Float32Array; // shared
-  readonly #v: Float32Array; // shared
+  readonly #xn: B; // ln2 output (T, C)
+  readonly #kx: B; // token-shifted inputs (T, C)
+  readonly #rx: B;
+  readonly #k: B; // K·kx (T, F)
+  readonly #hid: B; // relu² of it (T, F)
+  readonly #r: B; // R·rx (T, C)
+  readonly #v: B; // V·hid (T, C)
 
-  constructor(c: Compute, C: number, F: number, maxT: number) {
+  constructor(c: Ops<B, M>, C: number, F: number, maxT: number) {
     this.#c = c;
     this.#C = C;
     this.#F = F;
-    this.#xn = c.buffer(maxT * C, false);
-    this.#kx = c.buffer(maxT * C, false);
-    this.#rx = c.buffer(maxT * C, false);
-    this.#hid = c.buffer(maxT * F, false);
-    this.#k = c.buffer(maxT * F, true);
-    this.#r = c.buffer(maxT * C, true);
-    this.#v = c.buffer(maxT * C, true);
+    this.#xn = c.buffer(maxT * C);
+    this.#kx = c.buffer(maxT * C);
+    this.#rx = c.buffer(maxT * C);
+    this.#k = c.buffer(maxT * F);
+    this.#hid = c.buffer(maxT * F);
+    this.#r = c.buffer(maxT * C);
+    this.#v = c.buffer(maxT * C);
   }
 
   /**
-   * Applies block `i`'s channel mix to `x` (T × C) in place and updates `prev` (ffn x_prev).
-   * `v6` selects RWKV-6's mixing (`xx + (prev − xx)·maa`) and names (`time_maa_*`).
+   * Applies block `i`'s channel mix to `x` (T × C) in place; state tensor `slot` of each
+   * segment is its ffn x_prev. `v6` selects RWKV-6's mixing (`xx + (prev − xx)·maa`) and names
+   * (`time_maa_*`).
    */
-  run(w: Weights, i: number, x: Float32Array, prev: Float32Array, T: number, v6: boolean): void {
+  run(
+    w: WeightSource<B, M>,
+    i: number,
+    x: B,
+    segs: readonly Segment<B>[],
+    slot: number,
+    T: number,
+    v6: boolean,
+  ): void {
     const C = this.#C, F = this.#F, c = this.#c, xn = this.#xn;
     const f = `blocks.${i}.ffn.`;
-    const K: Matrix = w.mat(f + "key.weight"), V = w.mat(f + "value.weight");
-    const R = w.mat(f + "receptance.weight");
     c.norm(x, w.vec(`blocks.${i}.ln2.weight`), w.vec(`blocks.${i}.ln2.bias`), xn, C, T, 1, 1e-5);
     const mk = w.vec(f + (v6 ? "time_maa_k" : "time_mix_k"));
     const mr = w.vec(f + (v6 ? "time_maa_r" : "time_mix_r"));
     // RWKV-6 writes the mix as xx + (prev − xx)·maa, i.e. a mix weight of (1 − maa).
-    c.shift(xn, prev, mk, this.#kx, T, C, v6 ? "toPrev" : "toCur");
-    c.shift(xn, prev, mr, this.#rx, T, C, v6 ? "toPrev" : "toCur");
-    prev.set(xn.subarray((T - 1) * C, T * C));
-    c.matmuls([[R, this.#rx, this.#r], [K, this.#kx, this.#k]], T);
-    const k = this.#k, hid = this.#hid;
-    c.act("relusq", k, hid, T * F);
-    c.matmul(V, hid, this.#v, T);
-    const r = this.#r, v = this.#v;
-    c.sigmoidMulAdd(r, v, x, T * C);
+    c.shift(xn, segs, slot, mk, this.#kx, C, v6 ? "toPrev" : "toCur");
+    c.shift(xn, segs, slot, mr, this.#rx, C, v6 ? "toPrev" : "toCur");
+    c.keepLast(xn, segs, slot, C);
+    c.matmuls([
+      [w.mat(f + "receptance.weight"), this.#rx, this.#r],
+      [w.mat(f + "key.weight"), this.#kx, this.#k],
+    ], T);
+    c.act("relusq", this.#k, this.#hid, T * F);
+    c.matmul(w.mat(f + "value.weight"), this.#hid, this.#v, T);
+    c.sigmoidMulAdd(this.#r, this.#v, x, T * C);
   }
 }
 
-/** Final layer norm and head: logits of the last token, or of every token. */
-export class Head {
-  readonly #c: Compute;
+/**
+ * Final layer norm and head: logits after each segment's last token (one row per segment), or
+ * after every token.
+ */
+export class Head<B, M extends MatrixShape> {
+  readonly #c: Ops<B, M>;
   readonly #C: number;
-  readonly #vocab: number;
-  readonly #xn: Float32Array;
-  readonly #logits: Float32Array; // shared
+  readonly #last: B; // the segments' last rows (segments ≤ T, C)
+  readonly #xn: B; // ln_out output (T, C)
+  readonly #logits: B; // (T, vocab)
 
-  constructor(c: Compute, C: number, vocab: number, maxT: number) {
+  constructor(c: Ops<B, M>, C: number, vocab: number, maxT: number) {
     this.#c = c;
     this.#C = C;
-    this.#vocab = vocab;
-    this.#xn = c.buffer(maxT * C, false);
-    this.#logits = c.buffer(maxT * vocab, true);
+    this.#last = c.buffer(maxT * C);
+    this.#xn = c.buffer(maxT * C);
+    this.#logits = c.buffer(maxT * vocab);
   }
 
-  run(w: Weights, x: Float32Array, T: number, everyPosition: boolean): Float32Array {
-    const C = this.#C, t0 = everyPosition ? 0 : T - 1, n = T - t0;
-    const lw = w.vec("ln_out.weight"), lb = w.vec("ln_out.bias");
-    const xn = this.#xn.subarray(t0 * C, T * C);
-    this.#c.norm(x.subarray(t0 * C, T * C), lw, lb, xn, C, n, 1, 1e-5);
-    this.#c.matmul(w.mat("head.weight"), xn, this.#logits, n);
-    return this.#logits.subarray(0, n * this.#vocab);
+  run(w: WeightSource<B, M>, x: B, segs: readonly Segment<B>[], T: number, every: boolean): B {
+    const c = this.#c, C = this.#C;
+    let rows = T, src = x;
+    if (!every) {
+      c.lastRows(x, segs, this.#last, C);
+      rows = segs.length;
+      src = this.#last;
+    }
+    c.norm(src, w.vec("ln_out.weight"), w.vec("ln_out.bias"), this.#xn, C, rows, 1, 1e-5);
+    c.matmul(w.mat("head.weight"), this.#xn, this.#logits, rows);
+    return this.#logits;
   }
 }
 
@@ -88,8 +102,12 @@ export class Head {
  * Checks the tensors every RWKV-4/5/6 block has, with their shapes, so a mis-shaped or missing
  * tensor is reported by name at load instead of computing garbage.
  */
-export function checkCommon(w: Weights, extraAtt: string[], mixNames: string[]): void {
-  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.layout.spec;
+export function checkCommon<B, M extends MatrixShape>(
+  w: WeightSource<B, M>,
+  extraAtt: string[],
+  mixNames: string[],
+): void {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.spec;
   w.mat("emb.weight", vocab, C);
   w.mat("head.weight", vocab, C);
   w.vec("ln_out.weight", C);
@@ -104,16 +122,4 @@ export function checkCommon(w: Weights, extraAtt: string[], mixNames: string[]):
     w.mat(f + "receptance.weight", C, C);
     for (const n of mixNames) w.vec(f + n, C);
   }
-}
-
-/** Looks up the (layer-normed) embedding rows of `tokens` into `x`. */
-export function embed(
-  c: Compute,
-  w: Weights,
-  tokens: ArrayLike<number>,
-  x: Float32Array,
-  C: number,
-) {
-  const emb = w.mat("emb.weight");
-  for (let t = 0; t < tokens.length; t++) c.row(emb, tokens[t], x.subarray(t * C, (t + 1) * C));
 }

@@ -3,18 +3,16 @@
  * @module
  */
 
+import type { Engine, MatrixShape, Ops, Runner, WeightSource } from "../backend/mod.ts";
 import { ModelError, UsageError } from "../errors.ts";
-import type { Checkpoint } from "../formats/checkpoint.ts";
-import { type Compute, ReferenceCompute } from "./ops.ts";
-import type { Runner } from "./runner.ts";
-import { detectSpec, type ModelSpec, type RwkvVersion } from "./spec.ts";
+import type { ModelSpec, RwkvVersion } from "./spec.ts";
 import { State } from "./state.ts";
 import type { StorageDType } from "./tensor.ts";
 import { createRunnerV4 } from "./v4.ts";
 import { createRunnerV5 } from "./v5.ts";
 import { createRunnerV6 } from "./v6.ts";
 import { createRunnerV7 } from "./v7.ts";
-import { loadWeights, type WeightDType, type Weights } from "./weights.ts";
+import type { WeightDType, WeightsLayout } from "./weights.ts";
 
 /**
  * What a loaded model is.
@@ -58,20 +56,86 @@ export interface CreateModelOptions {
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-/** Builds the version's runner. */
-export function createRunner(weights: Weights, c: Compute, maxT: number): Runner {
-  switch (weights.layout.spec.version) {
-    case "4":
-      return createRunnerV4(weights, c, maxT);
-    case "5.0":
-    case "5.1":
-    case "5.2":
-      return createRunnerV5(weights, c, maxT);
-    case "6":
-      return createRunnerV6(weights, c, maxT);
-    case "7":
-      return createRunnerV7(weights, c, maxT);
+/**
+ * Binds the version's forward pass to weights and a backend's operations, for up to `maxT`
+ * tokens a pass. A missing or mis-shaped tensor is a `ModelError` naming `file` and the tensor.
+ * @example
+ * ```ts ignore
+ * const runner = createRunner(weights, new ReferenceOps(), 64, "model.pth");
+ * ```
+ */
+export function createRunner<B, M extends MatrixShape>(
+  weights: WeightSource<B, M>,
+  ops: Ops<B, M>,
+  maxT: number,
+  file: string,
+): Runner<B> {
+  try {
+    switch (weights.spec.version) {
+      case "4":
+        return createRunnerV4(weights, ops, maxT);
+      case "5.0":
+      case "5.1":
+      case "5.2":
+        return createRunnerV5(weights, ops, maxT);
+      case "6":
+        return createRunnerV6(weights, ops, maxT);
+      case "7":
+        return createRunnerV7(weights, ops, maxT);
+    }
+  } catch (e) {
+    if (e instanceof ModelError) throw new ModelError(`${file}: ${e.message}`);
+    throw e;
   }
+}
+
+let make: (engine: Engine<State>, info: ModelInfo, spec: ModelSpec) => Model;
+
+/**
+ * A {@link Model} over a backend's {@link Engine}: what a backend's loader returns. `info` is the
+ * model's description (see {@link describeWeights}) less the engine's name, which the engine
+ * gives. Also how a script wraps a model (say, to count or delay its calls).
+ * @example
+ * ```ts ignore
+ * const counted = newModel({
+ *   name: "counting",
+ *   run: (items, every) => { calls++; return inner.forwardBatch(items, { every }); },
+ *   dispose: () => Promise.resolve(),
+ * }, inner.spec, inner.info);
+ * ```
+ */
+export function newModel(
+  engine: Engine<State>,
+  spec: ModelSpec,
+  info: Omit<ModelInfo, "engine">,
+): Model {
+  return make(engine, { ...info, engine: engine.name }, spec);
+}
+
+/**
+ * The description of a model loaded from `path` with weights of `layout`.
+ * @example
+ * ```ts ignore
+ * newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
+ * ```
+ */
+export function describeWeights(
+  spec: ModelSpec,
+  layout: WeightsLayout,
+  path: string,
+): Omit<ModelInfo, "engine"> {
+  return {
+    version: spec.version,
+    layers: spec.layers,
+    embd: spec.embd,
+    heads: spec.heads,
+    headSize: spec.headSize,
+    ffnDim: spec.ffnDim,
+    vocab: spec.vocab,
+    dtype: layout.dtype,
+    weightBytes: layout.bytes,
+    path,
+  };
 }
 
 /**
@@ -104,21 +168,18 @@ export class Model {
   readonly info: ModelInfo;
   /** The shape used by states. */
   readonly spec: ModelSpec;
-  readonly #run: (tokens: Int32Array, state: State, every: boolean) => Promise<Float32Array>;
-  readonly #dispose: () => Promise<void>;
+  readonly #engine: Engine<State>;
+  #queue: Promise<unknown> = Promise.resolve();
   #disposed = false;
 
-  /** @internal Use `loadModel`. */
-  constructor(
-    info: ModelInfo,
-    spec: ModelSpec,
-    run: (tokens: Int32Array, state: State, every: boolean) => Promise<Float32Array>,
-    dispose: () => Promise<void>,
-  ) {
+  private constructor(engine: Engine<State>, info: ModelInfo, spec: ModelSpec) {
     this.info = info;
     this.spec = spec;
-    this.#run = run;
-    this.#dispose = dispose;
+    this.#engine = engine;
+  }
+
+  static {
+    make = (engine, info, spec) => new Model(engine, info, spec);
   }
 
   /**
@@ -154,16 +215,16 @@ export class Model {
    * Runs `tokens` and returns the logits after the last one (a new Float32Array of `vocab`
    * values); `state` is updated in place. Many tokens at once use prompt mode.
    */
-  forward(tokens: ArrayLike<number>, state: State): Promise<Float32Array> {
-    return this.#run(this.#check(tokens, state), state, false);
+  async forward(tokens: ArrayLike<number>, state: State): Promise<Float32Array> {
+    return (await this.#run([{ tokens: this.#check(tokens, state), state }], false))[0];
   }
 
   /**
    * Like {@link Model.forward} but returns the logits after every token: `T × vocab`
    * values, row `t` after token `t` (for perplexity).
    */
-  forwardAll(tokens: ArrayLike<number>, state: State): Promise<Float32Array> {
-    return this.#run(this.#check(tokens, state), state, true);
+  async forwardAll(tokens: ArrayLike<number>, state: State): Promise<Float32Array> {
+    return (await this.#run([{ tokens: this.#check(tokens, state), state }], true))[0];
   }
 
   /**
@@ -190,78 +251,32 @@ export class Model {
         throw new UsageError(`batch item ${i}: its state appears twice in the batch`);
       }
       seen.add(it.state);
-      return this.#check(it.tokens, it.state);
+      return { tokens: this.#check(it.tokens, it.state), state: it.state };
     });
-    const out: Float32Array[] = [];
-    for (let i = 0; i < checked.length; i++) {
-      out.push(await this.#run(checked[i], items[i].state, options.every === true));
-    }
-    return out;
+    if (!checked.length) return [];
+    return await this.#run(checked, options.every === true);
   }
 
-  /** Ends the workers and frees the weights. Safe to call twice. */
+  /** Queues one engine call: a model runs one call at a time, in the order they were made. */
+  #run(items: { tokens: Int32Array; state: State }[], every: boolean): Promise<Float32Array[]> {
+    const job = this.#queue.then(() => this.#engine.run(items, every));
+    this.#queue = job.catch(() => {});
+    return job;
+  }
+
+  /**
+   * Frees what the backend holds (workers, memory, device) once pending calls are done; held
+   * states are brought home first. Safe to call twice. `await using` calls it at scope end.
+   */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    await this.#dispose();
+    await this.#queue;
+    await this.#engine.dispose();
   }
-}
 
-/** Runs a runner over any number of tokens, chunk by chunk. */
-export function chunked(
-  runner: Runner,
-  vocab: number,
-): (tokens: Int32Array, state: State, every: boolean) => Float32Array {
-  return (tokens, state, every) => {
-    const T = tokens.length;
-    const out = new Float32Array(every ? T * vocab : vocab);
-    for (let t0 = 0; t0 < T; t0 += runner.maxT) {
-      const part = tokens.subarray(t0, Math.min(T, t0 + runner.maxT));
-      const last = t0 + part.length === T;
-      const logits = runner.forward(part, state.tensors, every);
-      if (every) out.set(logits, t0 * vocab);
-      else if (last) out.set(logits.subarray(logits.length - vocab));
-    }
-    return out;
-  };
-}
-
-/** Loads a model on the plain TypeScript reference path (single thread). */
-export async function createReferenceModel(
-  ck: Checkpoint,
-  options: CreateModelOptions = {},
-): Promise<Model> {
-  const spec = detectSpec(ck.tensors, ck.path);
-  const { weights } = await loadWeights(ck, spec, options);
-  let runner: Runner;
-  try {
-    runner = createRunner(weights, new ReferenceCompute(), options.chunk ?? 64);
-  } catch (e) {
-    if (e instanceof ModelError) throw new ModelError(`${ck.path}: ${e.message}`);
-    throw e;
+  /** Disposes the model at the end of an `await using` scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
   }
-  const run = chunked(runner, spec.vocab);
-  return new Model(
-    infoOf(spec, weights, ck.path, "reference (TypeScript, 1 thread)"),
-    spec,
-    (tokens, state, every) => Promise.resolve(run(tokens, state, every)),
-    () => Promise.resolve(),
-  );
-}
-
-/** The info record of loaded weights. */
-export function infoOf(spec: ModelSpec, weights: Weights, path: string, engine: string): ModelInfo {
-  return {
-    version: spec.version,
-    layers: spec.layers,
-    embd: spec.embd,
-    heads: spec.heads,
-    headSize: spec.headSize,
-    ffnDim: spec.ffnDim,
-    vocab: spec.vocab,
-    dtype: weights.layout.dtype,
-    weightBytes: weights.layout.bytes,
-    path,
-    engine,
-  };
 }

@@ -1,112 +1,15 @@
 /**
- * What a model's math needs from the machine, and the plain TypeScript implementation of it
- * (the reference path every faster engine is tested against).
- *
- * The rule that lets the same math run in a team of Workers: buffers asked for as `shared`
- * are written ONLY by `matmul` and the head-split steps `v7TimeMix`/`wkv5` (each team member
- * writes its own rows or heads, then all wait); everything else — norms, gates, the token
- * shift — is computed by every member alike in its own private buffers, reading shared ones.
- * The recurrences' state tensors (H × N × N) are one shared copy the team updates in place.
+ * The math of every operation a forward pass runs (see `Ops` in `lib/backend/mod.ts`), in plain
+ * TypeScript over Float32Arrays: the definitions the reference backend runs and every faster
+ * backend is tested against.
  * @module
  */
 
-import { groupedByte, groupedScale, type Matrix } from "./tensor.ts";
+import type { Activation, ShiftForm } from "../backend/mod.ts";
+import { f16ToF32 } from "../formats/dtype.ts";
+import type { Matrix } from "./tensor.ts";
 
-/** One product for {@link Compute.matmuls}: `y = m · x`. */
-export type Product = [m: Matrix, x: Float32Array, y: Float32Array];
-
-/** The machine a forward pass runs on. */
-export interface Compute {
-  /**
-   * `y[t] = m · x[t]` for each of the `T` rows of `x` (`x`: T × cols, `y`: T × rows, row-major).
-   * The hot function of every model: nearly all time goes here.
-   */
-  matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void;
-  /**
-   * Several independent products (no input is another's output), each as {@link matmul}: a
-   * team meets once after all of them instead of after each.
-   */
-  matmuls(products: Product[], T: number): void;
-  /** A zeroed scratch vector; `shared` ones are matmul/recurrence outputs every member reads. */
-  buffer(n: number, shared: boolean): Float32Array;
-  /** Copies row `row` of `m` into `out` as f32 (embedding look-up). */
-  row(m: Matrix, row: number, out: Float32Array): void;
-  /**
-   * `groups` runs of `n` values normalised alone (`out` may be `x`): see {@link normTS}. LayerNorm
-   * over T tokens is `norm(x, w, b, out, C, T, 1, 1e-5)`, GroupNorm over heads `wrap` = H.
-   */
-  norm(
-    x: Float32Array,
-    w: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    n: number,
-    groups: number,
-    wrap: number,
-    eps: number,
-  ): void;
-  /** `out[i] = f(x[i])` for `n` values (`x` and `out` may be the same): see {@link actTS}. */
-  act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void;
-  /**
-   * The token shift of T tokens of C values: each token mixed with the previous one (`prev`,
-   * the state's, for the first): see {@link shiftTS}.
-   */
-  shift(
-    cur: Float32Array,
-    prev: Float32Array,
-    mix: Float32Array,
-    out: Float32Array,
-    T: number,
-    C: number,
-    form: ShiftForm,
-  ): void;
-  /**
-   * RWKV-6's data-dependent mixes over T tokens of C values, a per-channel `base` plus a
-   * per-token `off`: see {@link tmixTS}.
-   */
-  tmix(
-    op: "lerp" | "decay",
-    x: Float32Array,
-    dx: Float32Array,
-    base: Float32Array,
-    off: Float32Array,
-    out: Float32Array,
-    T: number,
-    C: number,
-  ): void;
-  /** `x[i] += y[i]` (the residual stream). */
-  add(x: Float32Array, y: Float32Array, n: number): void;
-  /** `x[i] += σ(r[i])·v[i]` (the RWKV-4/5/6 channel-mix output). */
-  sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void;
-  /** `y[i] *= g[i]·σ(g[i])` (the RWKV-5/6 SiLU gate). */
-  siluMul(g: Float32Array, y: Float32Array, n: number): void;
-  /** RWKV-4's recurrence over T tokens: see {@link wkv4TS}. */
-  wkv4(a: Wkv4Args): void;
-  /**
-   * RWKV-7's time mix between its products, T tokens: gates, recurrence, group norm, bonus and
-   * output gate (see {@link v7TimeMixTS}). Every step is per head, so a team splits the heads:
-   * `S` (the state's own tensor) and `out` must be shared; the rest may be private.
-   */
-  v7TimeMix(a: V7TimeMixArgs): void;
-  /**
-   * T tokens of the RWKV-5/6 recurrence, all heads: see {@link wkv5TS}; `w` holds one decay for
-   * every token (RWKV-5, H·N values) or, with `decayPerToken`, one per token (RWKV-6, T × H·N).
-   * A team splits the heads: `S` (the state's own tensor) and `y` must then be shared.
-   */
-  wkv5(
-    S: Float32Array,
-    r: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    w: Float32Array,
-    u: Float32Array,
-    y: Float32Array,
-    H: number,
-    N: number,
-    T: number,
-    decayPerToken: boolean,
-  ): void;
-}
+export type { Activation, ShiftForm } from "../backend/mod.ts";
 
 /**
  * RWKV-7's state update, token by token (T of them, vectors T × H·N). `S` is (H, N, N) as [head][value i][key j]; the vectors
@@ -194,10 +97,7 @@ export function wkv5TS(
   }
 }
 
-/** The element-wise activations of {@link Compute.act}: tanh, logistic sigmoid, relu². */
-export type Activation = "tanh" | "sigmoid" | "relusq";
-
-/** Plain-TypeScript {@link Compute.act}. */
+/** Plain-TypeScript `Ops.act`. */
 export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
   if (kind === "tanh") { for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); }
   else if (kind === "sigmoid") { for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]); }
@@ -209,14 +109,7 @@ export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: n
   }
 }
 
-/**
- * How a token shift weighs the two tokens: `"toPrev"`: `cur + (prev − cur)·mix` (RWKV-6/7's
- * `x_*`/`maa`), `"toCur"`: `cur·mix + prev·(1 − mix)` (RWKV-4/5's `time_mix`), `"diff"`:
- * `prev − cur` (RWKV-6's dx; `mix` unused).
- */
-export type ShiftForm = "toPrev" | "toCur" | "diff";
-
-/** Plain-TypeScript {@link Compute.shift}. */
+/** Plain-TypeScript `Ops.shift`. */
 export function shiftTS(
   cur: Float32Array,
   prev: Float32Array,
@@ -240,7 +133,7 @@ export function shiftTS(
 }
 
 /**
- * Plain-TypeScript {@link Compute.tmix}: `"lerp"`: `out = x + dx·(base + off)` (RWKV-6's
+ * Plain-TypeScript `Ops.tmix`: `"lerp"`: `out = x + dx·(base + off)` (RWKV-6's
  * token shift with its data-dependent offset), `"decay"`: `out = exp(−exp(base + off))` (its
  * data-dependent decay; x, dx unused).
  */
@@ -263,17 +156,17 @@ export function tmixTS(
   }
 }
 
-/** Plain-TypeScript {@link Compute.add}. */
+/** Plain-TypeScript `Ops.add`. */
 export function addTS(x: Float32Array, y: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) x[i] += y[i];
 }
 
-/** Plain-TypeScript {@link Compute.sigmoidMulAdd}. */
+/** Plain-TypeScript `Ops.sigmoidMulAdd`. */
 export function sigmoidMulAddTS(r: Float32Array, v: Float32Array, x: Float32Array, n: number) {
   for (let i = 0; i < n; i++) x[i] += sigmoid(r[i]) * v[i];
 }
 
-/** Plain-TypeScript {@link Compute.siluMul}. */
+/** Plain-TypeScript `Ops.siluMul`. */
 export function siluMulTS(g: Float32Array, y: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) y[i] *= g[i] / (1 + Math.exp(-g[i]));
 }
@@ -452,24 +345,7 @@ export function v7TimeMixTS(a: V7TimeMixArgs): void {
   v7OutTS(a);
 }
 
-let halfTable: Float32Array | undefined;
-
-function halfToF32Table(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, m = h & 1023;
-      halfTable[h] = e === 0
-        ? s * m * 2 ** -24
-        : e === 31
-        ? (m ? NaN : s * Infinity)
-        : s * (1 + m / 1024) * 2 ** (e - 15);
-    }
-  }
-  return halfTable;
-}
-
-/** Decodes row `r` of `m` into `out` as f32. */
+/** Decodes row `r` of a row-major matrix into `out` as f32. */
 export function decodeRow(m: Matrix, r: number, out: Float32Array): void {
   const c = m.cols, o = r * c;
   switch (m.dtype) {
@@ -482,25 +358,21 @@ export function decodeRow(m: Matrix, r: number, out: Float32Array): void {
       for (let i = 0; i < c; i++) bits[i] = d[o + i] << 16;
       return;
     }
-    case "f16": {
-      const d = m.data as Uint16Array, t = halfToF32Table();
-      for (let i = 0; i < c; i++) out[i] = t[d[o + i]];
+    case "f16":
+      f16ToF32((m.data as Uint16Array).subarray(o, o + c), out);
       return;
-    }
     case "q8": {
-      // rows in interleaved groups of four (tensor.ts finishMatrix)
-      const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
-      for (let i = 0; i < c; i++) {
-        out[i] = d[groupedByte(r, i, c)] * s[groupedScale(r, i >> 5, nb)];
-      }
+      const d = m.data as Int8Array, s = m.scales, so = o >> 5;
+      for (let i = 0; i < c; i++) out[i] = d[o + i] * s[so + (i >> 5)];
       return;
     }
     case "q4": {
-      const d = m.data as Uint8Array, s = m.scales, nb = c >> 5, rb = c >> 1;
-      for (let b = 0; b < nb; b++) {
-        const sc = s[groupedScale(r, b, nb)];
+      // two values per byte, ggml's Q4_0 order: byte j of a block holds values j and j + 16
+      const d = m.data as Uint8Array, s = m.scales, so = o >> 5, bo = o >> 1;
+      for (let b = 0; b < c >> 5; b++) {
+        const sc = s[so + b];
         for (let j = 0; j < 16; j++) {
-          const byte = d[groupedByte(r, b * 16 + j, rb)];
+          const byte = d[bo + b * 16 + j];
           out[b * 32 + j] = ((byte & 15) - 8) * sc;
           out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
         }
@@ -510,7 +382,7 @@ export function decodeRow(m: Matrix, r: number, out: Float32Array): void {
   }
 }
 
-/** Plain-TypeScript `matmul` over rows [r0, r1) of `m`. */
+/** Plain-TypeScript `matmul` over rows [r0, r1) of `m` (its rows read by `decode`: row-major). */
 export function matmulRowsTS(
   m: Matrix,
   x: Float32Array,
@@ -519,13 +391,14 @@ export function matmulRowsTS(
   r0: number,
   r1: number,
   scratch: Float32Array,
+  decode: (m: Matrix, r: number, out: Float32Array) => void = decodeRow,
 ): void {
   const cols = m.cols, rows = m.rows;
   const w = m.dtype === "f32" ? (m.data as Float32Array) : scratch;
   for (let r = r0; r < r1; r++) {
     let base = 0;
     if (m.dtype === "f32") base = r * cols;
-    else decodeRow(m, r, scratch);
+    else decode(m, r, scratch);
     for (let t = 0; t < T; t++) {
       const xo = t * cols;
       let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
@@ -539,39 +412,6 @@ export function matmulRowsTS(
       y[t * rows + r] = s0 + s1 + s2 + s3;
     }
   }
-}
-
-/** The single-threaded TypeScript machine: the reference path. */
-export class ReferenceCompute implements Compute {
-  #scratch = new Float32Array(0);
-
-  matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
-    if (this.#scratch.length < m.cols) this.#scratch = new Float32Array(m.cols);
-    matmulRowsTS(m, x, y, T, 0, m.rows, this.#scratch);
-  }
-
-  matmuls(products: Product[], T: number): void {
-    for (const [m, x, y] of products) this.matmul(m, x, y, T);
-  }
-
-  buffer(n: number): Float32Array {
-    return new Float32Array(n);
-  }
-
-  row(m: Matrix, row: number, out: Float32Array): void {
-    decodeRow(m, row, out);
-  }
-
-  wkv5 = wkv5TS;
-  norm = normTS;
-  shift = shiftTS;
-  tmix = tmixTS;
-  add = addTS;
-  act = actTS;
-  sigmoidMulAdd = sigmoidMulAddTS;
-  siluMul = siluMulTS;
-  wkv4 = wkv4TS;
-  v7TimeMix = v7TimeMixTS;
 }
 
 // ---- element-wise operations shared by every version ----

@@ -39,6 +39,35 @@ function key(spec: ModelSpec): string {
 }
 
 /**
+ * For backends that keep a state's newest values in their own memory between calls (not part of
+ * the public API): `raw` gives the state's own array without bringing values home; `hold` says
+ * a backend now holds newer values, and `pull` copies them into `raw` (undefined: none does).
+ * @example
+ * ```ts ignore
+ * stateResidency().hold(state, () => stateResidency().raw(state).set(engineCopy));
+ * ```
+ */
+export interface StateResidency {
+  /** The state's own values, as they are (not brought home). */
+  raw(state: State): Float32Array;
+  /** Marks the state as held by a backend (`pull` brings its values home), or not. */
+  hold(state: State, pull: (() => void) | undefined): void;
+}
+
+let residency: StateResidency;
+
+/**
+ * The residency hooks of {@link State} for backends (see {@link StateResidency}).
+ * @example
+ * ```ts ignore
+ * const { raw, hold } = stateResidency();
+ * ```
+ */
+export function stateResidency(): StateResidency {
+  return residency;
+}
+
+/**
  * A model's recurrent state. Forward calls update it in place.
  * @example
  * ```ts ignore
@@ -84,21 +113,13 @@ export class State {
     }
   }
 
-  /**
-   * Engine API, not for scripts: `state`'s own values, without bringing an engine's home.
-   * @internal
-   */
-  static _raw(state: State): Float32Array {
-    return state.#data;
-  }
-
-  /**
-   * Engine API, not for scripts: an engine now holds `state`'s newest values, and `pull`
-   * copies them into {@link State._raw} (undefined: no engine does).
-   * @internal
-   */
-  static _hold(state: State, pull: (() => void) | undefined): void {
-    state.#holder = pull;
+  static {
+    residency = {
+      raw: (state) => state.#data,
+      hold: (state, pull) => {
+        state.#holder = pull;
+      },
+    };
   }
 
   /** A zeroed state (RWKV-4's `pp` set to −1e30), or one over existing `data`. */

@@ -6,51 +6,53 @@
  * @module
  */
 
-import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import type { Compute } from "./ops.ts";
-import type { Runner } from "./runner.ts";
-import type { Weights } from "./weights.ts";
+import type { MatrixShape, Ops, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import { ChannelMix, checkCommon, Head } from "./_common.ts";
 
-/** Binds RWKV-4 weights and buffers for up to `maxT` tokens per call. */
-export function createRunnerV4(w: Weights, c: Compute, maxT: number): Runner {
-  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.layout.spec;
+/** Binds RWKV-4 weights and buffers for up to `maxT` tokens per pass. */
+export function createRunnerV4<B, M extends MatrixShape>(
+  w: WeightSource<B, M>,
+  c: Ops<B, M>,
+  maxT: number,
+): Runner<B> {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab } = w.spec;
   checkCommon(w, [], ["time_mix_k", "time_mix_r"]);
   for (let i = 0; i < layers; i++) {
     for (const n of ["time_mix_k", "time_mix_v", "time_mix_r"]) w.vec(`blocks.${i}.att.${n}`, C);
     for (const n of ["time_decay", "time_first"]) w.vec(`blocks.${i}.att.${n}`, A);
   }
-  const x = c.buffer(maxT * C, false); // residual stream (T, C)
-  const xn = c.buffer(maxT * C, false); // ln1 output (T, C)
-  const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);
-  const rx = c.buffer(maxT * C, false);
-  const rwkv = c.buffer(maxT * A, false); // σ(r) ⊙ wkv (T, A)
-  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
-  const out = c.buffer(maxT * C, true);
+  const x = c.buffer(maxT * C); // residual stream (T, C)
+  const xn = c.buffer(maxT * C); // ln1 output (T, C)
+  const kx = c.buffer(maxT * C), vx = c.buffer(maxT * C), rx = c.buffer(maxT * C); // shifted
+  const r = c.buffer(maxT * A), k = c.buffer(maxT * A), v = c.buffer(maxT * A); // (T, A)
+  const rwkv = c.buffer(maxT * A); // σ(r) ⊙ wkv (T, A)
+  const out = c.buffer(maxT * C); // attention output (T, C)
   const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
 
-  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+  function forward(tokens: ArrayLike<number>, segs: readonly Segment<B>[], every: boolean): B {
     const T = tokens.length;
-    embed(c, w, tokens, x, C);
+    c.embed(w.mat("emb.weight"), tokens, x);
     for (let i = 0; i < layers; i++) {
-      const a = `blocks.${i}.att.`;
-      const [prev, aa, bb, pp, ffnPrev] = state.slice(i * 5, i * 5 + 5);
+      const a = `blocks.${i}.att.`, s = i * 5; // state: att x_prev, aa, bb, pp, ffn x_prev
       c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
-      c.shift(xn, prev, w.vec(a + "time_mix_k"), kx, T, C, "toCur");
-      c.shift(xn, prev, w.vec(a + "time_mix_v"), vx, T, C, "toCur");
-      c.shift(xn, prev, w.vec(a + "time_mix_r"), rx, T, C, "toCur");
-      prev.set(xn.subarray((T - 1) * C, T * C));
+      // token shift: each token mixed with the previous one (the state's for the first)
+      c.shift(xn, segs, s, w.vec(a + "time_mix_k"), kx, C, "toCur");
+      c.shift(xn, segs, s, w.vec(a + "time_mix_v"), vx, C, "toCur");
+      c.shift(xn, segs, s, w.vec(a + "time_mix_r"), rx, C, "toCur");
+      c.keepLast(xn, segs, s, C);
       c.matmuls([
         [w.mat(a + "receptance.weight"), rx, r],
         [w.mat(a + "key.weight"), kx, k],
         [w.mat(a + "value.weight"), vx, v],
       ], T);
-      const decay = w.vec(a + "time_decay"), first = w.vec(a + "time_first"); // −e^decay, u
-      c.wkv4({ T, A, r, k, v, first, decay, aa, bb, pp, out: rwkv });
+      // WKV with the max trick; decay is −e^time_decay (prepared at load), first is u
+      const decay = w.vec(a + "time_decay"), first = w.vec(a + "time_first");
+      c.wkv4({ A, r, k, v, first, decay, aa: s + 1, bb: s + 2, pp: s + 3, out: rwkv }, segs);
       c.matmul(w.mat(a + "output.weight"), rwkv, out, T);
       c.add(x, out, T * C);
-      ffn.run(w, i, x, ffnPrev, T, false);
+      ffn.run(w, i, x, segs, s + 4, T, false);
     }
-    return head.run(w, x, T, every);
+    return head.run(w, x, segs, T, every);
   }
   return { maxT, forward };
 }

@@ -8,14 +8,16 @@
  * @module
  */
 
-import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import type { Compute, Product } from "./ops.ts";
-import type { Runner } from "./runner.ts";
-import type { Weights } from "./weights.ts";
+import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import { ChannelMix, checkCommon, Head } from "./_common.ts";
 
-/** Binds RWKV-5 weights and buffers for up to `maxT` tokens per call. */
-export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
-  const spec = w.layout.spec;
+/** Binds RWKV-5 weights and buffers for up to `maxT` tokens per pass. */
+export function createRunnerV5<B, M extends MatrixShape>(
+  w: WeightSource<B, M>,
+  c: Ops<B, M>,
+  maxT: number,
+): Runner<B> {
+  const spec = w.spec;
   const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = spec;
   const gated = spec.version !== "5.0";
   checkCommon(w, gated ? ["gate"] : [], ["time_mix_k", "time_mix_r"]);
@@ -26,46 +28,46 @@ export function createRunnerV5(w: Weights, c: Compute, maxT: number): Runner {
     for (const n of ["ln_x.weight", "ln_x.bias"]) w.vec(a + n, A);
     for (const n of ["k", "v", "r", ...(gated ? ["g"] : [])]) w.vec(a + "time_mix_" + n, C);
   }
-  const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
-  const kx = c.buffer(maxT * C, false), vx = c.buffer(maxT * C, false);
-  const rx = c.buffer(maxT * C, false), gx = c.buffer(maxT * C, false);
-  const y = c.buffer(maxT * A, true); // the recurrence's output, written by heads
-  const yn = c.buffer(maxT * A, false); // y normalised and gated
-  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
-  const g = c.buffer(maxT * A, true), out = c.buffer(maxT * C, true);
+  const x = c.buffer(maxT * C), xn = c.buffer(maxT * C); // residual stream, ln1 output (T, C)
+  const kx = c.buffer(maxT * C), vx = c.buffer(maxT * C); // token-shifted inputs (T, C)
+  const rx = c.buffer(maxT * C), gx = c.buffer(maxT * C);
+  const r = c.buffer(maxT * A), k = c.buffer(maxT * A), v = c.buffer(maxT * A); // (T, A)
+  const g = c.buffer(maxT * A); // gate (T, A)
+  const y = c.buffer(maxT * A); // the recurrence's output (T, A)
+  const yn = c.buffer(maxT * A); // y normalised and gated (T, A)
+  const out = c.buffer(maxT * C); // attention output (T, C)
   const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
 
-  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+  function forward(tokens: ArrayLike<number>, segs: readonly Segment<B>[], every: boolean): B {
     const T = tokens.length;
-    embed(c, w, tokens, x, C);
+    c.embed(w.mat("emb.weight"), tokens, x);
     for (let i = 0; i < layers; i++) {
-      const a = `blocks.${i}.att.`;
-      const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
+      const a = `blocks.${i}.att.`, s = i * 3; // state: att x_prev, wkv, ffn x_prev
       c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
-      c.shift(xn, prev, w.vec(a + "time_mix_k"), kx, T, C, "toCur");
-      c.shift(xn, prev, w.vec(a + "time_mix_v"), vx, T, C, "toCur");
-      c.shift(xn, prev, w.vec(a + "time_mix_r"), rx, T, C, "toCur");
-      if (gated) c.shift(xn, prev, w.vec(a + "time_mix_g"), gx, T, C, "toCur");
-      prev.set(xn.subarray((T - 1) * C, T * C));
-      const products: Product[] = [
+      // token shift: each token mixed with the previous one (the state's for the first)
+      c.shift(xn, segs, s, w.vec(a + "time_mix_k"), kx, C, "toCur");
+      c.shift(xn, segs, s, w.vec(a + "time_mix_v"), vx, C, "toCur");
+      c.shift(xn, segs, s, w.vec(a + "time_mix_r"), rx, C, "toCur");
+      if (gated) c.shift(xn, segs, s, w.vec(a + "time_mix_g"), gx, C, "toCur");
+      c.keepLast(xn, segs, s, C);
+      const products: Product<B, M>[] = [
         [w.mat(a + "receptance.weight"), rx, r],
         [w.mat(a + "key.weight"), kx, k],
         [w.mat(a + "value.weight"), vx, v],
       ];
       if (gated) products.push([w.mat(a + "gate.weight"), gx, g]);
       c.matmuls(products, T);
+      // the recurrence per head, decay w = exp(−exp(time_decay)) and bonus u prepared at load
       const decay = w.vec(a + "time_decay");
       const u = w.has(a + "time_first") ? w.vec(a + "time_first") : w.vec(a + "time_faaaa");
-      c.wkv5(s, r, k, v, decay, u, y, H, N, T, false);
+      c.wkv5(s + 1, r, k, v, decay, u, y, H, N, segs, false);
       c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
-      if (gated) {
-        c.siluMul(g, yn, T * A); // silu gate
-      }
+      if (gated) c.siluMul(g, yn, T * A); // silu gate
       c.matmul(w.mat(a + "output.weight"), yn, out, T);
       c.add(x, out, T * C);
-      ffn.run(w, i, x, ffnPrev, T, false);
+      ffn.run(w, i, x, segs, s + 2, T, false);
     }
-    return head.run(w, x, T, every);
+    return head.run(w, x, segs, T, every);
   }
   return { maxT, forward };
 }

@@ -8,14 +8,16 @@
  * @module
  */
 
-import { ChannelMix, checkCommon, embed, Head } from "./_common.ts";
-import type { Compute, Product } from "./ops.ts";
-import type { Runner } from "./runner.ts";
-import type { Weights } from "./weights.ts";
+import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import { ChannelMix, checkCommon, Head } from "./_common.ts";
 
-/** Binds RWKV-6 weights and buffers for up to `maxT` tokens per call. */
-export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
-  const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = w.layout.spec;
+/** Binds RWKV-6 weights and buffers for up to `maxT` tokens per pass. */
+export function createRunnerV6<B, M extends MatrixShape>(
+  w: WeightSource<B, M>,
+  c: Ops<B, M>,
+  maxT: number,
+): Runner<B> {
+  const { layers, embd: C, attDim: A, ffnDim: F, vocab, heads: H, headSize: N } = w.spec;
   const D = w.mat("blocks.0.att.time_maa_w2.0").cols; // mix rank
   const Dd = w.mat("blocks.0.att.time_decay_w1").rows; // decay rank
   checkCommon(w, ["gate"], ["time_maa_k", "time_maa_r"]);
@@ -28,42 +30,41 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
     w.mat(a + "time_decay_w2", A, Dd);
     for (const n of ["time_decay", "time_faaaa", "ln_x.weight", "ln_x.bias"]) w.vec(a + n, A);
   }
-  const x = c.buffer(maxT * C, false), xn = c.buffer(maxT * C, false);
-  const dx = c.buffer(maxT * C, false), xxx = c.buffer(maxT * C, false);
-  const mixHid = c.buffer(maxT * 5 * D, false);
-  const part = Array.from({ length: 5 }, () => c.buffer(maxT * D, false)); // mixHid's fifths
-  const mixed = Array.from({ length: 5 }, () => c.buffer(maxT * C, false)); // wx kx vx rx gx
-  const decHid = c.buffer(maxT * Dd, false), decay = c.buffer(maxT * A, false);
-  const y = c.buffer(maxT * A, true); // the recurrence's output, written by heads
-  const yn = c.buffer(maxT * A, false); // y normalised and gated
-  const mixHidS = c.buffer(maxT * 5 * D, true), decHidS = c.buffer(maxT * Dd, true);
-  const m = Array.from({ length: 5 }, () => c.buffer(maxT * C, true)); // mw mk mv mr mg
-  const dec = c.buffer(maxT * A, true);
-  const r = c.buffer(maxT * A, true), k = c.buffer(maxT * A, true), v = c.buffer(maxT * A, true);
-  const g = c.buffer(maxT * A, true), out = c.buffer(maxT * C, true);
+  const x = c.buffer(maxT * C), xn = c.buffer(maxT * C); // residual stream, ln1 output (T, C)
+  const dx = c.buffer(maxT * C), xxx = c.buffer(maxT * C); // prev − cur, xx + dx·maa_x (T, C)
+  const mixHidS = c.buffer(maxT * 5 * D); // xxx·W1 (T, 5D)
+  const mixHid = c.buffer(maxT * 5 * D); // tanh of it (T, 5D)
+  const part = Array.from({ length: 5 }, () => c.buffer(maxT * D)); // its fifths (T, D)
+  const m = Array.from({ length: 5 }, () => c.buffer(maxT * C)); // offsets mw mk mv mr mg (T, C)
+  const mixed = Array.from({ length: 5 }, () => c.buffer(maxT * C)); // wx kx vx rx gx (T, C)
+  const r = c.buffer(maxT * A), k = c.buffer(maxT * A), v = c.buffer(maxT * A); // (T, A)
+  const g = c.buffer(maxT * A); // gate (T, A)
+  const decHidS = c.buffer(maxT * Dd), decHid = c.buffer(maxT * Dd); // wx·Wd1, tanh (T, Dd)
+  const dec = c.buffer(maxT * A); // ·Wd2 (T, A)
+  const decay = c.buffer(maxT * A); // exp(−exp(time_decay + dec)) (T, A)
+  const y = c.buffer(maxT * A); // the recurrence's output (T, A)
+  const yn = c.buffer(maxT * A); // y normalised and gated (T, A)
+  const out = c.buffer(maxT * C); // attention output (T, C)
   const ffn = new ChannelMix(c, C, F, maxT), head = new Head(c, C, vocab, maxT);
   const names = ["w", "k", "v", "r", "g"];
 
-  function forward(tokens: ArrayLike<number>, state: Float32Array[], every: boolean) {
+  function forward(tokens: ArrayLike<number>, segs: readonly Segment<B>[], every: boolean): B {
     const T = tokens.length;
-    embed(c, w, tokens, x, C);
+    c.embed(w.mat("emb.weight"), tokens, x);
     for (let i = 0; i < layers; i++) {
-      const a = `blocks.${i}.att.`;
-      const [prev, s, ffnPrev] = state.slice(i * 3, i * 3 + 3);
+      const a = `blocks.${i}.att.`, s = i * 3; // state: att x_prev, wkv, ffn x_prev
       c.norm(x, w.vec(`blocks.${i}.ln1.weight`), w.vec(`blocks.${i}.ln1.bias`), xn, C, T, 1, 1e-5);
       // dx = previous token − this token; xxx = xx + dx·maa_x
       const maaX = w.vec(a + "time_maa_x");
-      c.shift(xn, prev, maaX, dx, T, C, "diff");
-      c.shift(xn, prev, maaX, xxx, T, C, "toPrev");
-      prev.set(xn.subarray((T - 1) * C, T * C));
+      c.shift(xn, segs, s, maaX, dx, C, "diff");
+      c.shift(xn, segs, s, maaX, xxx, C, "toPrev");
+      c.keepLast(xn, segs, s, C);
       // five data-dependent mix offsets: tanh(xxx·W1) split in 5, each · W2[p]
       c.matmul(w.mat(a + "time_maa_w1"), xxx, mixHidS, T);
       c.act("tanh", mixHidS, mixHid, T * 5 * D);
-      const offsets: Product[] = [];
+      const offsets: Product<B, M>[] = [];
       for (let p = 0; p < 5; p++) {
-        for (let t = 0; t < T; t++) {
-          part[p].set(mixHid.subarray(t * 5 * D + p * D, t * 5 * D + (p + 1) * D), t * D);
-        }
+        c.columns(mixHid, 5 * D, p * D, D, part[p], T);
         offsets.push([w.mat(`${a}time_maa_w2.${p}`), part[p], m[p]]);
       }
       c.matmuls(offsets, T);
@@ -82,17 +83,16 @@ export function createRunnerV6(w: Weights, c: Compute, maxT: number): Runner {
       ], T);
       c.act("tanh", decHidS, decHid, T * Dd);
       c.matmul(w.mat(a + "time_decay_w2"), decHid, dec, T);
-      const td = w.vec(a + "time_decay");
-      c.tmix("decay", dec, dec, td, dec, decay, T, A);
-      const u = w.vec(a + "time_faaaa");
-      c.wkv5(s, r, k, v, decay, u, y, H, N, T, true);
+      c.tmix("decay", dec, dec, w.vec(a + "time_decay"), dec, decay, T, A);
+      // the recurrence per head, with this token's decay
+      c.wkv5(s + 1, r, k, v, decay, w.vec(a + "time_faaaa"), y, H, N, segs, true);
       c.norm(y, w.vec(a + "ln_x.weight"), w.vec(a + "ln_x.bias"), yn, A / H, T * H, H, 64e-5);
       c.siluMul(g, yn, T * A); // silu gate
       c.matmul(w.mat(a + "output.weight"), yn, out, T);
       c.add(x, out, T * C);
-      ffn.run(w, i, x, ffnPrev, T, true);
+      ffn.run(w, i, x, segs, s + 2, T, true);
     }
-    return head.run(w, x, T, every);
+    return head.run(w, x, segs, T, every);
   }
   return { maxT, forward };
 }

@@ -6,52 +6,52 @@
  * @module
  */
 
-import type { Compute } from "./ops.ts";
-import type { Product } from "./ops.ts";
-import type { Runner } from "./runner.ts";
-import type { Matrix } from "./tensor.ts";
-import type { Weights } from "./weights.ts";
+import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "../backend/mod.ts";
 
-interface LayerV7 {
-  ln1w: Float32Array; // (C)
-  ln1b: Float32Array;
-  ln2w: Float32Array;
-  ln2b: Float32Array;
-  xr: Float32Array; // token-shift mixes (C)
-  xw: Float32Array;
-  xk: Float32Array;
-  xv: Float32Array;
-  xa: Float32Array;
-  xg: Float32Array;
-  w0: Float32Array; // decay bias (C)
-  w1: Matrix; // (Dw, C)
-  w2: Matrix; // (C, Dw)
-  a0: Float32Array; // in-context learning rate bias (C)
-  a1: Matrix; // (Da, C)
-  a2: Matrix; // (C, Da)
-  v0?: Float32Array; // value residual mix (C), absent in layer 0
-  v1?: Matrix; // (Dv, C)
-  v2?: Matrix; // (C, Dv)
-  g1: Matrix; // (Dg, C)
-  g2: Matrix; // (C, Dg)
-  kk: Float32Array; // k_k (C)
-  ka: Float32Array; // k_a (C)
-  rk: Float32Array; // r_k (H·N)
-  R: Matrix; // (C, C)
-  K: Matrix;
-  V: Matrix;
-  O: Matrix;
-  lnxw: Float32Array; // (C)
-  lnxb: Float32Array;
-  ffnXk: Float32Array; // (C)
-  ffnK: Matrix; // (F, C)
-  ffnV: Matrix; // (C, F)
+interface LayerV7<B, M extends MatrixShape> {
+  ln1w: B; // (C)
+  ln1b: B;
+  ln2w: B;
+  ln2b: B;
+  xr: B; // token-shift mixes (C)
+  xw: B;
+  xk: B;
+  xv: B;
+  xa: B;
+  xg: B;
+  w0: B; // decay bias (C)
+  w1: M; // (Dw, C)
+  w2: M; // (C, Dw)
+  a0: B; // in-context learning rate bias (C)
+  a1: M; // (Da, C)
+  a2: M; // (C, Da)
+  v0?: B; // value residual mix (C), absent in layer 0
+  v1?: M; // (Dv, C)
+  v2?: M; // (C, Dv)
+  g1: M; // (Dg, C)
+  g2: M; // (C, Dg)
+  kk: B; // k_k (C)
+  ka: B; // k_a (C)
+  rk: B; // r_k (H·N)
+  R: M; // (C, C)
+  K: M;
+  V: M;
+  O: M;
+  lnxw: B; // (C)
+  lnxb: B;
+  ffnXk: B; // (C)
+  ffnK: M; // (F, C)
+  ffnV: M; // (C, F)
 }
 
-/** Binds RWKV-7 weights and buffers for up to `maxT` tokens per call. */
-export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
-  const { layers, embd: C, heads: H, headSize: N, vocab, ffnDim: F } = w.layout.spec;
-  const L: LayerV7[] = [];
+/** Binds RWKV-7 weights and buffers for up to `maxT` tokens per pass. */
+export function createRunnerV7<B, M extends MatrixShape>(
+  w: WeightSource<B, M>,
+  c: Ops<B, M>,
+  maxT: number,
+): Runner<B> {
+  const { layers, embd: C, heads: H, headSize: N, vocab, ffnDim: F } = w.spec;
+  const L: LayerV7<B, M>[] = [];
   for (let i = 0; i < layers; i++) {
     const a = `blocks.${i}.att.`, f = `blocks.${i}.ffn.`, b = `blocks.${i}.`;
     L.push({
@@ -94,53 +94,46 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
   const lnOutW = w.vec("ln_out.weight", C), lnOutB = w.vec("ln_out.bias", C);
   const D = Math.max(L[0].w1.rows, L[0].a1.rows, L[0].g1.rows, L[layers - 1].v1?.rows ?? 0);
 
-  // Private buffers (every team member computes these alike).
-  const x = c.buffer(maxT * C, false); // residual stream (T, C)
-  const xn = c.buffer(maxT * C, false); // layer-normed input (T, C)
-  const mix = Array.from({ length: 6 }, () => c.buffer(maxT * C, false)); // xr xw xk xv xa xg
-  const lowW = c.buffer(maxT * D, false), lowG = c.buffer(maxT * D, false); // tanh, σ of them
-  const vFirst = c.buffer(maxT * C, false); // layer 0's v (T, C)
-  const vMix = c.buffer(maxT * C, false); // v after the value residual (T, C)
-  const kMod = c.buffer(maxT * C, false); // k after the in-context rate (T, C)
-  const y = c.buffer(maxT * C, false); // the recurrence's output (T, C)
-  const wDecay = c.buffer(maxT * C, false); // (T, C)
-  const kkN = c.buffer(maxT * C, false); // normalised k·k_k (T, C)
-  const kkA = c.buffer(maxT * C, false); // kk ⊙ a (T, C)
-  const hid = c.buffer(maxT * F, false); // relu² hidden of the channel mix (T, F)
-  // Shared buffers: written only by the products (and yOut by the heads' time mix).
-  const r = c.buffer(maxT * C, true), k = c.buffer(maxT * C, true), v = c.buffer(maxT * C, true);
+  const x = c.buffer(maxT * C); // residual stream (T, C)
+  const xn = c.buffer(maxT * C); // layer-normed input (T, C)
+  const mix = Array.from({ length: 6 }, () => c.buffer(maxT * C)); // xr xw xk xv xa xg (T, C)
+  const r = c.buffer(maxT * C), k = c.buffer(maxT * C), v = c.buffer(maxT * C); // (T, C)
   // the low-rank branches' hidden layers (T, D): decay, in-context rate, gate, value residual
-  const [hidW, hidA, hidG, hidV] = Array.from({ length: 4 }, () => c.buffer(maxT * D, true));
-  const wl = c.buffer(maxT * C, true), al = c.buffer(maxT * C, true);
-  const vl = c.buffer(maxT * C, true), gl = c.buffer(maxT * C, true);
-  const att = c.buffer(maxT * C, true), ffnOut = c.buffer(maxT * C, true);
-  const yOut = c.buffer(maxT * C, true); // attention output before O (T, C), written by heads
-  const ffnHid = c.buffer(maxT * F, true);
-  const logits = c.buffer(maxT * vocab, true);
+  const [hidW, hidA, hidG, hidV] = Array.from({ length: 4 }, () => c.buffer(maxT * D));
+  const lowW = c.buffer(maxT * D), lowG = c.buffer(maxT * D); // tanh, σ of them (T, D)
+  const wl = c.buffer(maxT * C), al = c.buffer(maxT * C); // their second halves (T, C)
+  const vl = c.buffer(maxT * C), gl = c.buffer(maxT * C);
+  const vFirst = c.buffer(maxT * C); // layer 0's v (T, C)
+  const vMix = c.buffer(maxT * C); // v after the value residual (T, C)
+  const kMod = c.buffer(maxT * C); // k after the in-context rate (T, C)
+  const wDecay = c.buffer(maxT * C); // (T, C)
+  const kkN = c.buffer(maxT * C); // normalised k·k_k (T, C)
+  const kkA = c.buffer(maxT * C); // kk ⊙ a (T, C)
+  const y = c.buffer(maxT * C); // the recurrence's output (T, C)
+  const yOut = c.buffer(maxT * C); // attention output before O (T, C)
+  const att = c.buffer(maxT * C); // after O (T, C)
+  const ffnHid = c.buffer(maxT * F), hid = c.buffer(maxT * F); // K·xk, relu² of it (T, F)
+  const ffnOut = c.buffer(maxT * C); // (T, C)
+  const last = c.buffer(maxT * C); // the segments' last rows (segments ≤ T, C)
+  const logits = c.buffer(maxT * vocab); // (T, vocab)
 
-  function forward(
-    tokens: ArrayLike<number>,
-    state: Float32Array[],
-    everyPosition: boolean,
-  ): Float32Array {
+  function forward(tokens: ArrayLike<number>, segs: readonly Segment<B>[], every: boolean): B {
     const T = tokens.length;
-    const rowBuf = x;
-    for (let t = 0; t < T; t++) c.row(emb, tokens[t], rowBuf.subarray(t * C, (t + 1) * C));
+    c.embed(emb, tokens, x);
 
     for (let i = 0; i < layers; i++) {
-      const l = L[i];
-      const attPrev = state[i * 3], wkv = state[i * 3 + 1], ffnPrev = state[i * 3 + 2];
+      const l = L[i], s = i * 3; // state: att x_prev, wkv, ffn x_prev
 
       // ---- time mix ----
       c.norm(x, l.ln1w, l.ln1b, xn, C, T, 1, 1e-5);
       // token shift: each token mixes with the previous one (the state's for the first)
       const mixW = [l.xr, l.xw, l.xk, l.xv, l.xa, l.xg];
-      for (let m = 0; m < 6; m++) c.shift(xn, attPrev, mixW[m], mix[m], T, C, "toPrev");
-      attPrev.set(xn.subarray((T - 1) * C, T * C));
+      for (let m = 0; m < 6; m++) c.shift(xn, segs, s, mixW[m], mix[m], C, "toPrev");
+      c.keepLast(xn, segs, s, C);
       const [xr, xw, xk, xv, xa, xg] = mix;
       // the products of the mixed inputs, and the low-rank branches x·m1 → act → ·m2 (decay:
-      // tanh, gate: σ, rate and value residual: none), each stage in one team step
-      const first: Product[] = [
+      // tanh, gate: σ, rate and value residual: none)
+      const first: Product<B, M>[] = [
         [l.R, xr, r],
         [l.K, xk, k],
         [l.V, xv, v],
@@ -152,12 +145,11 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
       c.matmuls(first, T);
       c.act("tanh", hidW, lowW, T * l.w1.rows);
       c.act("sigmoid", hidG, lowG, T * l.g1.rows);
-      const second: Product[] = [[l.w2, lowW, wl], [l.a2, hidA, al], [l.g2, lowG, gl]];
+      const second: Product<B, M>[] = [[l.w2, lowW, wl], [l.a2, hidA, al], [l.g2, lowG, gl]];
       if (i > 0) second.push([l.v2!, hidV, vl]);
       c.matmuls(second, T);
 
       c.v7TimeMix({
-        T,
         H,
         N,
         a0: l.a0,
@@ -177,7 +169,7 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
         kkA,
         kMod,
         // state = state · diag(w) − (state · kk) ⊗ (kk · a) + v ⊗ k ; y = state · r
-        S: wkv,
+        S: s + 1,
         r,
         y,
         // then group norm, bonus (r · k · r_k) summed per head times v, and the gate
@@ -186,26 +178,30 @@ export function createRunnerV7(w: Weights, c: Compute, maxT: number): Runner {
         rk: l.rk,
         g: gl,
         out: yOut,
-      });
+      }, segs);
       c.matmul(l.O, yOut, att, T);
       c.add(x, att, T * C);
 
       // ---- channel mix ----
       c.norm(x, l.ln2w, l.ln2b, xn, C, T, 1, 1e-5);
-      c.shift(xn, ffnPrev, l.ffnXk, xk, T, C, "toPrev");
-      ffnPrev.set(xn.subarray((T - 1) * C, T * C));
+      c.shift(xn, segs, s + 2, l.ffnXk, xk, C, "toPrev");
+      c.keepLast(xn, segs, s + 2, C);
       c.matmul(l.ffnK, xk, ffnHid, T);
       c.act("relusq", ffnHid, hid, T * F);
       c.matmul(l.ffnV, hid, ffnOut, T);
       c.add(x, ffnOut, T * C);
     }
 
-    const t0 = everyPosition ? 0 : T - 1;
-    const n = T - t0;
-    const xo = xn.subarray(t0 * C, T * C);
-    c.norm(x.subarray(t0 * C, T * C), lnOutW, lnOutB, xo, C, n, 1, 1e-5);
-    c.matmul(head, xo, logits, n);
-    return logits.subarray(0, n * vocab);
+    // the head: after each segment's last token, or after every token
+    let rows = T, src = x;
+    if (!every) {
+      c.lastRows(x, segs, last, C);
+      rows = segs.length;
+      src = last;
+    }
+    c.norm(src, lnOutW, lnOutB, xn, C, rows, 1, 1e-5);
+    c.matmul(head, xn, logits, rows);
+    return logits;
   }
   return { maxT, forward };
 }

@@ -1,5 +1,5 @@
 /**
- * Loads a checkpoint's tensors into one shared arena, tensor by tensor (peak memory: the arena
+ * Loads a checkpoint's tensors into one arena of CPU memory, tensor by tensor (peak memory: the arena
  * plus one tensor), applying the load-time transforms of the official package: the embedding
  * is layer-normed with `blocks.0.ln0` once, decays are pre-exponentiated, low-rank matrices are
  * transposed to (out, in), and the large matrices are stored in the requested dtype.
@@ -12,12 +12,14 @@ import { f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/mod.ts";
 import { layerNorm } from "./ops.ts";
 import { type ModelSpec, squeezed } from "./spec.ts";
+import type { WeightSource } from "../backend/mod.ts";
 import {
   Arena,
-  finishMatrix,
   type Matrix,
   matrixBytes,
   type MatrixDesc,
+  type MatrixLayout,
+  PLAIN_LAYOUT,
   type StorageDType,
   viewMatrix,
 } from "./tensor.ts";
@@ -37,7 +39,7 @@ export type TensorDesc =
   | { readonly kind: "vec"; readonly offset: number; readonly length: number }
   | { readonly kind: "mat"; readonly desc: MatrixDesc };
 
-/** Serializable description of all loaded weights (what a Worker needs besides the memory). */
+/** Serializable description of all loaded weights (with the memory, all it takes to view them). */
 export interface WeightsLayout {
   readonly spec: ModelSpec;
   readonly tensors: Readonly<Record<string, TensorDesc>>;
@@ -48,7 +50,7 @@ export interface WeightsLayout {
 }
 
 /** Loaded weights: typed views by name over the arena. */
-export class Weights {
+export class Weights implements WeightSource<Float32Array, Matrix> {
   readonly layout: WeightsLayout;
   readonly buffer: ArrayBufferLike;
   #vecs = new Map<string, Float32Array>();
@@ -57,6 +59,11 @@ export class Weights {
   constructor(layout: WeightsLayout, buffer: ArrayBufferLike) {
     this.layout = layout;
     this.buffer = buffer;
+  }
+
+  /** The model's shape. */
+  get spec(): ModelSpec {
+    return this.layout.spec;
   }
 
   /** True when the weights hold `name`. */
@@ -105,8 +112,10 @@ export class Weights {
 export interface LoadWeightsOptions {
   /** Storage of the large matrices (default `auto`). */
   dtype?: WeightDType;
-  /** Extra bytes to reserve in the arena after the weights (engine buffers). */
+  /** Extra bytes to reserve in the arena after the weights (a backend's buffers). */
   extraBytes?: number;
+  /** How matrices are arranged in memory (default row-major: {@link PLAIN_LAYOUT}). */
+  layout?: MatrixLayout;
   /** Called after each tensor. */
   onProgress?: (done: number, total: number, name: string) => void;
 }
@@ -296,7 +305,7 @@ export async function loadWeights(
         count,
         stored: { quant: q.quant, scale: q.scale },
       });
-      const b = matrixBytes(q.rows, q.cols, dtype);
+      const b = matrixBytes(q.rows, q.cols, dtype, options.layout);
       bytes += b.data + b.scales + 128;
       continue;
     }
@@ -333,11 +342,12 @@ export async function loadWeights(
     if (p.kind === "vec") bytes += 64 + Math.max(count, spec.attDim, spec.embd) * 4;
     else {
       const n = p.kind === "lowrank3" ? sq[0] : 1;
-      const b = matrixBytes(p.rows, p.cols, p.dtype);
+      const b = matrixBytes(p.rows, p.cols, p.dtype, options.layout);
       bytes += n * (b.data + b.scales + 128);
     }
   }
-  const arena = new Arena(bytes + (options.extraBytes ?? 0));
+  const matrixLayout = options.layout ?? PLAIN_LAYOUT;
+  const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout);
   const tensors: Record<string, TensorDesc> = {};
   const ln0w = ck.tensors.has("blocks.0.ln0.weight")
     ? toFloat32(await ck.read("blocks.0.ln0.weight"), ck.tensors.get("blocks.0.ln0.weight")!.dtype)
@@ -399,7 +409,7 @@ export async function loadWeights(
     options.onProgress?.(done, plans.length, name);
   }
   for (const t of Object.values(tensors)) {
-    if (t.kind === "mat") finishMatrix(arena.buffer, t.desc);
+    if (t.kind === "mat") arena.layout.finish(arena.buffer, t.desc);
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
   return { weights: new Weights(layout, arena.buffer), arena };
@@ -527,7 +537,7 @@ function transpose(src: Float32Array, rows: number, cols: number): Float32Array 
 /**
  * Stores rows [r0, r1) of a matrix from their float values, in the matrix's dtype. f16 storage
  * refuses infinities and NaNs (also values past ±65504, which round to infinity): the f16
- * kernel converts without handling them, and such a model could only produce NaN anyway.
+ * products may convert without handling them, and such a model could only produce NaN anyway.
  */
 function storeRows(
   m: Matrix,

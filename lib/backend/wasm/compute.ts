@@ -1,28 +1,27 @@
 /**
- * The `Compute` one Worker of the team offers the model's math (lib/model/ops.ts): its share
- * of every matrix product runs in the WebAssembly kernels, then the team meets at a barrier.
- * Buffers come from the shared memory: shared ones at the same offset in every Worker (the
- * runners ask for them in the same order everywhere), private ones from this Worker's region.
+ * The {@link Ops} one Worker of the team runs: its share of every matrix product and recurrence
+ * in the WebAssembly kernels, then the team meets at a barrier; the cheap per-token steps are
+ * computed alike by every member into its own buffers. Buffers come from the shared memory:
+ * those the plan (`plan.ts`) marks shared at the same offset in every Worker (the forward pass
+ * asks for them in the same order everywhere), the others from this Worker's region.
  * @module
  */
 
-import {
-  type Activation,
-  type Compute,
-  decodeRow,
-  normTS,
-  type Product,
-  type ShiftForm,
-  shiftTS,
-  tmixTS,
-  type V7TimeMixArgs,
-  v7TimeMixTS,
-  type Wkv4Args,
-  wkv4TS,
-  wkv5TS,
-} from "../model/ops.ts";
-import type { Matrix } from "../model/tensor.ts";
+import type {
+  Activation,
+  Ops,
+  Product,
+  Segment,
+  ShiftForm,
+  V7TimeMixArgs,
+  Wkv4Args,
+} from "../mod.ts";
+import { normTS, shiftTS, tmixTS, v7TimeMixTS, wkv4TS, wkv5TS } from "../../model/ops.ts";
+import type { Matrix } from "../../model/tensor.ts";
 import { type Kernels, quantizedBytes } from "./kernels.ts";
+import { decodeRowGrouped } from "./layout.ts";
+
+type Seg = Segment<Float32Array>;
 
 /** Slots of the control block (Int32 indices into shared memory). */
 export const CTRL = {
@@ -32,6 +31,8 @@ export const CTRL = {
   done: 1,
   /** Tokens in this job. */
   tokens: 2,
+  /** Segments (sequences) in this job. */
+  segments: 10,
   /** 1: logits after every token. */
   every: 3,
   /** Barrier: members arrived in this generation. */
@@ -77,40 +78,12 @@ export class Region {
     this.#top = off + n;
     return off;
   }
-  /** A zeroed f32 vector. */
-  f32(n: number): Float32Array {
+  /** A zeroed f32 vector (`zero` false: as the memory has it, pages left untouched). */
+  f32(n: number, zero = true): Float32Array {
     const v = new Float32Array(this.memory.buffer, this.bytes(n * 4), n);
-    v.fill(0);
+    if (zero) v.fill(0);
     return v;
   }
-}
-
-/** Counts what a runner allocates, to size the regions before any Worker starts. */
-export class CountingCompute implements Compute {
-  /** Bytes of shared buffers (with alignment slack). */
-  shared = 0;
-  /** Bytes of private buffers (with alignment slack). */
-  private = 0;
-  matmul(): void {}
-  matmuls(): void {}
-  buffer(n: number, shared: boolean): Float32Array {
-    const b = Math.ceil((n * 4) / 64) * 64 + 64;
-    if (shared) this.shared += b;
-    else this.private += b;
-    // Nothing runs on these: an empty array keeps the dry run from allocating.
-    return new Float32Array(0);
-  }
-  row(): void {}
-  wkv5(): void {}
-  norm(): void {}
-  shift(): void {}
-  tmix(): void {}
-  add(): void {}
-  act(): void {}
-  sigmoidMulAdd(): void {}
-  siluMul(): void {}
-  wkv4(): void {}
-  v7TimeMix(): void {}
 }
 
 /**
@@ -146,17 +119,22 @@ export function rowShare(rows: number, id: number, n: number): [number, number] 
   return [r0, Math.min(rows, r0 + per)];
 }
 
-/** One team member's machine. */
-export class WorkerCompute implements Compute {
+/** One team member's operations. */
+export class WorkerOps implements Ops<Float32Array, Matrix> {
   readonly #k: Kernels;
   readonly #ctrl: Int32Array;
   readonly #id: number;
   readonly #n: number;
   readonly #shared: Region;
   readonly #private: Region;
+  readonly #sharedBuffers: Set<number>;
+  #made = 0;
   readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
 
-  /** `scratchBytes`: this member's product scratch, from {@link productScratchBytes}. */
+  /**
+   * `sharedBuffers`: the indices (in creation order) of the buffers the team shares;
+   * `scratchBytes`: this member's product scratch, from {@link productScratchBytes}.
+   */
   constructor(
     kernels: Kernels,
     ctrl: Int32Array,
@@ -164,6 +142,7 @@ export class WorkerCompute implements Compute {
     n: number,
     shared: Region,
     priv: Region,
+    sharedBuffers: readonly number[],
     scratchBytes: number,
   ) {
     this.#k = kernels;
@@ -172,15 +151,20 @@ export class WorkerCompute implements Compute {
     this.#n = n;
     this.#shared = shared;
     this.#private = priv;
+    this.#sharedBuffers = new Set(sharedBuffers);
     this.#xq = priv.bytes(scratchBytes);
   }
 
-  buffer(n: number, shared: boolean): Float32Array {
+  buffer(n: number): Float32Array {
+    const shared = this.#sharedBuffers.has(this.#made++);
     return (shared ? this.#shared : this.#private).f32(n);
   }
 
-  row(m: Matrix, row: number, out: Float32Array): void {
-    decodeRow(m, row, out);
+  embed(emb: Matrix, tokens: ArrayLike<number>, out: Float32Array): void {
+    const C = emb.cols;
+    for (let t = 0; t < tokens.length; t++) {
+      decodeRowGrouped(emb, tokens[t], out.subarray(t * C, (t + 1) * C));
+    }
   }
 
   /**
@@ -193,7 +177,7 @@ export class WorkerCompute implements Compute {
   }
 
   /** This member's rows of each product in turn, then one barrier. */
-  matmuls(products: Product[], T: number): void {
+  matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
     for (const [m, x, y] of products) this.#share(m, x, y, T);
     barrier(this.#ctrl, this.#n);
   }
@@ -247,16 +231,56 @@ export class WorkerCompute implements Compute {
 
   shift(
     cur: Float32Array,
-    prev: Float32Array,
+    segs: readonly Seg[],
+    slot: number,
     mix: Float32Array,
     out: Float32Array,
-    T: number,
     C: number,
     form: ShiftForm,
   ): void {
-    if (C % 4) return shiftTS(cur, prev, mix, out, T, C, form);
     const k = this.#k, f = form === "toCur" ? 1 : form === "diff" ? 2 : 0;
-    k.shift(cur.byteOffset, prev.byteOffset, mix.byteOffset, out.byteOffset, C, T, f);
+    for (const s of segs) {
+      const prev = s.state[slot], a = s.start * C, b = (s.start + s.length) * C;
+      if (C % 4) shiftTS(cur.subarray(a, b), prev, mix, out.subarray(a, b), s.length, C, form);
+      else {
+        k.shift(
+          cur.byteOffset + a * 4,
+          prev.byteOffset,
+          mix.byteOffset,
+          out.byteOffset + a * 4,
+          C,
+          s.length,
+          f,
+        );
+      }
+    }
+  }
+
+  keepLast(src: Float32Array, segs: readonly Seg[], slot: number, C: number): void {
+    for (const s of segs) {
+      const o = (s.start + s.length - 1) * C;
+      s.state[slot].set(src.subarray(o, o + C));
+    }
+  }
+
+  lastRows(src: Float32Array, segs: readonly Seg[], out: Float32Array, C: number): void {
+    segs.forEach((s, i) => {
+      const o = (s.start + s.length - 1) * C;
+      out.set(src.subarray(o, o + C), i * C);
+    });
+  }
+
+  columns(
+    src: Float32Array,
+    stride: number,
+    offset: number,
+    width: number,
+    out: Float32Array,
+    T: number,
+  ): void {
+    for (let t = 0; t < T; t++) {
+      out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
+    }
   }
 
   tmix(
@@ -290,95 +314,123 @@ export class WorkerCompute implements Compute {
     this.#k.ew(g.byteOffset, g.byteOffset, y.byteOffset, n, 4);
   }
 
-  wkv4(a: Wkv4Args): void {
-    if (a.A % 4) return wkv4TS(a);
-    const o = (x: Float32Array) => x.byteOffset;
-    this.#k.wkv4(
-      o(a.r),
-      o(a.k),
-      o(a.v),
-      o(a.first),
-      o(a.decay),
-      o(a.aa),
-      o(a.bb),
-      o(a.pp),
-      o(a.out),
-      a.A,
-      a.T,
-    );
+  /** RWKV-4's recurrence: small, computed alike by every member on its own state copy. */
+  wkv4(a: Wkv4Args<Float32Array>, segs: readonly Seg[]): void {
+    const A = a.A;
+    for (const s of segs) {
+      const o = s.start * A * 4, [aa, bb, pp] = [s.state[a.aa], s.state[a.bb], s.state[a.pp]];
+      const at = (x: Float32Array) => x.subarray(s.start * A, (s.start + s.length) * A);
+      if (A % 4) {
+        const { first, decay } = a;
+        wkv4TS({
+          T: s.length,
+          A,
+          r: at(a.r),
+          k: at(a.k),
+          v: at(a.v),
+          first,
+          decay,
+          aa,
+          bb,
+          pp,
+          out: at(a.out),
+        });
+        continue;
+      }
+      this.#k.wkv4(
+        a.r.byteOffset + o,
+        a.k.byteOffset + o,
+        a.v.byteOffset + o,
+        a.first.byteOffset,
+        a.decay.byteOffset,
+        aa.byteOffset,
+        bb.byteOffset,
+        pp.byteOffset,
+        a.out.byteOffset + o,
+        A,
+        s.length,
+      );
+    }
   }
 
-  /** This member's heads of the time mix: gates, recurrence, output; then the barrier. */
-  v7TimeMix(a: V7TimeMixArgs): void {
-    const { H, N, T } = a, C = H * N;
+  /** This member's heads of the time mix, each segment in turn; then one barrier. */
+  v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Seg[]): void {
+    const { H, N } = a, C = H * N;
     if (N % 4) {
       // a head size no kernel covers: member 0 runs the TS alone (out is shared)
-      if (this.#id === 0) v7TimeMixTS(a);
-    } else {
-      const [h0, h1] = share(H, this.#id, this.#n), n = h1 - h0, k = this.#k;
-      // every vector advanced to this member's first head; the state by whole heads
-      const o = (x: Float32Array) => x.byteOffset + h0 * N * 4;
-      if (n > 0) {
-        k.v7_gates(
-          o(a.a0),
-          o(a.al),
-          o(a.w0),
-          o(a.wl),
-          a.v0 ? o(a.v0) : 0,
-          o(a.vl),
-          o(a.v),
-          o(a.vFirst),
-          o(a.kkW),
-          o(a.ka),
-          o(a.k),
-          o(a.wDecay),
-          o(a.vMix),
-          o(a.kkN),
-          o(a.kkA),
-          o(a.kMod),
-          n,
-          N,
-          T,
-          C,
-        );
-        k.wkv7(
-          a.S.byteOffset + h0 * N * N * 4,
-          o(a.r),
-          o(a.wDecay),
-          o(a.kMod),
-          o(a.vMix),
-          o(a.kkN),
-          o(a.kkA),
-          o(a.y),
-          n,
-          N,
-          T,
-          C,
-        );
-        k.v7_out(
-          o(a.y),
-          o(a.out),
-          o(a.lnw),
-          o(a.lnb),
-          o(a.r),
-          o(a.kMod),
-          o(a.rk),
-          o(a.vMix),
-          o(a.g),
-          n,
-          N,
-          T,
-          C,
-          64e-5,
-        );
+      if (this.#id === 0) {
+        for (const s of segs) v7TimeMixTS(segmentArgs(a, s));
       }
+      barrier(this.#ctrl, this.#n);
+      return;
+    }
+    const [h0, h1] = share(H, this.#id, this.#n), n = h1 - h0, k = this.#k;
+    for (const s of segs) {
+      if (n <= 0) break;
+      const T = s.length, S = s.state[a.S];
+      // every vector advanced to this member's first head (and per-token ones to the
+      // segment's first token); the state by whole heads
+      const o = (x: Float32Array) => x.byteOffset + h0 * N * 4;
+      const t = (x: Float32Array) => x.byteOffset + (s.start * C + h0 * N) * 4;
+      k.v7_gates(
+        o(a.a0),
+        t(a.al),
+        o(a.w0),
+        t(a.wl),
+        a.v0 ? o(a.v0) : 0,
+        t(a.vl),
+        t(a.v),
+        t(a.vFirst),
+        o(a.kkW),
+        o(a.ka),
+        t(a.k),
+        t(a.wDecay),
+        t(a.vMix),
+        t(a.kkN),
+        t(a.kkA),
+        t(a.kMod),
+        n,
+        N,
+        T,
+        C,
+      );
+      k.wkv7(
+        S.byteOffset + h0 * N * N * 4,
+        t(a.r),
+        t(a.wDecay),
+        t(a.kMod),
+        t(a.vMix),
+        t(a.kkN),
+        t(a.kkA),
+        t(a.y),
+        n,
+        N,
+        T,
+        C,
+      );
+      k.v7_out(
+        t(a.y),
+        t(a.out),
+        o(a.lnw),
+        o(a.lnb),
+        t(a.r),
+        t(a.kMod),
+        o(a.rk),
+        t(a.vMix),
+        t(a.g),
+        n,
+        N,
+        T,
+        C,
+        64e-5,
+      );
     }
     barrier(this.#ctrl, this.#n);
   }
 
   /** As wkv7, for RWKV-5/6. */
   wkv5(
-    S: Float32Array,
+    slot: number,
     r: Float32Array,
     k: Float32Array,
     v: Float32Array,
@@ -387,30 +439,64 @@ export class WorkerCompute implements Compute {
     y: Float32Array,
     H: number,
     N: number,
-    T: number,
+    segs: readonly Seg[],
     decayPerToken: boolean,
   ): void {
+    const A = H * N;
     if (N % 4) {
-      if (this.#id === 0) wkv5TS(S, r, k, v, w, u, y, H, N, T, decayPerToken);
+      if (this.#id === 0) {
+        for (const s of segs) {
+          const at = (b: Float32Array) => b.subarray(s.start * A, (s.start + s.length) * A);
+          const ws = decayPerToken ? at(w) : w;
+          wkv5TS(s.state[slot], at(r), at(k), at(v), ws, u, at(y), H, N, s.length, decayPerToken);
+        }
+      }
     } else {
       const [h0, h1] = share(H, this.#id, this.#n), o = h0 * N * 4;
-      if (h1 > h0) {
+      for (const s of segs) {
+        if (h1 <= h0) break;
+        const t = s.start * A * 4;
         this.#k.wkv5(
-          S.byteOffset + o * N,
-          r.byteOffset + o,
-          k.byteOffset + o,
-          v.byteOffset + o,
-          w.byteOffset + o,
+          s.state[slot].byteOffset + o * N,
+          r.byteOffset + t + o,
+          k.byteOffset + t + o,
+          v.byteOffset + t + o,
+          w.byteOffset + (decayPerToken ? t : 0) + o,
           u.byteOffset + o,
-          y.byteOffset + o,
+          y.byteOffset + t + o,
           h1 - h0,
           N,
-          T,
-          H * N,
-          decayPerToken ? H * N : 0,
+          s.length,
+          A,
+          decayPerToken ? A : 0,
         );
       }
     }
     barrier(this.#ctrl, this.#n);
   }
+}
+
+/** The TypeScript time mix's arguments for one segment. */
+function segmentArgs(a: V7TimeMixArgs<Float32Array>, s: Seg) {
+  const C = a.H * a.N, at = (b: Float32Array) => b.subarray(s.start * C, (s.start + s.length) * C);
+  return {
+    ...a,
+    T: s.length,
+    al: at(a.al),
+    wl: at(a.wl),
+    vl: at(a.vl),
+    v: at(a.v),
+    vFirst: at(a.vFirst),
+    k: at(a.k),
+    wDecay: at(a.wDecay),
+    vMix: at(a.vMix),
+    kkN: at(a.kkN),
+    kkA: at(a.kkA),
+    kMod: at(a.kMod),
+    S: s.state[a.S],
+    r: at(a.r),
+    y: at(a.y),
+    g: at(a.g),
+    out: at(a.out),
+  };
 }

@@ -1,0 +1,238 @@
+/**
+ * The reference backend: every operation in plain TypeScript (`lib/model/ops.ts`) on one thread,
+ * over row-major weights. Slow, simple, and the oracle the other backends are tested against.
+ * @module
+ */
+
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import {
+  type CreateModelOptions,
+  createRunner,
+  describeWeights,
+  type Model,
+  newModel,
+} from "../model/model.ts";
+import { runPasses } from "../model/batch.ts";
+import {
+  actTS,
+  addTS,
+  decodeRow,
+  matmulRowsTS,
+  normTS,
+  shiftTS,
+  sigmoidMulAddTS,
+  siluMulTS,
+  tmixTS,
+  v7TimeMixTS,
+  wkv4TS,
+  wkv5TS,
+} from "../model/ops.ts";
+import { detectSpec } from "../model/spec.ts";
+import type { State } from "../model/state.ts";
+import type { Matrix } from "../model/tensor.ts";
+import { loadWeights } from "../model/weights.ts";
+import type {
+  Activation,
+  Engine,
+  EngineItem,
+  Ops,
+  Product,
+  Segment,
+  ShiftForm,
+  V7TimeMixArgs,
+  Wkv4Args,
+} from "./mod.ts";
+
+type Seg = Segment<Float32Array>;
+
+/** Rows [start, start + length) of a (T × width) buffer. */
+function rows(b: Float32Array, s: Seg, width: number): Float32Array {
+  return b.subarray(s.start * width, (s.start + s.length) * width);
+}
+
+/**
+ * {@link Ops} in plain TypeScript over Float32Arrays; segments are run one after another.
+ * @example
+ * ```ts ignore
+ * const runner = createRunner(weights, new ReferenceOps(), 64);
+ * ```
+ */
+export class ReferenceOps implements Ops<Float32Array, Matrix> {
+  #scratch = new Float32Array(0);
+
+  buffer(n: number): Float32Array {
+    return new Float32Array(n);
+  }
+
+  embed(emb: Matrix, tokens: ArrayLike<number>, out: Float32Array): void {
+    const C = emb.cols;
+    for (let t = 0; t < tokens.length; t++) {
+      decodeRow(emb, tokens[t], out.subarray(t * C, (t + 1) * C));
+    }
+  }
+
+  matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
+    if (this.#scratch.length < m.cols) this.#scratch = new Float32Array(m.cols);
+    matmulRowsTS(m, x, y, T, 0, m.rows, this.#scratch);
+  }
+
+  matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
+    for (const [m, x, y] of products) this.matmul(m, x, y, T);
+  }
+
+  norm = normTS;
+  act: (kind: Activation, x: Float32Array, out: Float32Array, n: number) => void = actTS;
+  tmix = tmixTS;
+  add = addTS;
+  sigmoidMulAdd = sigmoidMulAddTS;
+  siluMul = siluMulTS;
+
+  shift(
+    cur: Float32Array,
+    segs: readonly Seg[],
+    slot: number,
+    mix: Float32Array,
+    out: Float32Array,
+    C: number,
+    form: ShiftForm,
+  ): void {
+    for (const s of segs) {
+      shiftTS(rows(cur, s, C), s.state[slot], mix, rows(out, s, C), s.length, C, form);
+    }
+  }
+
+  keepLast(src: Float32Array, segs: readonly Seg[], slot: number, C: number): void {
+    for (const s of segs) {
+      const o = (s.start + s.length - 1) * C;
+      s.state[slot].set(src.subarray(o, o + C));
+    }
+  }
+
+  columns(
+    src: Float32Array,
+    stride: number,
+    offset: number,
+    width: number,
+    out: Float32Array,
+    T: number,
+  ): void {
+    for (let t = 0; t < T; t++) {
+      out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
+    }
+  }
+
+  wkv4(a: Wkv4Args<Float32Array>, segs: readonly Seg[]): void {
+    const A = a.A;
+    for (const s of segs) {
+      wkv4TS({
+        T: s.length,
+        A,
+        r: rows(a.r, s, A),
+        k: rows(a.k, s, A),
+        v: rows(a.v, s, A),
+        first: a.first,
+        decay: a.decay,
+        aa: s.state[a.aa],
+        bb: s.state[a.bb],
+        pp: s.state[a.pp],
+        out: rows(a.out, s, A),
+      });
+    }
+  }
+
+  wkv5(
+    slot: number,
+    r: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    w: Float32Array,
+    u: Float32Array,
+    y: Float32Array,
+    H: number,
+    N: number,
+    segs: readonly Seg[],
+    decayPerToken: boolean,
+  ): void {
+    const A = H * N;
+    for (const s of segs) {
+      const ws = decayPerToken ? rows(w, s, A) : w;
+      const at = (b: Float32Array) => rows(b, s, A);
+      wkv5TS(s.state[slot], at(r), at(k), at(v), ws, u, at(y), H, N, s.length, decayPerToken);
+    }
+  }
+
+  v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Seg[]): void {
+    const C = a.H * a.N;
+    for (const s of segs) {
+      const at = (b: Float32Array) => rows(b, s, C);
+      v7TimeMixTS({
+        T: s.length,
+        H: a.H,
+        N: a.N,
+        a0: a.a0,
+        al: at(a.al),
+        w0: a.w0,
+        wl: at(a.wl),
+        v0: a.v0,
+        vl: at(a.vl),
+        v: at(a.v),
+        vFirst: at(a.vFirst),
+        kkW: a.kkW,
+        ka: a.ka,
+        k: at(a.k),
+        wDecay: at(a.wDecay),
+        vMix: at(a.vMix),
+        kkN: at(a.kkN),
+        kkA: at(a.kkA),
+        kMod: at(a.kMod),
+        S: s.state[a.S],
+        r: at(a.r),
+        y: at(a.y),
+        lnw: a.lnw,
+        lnb: a.lnb,
+        rk: a.rk,
+        g: at(a.g),
+        out: at(a.out),
+      });
+    }
+  }
+
+  lastRows(src: Float32Array, segs: readonly Seg[], out: Float32Array, C: number): void {
+    segs.forEach((s, i) => {
+      const o = (s.start + s.length - 1) * C;
+      out.set(src.subarray(o, o + C), i * C);
+    });
+  }
+}
+
+/**
+ * Loads a model on the reference backend (plain TypeScript, one thread).
+ * @example
+ * ```ts ignore
+ * const model = await createReferenceModel(await openCheckpoint("model.pth"), { dtype: "f32" });
+ * ```
+ */
+export async function createReferenceModel(
+  ck: Checkpoint,
+  options: CreateModelOptions = {},
+): Promise<Model> {
+  const spec = detectSpec(ck.tensors, ck.path);
+  const { weights } = await loadWeights(ck, spec, options);
+  const runner = createRunner(weights, new ReferenceOps(), options.chunk ?? 64, ck.path);
+  const engine: Engine<State> = {
+    name: "reference (TypeScript, 1 thread)",
+    run: (items: readonly EngineItem<State>[], every: boolean) =>
+      Promise.resolve(
+        runPasses(items, every, runner.maxT, spec.vocab, (tokens, pieces) => {
+          const segs = pieces.map((p) => ({
+            start: p.start,
+            length: p.length,
+            state: items[p.item].state.tensors,
+          }));
+          return runner.forward(tokens, segs, every);
+        }),
+      ),
+    dispose: () => Promise.resolve(),
+  };
+  return newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
+}

@@ -1,0 +1,138 @@
+/**
+ * How the WebAssembly kernels want q8/q4 matrices laid out in the arena, and the look-ups that
+ * read that layout (the embedding row of a quantized matrix, the tests).
+ * @module
+ */
+
+import { f16ToF32 } from "../../formats/dtype.ts";
+import type { Matrix, MatrixDesc, MatrixLayout, StorageDType } from "../../model/tensor.ts";
+
+/**
+ * Rows a matrix occupies: q8/q4 rows are stored in groups of four (the last group padded with
+ * zero rows), other dtypes as they are.
+ */
+export function paddedRows(rows: number, dtype: StorageDType): number {
+  return dtype === "q8" || dtype === "q4" ? Math.ceil(rows / 4) * 4 : rows;
+}
+
+/**
+ * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
+ * and after the f32 block scales as many i32 corrections (q8); other dtypes row-major.
+ * @example
+ * ```ts ignore
+ * const arena = new Arena(bytes, 64, KERNEL_LAYOUT);
+ * ```
+ */
+export const KERNEL_LAYOUT: MatrixLayout = {
+  bytes(rows, cols, dtype) {
+    const storedRows = paddedRows(rows, dtype), n = storedRows * cols;
+    switch (dtype) {
+      case "f32":
+        return { storedRows, data: n * 4, scales: 0 };
+      case "bf16":
+      case "f16":
+        return { storedRows, data: n * 2, scales: 0 };
+      // per block a scale, then (after all scales) the q8 kernel's offset correction
+      case "q8":
+        return { storedRows, data: n, scales: (n / 32) * 8 };
+      case "q4":
+        return { storedRows, data: n / 2, scales: (n / 32) * 8 };
+    }
+  },
+  finish: (buffer, d) => finishMatrix(buffer, d),
+};
+
+/**
+ * Puts a q8/q4 matrix written row-major (padding rows zero) into the layout the integer kernels
+ * read, once all its rows are stored; other dtypes are left as they are.
+ *
+ * Rows go in groups of four, interleaved by 32-bit words: word `c` of rows `4g..4g+3` are the
+ * four words at `4c..4c+3` of the group. A q8 word is four consecutive values of a row; a q4
+ * word holds values `4v..4v+3` in its low nibbles and `16+4v..` in its high ones (ggml's block
+ * order kept). So one 16-byte load gives four rows × four values, and the kernels' int8 dot
+ * product leaves one row's partial sum in each lane: no horizontal sums. Block scales are
+ * interleaved the same way (four rows' scales of a block side by side), and for q8 each
+ * (row, block) gets the i32 `−64 · Σq` that cancels the +64 offset of its activations.
+ */
+export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
+  if (d.dtype !== "q8" && d.dtype !== "q4") return;
+  const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
+  const rowWords = d.dtype === "q8" ? d.cols / 4 : d.cols / 8;
+  interleaveGroups(new Uint32Array(buffer, d.offset, pr * rowWords), pr, rowWords);
+  interleaveGroups(new Uint32Array(buffer, d.scaleOffset, pr * nb), pr, nb);
+  if (d.dtype !== "q8") return;
+  const q = new Int8Array(buffer, d.offset, pr * d.cols);
+  const corr = new Int32Array(buffer, d.scaleOffset + pr * nb * 4, pr * nb);
+  // interleaved, block b of group g is 128 bytes: its word c·4 + j belongs to row j
+  for (let gb = 0; gb < (pr / 4) * nb; gb++) {
+    for (let j = 0; j < 4; j++) {
+      let s = 0;
+      for (let c = 0; c < 8; c++) {
+        const o = gb * 128 + c * 16 + j * 4;
+        s += q[o] + q[o + 1] + q[o + 2] + q[o + 3];
+      }
+      corr[gb * 4 + j] = -64 * s;
+    }
+  }
+}
+
+/** Within each group of four rows of `words`-word rows: word c of row j goes to c·4 + j. */
+function interleaveGroups(a: Uint32Array, rows: number, words: number): void {
+  const tmp = new Uint32Array(4 * words);
+  for (let g = 0; g < rows; g += 4) {
+    const base = g * words;
+    tmp.set(a.subarray(base, base + 4 * words));
+    for (let j = 0; j < 4; j++) {
+      const src = j * words;
+      for (let c = 0; c < words; c++) a[base + c * 4 + j] = tmp[src + c];
+    }
+  }
+}
+
+/** Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row). */
+export function groupedByte(r: number, p: number, rowBytes: number): number {
+  return (r >> 2) * 4 * rowBytes + (p >> 2) * 16 + (r & 3) * 4 + (p & 3);
+}
+
+/** Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row). */
+export function groupedScale(r: number, b: number, nb: number): number {
+  return (r >> 2) * 4 * nb + b * 4 + (r & 3);
+}
+
+/** Decodes row `r` of a matrix in {@link KERNEL_LAYOUT} into `out` as f32. */
+export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void {
+  const c = m.cols, o = r * c;
+  switch (m.dtype) {
+    case "f32":
+      out.set((m.data as Float32Array).subarray(o, o + c));
+      return;
+    case "bf16": {
+      const d = m.data as Uint16Array;
+      const bits = new Uint32Array(out.buffer, out.byteOffset, c);
+      for (let i = 0; i < c; i++) bits[i] = d[o + i] << 16;
+      return;
+    }
+    case "f16":
+      out.set(f16ToF32((m.data as Uint16Array).subarray(o, o + c)));
+      return;
+    case "q8": {
+      const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
+      for (let i = 0; i < c; i++) {
+        out[i] = d[groupedByte(r, i, c)] * s[groupedScale(r, i >> 5, nb)];
+      }
+      return;
+    }
+    case "q4": {
+      const d = m.data as Uint8Array, s = m.scales, nb = c >> 5, rb = c >> 1;
+      for (let b = 0; b < nb; b++) {
+        const sc = s[groupedScale(r, b, nb)];
+        for (let j = 0; j < 16; j++) {
+          const byte = d[groupedByte(r, b * 16 + j, rb)];
+          out[b * 32 + j] = ((byte & 15) - 8) * sc;
+          out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
+        }
+      }
+      return;
+    }
+  }
+}
