@@ -38,13 +38,19 @@ import {
   SSE_HEADERS,
   sseEvent,
 } from "./_http.ts";
-import { parseMessages, parseSampling } from "./openai.ts";
+import { parseMessages, parseSampling } from "./_parse.ts";
 import { encodeChat, type TemplateMessage } from "./template.ts";
 
 const stateKey = (id: string) => `resp-state:${id}`;
 const respKey = (id: string) => `resp:${id}`;
 
-/** Routes `/v1/responses` and `/v1/responses/{id}[/state]`. */
+/**
+ * Routes `/v1/responses` and `/v1/responses/{id}[/state]` (what `createApi` does for them).
+ * @example
+ * ```ts ignore
+ * if (path.startsWith("/v1/responses")) return await handleResponses(core, req, path);
+ * ```
+ */
 export async function handleResponses(core: Core, req: Request, path: string): Promise<Response> {
   if (path === "/v1/responses") {
     if (req.method !== "POST") throw methodNotAllowed(req.method, path, ["POST"]);

@@ -29,7 +29,13 @@ function hex(bytes: ArrayBuffer): string {
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** SHA-256 of a token sequence (as little-endian int32), hex. */
+/**
+ * SHA-256 of a token sequence (as little-endian int32), hex: the prefix cache's keys.
+ * @example
+ * ```ts ignore
+ * await tokensHash([1, 2, 3]); // "…64 hex digits…"
+ * ```
+ */
 export async function tokensHash(tokens: readonly number[]): Promise<string> {
   return hex(await crypto.subtle.digest("SHA-256", Int32Array.from(tokens)));
 }
@@ -108,7 +114,13 @@ export class StateMismatchError extends Error {
   }
 }
 
-/** What a stored state says about itself besides the values. */
+/**
+ * What a stored state says about itself besides the values (JSON).
+ * @example
+ * ```ts ignore
+ * const meta: StateMeta = { tokens: 120, output_tokens: [11, 12] };
+ * ```
+ */
 export type StateMeta = Record<string, unknown>;
 
 /**
