@@ -10,6 +10,10 @@
  *     [--threads 2] [--streams 1,2,4,8,16] [--max-tokens 64] [--max-batch 16]
  *     [--max-prefill-tokens-per-step 256] [--tokenizer FILE|bytes] [--json FILE]
  *
+ * `--join-prompt TOKENS` then reruns the largest N with a prompt of that many tokens joining
+ * once every stream has its first token, and prints the streams' inter-token p99 with and
+ * without it (chunked prefill bounds the difference by one step's prefill budget).
+ *
  * `--json FILE` also writes `{ model, dtype, engine, rows: [{ streams, aggregateTokPerSec,
  * ratio, ttftP50Ms, ttftP99Ms, itlP50Ms, itlP99Ms, peakRssMiB }] }` (atomically).
  * @module
@@ -32,6 +36,7 @@ const { values: v } = parseArgs({
     "max-batch": { type: "string" },
     "max-prefill-tokens-per-step": { type: "string", default: "256" },
     json: { type: "string" },
+    "join-prompt": { type: "string" },
   },
 });
 
@@ -130,14 +135,14 @@ interface Stream {
   tokens: number;
 }
 
-async function one(i: number): Promise<Stream> {
+async function one(i: number, text = prompt(i), max = maxTokens): Promise<Stream> {
   const t0 = performance.now();
   const res = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({
-      prompt: prompt(i),
-      max_tokens: maxTokens,
+      prompt: text,
+      max_tokens: max,
       temperature: 1,
       top_p: 0.9,
       seed: i,
@@ -212,6 +217,33 @@ try {
       `N=${String(n).padStart(2)}  ${r.aggregateTokPerSec.toFixed(1).padStart(7)} tok/s  ` +
         `×${r.ratio.toFixed(2)}  TTFT p50/p99 ${r.ttftP50Ms}/${r.ttftP99Ms} ms  ` +
         `ITL p50/p99 ${r.itlP50Ms}/${r.itlP99Ms} ms  peak RSS ${r.peakRssMiB} MiB`,
+    );
+  }
+  if (v["join-prompt"]) {
+    const want = Number(v["join-prompt"]);
+    const n = Math.max(...streams);
+    let long = "";
+    for (let i = 0; tokenizer.encode(long).length < want; i++) long += prompt(i) + " ";
+    const ids = tokenizer.encode(long).slice(0, want);
+    const text = tokenizer.decode(ids);
+    const runs = Array.from({ length: n }, (_, i) => one(i));
+    // join once every stream is decoding: poll /health until n sequences generate
+    for (let k = 0; k < 2000; k++) {
+      const h = await (await fetch(`${url}/health`)).json();
+      if (h.batch >= n && h.prefilling === 0) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const joiner = one(n, text, 1);
+    const results = await Promise.all(runs);
+    await joiner;
+    const gaps = results.flatMap((r) => r.gaps);
+    const base = rows.find((r) => r.streams === n)!;
+    console.log(
+      `N=${n} with a ${ids.length}-token prompt joining: ITL p50/p99 ` +
+        `${pct(gaps, 50).toFixed(1)}/${pct(gaps, 99).toFixed(1)} ms ` +
+        `(without: ${base.itlP50Ms}/${base.itlP99Ms} ms; max gap ${
+          Math.max(...gaps).toFixed(1)
+        } ms)`,
     );
   }
 } finally {

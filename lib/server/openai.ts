@@ -498,6 +498,7 @@ export function createApi(options: ApiOptions): Api {
       store: storeInfo,
       engine: model.info.engine,
       dtype: model.info.dtype,
+      rssMiB: Math.round(Deno.memoryUsage().rss / 2 ** 20),
     });
   }
 
