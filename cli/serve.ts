@@ -70,6 +70,15 @@ function int(v: string | undefined, name: string, def: number, min = 0): number 
   return n;
 }
 
+/** This machine's name (`localhost` when the permission to read it is missing). */
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
 /** A `--template` file: JSON with the four patterns (bad ones named, exit 2). */
 async function readTemplate(path: string): Promise<ChatTemplate> {
   let t: ChatTemplate;
@@ -231,7 +240,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
       stateTtlSeconds: ttl,
       prefixCache: !v["no-prefix-cache"],
       namedStates,
-      serverId: v["server-id"] ?? `${Deno.hostname()}:${port || `pid${Deno.pid}`}`,
+      serverId: v["server-id"] ?? `${hostname()}:${port || `pid${Deno.pid}`}`,
       apiKey: v["api-key"] ?? Deno.env.get("RWKV_API_KEY") ?? undefined,
       maxBodyBytes: maxBody,
       signal: stop.signal,
