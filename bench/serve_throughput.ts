@@ -14,6 +14,9 @@
  * once every stream has its first token, and prints the streams' inter-token p99 with and
  * without it (chunked prefill bounds the difference by one step's prefill budget).
  *
+ * `--abandon` then sends a non-streaming request, abandons it once it is generating, and prints
+ * how long its place in the batch stayed taken.
+ *
  * `--json FILE` also writes `{ model, dtype, engine, rows: [{ streams, aggregateTokPerSec,
  * ratio, ttftP50Ms, ttftP99Ms, itlP50Ms, itlP99Ms, peakRssMiB }] }` (atomically).
  * @module
@@ -37,6 +40,7 @@ const { values: v } = parseArgs({
     "max-prefill-tokens-per-step": { type: "string", default: "256" },
     json: { type: "string" },
     "join-prompt": { type: "string" },
+    abandon: { type: "boolean", default: false },
   },
 });
 
@@ -244,6 +248,30 @@ try {
         `(without: ${base.itlP50Ms}/${base.itlP99Ms} ms; max gap ${
           Math.max(...gaps).toFixed(1)
         } ms)`,
+    );
+  }
+  if (v.abandon) {
+    const ctrl = new AbortController();
+    const gone = fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: prompt(0), max_tokens: 4000, logit_bias: { 0: -100 } }),
+      signal: ctrl.signal,
+    }).catch(() => {});
+    const health = async () => await (await fetch(`${url}/health`)).json();
+    for (let k = 0; k < 4000 && (await health()).batch === 0; k++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    ctrl.abort();
+    await gone;
+    let k = 0;
+    while ((await health()).batch > 0 && k++ < 20000) { /* poll */ }
+    console.log(
+      `abandoned non-streaming request: its place freed ${
+        (performance.now() - t0).toFixed(0)
+      } ms after the client left`,
     );
   }
 } finally {
