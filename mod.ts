@@ -13,6 +13,9 @@
  * }
  * await model.dispose();
  * ```
+ * Subpath exports carry the rest: `./formats` (checkpoint readers and writers), `./convert`
+ * (SafeTensors, quantized files, LoRA merges), `./quant` (block math), `./chat`, `./server`
+ * (OpenAI-compatible), `./backend` (the interface for backend authors).
  * @module
  */
 
@@ -20,24 +23,11 @@ export { loadModel, type LoadModelOptions } from "./lib/load.ts";
 export type { ResolveOptions } from "./lib/fetch.ts";
 export { type BatchItem, Model, type ModelInfo } from "./lib/model/model.ts";
 export { State, stateShapes } from "./lib/model/state.ts";
-export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
+export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";
 export type { WeightDType } from "./lib/model/weights.ts";
 export type { StorageDType } from "./lib/model/tensor.ts";
-export { openCheckpoint } from "./lib/formats/open.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
-export {
-  openSafetensors,
-  type SafetensorsCheckpoint,
-  type SafetensorsTensorInfo,
-  type TensorToWrite,
-  writeSafetensors,
-  type WriteSafetensorsOptions,
-} from "./lib/formats/safetensors.ts";
-export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "./lib/formats/dtype.ts";
-export { type ConvertOptions, convertToSafetensors } from "./convert/safetensors.ts";
 export { generate, type GenerateOptions, type GenerateStats } from "./lib/generate.ts";
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
-export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
 export { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "./lib/sample.ts";
 export { findTokenizerFor, loadTokenizer, type Tokenizer } from "./lib/tokenizer/mod.ts";
 export {

@@ -6,6 +6,7 @@
 import { createReferenceModel } from "../lib/backend/reference.ts";
 import { createFastModel } from "../lib/backend/wasm/mod.ts";
 import type { Model } from "../lib/model/model.ts";
+import { UsageError } from "../lib/errors.ts";
 import type { State } from "../lib/model/state.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
@@ -93,3 +94,45 @@ for (const g of all) {
     });
   }
 }
+
+const g7 = all.find((g) => g.file === "ref-7v0.json");
+
+Deno.test({
+  name: "model: `await using` disposes the model (and its Workers) at the end of the scope",
+  ignore: !g7,
+  async fn() {
+    const ck = await openGolden(g7!);
+    let outside: Model;
+    {
+      await using model = await createFastModel(ck, { threads: 2 });
+      outside = model;
+      assertEquals((await model.forward([1, 2], model.createState())).length, model.spec.vocab);
+    }
+    ck.close();
+    const err = await outside.forward([1], outside.createState()).then(() => undefined, (e) => e);
+    assert(err instanceof UsageError && /disposed/.test(err.message), `after scope: ${err}`);
+  },
+});
+
+Deno.test({
+  name: "batch: a state pool bounded by maxResidentStates brings the least recently used home",
+  ignore: !g7,
+  async fn() {
+    const ck = await openGolden(g7!);
+    await using model = await createFastModel(ck, { threads: 2, maxResidentStates: 2 });
+    ck.close();
+    // five conversations taking turns through two slots: each state's values must survive
+    // being brought home and placed again, equal to a conversation run alone
+    const states = Array.from({ length: 5 }, () => model.createState());
+    const alone = Array.from({ length: 5 }, () => model.createState());
+    for (let turn = 0; turn < 3; turn++) {
+      for (let s = 0; s < 5; s++) {
+        const t = tokens(3, 10 * turn + s, model.spec.vocab);
+        const [got] = await model.forwardBatch([{ tokens: t, state: states[s] }]);
+        const want = await model.forward(t, alone[s]);
+        assert(maxAbsDiff(got, want) <= 1e-5, `turn ${turn} conversation ${s}`);
+      }
+    }
+    for (let s = 0; s < 5; s++) assert(maxAbsDiff(states[s].data, alone[s].data) <= 1e-5);
+  },
+});

@@ -1,15 +1,24 @@
 /**
- * The public API is documented where it is declared: `deno doc --lint` over mod.ts (every
- * exported symbol and member has JSDoc, no public type refers to an unexported one), and every
- * export of mod.ts carries an `@example`.
+ * The public API is documented where it is declared: `deno doc --lint` over every export path of
+ * deno.json (every exported symbol and member has JSDoc, no public type refers to an unexported
+ * one), and every export carries an `@example`.
  */
 import { assert } from "./_assert.ts";
 
-const MOD = new URL("../mod.ts", import.meta.url);
+const ROOT = new URL("../", import.meta.url);
+const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
+const ENTRIES: string[] = Object.values(config.exports as Record<string, string>)
+  .map((p) => new URL(p, ROOT).pathname);
 
-Deno.test("docs: deno doc --lint passes on mod.ts", async () => {
+Deno.test("docs: deno.json exports the subpaths", () => {
+  for (const p of [".", "./formats", "./convert", "./quant", "./chat", "./server", "./backend"]) {
+    assert(p in config.exports, `export ${p}`);
+  }
+});
+
+Deno.test("docs: deno doc --lint passes on every export path", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["doc", "--lint", MOD.pathname],
+    args: ["doc", "--lint", ...ENTRIES],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -19,9 +28,9 @@ Deno.test("docs: deno doc --lint passes on mod.ts", async () => {
   assert(out.success, text.replace(/\x1b\[[0-9;]*m/g, "").slice(0, 4000));
 });
 
-Deno.test("docs: every export of mod.ts has an @example", async () => {
+Deno.test("docs: every export of every export path has an @example", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["doc", "--json", MOD.pathname],
+    args: ["doc", "--json", ...ENTRIES],
     stdout: "piped",
     stderr: "piped",
   }).output();

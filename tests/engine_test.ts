@@ -1,5 +1,5 @@
 /**
- * The fast engine of lib/engine (Workers + WebAssembly SIMD) against the official reference
+ * The Worker backend of lib/backend/wasm (Workers + WebAssembly SIMD) against the official reference
  * outputs of every fixture, against itself across team sizes and chunk sizes, and its
  * life cycle (event loop left free, dispose).
  */

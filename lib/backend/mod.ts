@@ -78,16 +78,21 @@ export type ShiftForm = "toPrev" | "toCur" | "diff";
 export interface Wkv4Args<B> {
   /** Channels. */
   A: number;
-  /** Receptance, key, value (T × A). */
+  /** Receptance (T × A). */
   r: B;
+  /** Key (T × A). */
   k: B;
+  /** Value (T × A). */
   v: B;
-  /** Bonus `u` (time_first) and decay `−e^time_decay` (A). */
+  /** Bonus `u` (time_first, A). */
   first: B;
+  /** Decay `−e^time_decay` (A). */
   decay: B;
-  /** State slots of `aa`, `bb`, `pp` (A each), updated. */
+  /** State slot of `aa` (A), updated. */
   aa: number;
+  /** State slot of `bb` (A), updated. */
   bb: number;
+  /** State slot of `pp` (A), updated. */
   pp: number;
   /** σ(r) ⊙ wkv (T × A). */
   out: B;
@@ -95,38 +100,53 @@ export interface Wkv4Args<B> {
 
 /** RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/model/ops.ts`). */
 export interface V7TimeMixArgs<B> {
+  /** Heads. */
   H: number;
+  /** Channels per head. */
   N: number;
-  /** In-context learning rate: bias (C) and low-rank term (T × C). */
+  /** In-context learning rate bias (C). */
   a0: B;
+  /** In-context learning rate low-rank term (T × C). */
   al: B;
-  /** Decay: bias (C) and low-rank term (T × C). */
+  /** Decay bias (C). */
   w0: B;
+  /** Decay low-rank term (T × C). */
   wl: B;
-  /** Value residual: bias (C) and low-rank term; `v0` absent in layer 0. */
+  /** Value residual bias (C); absent in layer 0. */
   v0: B | undefined;
+  /** Value residual low-rank term (T × C). */
   vl: B;
-  /** This layer's value; layer 0 writes `vFirst`, later layers read it. */
+  /** This layer's value (T × C). */
   v: B;
+  /** Layer 0's value (T × C): layer 0 writes it, later layers read it. */
   vFirst: B;
-  /** k_k and k_a (C), and the key (T × C). */
+  /** k_k (C). */
   kkW: B;
+  /** k_a (C). */
   ka: B;
+  /** The key (T × C). */
   k: B;
-  /** Scratch (T × C each): decay, mixed value, normalised kk, kk ⊙ a, rate-scaled key. */
+  /** Scratch: the decay (T × C). */
   wDecay: B;
+  /** Scratch: the mixed value (T × C). */
   vMix: B;
+  /** Scratch: normalised kk (T × C). */
   kkN: B;
+  /** Scratch: kk ⊙ a (T × C). */
   kkA: B;
+  /** Scratch: the rate-scaled key (T × C). */
   kMod: B;
   /** State slot of the wkv tensor (H, N, N), updated in place. */
   S: number;
-  /** Receptance (T × C), scratch for the recurrence's output (T × C). */
+  /** Receptance (T × C). */
   r: B;
+  /** Scratch for the recurrence's output (T × C). */
   y: B;
-  /** ln_x weight and bias, r_k (C). */
+  /** ln_x weight (C). */
   lnw: B;
+  /** ln_x bias (C). */
   lnb: B;
+  /** r_k (C). */
   rk: B;
   /** The output gate (T × C). */
   g: B;

@@ -43,10 +43,8 @@ import type {
   Wkv4Args,
 } from "./mod.ts";
 
-type Seg = Segment<Float32Array>;
-
 /** Rows [start, start + length) of a (T × width) buffer. */
-function rows(b: Float32Array, s: Seg, width: number): Float32Array {
+function rows(b: Float32Array, s: Segment<Float32Array>, width: number): Float32Array {
   return b.subarray(s.start * width, (s.start + s.length) * width);
 }
 
@@ -80,16 +78,57 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     for (const [m, x, y] of products) this.matmul(m, x, y, T);
   }
 
-  norm = normTS;
-  act: (kind: Activation, x: Float32Array, out: Float32Array, n: number) => void = actTS;
-  tmix = tmixTS;
-  add = addTS;
-  sigmoidMulAdd = sigmoidMulAddTS;
-  siluMul = siluMulTS;
+  /** See `Ops.norm`. */
+  norm(
+    x: Float32Array,
+    w: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    n: number,
+    groups: number,
+    wrap: number,
+    eps: number,
+  ): void {
+    normTS(x, w, b, out, n, groups, wrap, eps);
+  }
+
+  /** See `Ops.act`. */
+  act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
+    actTS(kind, x, out, n);
+  }
+
+  /** See `Ops.tmix`. */
+  tmix(
+    op: "lerp" | "decay",
+    x: Float32Array,
+    dx: Float32Array,
+    base: Float32Array,
+    off: Float32Array,
+    out: Float32Array,
+    T: number,
+    C: number,
+  ): void {
+    tmixTS(op, x, dx, base, off, out, T, C);
+  }
+
+  /** See `Ops.add`. */
+  add(x: Float32Array, y: Float32Array, n: number): void {
+    addTS(x, y, n);
+  }
+
+  /** See `Ops.sigmoidMulAdd`. */
+  sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void {
+    sigmoidMulAddTS(r, v, x, n);
+  }
+
+  /** See `Ops.siluMul`. */
+  siluMul(g: Float32Array, y: Float32Array, n: number): void {
+    siluMulTS(g, y, n);
+  }
 
   shift(
     cur: Float32Array,
-    segs: readonly Seg[],
+    segs: readonly Segment<Float32Array>[],
     slot: number,
     mix: Float32Array,
     out: Float32Array,
@@ -101,7 +140,12 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  keepLast(src: Float32Array, segs: readonly Seg[], slot: number, C: number): void {
+  keepLast(
+    src: Float32Array,
+    segs: readonly Segment<Float32Array>[],
+    slot: number,
+    C: number,
+  ): void {
     for (const s of segs) {
       const o = (s.start + s.length - 1) * C;
       s.state[slot].set(src.subarray(o, o + C));
@@ -121,7 +165,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  wkv4(a: Wkv4Args<Float32Array>, segs: readonly Seg[]): void {
+  wkv4(a: Wkv4Args<Float32Array>, segs: readonly Segment<Float32Array>[]): void {
     const A = a.A;
     for (const s of segs) {
       wkv4TS({
@@ -150,7 +194,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     y: Float32Array,
     H: number,
     N: number,
-    segs: readonly Seg[],
+    segs: readonly Segment<Float32Array>[],
     decayPerToken: boolean,
   ): void {
     const A = H * N;
@@ -161,7 +205,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Seg[]): void {
+  v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Segment<Float32Array>[]): void {
     const C = a.H * a.N;
     for (const s of segs) {
       const at = (b: Float32Array) => rows(b, s, C);
@@ -197,7 +241,12 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  lastRows(src: Float32Array, segs: readonly Seg[], out: Float32Array, C: number): void {
+  lastRows(
+    src: Float32Array,
+    segs: readonly Segment<Float32Array>[],
+    out: Float32Array,
+    C: number,
+  ): void {
     segs.forEach((s, i) => {
       const o = (s.start + s.length - 1) * C;
       out.set(src.subarray(o, o + C), i * C);

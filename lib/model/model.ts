@@ -12,7 +12,7 @@ import { createRunnerV4 } from "./v4.ts";
 import { createRunnerV5 } from "./v5.ts";
 import { createRunnerV6 } from "./v6.ts";
 import { createRunnerV7 } from "./v7.ts";
-import type { WeightDType, WeightsLayout } from "./weights.ts";
+import type { WeightDType } from "./weights.ts";
 
 /**
  * What a loaded model is.
@@ -121,7 +121,7 @@ export function newModel(
  */
 export function describeWeights(
   spec: ModelSpec,
-  layout: WeightsLayout,
+  layout: { readonly dtype: StorageDType; readonly bytes: number },
   path: string,
 ): Omit<ModelInfo, "engine"> {
   return {

@@ -18,8 +18,11 @@ export type StorageDType = "f32" | "bf16" | "f16" | "q8" | "q4";
 
 /** Serializable description of a matrix (rows × cols, row-major) in the arena. */
 export interface MatrixDesc {
+  /** Output size (rows, as torch stores the weight). */
   readonly rows: number;
+  /** Input size. */
   readonly cols: number;
+  /** How the values are stored. */
   readonly dtype: StorageDType;
   /** Byte offset of the values. */
   readonly offset: number;

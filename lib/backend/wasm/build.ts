@@ -3,8 +3,8 @@
  * marked `;; @inline` (see `_inline.ts`). The output is committed; the
  * kernels test checks that this build reproduces it byte for byte.
  *
- *   deno task build:kernels          # writes lib/engine/kernels.wasm
- *   deno run -A lib/engine/build.ts --check
+ *   deno task build:kernels          # writes lib/backend/wasm/kernels.wasm
+ *   deno run -A lib/backend/wasm/build.ts --check
  *
  * @module
  */

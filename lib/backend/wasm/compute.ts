@@ -56,6 +56,41 @@ export function productScratchBytes(maxT: number, maxCols: number): number {
   return Math.max(quantizedBytes(Math.ceil((maxT * maxCols) / 32) * 32), 4 * maxCols) + 64;
 }
 
+/**
+ * Where a profiling team adds up milliseconds (each member a row of {@link PROFILE_STRIDE}): the
+ * products by storage, the barrier waits, the recurrences, the per-token steps, the embedding,
+ * and (member 0) whole passes and their count.
+ */
+export const PROFILE = {
+  f32: 0,
+  bf16: 1,
+  f16: 2,
+  q8: 3,
+  q4: 4,
+  barrier: 5,
+  recurrence: 6,
+  elementwise: 7,
+  embed: 8,
+  pass: 9,
+  passes: 10,
+} as const;
+
+const PER_TOKEN_STEPS = [
+  "norm",
+  "act",
+  "shift",
+  "keepLast",
+  "lastRows",
+  "columns",
+  "tmix",
+  "add",
+  "sigmoidMulAdd",
+  "siluMul",
+] as const;
+
+/** Values per member in a profile array. */
+export const PROFILE_STRIDE = 16;
+
 /** `ew` op codes of the activations. */
 const ACT_OP: Record<Activation, number> = { tanh: 0, sigmoid: 1, relusq: 2 };
 
@@ -130,10 +165,12 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   readonly #sharedBuffers: Set<number>;
   #made = 0;
   readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
+  readonly #prof: Float64Array | undefined; // this member's PROFILE sums, when profiling
 
   /**
    * `sharedBuffers`: the indices (in creation order) of the buffers the team shares;
-   * `scratchBytes`: this member's product scratch, from {@link productScratchBytes}.
+   * `scratchBytes`: this member's product scratch, from {@link productScratchBytes};
+   * `profile`: where to add up milliseconds by {@link PROFILE} kind (this member's row).
    */
   constructor(
     kernels: Kernels,
@@ -144,7 +181,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     priv: Region,
     sharedBuffers: readonly number[],
     scratchBytes: number,
+    profile?: Float64Array,
   ) {
+    this.#prof = profile?.subarray(id * PROFILE_STRIDE, (id + 1) * PROFILE_STRIDE);
     this.#k = kernels;
     this.#ctrl = ctrl;
     this.#id = id;
@@ -153,6 +192,35 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#private = priv;
     this.#sharedBuffers = new Set(sharedBuffers);
     this.#xq = priv.bytes(scratchBytes);
+    if (this.#prof) {
+      // the per-token steps, timed only when profiling (no cost otherwise)
+      const self = this as unknown as Record<string, (...a: unknown[]) => void>;
+      for (const name of PER_TOKEN_STEPS) {
+        const step = self[name].bind(this);
+        self[name] = (...a) => {
+          const t0 = performance.now();
+          step(...a);
+          this.#took(PROFILE.elementwise, t0);
+        };
+      }
+    }
+  }
+
+  /** Now, when profiling. */
+  #now(): number {
+    return this.#prof ? performance.now() : 0;
+  }
+
+  /** Adds the time since `t0` to kind `k`, when profiling. */
+  #took(k: number, t0: number): void {
+    if (this.#prof) this.#prof[k] += performance.now() - t0;
+  }
+
+  /** The team meets (the wait counted when profiling). */
+  #meet(): void {
+    const t0 = this.#now();
+    barrier(this.#ctrl, this.#n);
+    this.#took(PROFILE.barrier, t0);
   }
 
   buffer(n: number): Float32Array {
@@ -161,10 +229,11 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   }
 
   embed(emb: Matrix, tokens: ArrayLike<number>, out: Float32Array): void {
-    const C = emb.cols;
+    const C = emb.cols, t0 = this.#now();
     for (let t = 0; t < tokens.length; t++) {
       decodeRowGrouped(emb, tokens[t], out.subarray(t * C, (t + 1) * C));
     }
+    this.#took(PROFILE.embed, t0);
   }
 
   /**
@@ -173,13 +242,13 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    */
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
     this.#share(m, x, y, T);
-    barrier(this.#ctrl, this.#n);
+    this.#meet();
   }
 
   /** This member's rows of each product in turn, then one barrier. */
   matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
     for (const [m, x, y] of products) this.#share(m, x, y, T);
-    barrier(this.#ctrl, this.#n);
+    this.#meet();
   }
 
   /**
@@ -188,7 +257,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    */
   #share(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
     const [r0, r1] = rowShare(m.rows, this.#id, this.#n);
-    const k = this.#k;
+    const k = this.#k, t0 = this.#now();
     if (r1 > r0) {
       switch (m.dtype) {
         case "f32":
@@ -211,6 +280,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
           break;
       }
     }
+    this.#took(PROFILE[m.dtype], t0);
   }
 
   // The element-wise steps: every vector lives in the shared memory, so the kernels take
@@ -316,7 +386,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
 
   /** RWKV-4's recurrence: small, computed alike by every member on its own state copy. */
   wkv4(a: Wkv4Args<Float32Array>, segs: readonly Seg[]): void {
-    const A = a.A;
+    const A = a.A, t0 = this.#now();
     for (const s of segs) {
       const o = s.start * A * 4, [aa, bb, pp] = [s.state[a.aa], s.state[a.bb], s.state[a.pp]];
       const at = (x: Float32Array) => x.subarray(s.start * A, (s.start + s.length) * A);
@@ -351,17 +421,19 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
         s.length,
       );
     }
+    this.#took(PROFILE.recurrence, t0);
   }
 
   /** This member's heads of the time mix, each segment in turn; then one barrier. */
   v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Seg[]): void {
-    const { H, N } = a, C = H * N;
+    const { H, N } = a, C = H * N, t0 = this.#now();
     if (N % 4) {
       // a head size no kernel covers: member 0 runs the TS alone (out is shared)
       if (this.#id === 0) {
         for (const s of segs) v7TimeMixTS(segmentArgs(a, s));
       }
-      barrier(this.#ctrl, this.#n);
+      this.#took(PROFILE.recurrence, t0);
+      this.#meet();
       return;
     }
     const [h0, h1] = share(H, this.#id, this.#n), n = h1 - h0, k = this.#k;
@@ -425,7 +497,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
         64e-5,
       );
     }
-    barrier(this.#ctrl, this.#n);
+    this.#took(PROFILE.recurrence, t0);
+    this.#meet();
   }
 
   /** As wkv7, for RWKV-5/6. */
@@ -442,7 +515,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     segs: readonly Seg[],
     decayPerToken: boolean,
   ): void {
-    const A = H * N;
+    const A = H * N, t0 = this.#now();
     if (N % 4) {
       if (this.#id === 0) {
         for (const s of segs) {
@@ -472,7 +545,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
         );
       }
     }
-    barrier(this.#ctrl, this.#n);
+    this.#took(PROFILE.recurrence, t0);
+    this.#meet();
   }
 }
 

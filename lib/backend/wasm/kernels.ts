@@ -95,6 +95,11 @@ export interface Kernels {
     wrap: number,
     eps: number,
   ): void;
+  /**
+   * Streams `n` bytes from `p` (n a multiple of 128) with 16-byte loads and nothing else: the
+   * read ceiling the benchmarks compare the kernels with.
+   */
+  read_stream(p: number, n: number): number;
   /** RWKV-4 recurrence over T tokens (as `wkv4TS`; A a multiple of 4). */
   wkv4(
     r: number,

@@ -1772,4 +1772,26 @@
         (br $h_loop)))
       (local.set $t (i32.add (local.get $t) (i32.const 1)))
       (br $t_loop))))
+
+  ;; ---- the machine's read ceiling: n bytes from p (n a multiple of 128) streamed with 16-byte
+  ;; loads, 8 a step into 4 accumulators and nothing else; the result keeps the loads alive.
+  ;; bench/decode.ts measures the bandwidth the kernels are compared with by running it. ----
+  (func (export "read_stream") (param $p i32) (param $n i32) (result i32)
+    (local $e i32) (local $a v128) (local $b v128) (local $c v128) (local $d v128)
+    (local.set $e (i32.add (local.get $p) (local.get $n)))
+    (block $done
+      (loop $step
+        (br_if $done (i32.ge_u (local.get $p) (local.get $e)))
+        (local.set $a (i32x4.add (local.get $a) (v128.load (local.get $p))))
+        (local.set $b (i32x4.add (local.get $b) (v128.load offset=16 (local.get $p))))
+        (local.set $c (i32x4.add (local.get $c) (v128.load offset=32 (local.get $p))))
+        (local.set $d (i32x4.add (local.get $d) (v128.load offset=48 (local.get $p))))
+        (local.set $a (i32x4.add (local.get $a) (v128.load offset=64 (local.get $p))))
+        (local.set $b (i32x4.add (local.get $b) (v128.load offset=80 (local.get $p))))
+        (local.set $c (i32x4.add (local.get $c) (v128.load offset=96 (local.get $p))))
+        (local.set $d (i32x4.add (local.get $d) (v128.load offset=112 (local.get $p))))
+        (local.set $p (i32.add (local.get $p) (i32.const 128)))
+        (br $step)))
+    (i32x4.extract_lane 0
+      (i32x4.add (i32x4.add (local.get $a) (local.get $b)) (i32x4.add (local.get $c) (local.get $d)))))
 )

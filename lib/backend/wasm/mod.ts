@@ -1,7 +1,8 @@
 /**
- * The fast engine: Workers over shared memory running WebAssembly SIMD kernels.
+ * The Worker backend: Workers over shared memory running WebAssembly SIMD kernels.
  * @module
  */
 
 export { createFastModel, defaultThreads, type FastModelOptions } from "./pool.ts";
 export { compileKernels, instantiateKernels, type Kernels, quantizedBytes } from "./kernels.ts";
+export { PROFILE, PROFILE_STRIDE } from "./compute.ts";

@@ -28,7 +28,7 @@ import { detectSpec } from "../../model/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem } from "../mod.ts";
-import { CTRL, productScratchBytes } from "./compute.ts";
+import { CTRL, productScratchBytes, PROFILE_STRIDE } from "./compute.ts";
 import { compileKernels } from "./kernels.ts";
 import { KERNEL_LAYOUT } from "./layout.ts";
 import { planPlacement } from "./plan.ts";
@@ -46,6 +46,12 @@ export interface FastModelOptions extends CreateModelOptions {
    * used one is brought home. A batch may hold more while it runs.
    */
   maxResidentStates?: number;
+  /**
+   * For benchmarks: a Float64Array over a SharedArrayBuffer of at least `threads` × 16 values,
+   * where each Worker adds up the milliseconds it spends in each kind of step (see `PROFILE` in
+   * `compute.ts`). Off by default (profiling costs a little).
+   */
+  profile?: Float64Array;
 }
 
 /** Default team size: one Worker per core, at most 8. */
@@ -87,6 +93,9 @@ export async function createFastModel(
   const maxResident = options.maxResidentStates ?? 64;
   if (!Number.isInteger(maxResident) || maxResident < 1) {
     throw new UsageError(`maxResidentStates must be a whole number ≥ 1, not ${maxResident}`);
+  }
+  if (options.profile && options.profile.length < threads * PROFILE_STRIDE) {
+    throw new UsageError(`profile needs ${threads * PROFILE_STRIDE} values`);
   }
   const spec = detectSpec(ck.tensors, ck.path);
   const module = await compileKernels();
@@ -173,6 +182,7 @@ export async function createFastModel(
         privateOffset: privateOffsets[id],
         privateSize,
         scratchBytes,
+        profile: options.profile,
       };
       w.postMessage(init);
     }));

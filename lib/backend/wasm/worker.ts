@@ -11,7 +11,7 @@ import type { Segment } from "../mod.ts";
 import { createRunner } from "../../model/model.ts";
 import { stateShapes } from "../../model/state.ts";
 import { Weights, type WeightsLayout } from "../../model/weights.ts";
-import { barrier, CTRL, Region, WorkerOps } from "./compute.ts";
+import { barrier, CTRL, PROFILE, Region, WorkerOps } from "./compute.ts";
 import { instantiateKernels } from "./kernels.ts";
 import type { Placement } from "./plan.ts";
 
@@ -33,6 +33,8 @@ export interface WorkerInit {
   privateOffset: number;
   privateSize: number;
   scratchBytes: number;
+  /** Where to add up milliseconds by kind (see `PROFILE`), when profiling. */
+  profile?: Float64Array;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
@@ -60,6 +62,7 @@ function serve(init: WorkerInit): void {
     priv,
     init.placement.shared,
     init.scratchBytes,
+    init.profile,
   );
   const weights = new Weights(init.layout, memory.buffer);
   const runner = createRunner(weights, ops, maxT, init.layout.spec.version);
@@ -113,8 +116,13 @@ function serve(init: WorkerInit): void {
     // member 0 must not change the shared state before everyone has copied it
     barrier(ctrl, threads);
     let logits: Float32Array;
+    const t0 = performance.now();
     try {
       logits = runner.forward(tokens.subarray(0, T), segs, every);
+      if (init.profile && id === 0) {
+        init.profile[PROFILE.pass] += performance.now() - t0;
+        init.profile[PROFILE.passes]++;
+      }
     } catch (err) {
       // The others may now wait at a barrier forever: the pool terminates the team.
       Atomics.store(ctrl, CTRL.error, 1);

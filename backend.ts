@@ -1,0 +1,44 @@
+/**
+ * For backend authors: the interface every RWKV version's forward pass runs against
+ * (`docs/ARCHITECTURE.md`), the bundled backends, and the pieces a new one reuses.
+ *
+ * @example
+ * ```ts ignore
+ * import { createReferenceModel, openCheckpoint } from "./backend.ts";
+ * const model = await createReferenceModel(await openCheckpoint("model.pth"));
+ * ```
+ * @module
+ */
+
+export type {
+  Activation,
+  Engine,
+  EngineItem,
+  MatrixShape,
+  Ops,
+  Product,
+  Runner,
+  Segment,
+  ShiftForm,
+  V7TimeMixArgs,
+  WeightSource,
+  Wkv4Args,
+} from "./lib/backend/mod.ts";
+export { createReferenceModel, ReferenceOps } from "./lib/backend/reference.ts";
+export { createFastModel, defaultThreads, type FastModelOptions } from "./lib/backend/wasm/mod.ts";
+export {
+  type BatchItem,
+  type CreateModelOptions,
+  createRunner,
+  describeWeights,
+  type Model,
+  type ModelInfo,
+  newModel,
+} from "./lib/model/model.ts";
+export { type Piece, planPasses, runPasses } from "./lib/model/batch.ts";
+export { State, type StateResidency, stateResidency } from "./lib/model/state.ts";
+export type { Matrix, MatrixDesc, StorageDType } from "./lib/model/tensor.ts";
+export type { WeightDType } from "./lib/model/weights.ts";
+export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
+export { openCheckpoint } from "./lib/formats/open.ts";
+export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";

@@ -1,0 +1,78 @@
+/**
+ * The two sides of a decoding roofline: what the machine can read (a plain streaming loop on the
+ * same number of Workers as the engine) and what one token must read (the weights as the kernels
+ * read them, one embedding row, the state in and out).
+ * @module
+ */
+
+import { compileKernels } from "../lib/backend/wasm/kernels.ts";
+import type { WeightsLayout } from "../lib/model/weights.ts";
+import type { MatrixDesc } from "../lib/model/tensor.ts";
+
+/**
+ * Read bandwidth in GB/s of `threads` Workers streaming `mib` MiB of one shared memory together
+ * with the plain loop (16-byte loads, integer adds): each pass starts all Workers on a barrier and
+ * lasts until the slowest ends; the best of `reps` passes.
+ * @example
+ * ```ts ignore
+ * console.log(await readCeiling(2)); // e.g. 57
+ * ```
+ */
+export async function readCeiling(threads: number, mib = 1024, reps = 8): Promise<number> {
+  const bytes = mib * 2 ** 20, per = Math.floor(bytes / threads / 128) * 128;
+  const memory = new WebAssembly.Memory({
+    initial: bytes / 65536 + 2,
+    maximum: bytes / 65536 + 2,
+    shared: true,
+  });
+  new Uint8Array(memory.buffer).fill(1); // touch every page before timing
+  const module = await compileKernels();
+  const sync = new SharedArrayBuffer(4);
+  const results = await Promise.all(
+    Array.from({ length: threads }, (_, i) =>
+      new Promise<number[]>((resolve) => {
+        const wk = new Worker(new URL("./_stream_worker.ts", import.meta.url), { type: "module" });
+        wk.onmessage = (e) => resolve(e.data.times);
+        wk.postMessage({ memory, module, sync, threads, start: 65536 + i * per, bytes: per, reps });
+      })),
+  );
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) best = Math.min(best, Math.max(...results.map((t) => t[r])));
+  return (per * threads) / (best / 1000) / 1e9;
+}
+
+/** Bytes the kernels read for a matrix: values, and per block of 32 the scale (and q8's sum). */
+function matrixReadBytes(d: MatrixDesc, rows = d.rows): number {
+  const n = rows * d.cols;
+  switch (d.dtype) {
+    case "f32":
+      return n * 4;
+    case "bf16":
+    case "f16":
+      return n * 2;
+    case "q8":
+      return n + (n / 32) * 8; // f32 scale + i32 correction per block
+    case "q4":
+      return n / 2 + (n / 32) * 4;
+  }
+}
+
+/**
+ * What one decoded token reads: every matrix once at its stored size (the head included), one
+ * embedding row, every weight vector; and the state, read and written once.
+ * @example
+ * ```ts ignore
+ * const { weights, state } = bytesPerToken(model.layout, stateBytes);
+ * ```
+ */
+export function bytesPerToken(
+  layout: WeightsLayout,
+  stateBytes: number,
+): { weights: number; state: number } {
+  let weights = 0;
+  for (const [name, t] of Object.entries(layout.tensors)) {
+    if (t.kind === "vec") weights += t.length * 4;
+    else weights += matrixReadBytes(t.desc, name === "emb.weight" ? 1 : t.desc.rows);
+  }
+  return { weights, state: 2 * stateBytes };
+}

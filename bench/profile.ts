@@ -1,0 +1,105 @@
+/**
+ * Where a decoded token's time goes, against the machine's read ceiling:
+ *
+ *   deno run -A bench/profile.ts --model /tmp/models/7-0.4b.safetensors --dtype q8 --threads 2
+ *
+ * Decodes `--tokens` tokens (after a warm-up) with the Worker backend's profiling on and prints,
+ * per token: the wall time, each kind of step (products by storage, recurrences, per-token steps,
+ * embedding, barrier waits; member 0's view, and the slowest member's products), the rest of the
+ * pass and the time outside passes (the main thread's hand-over); then the bytes a token must read
+ * (weights as the kernels read them, one embedding row, the state in and out), the read ceiling
+ * of the same number of Workers with a plain streaming loop, and the share of it reached.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { createFastModel, PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
+import { openCheckpoint } from "../lib/formats/open.ts";
+import type { WeightDType } from "../lib/model/weights.ts";
+import { loadWeights } from "../lib/model/weights.ts";
+import { detectSpec } from "../lib/model/spec.ts";
+import { bytesPerToken, readCeiling } from "./_roofline.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    model: { type: "string" },
+    dtype: { type: "string", default: "q8" },
+    threads: { type: "string", default: "2" },
+    tokens: { type: "string", default: "32" },
+  },
+});
+if (!values.model) {
+  console.error("--model is required");
+  Deno.exit(2);
+}
+const threads = Number(values.threads), N = Number(values.tokens);
+const dtype = values.dtype as WeightDType;
+
+const profile = new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8));
+const ck = await openCheckpoint(values.model);
+const model = await createFastModel(ck, { dtype, threads, profile });
+const spec = detectSpec(ck.tensors, ck.path);
+// the layout as loaded (the bench reads sizes only; the arena is dropped at once)
+const { weights } = await loadWeights(ck, spec, { dtype });
+ck.close();
+const state = model.createState();
+let token = 1;
+for (let i = 0; i < 4; i++) await model.forward([token], state); // warm-up
+profile.fill(0);
+const t0 = performance.now();
+for (let i = 0; i < N; i++) {
+  const logits = await model.forward([token], state);
+  token = logits.indexOf(Math.max(...logits)) % spec.vocab;
+}
+const wall = (performance.now() - t0) / N;
+await model.dispose();
+
+const m0 = (k: number) => profile[k] / N;
+const worst = (k: number) =>
+  Math.max(...Array.from({ length: threads }, (_, i) => profile[i * PROFILE_STRIDE + k])) / N;
+const kinds = ["f32", "bf16", "f16", "q8", "q4"] as const;
+const products = kinds.reduce((a, k) => a + m0(PROFILE[k]), 0);
+const counted = products + m0(PROFILE.recurrence) + m0(PROFILE.elementwise) + m0(PROFILE.embed) +
+  m0(PROFILE.barrier);
+const pass = m0(PROFILE.pass);
+const rows: [string, number][] = [
+  ...kinds.filter((k) => m0(PROFILE[k]) > 0).map((k) =>
+    [`products ${k}`, m0(PROFILE[k])] as [
+      string,
+      number,
+    ]
+  ),
+  ["recurrences (own heads)", m0(PROFILE.recurrence)],
+  ["per-token steps", m0(PROFILE.elementwise)],
+  ["embedding", m0(PROFILE.embed)],
+  ["barrier waits", m0(PROFILE.barrier)],
+  ["rest of the pass", pass - counted],
+  ["outside the pass", wall - pass],
+];
+const { weights: wBytes, state: sBytes } = bytesPerToken(
+  weights.layout,
+  state.data.byteLength,
+);
+const ceiling = await readCeiling(threads);
+const gbs = (wBytes + sBytes) / (wall / 1000) / 1e9;
+console.log(`${values.model} ${dtype}, ${threads} workers, ${N} tokens`);
+console.log(`ms/token ${wall.toFixed(2)}`);
+for (const [name, ms] of rows) {
+  console.log(
+    `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)} ms  ${(100 * ms / wall).toFixed(1)} %`,
+  );
+}
+console.log(
+  `  slowest member's products ${kinds.reduce((a, k) => a + worst(PROFILE[k]), 0).toFixed(3)} ms`,
+);
+console.log(
+  `bytes/token: weights ${(wBytes / 2 ** 20).toFixed(1)} MiB + state ${
+    (sBytes / 2 ** 20).toFixed(1)
+  } MiB`,
+);
+console.log(
+  `effective ${gbs.toFixed(1)} GB/s; plain-loop read ceiling ${ceiling.toFixed(1)} GB/s ` +
+    `(${threads} workers): ${(100 * gbs / ceiling).toFixed(0)} %; products alone ` +
+    `${(wBytes / (products / 1000) / 1e9).toFixed(1)} GB/s`,
+);

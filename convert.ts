@@ -1,0 +1,26 @@
+/**
+ * Conversions: `.pth` / rwkv.cpp to SafeTensors, to the compact quantized format (q8, q4), and
+ * LoRA merges — what `cli/convert.ts` and `cli/merge_lora.ts` run.
+ *
+ * @example
+ * ```ts ignore
+ * import { writeQuantized } from "./convert.ts";
+ * await writeQuantized("model.pth", "model-q8.safetensors", { quant: "q8" });
+ * ```
+ * @module
+ */
+
+export { type ConvertOptions, convertToSafetensors } from "./convert/safetensors.ts";
+export {
+  type QuantScheme,
+  writeQuantized,
+  type WriteQuantizedOptions,
+} from "./convert/quantize.ts";
+export {
+  applyLora,
+  findLoraPairs,
+  mergeLora,
+  type MergeLoraOptions,
+  type MergeLoraReport,
+} from "./convert/lora.ts";
+export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";

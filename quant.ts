@@ -1,0 +1,15 @@
+/**
+ * The quantized format's block math (q8, q4: blocks of 32 values with a scale), for scripts that
+ * read or write quantized tensors themselves. The file format is described in
+ * `docs/QUANT_FORMAT.md`.
+ *
+ * @example
+ * ```ts ignore
+ * import { dequantizeQ8, quantizeQ8 } from "./quant.ts";
+ * const { q, scales } = quantizeQ8(values);
+ * const back = dequantizeQ8(q, scales);
+ * ```
+ * @module
+ */
+
+export * from "./lib/quant/mod.ts";
