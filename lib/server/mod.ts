@@ -13,6 +13,10 @@
 import { type Api, type ApiOptions, createApi } from "./openai.ts";
 
 export { type Api, type ApiOptions, createApi } from "./openai.ts";
+export type { Model } from "../model/model.ts";
+export type { State } from "../model/state.ts";
+export type { Sampler } from "../sample.ts";
+export type { Tokenizer } from "../tokenizer/mod.ts";
 export {
   type FinishReason,
   QueueFullError,
@@ -28,6 +32,7 @@ export {
   encodeState,
   modelIdentity,
   StateBank,
+  type StateMeta,
   StateMismatchError,
   weightsHash,
 } from "./states.ts";
@@ -38,7 +43,14 @@ export {
   type StateStore,
   StoreUnavailableError,
 } from "./store.ts";
-export { type ChatTemplate, encodeChat, WORLD_STOPS, WORLD_TEMPLATE } from "./template.ts";
+export {
+  type ChatTemplate,
+  encodeChat,
+  type EncodedChat,
+  type TemplateMessage,
+  WORLD_STOPS,
+  WORLD_TEMPLATE,
+} from "./template.ts";
 
 /**
  * Options of {@link startServer}: the API's plus where to listen.
@@ -69,7 +81,9 @@ export interface ServerOptions extends ApiOptions {
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:8000`. */
   readonly url: string;
+  /** The address it listens on. */
   readonly addr: Deno.NetAddr;
+  /** The API behind it (scheduler, store). */
   readonly api: Api;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;

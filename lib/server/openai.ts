@@ -64,7 +64,9 @@ import {
  * ```
  */
 export interface ApiOptions {
+  /** The model every request runs on (the server's scheduler owns its passes). */
   model: Model;
+  /** Its tokenizer. */
   tokenizer: Tokenizer;
   /** The id shown by `/v1/models` (default: the file name of the model). */
   modelName?: string;
@@ -116,9 +118,13 @@ export interface ApiOptions {
  * ```
  */
 export interface Api {
+  /** The `Deno.serve` handler. */
   handler: (req: Request) => Promise<Response>;
+  /** The batching scheduler (live counters: `scheduler.stats()`). */
   readonly scheduler: Scheduler;
+  /** The model's id in the API. */
   readonly modelName: string;
+  /** Where states and stored responses live. */
   readonly store: StateStore;
   /** Cancels running generations and closes the store. */
   close(): Promise<void>;

@@ -153,9 +153,11 @@ export interface SchedulerStats {
   readonly prefilling: number;
   /** Sequences waiting for a place in the batch. */
   readonly queued: number;
-  /** The limits in force. */
+  /** Sequences that may run at once. */
   readonly maxBatch: number;
+  /** Sequences that may wait. */
   readonly maxQueue: number;
+  /** Prompt tokens read per step. */
   readonly maxPrefillTokensPerStep: number;
   /** Steps (forward passes) run since start. */
   readonly steps: number;
@@ -165,8 +167,9 @@ export interface SchedulerStats {
   readonly promptTokens: number;
   /** Sequences finished since start, by reason. */
   readonly finished: Readonly<Record<FinishReason, number>>;
-  /** Items in the last step and its duration. */
+  /** Items in the last step. */
   readonly lastStepItems: number;
+  /** The last step's duration. */
   readonly lastStepMs: number;
 }
 
@@ -252,9 +255,13 @@ function positiveInt(name: string, v: number): number {
  * ```
  */
 export class Scheduler {
+  /** The model it runs. */
   readonly model: Model;
+  /** See {@link SchedulerOptions.maxBatch}. */
   readonly maxBatch: number;
+  /** See {@link SchedulerOptions.maxQueue}. */
   readonly maxQueue: number;
+  /** See {@link SchedulerOptions.maxPrefillTokensPerStep}. */
   readonly maxPrefillTokensPerStep: number;
   #waiting: Seq[] = [];
   #running: Seq[] = [];

@@ -201,8 +201,11 @@ export function decodeState(
  * ```
  */
 export class StateBank {
+  /** Where the states go. */
   readonly store: StateStore;
+  /** The model they belong to. */
   readonly model: Model;
+  /** Its {@link modelIdentity}. */
   readonly identity: string;
   /** Seconds a saved state lives (0: forever). */
   readonly ttlSeconds: number;

@@ -90,7 +90,9 @@ async function spillName(key: string): Promise<string> {
  */
 export class MemoryStore implements StateStore {
   readonly kind = "memory";
+  /** Bytes kept in memory at most. */
   readonly maxBytes: number;
+  /** Where evicted entries go, if anywhere. */
   readonly spillDir?: string;
   #map = new Map<string, Entry>();
   #bytes = 0;

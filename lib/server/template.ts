@@ -62,7 +62,9 @@ export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
  * ```
  */
 export interface TemplateMessage {
+  /** Who speaks. */
   readonly role: "system" | "user" | "assistant";
+  /** What they say. */
   readonly content: string;
 }
 
