@@ -253,7 +253,24 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 50));
       ctrl.abort();
       await gone;
-      await (await fetch(`${url}/health`)).text();
+      // and a streaming client that leaves after its first chunk
+      const streaming = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          messages: [{ role: "user", content: "Hi" }],
+          max_tokens: 500,
+          stream: true,
+        }),
+      });
+      const reader = streaming.body!.getReader();
+      await reader.read();
+      await reader.cancel();
+      for (let i = 0; i < 400; i++) {
+        const h = await (await fetch(`${url}/health`)).json();
+        if (h.batch === 0) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
     } finally {
       child.kill("SIGTERM");
       await child.status;

@@ -158,3 +158,28 @@ export const SSE_HEADERS: Record<string, string> = {
   "cache-control": "no-cache",
   "x-accel-buffering": "no",
 };
+
+/**
+ * A stream controller that ignores writes once the client has gone (a token decoded in the
+ * step in flight when it left must not throw inside the scheduler).
+ */
+export function sink(controller: ReadableStreamDefaultController<Uint8Array>): {
+  send: (b: Uint8Array) => void;
+  close: () => void;
+  fail: (e: unknown) => void;
+} {
+  let open = true;
+  const guard = (f: () => void) => {
+    if (!open) return;
+    try {
+      f();
+    } catch {
+      open = false; // cancelled by the client
+    }
+  };
+  return {
+    send: (b) => guard(() => controller.enqueue(b)),
+    close: () => guard(() => (controller.close(), open = false)),
+    fail: (e) => guard(() => (controller.error(e), open = false)),
+  };
+}

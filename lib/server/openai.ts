@@ -39,6 +39,7 @@ import {
   range,
   readBytes,
   readJson,
+  sink,
   SSE_HEADERS,
   sseEvent,
 } from "./_http.ts";
@@ -410,19 +411,20 @@ export function createApi(options: ApiOptions): Api {
         };
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        if (chat) controller.enqueue(sseEvent(chunk("", null, true)));
-        emit = (piece) => controller.enqueue(sseEvent(chunk(piece, null)));
+        const out = sink(controller);
+        if (chat) out.send(sseEvent(chunk("", null, true)));
+        emit = (piece) => out.send(sseEvent(chunk(piece, null)));
         finished.then((r) => {
           if (r.reason === "abort") return;
-          controller.enqueue(sseEvent(chunk(chat ? undefined : "", finishReason(r))));
+          out.send(sseEvent(chunk(chat ? undefined : "", finishReason(r))));
           if (p.includeUsage) {
-            controller.enqueue(sseEvent({ ...base, choices: [], usage: usage(r) }));
+            out.send(sseEvent({ ...base, choices: [], usage: usage(r) }));
           }
-          controller.enqueue(new TextEncoder().encode("data: [DONE]\n\n"));
-          controller.close();
+          out.send(new TextEncoder().encode("data: [DONE]\n\n"));
+          out.close();
         }).catch((e) => {
           console.error(e);
-          controller.error(e);
+          out.fail(e);
         });
       },
       cancel() {

@@ -35,6 +35,7 @@ import {
   newId,
   range,
   readJson,
+  sink,
   SSE_HEADERS,
   sseEvent,
 } from "./_http.ts";
@@ -250,49 +251,50 @@ async function create(core: Core, req: Request): Promise<Response> {
   const where = { item_id: msgId, output_index: 0, content_index: 0 };
   const body$ = new ReadableStream<Uint8Array>({
     start(controller) {
+      const out = sink(controller);
       const initial = responseObject("in_progress", undefined);
-      controller.enqueue(ev("response.created", { response: initial }));
-      controller.enqueue(ev("response.in_progress", { response: initial }));
+      out.send(ev("response.created", { response: initial }));
+      out.send(ev("response.in_progress", { response: initial }));
       const item = { id: msgId, type: "message", status: "in_progress", role: "assistant" };
-      controller.enqueue(ev("response.output_item.added", {
+      out.send(ev("response.output_item.added", {
         output_index: 0,
         item: { ...item, content: [] },
       }));
-      controller.enqueue(ev("response.content_part.added", {
+      out.send(ev("response.content_part.added", {
         ...where,
         part: { type: "output_text", text: "", annotations: [] },
       }));
       emit = (delta) =>
-        controller.enqueue(ev("response.output_text.delta", { ...where, delta, logprobs: [] }));
+        out.send(ev("response.output_text.delta", { ...where, delta, logprobs: [] }));
       finished.then(({ r, obj }) => {
         if (!obj) return;
         const part = { type: "output_text", text: r.text, annotations: [] };
-        controller.enqueue(
+        out.send(
           ev("response.output_text.done", { ...where, text: r.text, logprobs: [] }),
         );
-        controller.enqueue(ev("response.content_part.done", { ...where, part }));
-        controller.enqueue(ev("response.output_item.done", {
+        out.send(ev("response.content_part.done", { ...where, part }));
+        out.send(ev("response.output_item.done", {
           output_index: 0,
           item: { ...item, status: "completed", content: [part] },
         }));
-        controller.enqueue(ev(`response.${obj.status}`, { response: obj }));
-        controller.close();
+        out.send(ev(`response.${obj.status}`, { response: obj }));
+        out.close();
       }).catch((e) => {
         // the reply could not be stored (store unavailable): say so in the stream, then end it
         const message = e instanceof HttpError ? e.message : "internal error";
         if (!(e instanceof HttpError)) console.error(e);
-        controller.enqueue(ev("error", {
+        out.send(ev("error", {
           code: e instanceof HttpError ? e.code : "server_error",
           message,
           param: null,
         }));
-        controller.enqueue(ev("response.failed", {
+        out.send(ev("response.failed", {
           response: {
             ...responseObject("failed", undefined),
             error: { code: "server_error", message },
           },
         }));
-        controller.close();
+        out.close();
       });
     },
     cancel() {
