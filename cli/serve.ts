@@ -248,6 +248,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
     // one machine-readable line, so scripts (and tests) can find the port
     console.log(`listening on ${server.url}/ (model ${server.api.modelName})`);
     await server.finished;
+    await store.close();
     for (const s of ["SIGINT", "SIGTERM"] as const) {
       try {
         Deno.removeSignalListener(s, onSig);

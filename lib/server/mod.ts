@@ -101,6 +101,8 @@ export interface RunningServer {
  */
 export function startServer(options: ServerOptions): RunningServer {
   const api = createApi(options);
+  // stopping by signal ends running generations too (their clients get the end of the stream)
+  options.signal?.addEventListener("abort", () => api.close(), { once: true });
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,

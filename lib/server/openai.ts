@@ -127,7 +127,7 @@ export interface Api {
   readonly modelName: string;
   /** Where states and stored responses live. */
   readonly store: StateStore;
-  /** Cancels running generations and closes the store. */
+  /** Cancels running generations and closes the store it made (not one passed in). */
   close(): Promise<void>;
 }
 
@@ -612,7 +612,7 @@ export function createApi(options: ApiOptions): Api {
     store,
     async close() {
       scheduler.close();
-      await store.close();
+      if (!options.store) await store.close(); // a store passed in is the caller's to close
     },
   };
 }
