@@ -26,7 +26,15 @@ export { State, stateShapes } from "./lib/model/state.ts";
 export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";
 export type { WeightDType } from "./lib/model/weights.ts";
 export type { StorageDType } from "./lib/model/tensor.ts";
-export { generate, type GenerateOptions, type GenerateStats } from "./lib/generate.ts";
+export {
+  type BatchRequest,
+  type BatchResult,
+  generate,
+  generateBatch,
+  type GenerateOptions,
+  type GenerateStats,
+} from "./lib/generate.ts";
+export { Pipeline, PIPELINE_ARGS, type PipelineArgs, type PipelineModel } from "./lib/pipeline.ts";
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
 export { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "./lib/sample.ts";
 export { findTokenizerFor, loadTokenizer, type Tokenizer } from "./lib/tokenizer/mod.ts";

@@ -13,3 +13,5 @@
  */
 
 export * from "./lib/quant/mod.ts";
+export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";

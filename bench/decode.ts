@@ -7,7 +7,7 @@
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
  * tokens, peak RSS, weight bytes read per token, effective GB/s and its share of the measured
  * bandwidth (the same number of Workers streaming 512 MiB together with the f32 decode kernel,
- * best of 8 passes). Runs the engine of lib/engine.
+ * best of 8 passes). Runs the Worker backend (lib/backend/wasm).
  * @module
  */
 

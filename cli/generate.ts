@@ -6,15 +6,12 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
 import { download, DownloadError, resolveModel } from "../lib/fetch.ts";
 import { generate, type GenerateStats } from "../lib/generate.ts";
-import { loadModel } from "../lib/load.ts";
 import { State } from "../lib/model/state.ts";
-import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
-import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { loadFromFlags, MODEL_FLAGS, numberFlag, parseFlags, readAllText } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 /** The classic RWKV demo prompt. */
@@ -46,8 +43,6 @@ const DEFAULTS = {
   "repetition-penalty": "1",
   "penalty-decay": "0.996",
   "mirostat-eta": "0.1",
-  dtype: "auto",
-  engine: "auto",
 };
 
 const HELP = `Generate text with an RWKV model (RWKV-4, 5, 6 or 7), streaming to stdout.
@@ -63,9 +58,10 @@ Model and tokenizer:
                           with the World vocabulary, fetched on first use
   --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
                           default: a known tokenizer file next to the model, by vocab size
-  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default ${DEFAULTS.dtype})
+  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
   --threads N             worker threads (default: cores)
-  --engine auto|fast|reference      (default ${DEFAULTS.engine})
+  --engine auto|fast|reference      (default auto)
+  --device auto|cpu|webgpu          (default auto: the CPU)
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --state-in FILE         start from a saved state (e.g. a processed prompt)
   --state-out FILE        save the state after generation
@@ -126,11 +122,7 @@ async function defaultModel(quiet: boolean): Promise<string> {
 
 function num(values: Record<string, unknown>, name: keyof typeof DEFAULTS | string): number {
   const raw = (values[name] as string | undefined) ?? DEFAULTS[name as keyof typeof DEFAULTS];
-  const n = Number(raw);
-  if (raw === undefined || raw === "" || !Number.isFinite(n)) {
-    throw new UsageError(`--${name} must be a number, not ${JSON.stringify(raw)}`);
-  }
-  return n;
+  return numberFlag(raw, name) as number;
 }
 
 function parseBias(s: string | undefined): Record<number, number> | undefined {
@@ -146,72 +138,39 @@ function parseBias(s: string | undefined): Record<number, number> | undefined {
   return out;
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of Deno.stdin.readable) chunks.push(c);
-  const all = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return new TextDecoder().decode(all);
-}
-
 /** Runs the CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        tokenizer: { type: "string" },
-        dtype: { type: "string" },
-        threads: { type: "string" },
-        engine: { type: "string" },
-        state: { type: "string" },
-        "state-in": { type: "string" },
-        "state-out": { type: "string" },
-        prompt: { type: "string" },
-        "prompt-file": { type: "string" },
-        "max-tokens": { type: "string" },
-        stop: { type: "string", multiple: true },
-        temperature: { type: "string" },
-        "top-p": { type: "string" },
-        "top-k": { type: "string" },
-        "min-p": { type: "string" },
-        "top-a": { type: "string" },
-        "typical-p": { type: "string" },
-        "presence-penalty": { type: "string" },
-        "frequency-penalty": { type: "string" },
-        "repetition-penalty": { type: "string" },
-        "penalty-decay": { type: "string" },
-        mirostat: { type: "string" },
-        "mirostat-eta": { type: "string" },
-        "logit-bias": { type: "string" },
-        seed: { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n(see --help)`);
-    return 2;
-  }
+  const parsed = parseFlags({
+    args: argv,
+    allowPositionals: false,
+    options: {
+      ...MODEL_FLAGS,
+      "state-in": { type: "string" },
+      "state-out": { type: "string" },
+      prompt: { type: "string" },
+      "prompt-file": { type: "string" },
+      "max-tokens": { type: "string" },
+      stop: { type: "string", multiple: true },
+      temperature: { type: "string" },
+      "top-p": { type: "string" },
+      "top-k": { type: "string" },
+      "min-p": { type: "string" },
+      "top-a": { type: "string" },
+      "typical-p": { type: "string" },
+      "presence-penalty": { type: "string" },
+      "frequency-penalty": { type: "string" },
+      "repetition-penalty": { type: "string" },
+      "penalty-decay": { type: "string" },
+      mirostat: { type: "string" },
+      "mirostat-eta": { type: "string" },
+      "logit-bias": { type: "string" },
+      seed: { type: "string" },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
     return 0;
-  }
-  const dtype = v.dtype ?? DEFAULTS.dtype;
-  if (!["auto", "f32", "bf16", "f16", "q8", "q4"].includes(dtype)) {
-    throw new UsageError(`--dtype must be auto, f32, bf16, f16, q8 or q4, not ${dtype}`);
-  }
-  const engine = v.engine ?? DEFAULTS.engine;
-  if (!["auto", "fast", "reference"].includes(engine)) {
-    throw new UsageError(`--engine must be auto, fast or reference, not ${engine}`);
   }
   const sampling = {
     temperature: num(v, "temperature"),
@@ -230,58 +189,27 @@ export async function main(argv: string[]): Promise<number> {
     logitBias: parseBias(v["logit-bias"]),
     seed: v.seed !== undefined ? num(v, "seed") : undefined,
   };
-  const maxTokens = num(v, "max-tokens");
-  const threads = v.threads !== undefined ? num(v, "threads") : undefined;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) {
-    throw new UsageError(`--max-tokens must be a whole number ≥ 0`);
-  }
+  const maxTokens = numberFlag(v["max-tokens"], "max-tokens", 200, { integer: true, min: 0 });
 
   let prompt: string;
   if (v.prompt !== undefined) prompt = v.prompt;
   else if (v["prompt-file"] !== undefined) prompt = await Deno.readTextFile(v["prompt-file"]);
   else if (!Deno.stdin.isTerminal() && v["state-in"] === undefined) {
-    prompt = await readStdin();
+    prompt = await readAllText(Deno.stdin.readable);
     if (prompt === "") prompt = DRAGON_PROMPT;
   } else prompt = DRAGON_PROMPT;
 
   const quiet = v.quiet;
-  let modelPath: string;
-  if (v.model) modelPath = await resolveModel(v.model, { quiet });
-  else {
-    try {
-      modelPath = await defaultModel(quiet);
-    } catch (e) {
-      if (!(e instanceof DownloadError)) throw e;
-      console.error(noDefault(e.message));
-      return 2;
-    }
-  }
-  const loadBar = progressBar("loading", "count", quiet);
-  const model = await loadModel(modelPath, {
-    dtype: dtype as "auto",
-    engine: engine as "auto",
-    threads,
-    onProgress: (d, t, name) => loadBar.update(d, t, name),
-  });
+  let loaded;
   try {
-    const i = model.info;
-    loadBar.finish(
-      `RWKV-${i.version} ${i.layers}×${i.embd}, vocab ${i.vocab}, ${i.dtype}, ${i.engine}`,
-    );
-    const tokPath = v.tokenizer ?? await findTokenizerFor(modelPath, i.vocab);
-    if (!tokPath) {
-      throw new UsageError(
-        `no tokenizer for vocab ${i.vocab} next to ${modelPath}: pass --tokenizer ` +
-          `(tokenizer.json, rwkv_vocab_v20230424.txt or "bytes")`,
-      );
-    }
-    const tokenizer = await loadTokenizer(tokPath);
-    if (tokenizer.vocabSize > i.vocab) {
-      throw new UsageError(
-        `tokenizer ${tokPath} has ${tokenizer.vocabSize} tokens but the model only ${i.vocab}`,
-      );
-    }
-    if (v.state) model.initialState = await loadTimeStateFile(model, v.state);
+    loaded = await loadFromFlags(v, () => defaultModel(quiet));
+  } catch (e) {
+    if (!(e instanceof DownloadError) || v.model !== undefined) throw e;
+    console.error(noDefault(e.message));
+    return 2;
+  }
+  const { model, tokenizer } = loaded;
+  try {
     const state = v["state-in"] ? await State.load(model.spec, v["state-in"]) : model.createState();
     const promptBar = progressBar("prompt", "count", quiet);
     const abort = new AbortController();

@@ -6,12 +6,10 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
-import { loadModel } from "../lib/load.ts";
 import { perplexity } from "../lib/perplexity.ts";
 import { progressBar } from "../lib/progress.ts";
-import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { loadFromFlags, MODEL_FLAGS, MODEL_HELP, numberFlag, parseFlags } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 const HELP = `Measure perplexity and bits per byte of an RWKV model on a text file.
@@ -20,75 +18,49 @@ Usage:
   deno run -A cli/perplexity.ts --model MODEL [options] TEXT_FILE
 
 Options:
-  --model PATH            any checkpoint loadModel reads
-  --tokenizer PATH|bytes  default: a known tokenizer next to the model, by vocab size
+${MODEL_HELP}
   --ctx N                 tokens per window, each from a fresh state (default 512)
-  --dtype auto|f32|bf16|f16|q8|q4   weight storage (default auto)
-  --threads N             worker threads (default: cores)
-  --engine auto|fast|reference
+  --batch N               windows evaluated together in one batched call (default 1)
   --json                  print the result as JSON
-  -h, --help              this help
 `;
 
 /** Runs the CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        model: { type: "string" },
-        tokenizer: { type: "string" },
-        ctx: { type: "string", default: "512" },
-        dtype: { type: "string", default: "auto" },
-        threads: { type: "string" },
-        engine: { type: "string", default: "auto" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n(see --help)`);
-    return 2;
-  }
+  const parsed = parseFlags({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...MODEL_FLAGS,
+      ctx: { type: "string" },
+      batch: { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
     return 0;
   }
-  if (!v.model || parsed.positionals.length !== 1) {
-    console.error(`error: need --model and one TEXT_FILE\n\n${HELP}`);
-    return 2;
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError(
+      `need one TEXT_FILE, got ${parsed.positionals.length} arguments (see --help)`,
+    );
   }
-  const ctx = Number(v.ctx);
-  if (!Number.isInteger(ctx) || ctx < 2) throw new UsageError("--ctx must be a whole number ≥ 2");
-  if (!["auto", "f32", "bf16", "f16", "q8", "q4"].includes(v.dtype)) {
-    throw new UsageError(`--dtype must be auto, f32, bf16, f16, q8 or q4, not ${v.dtype}`);
-  }
+  const ctx = numberFlag(v.ctx, "ctx", 512, { integer: true, min: 2 });
+  const batch = numberFlag(v.batch, "batch", 1, { integer: true, min: 1, max: 256 });
   const text = await Deno.readTextFile(parsed.positionals[0]);
-  const bar = progressBar("loading");
-  const model = await loadModel(v.model, {
-    dtype: v.dtype as "auto",
-    engine: v.engine as "auto",
-    threads: v.threads ? Number(v.threads) : undefined,
-    onProgress: (d, t) => bar.update(d, t),
-  });
+  const { model, modelPath, tokenizer } = await loadFromFlags(v);
   try {
-    bar.finish(`RWKV-${model.info.version}, ${model.info.dtype}, ${model.info.engine}`);
-    const tokPath = v.tokenizer ?? await findTokenizerFor(v.model, model.info.vocab);
-    if (!tokPath) {
-      throw new UsageError(`no tokenizer for vocab ${model.info.vocab}: pass --tokenizer`);
-    }
-    const tokenizer = await loadTokenizer(tokPath);
     const pbar = progressBar("scoring");
     const r = await perplexity(model, tokenizer, text, {
       ctx,
+      batch,
       onProgress: (d, t) => pbar.update(d, t),
     });
     pbar.finish();
-    if (v.json) console.log(JSON.stringify({ model: v.model, dtype: model.info.dtype, ctx, ...r }));
-    else {
+    if (v.json) {
+      console.log(JSON.stringify({ model: modelPath, dtype: model.info.dtype, ctx, batch, ...r }));
+    } else {
       console.log(
         `perplexity ${r.perplexity.toFixed(4)}  bits/byte ${r.bitsPerByte.toFixed(4)}  ` +
           `tokens ${r.scoredTokens}  ${r.tokensPerSecond.toFixed(1)} tok/s`,

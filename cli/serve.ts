@@ -8,15 +8,12 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
-import { resolveModel } from "../lib/fetch.ts";
-import { loadModel } from "../lib/load.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
-import { progressBar } from "../lib/progress.ts";
 import type { Model } from "../lib/model/model.ts";
 import { State } from "../lib/model/state.ts";
 import { type ChatTemplate, openStore, startServer, type StateStore } from "../lib/server/mod.ts";
 import { validateTemplate } from "../lib/server/template.ts";
-import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import { loadFromFlags } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 const HELP = `Serve an RWKV model: OpenAI-compatible API and a chat page.
@@ -28,7 +25,7 @@ Usage:
   --tokenizer PATH|bytes  default: a known tokenizer file next to the model
   --state FILE            state-tuning file (blocks.N.att.time_state) for every request
   --dtype auto|f32|bf16|f16|q8|q4   (default auto)
-  --threads N   --engine auto|fast|reference
+  --threads N   --engine auto|fast|reference   --device auto|cpu|webgpu
   --host HOST             interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)
   --port N                (default 8000; 0 = any free port)
   --max-batch N           sequences decoded together, one forward pass per step (default 8)
@@ -125,6 +122,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
         dtype: { type: "string" },
         threads: { type: "string" },
         engine: { type: "string" },
+        device: { type: "string" },
         host: { type: "string" },
         port: { type: "string" },
         "max-batch": { type: "string" },
@@ -183,26 +181,8 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
     return [m[1], m[2]];
   });
   const maxBody = int(v["max-body"], "max-body", 1024 * 1024, 1);
-  const threads = v.threads !== undefined ? int(v.threads, "threads", 1, 1) : undefined;
-  const modelPath = await resolveModel(v.model, { quiet: v.quiet });
-  const bar = progressBar("loading", "count", v.quiet);
-  const model = await loadModel(modelPath, {
-    dtype: (v.dtype ?? "auto") as "auto",
-    engine: (v.engine ?? "auto") as "auto",
-    threads,
-    onProgress: (d, t, n) => bar.update(d, t, n),
-  });
+  const { model, tokenizer } = await loadFromFlags(v);
   try {
-    const i = model.info;
-    bar.finish(`RWKV-${i.version} ${i.layers}×${i.embd}, ${i.dtype}, ${i.engine}`);
-    const tokPath = v.tokenizer ?? await findTokenizerFor(modelPath, i.vocab);
-    if (!tokPath) {
-      throw new UsageError(
-        `no tokenizer for vocab ${i.vocab} next to ${modelPath}: pass --tokenizer`,
-      );
-    }
-    const tokenizer = await loadTokenizer(tokPath);
-    if (v.state) model.initialState = await loadTimeStateFile(model, v.state);
     const namedStates = new Map<string, State>();
     for (const [name, file] of named) namedStates.set(name, await readStateFile(model, file));
     let store: StateStore;

@@ -23,7 +23,8 @@ import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors
 /**
  * Options of {@link mergeLora}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { MergeLoraOptions } from "./lora.ts";
  * const opts: MergeLoraOptions = { alpha: 32, dtype: "bf16", overwrite: true };
  * ```
  */
@@ -57,7 +58,14 @@ export interface MergeLoraReport {
 
 const PAIR = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?(?:\.weight)?$/;
 
-/** Finds LoRA pairs: target weight name → names of its A and B tensors. */
+/**
+ * Finds LoRA pairs: target weight name → names of its A and B tensors.
+ * @example
+ * ```ts ignore
+ * const pairs = findLoraPairs(await openCheckpoint("lora.pth"));
+ * // Map { "blocks.0.att.key.weight" => { a: "...lora_A", b: "...lora_B" }, ... }
+ * ```
+ */
 export function findLoraPairs(
   lora: Pick<Checkpoint, "tensors">,
 ): Map<string, { a: string; b: string }> {
@@ -84,8 +92,12 @@ export function findLoraPairs(
 /**
  * `W + (B · A) · scale`, W (out, in), A (r, in), B (out, r), all float32; sums in float64.
  * @example
- * ```ts ignore
- * const merged = applyLora(w, a, b, out, inn, r, alpha / r);
+ * ```ts
+ * import { applyLora } from "./lora.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * // W (2×2) + B (2×1) · A (1×2) · 0.5
+ * const w = new Float32Array([1, 0, 0, 1]), a = new Float32Array([2, 4]), b = new Float32Array([1, -1]);
+ * deepEqual([...applyLora(w, a, b, 2, 2, 1, 0.5)], [2, 2, -1, -1]);
  * ```
  */
 export function applyLora(

@@ -11,8 +11,9 @@ import { writeSafetensors } from "../lib/formats/safetensors.ts";
 /**
  * Options of {@link convertToSafetensors}.
  * @example
- * ```ts ignore
- * await convertToSafetensors(ck, "out.safetensors", { dtype: "bf16", force: true });
+ * ```ts
+ * import type { ConvertOptions } from "./safetensors.ts";
+ * const opts: ConvertOptions = { dtype: "bf16", force: true };
  * ```
  */
 export interface ConvertOptions {
@@ -43,9 +44,14 @@ const CAST: Record<string, "F32" | "F16" | "BF16"> = { f32: "F32", f16: "F16", b
  * float tensors cast to `dtype`). Peak memory is about the largest tensor; the output appears
  * only when complete.
  * @example
- * ```ts ignore
- * const ck = await openCheckpoint("model.pth");
- * await convertToSafetensors(ck, "model.safetensors", { dtype: "bf16" });
+ * ```ts
+ * import { convertToSafetensors } from "./safetensors.ts";
+ * import { openCheckpoint } from "../lib/formats/open.ts";
+ * const ck = await openCheckpoint("../shared/fixtures/tiny-rwkv-4v0.pth");
+ * const out = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await convertToSafetensors(ck, out, { dtype: "bf16", force: true });
+ * ck.close();
+ * await Deno.remove(out);
  * ```
  */
 export async function convertToSafetensors(

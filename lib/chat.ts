@@ -5,15 +5,22 @@
  * blank line.
  *
  * @example
- * ```ts ignore
- * const chat = new ChatSession(model, tokenizer, { system: "You are terse." });
+ * ```ts
+ * import { ChatSession } from "./chat.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const chat = new ChatSession(model, await loadTokenizer("bytes"), { maxTokens: 20, seed: 1 });
  * for await (const piece of chat.send("Hi!")) Deno.stdout.writeSync(new TextEncoder().encode(piece));
  * const before = chat.state.clone(); // branch the conversation
+ * await model.dispose();
  * ```
  * @module
  */
 
 import { UsageError } from "./errors.ts";
+import { generate } from "./generate.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { Sampler, type SamplerOptions } from "./sample.ts";
@@ -22,12 +29,15 @@ import type { Tokenizer } from "./tokenizer/mod.ts";
 /**
  * One message of a conversation, as the OpenAI chat API names them.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ChatMessage } from "./chat.ts";
  * const m: ChatMessage = { role: "user", content: "Hello" };
  * ```
  */
 export interface ChatMessage {
+  /** Who said it. */
   role: "system" | "user" | "assistant";
+  /** What was said. */
   content: string;
 }
 
@@ -36,8 +46,10 @@ export interface ChatMessage {
  * surrounding whitespace stripped, runs of newlines collapsed into one (a blank line would
  * end the turn).
  * @example
- * ```ts ignore
- * normalizeMessage("  Hi\n\n\nthere \r\n"); // "Hi\nthere"
+ * ```ts
+ * import { normalizeMessage } from "./chat.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(normalizeMessage("  Hi\n\n\nthere \r\n"), "Hi\nthere");
  * ```
  */
 export function normalizeMessage(text: string): string {
@@ -54,8 +66,10 @@ const LABEL: Record<ChatMessage["role"], string> = {
  * The transcript text of `messages`, each `Role: content\n\n`, ending with `Assistant:` (no
  * space: World models put the space at the start of the reply's first token).
  * @example
- * ```ts ignore
- * buildChatPrompt([{ role: "user", content: "Hi" }]); // "User: Hi\n\nAssistant:"
+ * ```ts
+ * import { buildChatPrompt } from "./chat.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(buildChatPrompt([{ role: "user", content: "Hi" }]), "User: Hi\n\nAssistant:");
  * ```
  */
 export function buildChatPrompt(messages: readonly ChatMessage[]): string {
@@ -68,7 +82,14 @@ export function buildChatPrompt(messages: readonly ChatMessage[]): string {
   return out + "Assistant:";
 }
 
-/** Default sampling for chat, ChatRWKV's (`GEN_TEMP` 1.0, `GEN_TOP_P` 0.3, penalties 0.5). */
+/**
+ * Default sampling for chat, ChatRWKV's (`GEN_TEMP` 1.0, `GEN_TOP_P` 0.3, penalties 0.5).
+ * @example
+ * ```ts
+ * import { CHAT_SAMPLING } from "./chat.ts";
+ * if (CHAT_SAMPLING.topP !== 0.3) throw new Error("ChatRWKV's top-p is 0.3");
+ * ```
+ */
 export const CHAT_SAMPLING: Readonly<SamplerOptions> = {
   temperature: 1.0,
   topP: 0.3,
@@ -80,7 +101,8 @@ export const CHAT_SAMPLING: Readonly<SamplerOptions> = {
 /**
  * Options of a {@link ChatSession}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ChatOptions } from "./chat.ts";
  * const opts: ChatOptions = { system: "Be brief.", maxTokens: 300, temperature: 0.8, seed: 1 };
  * ```
  */
@@ -91,6 +113,8 @@ export interface ChatOptions extends SamplerOptions {
   maxTokens?: number;
   /** The state the conversation starts from (e.g. a tuned initial state); cloned. */
   initialState?: State;
+  /** End a reply when the model samples token 0 (default: true, except byte-level vocabularies). */
+  stopOnEndOfText?: boolean;
 }
 
 /**
@@ -119,16 +143,27 @@ const TURN_END = "\n\n";
  * tokens to the carried state and streams the reply; the state then ends exactly after the
  * reply's closing blank line, so {@link ChatSession.tokens} is always the whole transcript.
  * @example
- * ```ts ignore
- * const chat = new ChatSession(model, tokenizer);
+ * ```ts
+ * import { ChatSession } from "./chat.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const chat = new ChatSession(model, await loadTokenizer("bytes"), { maxTokens: 12 });
  * for await (const piece of chat.send("Tell me a joke")) console.log(piece);
  * for await (const piece of chat.regenerate()) console.log(piece); // another answer
- * await chat.save("chat.state");
+ * const file = await Deno.makeTempFile();
+ * await chat.save(file);
+ * await Deno.remove(file);
+ * await model.dispose();
  * ```
  */
 export class ChatSession {
+  /** The model it talks with. */
   readonly model: Model;
+  /** Its tokenizer. */
   readonly tokenizer: Tokenizer;
+  /** The options it was made with. */
   readonly options: ChatOptions;
   /** The recurrent state after everything said so far. */
   state: State;
@@ -140,16 +175,17 @@ export class ChatSession {
   lastPromptLogits?: Float32Array;
   #initial: State;
   #beforeReply?: { state: State; tokens: number[]; messages: ChatMessage[]; user: string };
-  #logits?: Float32Array;
   #turn = 0;
   #busy = false;
 
+  /** A new conversation (bad sampling options are refused here with a UsageError). */
   constructor(model: Model, tokenizer: Tokenizer, options: ChatOptions = {}) {
     if (tokenizer.vocabSize > model.info.vocab) {
       throw new UsageError(
         `tokenizer has ${tokenizer.vocabSize} tokens, the model only ${model.info.vocab}`,
       );
     }
+    new Sampler({ ...CHAT_SAMPLING, ...options }); // bad sampling options fail here, not mid-chat
     this.model = model;
     this.tokenizer = tokenizer;
     this.options = options;
@@ -167,18 +203,13 @@ export class ChatSession {
     this.state = this.#initial.clone();
     this.tokens = [];
     this.messages = [];
-    this.#logits = undefined;
     this.#beforeReply = undefined;
     this.lastPromptLogits = undefined;
   }
 
-  async #feed(ids: number[], signal?: AbortSignal): Promise<void> {
-    for (let i = 0; i < ids.length; i += 128) {
-      if (signal?.aborted) throw new DOMException("aborted", "AbortError");
-      const part = ids.slice(i, i + 128);
-      this.#logits = await this.model.forward(part, this.state);
-      this.tokens.push(...part);
-    }
+  async #feed(ids: number[]): Promise<void> {
+    await this.model.forward(ids, this.state);
+    this.tokens.push(...ids);
   }
 
   /**
@@ -239,81 +270,58 @@ export class ChatSession {
     this.messages.push({ role: "user", content: msg });
     const reply: ChatMessage = { role: "assistant", content: "" };
     this.messages.push(reply);
-    let generated = 0;
-    let reason: ReplyStats["stopReason"] = "length";
-    try {
-      await this.#feed(promptIds, signal);
-    } catch {
+    let promptDone = false;
+    const pieces = generate(this.model, this.tokenizer, promptIds, {
+      ...CHAT_SAMPLING,
+      ...this.options,
+      seed: this.options.seed !== undefined ? this.options.seed + this.#turn : undefined,
+      maxTokens: this.options.maxTokens ?? 500,
+      stop: [TURN_END],
+      state: this.state,
+      signal,
+      onPromptLogits: (logits) => {
+        promptDone = true;
+        this.lastPromptLogits = logits.slice();
+        this.tokens.push(...promptIds);
+      },
+      onToken: (t) => this.tokens.push(t),
+    });
+    let text = ""; // the whole reply so far, as decoded (the blank line that ends it excluded)
+    let sent = -1; // characters of text already shown; -1 until the reply's first visible one
+    let r = await pieces.next();
+    while (!r.done) {
+      text += r.value;
+      // the space after "Assistant:" is not shown, nor trailing whitespace (until more follows)
+      if (sent < 0) {
+        const m = /[^ \n]/.exec(text);
+        if (m) sent = m.index;
+      }
+      const upTo = text.trimEnd().length;
+      if (sent >= 0 && upTo > sent) {
+        yield text.slice(sent, upTo);
+        sent = upTo;
+      }
+      r = await pieces.next();
+    }
+    const stats = r.value;
+    if (!promptDone) {
       // stopped during the prompt: forget the half-fed turn
       const b = this.#beforeReply!;
       this.state = b.state.clone();
       this.tokens = b.tokens.slice();
       this.messages = b.messages.slice();
-      this.#logits = undefined;
       return { promptTokens: 0, generatedTokens: 0, stopReason: "abort", seconds: 0 };
     }
-    this.lastPromptLogits = this.#logits!.slice();
-    const sampler = new Sampler({
-      ...CHAT_SAMPLING,
-      ...this.options,
-      seed: this.options.seed !== undefined ? this.options.seed + this.#turn : undefined,
-    });
     this.#turn++;
-    const maxTokens = this.options.maxTokens ?? 500;
-    const decoder = this.tokenizer.createDecoder();
-    const vocab = this.tokenizer.vocabSize;
-    let text = ""; // the whole reply so far, as decoded
-    let start = -1; // where the shown reply starts (after the leading space)
-    let sent = 0; // characters of text already yielded
-    while (generated < maxTokens) {
-      if (signal?.aborted) {
-        reason = "abort";
-        break;
-      }
-      const logits = this.#logits!;
-      for (let i = vocab; i < logits.length; i++) logits[i] = -Infinity;
-      const token = sampler.sample(logits);
-      if (token === 0 && this.tokenizer.kind !== "bytes") {
-        reason = "end-of-text";
-        break;
-      }
-      sampler.accept(token);
-      generated++;
-      await this.#feed([token]);
-      text += decoder.push(token);
-      const end = text.indexOf(TURN_END);
-      // hold back a last "\n": it may start the blank line that ends the turn
-      const upTo = end >= 0 ? end : text.endsWith("\n") ? text.length - 1 : text.length;
-      if (start < 0) {
-        const m = /[^ \n]/.exec(text);
-        if (m) start = sent = m.index;
-      }
-      if (start >= 0 && upTo > sent) {
-        yield text.slice(sent, upTo);
-        sent = upTo;
-      }
-      if (end >= 0) {
-        text = text.slice(0, end);
-        reason = "stop";
-        break;
-      }
-    }
-    if (reason !== "stop") {
-      text += decoder.flush();
-      const shown = text.trimEnd();
-      if (start < 0) {
-        const m = /[^ \n]/.exec(shown);
-        if (m) start = sent = m.index;
-      }
-      if (start >= 0 && shown.length > sent) yield shown.slice(sent);
+    if (stats.stopReason !== "stop") {
       // Close the turn so the transcript stays `…\n\n` + next `User:` whatever happened.
       await this.#feed(this.tokenizer.encode(text.endsWith("\n") ? "\n" : TURN_END));
     }
     reply.content = text.trim();
     return {
       promptTokens: promptIds.length,
-      generatedTokens: generated,
-      stopReason: reason,
+      generatedTokens: stats.generatedTokens,
+      stopReason: stats.stopReason,
       seconds: (performance.now() - t0) / 1000,
     };
   }
@@ -332,20 +340,33 @@ export class ChatSession {
     this.state = s;
     this.tokens = [];
     this.messages = [];
-    this.#logits = undefined;
     this.#beforeReply = undefined;
     this.lastPromptLogits = undefined;
   }
 }
 
-/** What {@link runChatCommand} did. */
+/**
+ * What {@link runChatCommand} did.
+ * @example
+ * ```ts ignore
+ * const r: ChatCommandResult = await runChatCommand(session, "/reset");
+ * if (r.kind === "message") console.log(r.text);
+ * ```
+ */
 export type ChatCommandResult =
   | { kind: "message"; text: string }
   | { kind: "regen" }
   | { kind: "quit" }
   | { kind: "chat"; text: string };
 
-/** The help text of the chat commands. */
+/**
+ * The help text of the chat commands.
+ * @example
+ * ```ts
+ * import { CHAT_HELP } from "./chat.ts";
+ * if (!CHAT_HELP.includes("/save")) throw new Error("the help lists /save");
+ * ```
+ */
 export const CHAT_HELP = `Commands:
   /reset        forget the conversation (start again from the initial state)
   /save FILE    save the conversation's state to FILE

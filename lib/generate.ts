@@ -1,5 +1,8 @@
 /**
- * Text generation as an async iterator of text pieces.
+ * Text generation: {@link generate} streams one sequence, {@link generateBatch} runs many
+ * sequences together (one `model.forwardBatch` call per step, each sequence with its own state,
+ * sampler and seed). Both share one decoding loop: vocabulary masking, banned and stop tokens,
+ * the end-of-text rule, stop strings held back until they are ruled out.
  * @module
  */
 
@@ -12,7 +15,8 @@ import type { Tokenizer } from "./tokenizer/mod.ts";
 /**
  * Options of {@link generate}: sampling plus limits.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { GenerateOptions } from "./generate.ts";
  * const opts: GenerateOptions = { maxTokens: 100, temperature: 0.8, stop: ["\n\n"], seed: 1 };
  * ```
  */
@@ -21,6 +25,17 @@ export interface GenerateOptions extends SamplerOptions {
   maxTokens?: number;
   /** Stop as soon as the text contains one of these (the stop string is not emitted). */
   stop?: readonly string[];
+  /** Token ids that end generation when sampled (not emitted, not fed to the model). */
+  stopTokens?: readonly number[];
+  /** Token ids never sampled. */
+  banTokens?: readonly number[];
+  /**
+   * End when the model samples token 0 (RWKV's end of text). Default: true for World and
+   * Hugging Face vocabularies, false for the byte-level one (where 0 is the NUL byte).
+   */
+  stopOnEndOfText?: boolean;
+  /** Prompt tokens per model call (default 256): progress and abort are checked between them. */
+  chunkLen?: number;
   /** Stops generation early. */
   signal?: AbortSignal;
   /**
@@ -30,6 +45,10 @@ export interface GenerateOptions extends SamplerOptions {
   state?: State;
   /** Prompt processing progress, in tokens. */
   onPromptProgress?: (done: number, total: number) => void;
+  /** The logits after the whole prompt, before anything is sampled (not called if aborted). */
+  onPromptLogits?: (logits: Float32Array) => void;
+  /** Every generated token, once it has been fed to the model. */
+  onToken?: (token: number) => void;
   /** Called once at the end with the statistics. */
   onStats?: (stats: GenerateStats) => void;
 }
@@ -61,8 +80,6 @@ export interface GenerateStats {
   stopReason: "length" | "stop" | "end-of-text" | "abort";
 }
 
-const PROMPT_CHUNK = 128;
-
 /** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
 function heldBack(text: string, stops: readonly string[]): number {
   let keep = 0;
@@ -77,14 +94,131 @@ function heldBack(text: string, stops: readonly string[]): number {
   return keep;
 }
 
+/** One sequence's decoding: sampling rules, stop tokens and strings, streamed text. */
+class Decoding {
+  readonly sampler: Sampler;
+  readonly maxTokens: number;
+  generated = 0;
+  reason: GenerateStats["stopReason"] | undefined;
+  #tokenizer: Tokenizer;
+  #stops: string[];
+  #stopTokens: Set<number>;
+  #ban: readonly number[];
+  #decoder: { push(id: number): string; flush(): string };
+  #pending = ""; // decoded text not yet emitted (may start a stop string)
+
+  constructor(model: Model, tokenizer: Tokenizer, options: GenerateOptions) {
+    if (tokenizer.vocabSize > model.info.vocab) {
+      throw new UsageError(
+        `tokenizer has ${tokenizer.vocabSize} tokens, the model only ${model.info.vocab}`,
+      );
+    }
+    this.maxTokens = options.maxTokens ?? 200;
+    if (!Number.isInteger(this.maxTokens) || this.maxTokens < 0) {
+      throw new UsageError(`maxTokens must be a whole number ≥ 0, not ${options.maxTokens}`);
+    }
+    this.#tokenizer = tokenizer;
+    this.#stops = (options.stop ?? []).filter((s) => s.length > 0);
+    this.#stopTokens = new Set(options.stopTokens ?? []);
+    if (options.stopOnEndOfText ?? tokenizer.kind !== "bytes") this.#stopTokens.add(0);
+    this.#ban = options.banTokens ?? [];
+    this.sampler = new Sampler(options);
+    this.#decoder = tokenizer.createDecoder();
+  }
+
+  /** The next token from the logits after the last one (masked in place), or undefined: ended. */
+  pick(logits: Float32Array, signal?: AbortSignal): number | undefined {
+    if (signal?.aborted) this.reason = "abort";
+    else if (this.generated >= this.maxTokens) this.reason = "length";
+    if (this.reason) return undefined;
+    // A World vocabulary has fewer ids than the model's 65536 logits: never pick one it lacks.
+    for (let i = this.#tokenizer.vocabSize; i < logits.length; i++) logits[i] = -Infinity;
+    for (const t of this.#ban) if (t >= 0 && t < logits.length) logits[t] = -Infinity;
+    const token = this.sampler.sample(logits);
+    if (this.#stopTokens.has(token)) {
+      this.reason = "end-of-text";
+      return undefined;
+    }
+    this.sampler.accept(token);
+    this.generated++;
+    return token;
+  }
+
+  /** Text to emit once `token` has been fed (stop strings held back until ruled out). */
+  push(token: number): string {
+    this.#pending += this.#decoder.push(token);
+    const stops = this.#stops;
+    let out = "";
+    if (stops.length) {
+      const hit = stops.map((s) => this.#pending.indexOf(s)).filter((i) => i >= 0);
+      if (hit.length) {
+        out = this.#pending.slice(0, Math.min(...hit));
+        this.#pending = "";
+        this.reason = "stop";
+        return out;
+      }
+      const keep = heldBack(this.#pending, stops);
+      out = this.#pending.slice(0, this.#pending.length - keep);
+      this.#pending = this.#pending.slice(this.#pending.length - keep);
+    } else {
+      out = this.#pending;
+      this.#pending = "";
+    }
+    return out;
+  }
+
+  /** The text still held when generation ends (none after a stop string). */
+  finish(): string {
+    this.reason ??= "length";
+    if (this.reason === "stop") return "";
+    const rest = this.#pending + this.#decoder.flush();
+    this.#pending = "";
+    return rest;
+  }
+}
+
+function stats(
+  prompt: number,
+  generated: number,
+  t0: number,
+  t1: number,
+  t2: number,
+  reason: GenerateStats["stopReason"],
+): GenerateStats {
+  return {
+    promptTokens: prompt,
+    generatedTokens: generated,
+    promptSeconds: (t1 - t0) / 1000,
+    generateSeconds: (t2 - t1) / 1000,
+    promptTokensPerSecond: prompt / Math.max(1e-9, (t1 - t0) / 1000),
+    tokensPerSecond: generated / Math.max(1e-9, (t2 - t1) / 1000),
+    stopReason: reason,
+  };
+}
+
+function promptIds(tokenizer: Tokenizer, prompt: string | readonly number[]): number[] {
+  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : [...prompt];
+  if (ids.length === 0) throw new UsageError("the prompt is empty: give at least one token");
+  return ids;
+}
+
 /**
  * Generates text after `prompt`, streaming pieces as they are decoded (never half a UTF-8
  * character). The iterator's return value is the {@link GenerateStats}.
  * @example
- * ```ts ignore
- * for await (const piece of generate(model, tokenizer, "Hello", { maxTokens: 50 })) {
- *   Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * ```ts
+ * import { generate } from "./generate.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const tokenizer = await loadTokenizer("bytes");
+ * let text = "";
+ * for await (const piece of generate(model, tokenizer, "The ", { maxTokens: 20, seed: 1 })) {
+ *   text += piece;
  * }
+ * console.log(JSON.stringify(text));
+ * await model.dispose();
  * ```
  */
 export async function* generate(
@@ -93,84 +227,164 @@ export async function* generate(
   prompt: string | readonly number[],
   options: GenerateOptions = {},
 ): AsyncGenerator<string, GenerateStats> {
-  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : [...prompt];
-  if (ids.length === 0) throw new UsageError("the prompt is empty: give at least one token");
-  if (tokenizer.vocabSize > model.info.vocab) {
-    throw new UsageError(
-      `tokenizer has ${tokenizer.vocabSize} tokens, the model only ${model.info.vocab}`,
-    );
+  const ids = promptIds(tokenizer, prompt);
+  const dec = new Decoding(model, tokenizer, options);
+  const chunk = options.chunkLen ?? 256;
+  if (!Number.isInteger(chunk) || chunk < 1) {
+    throw new UsageError(`chunkLen must be a whole number ≥ 1, not ${options.chunkLen}`);
   }
-  const maxTokens = options.maxTokens ?? 200;
-  const stops = (options.stop ?? []).filter((s) => s.length > 0);
   const state = options.state ?? model.createState();
-  const sampler = new Sampler(options);
   const signal = options.signal;
 
   // Prompt, in chunks so progress can be shown and an abort is honoured.
   const t0 = performance.now();
   let logits: Float32Array = new Float32Array(0);
-  for (let i = 0; i < ids.length; i += PROMPT_CHUNK) {
-    if (signal?.aborted) break;
-    logits = await model.forward(ids.slice(i, i + PROMPT_CHUNK), state);
-    options.onPromptProgress?.(Math.min(ids.length, i + PROMPT_CHUNK), ids.length);
+  let fed = 0;
+  while (fed < ids.length && !signal?.aborted) {
+    logits = await model.forward(ids.slice(fed, fed + chunk), state);
+    fed = Math.min(ids.length, fed + chunk);
+    options.onPromptProgress?.(fed, ids.length);
   }
-  for (const id of ids) sampler.accept(id);
+  if (fed === ids.length) options.onPromptLogits?.(logits);
+  for (const id of ids) dec.sampler.accept(id);
   const t1 = performance.now();
 
-  const decoder = tokenizer.createDecoder();
-  let pending = ""; // decoded text not yet emitted (may start a stop string)
-  let generated = 0;
-  let reason: GenerateStats["stopReason"] = "length";
-  while (generated < maxTokens) {
-    if (signal?.aborted) {
-      reason = "abort";
-      break;
-    }
-    // A World vocabulary has fewer ids than the model's 65536 logits: never pick one it lacks.
-    for (let i = tokenizer.vocabSize; i < logits.length; i++) logits[i] = -Infinity;
-    const token = sampler.sample(logits);
-    if (token === 0 && tokenizer.kind !== "bytes") {
-      reason = "end-of-text";
-      break;
-    }
-    sampler.accept(token);
-    generated++;
-    pending += decoder.push(token);
+  for (
+    let token = dec.pick(logits, signal);
+    token !== undefined;
+    token = dec.pick(logits, signal)
+  ) {
     // Feed every kept token so the state always matches the text (a chat can go on).
     logits = await model.forward([token], state);
-    if (stops.length) {
-      const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
-      if (hit.length) {
-        const cut = Math.min(...hit);
-        if (cut > 0) yield pending.slice(0, cut);
-        pending = "";
-        reason = "stop";
-        break;
-      }
-      const keep = heldBack(pending, stops);
-      if (pending.length > keep) {
-        yield pending.slice(0, pending.length - keep);
-        pending = pending.slice(pending.length - keep);
-      }
-    } else if (pending) {
-      yield pending;
-      pending = "";
-    }
+    options.onToken?.(token);
+    const text = dec.push(token);
+    if (text) yield text;
+    if (dec.reason) break;
   }
-  if (reason !== "stop") {
-    pending += decoder.flush();
-    if (pending) yield pending;
-  }
-  const t2 = performance.now();
-  const stats: GenerateStats = {
-    promptTokens: ids.length,
-    generatedTokens: generated,
-    promptSeconds: (t1 - t0) / 1000,
-    generateSeconds: (t2 - t1) / 1000,
-    promptTokensPerSecond: ids.length / Math.max(1e-9, (t1 - t0) / 1000),
-    tokensPerSecond: generated / Math.max(1e-9, (t2 - t1) / 1000),
-    stopReason: reason,
+  const rest = dec.finish();
+  if (rest) yield rest;
+  const s = stats(ids.length, dec.generated, t0, t1, performance.now(), dec.reason!);
+  options.onStats?.(s);
+  return s;
+}
+
+/**
+ * One sequence of {@link generateBatch}: its prompt and its own options (sampling, seed,
+ * limits, stops, state).
+ * @example
+ * ```ts
+ * import type { BatchRequest } from "./generate.ts";
+ * const r: BatchRequest = { prompt: "Once upon a time", maxTokens: 32, seed: 7 };
+ * ```
+ */
+export interface BatchRequest extends GenerateOptions {
+  /** Text, or token ids. */
+  prompt: string | readonly number[];
+}
+
+/**
+ * What {@link generateBatch} returns for one request.
+ * @example
+ * ```ts ignore
+ * const [first] = await generateBatch(model, tokenizer, [{ prompt: "Hi" }]);
+ * console.log(first.text, first.stats.stopReason);
+ * ```
+ */
+export interface BatchResult {
+  /** The generated text (stop strings excluded). */
+  text: string;
+  /** Token ids generated (fed to the model, in order). */
+  tokens: number[];
+  /** Statistics (the prompt time is that of the batch's shared prompt pass). */
+  stats: GenerateStats;
+}
+
+/**
+ * Generates for many prompts at once: each step runs one `model.forwardBatch` over every
+ * unfinished sequence (the prompts together first), each with its own state, sampler and seed,
+ * so a request with a fixed seed gives what it gives alone. `onPiece` streams each sequence's
+ * text as it is decoded.
+ * @example
+ * ```ts
+ * import { generateBatch } from "./generate.ts";
+ * import { loadModel } from "./load.ts";
+ * import { loadTokenizer } from "./tokenizer/mod.ts";
+ *
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-7v0.safetensors", { threads: 2 });
+ * const tokenizer = await loadTokenizer("bytes");
+ * const results = await generateBatch(model, tokenizer, [
+ *   { prompt: "The ", maxTokens: 16, seed: 1 },
+ *   { prompt: "In a ", maxTokens: 8, temperature: 0 },
+ * ]);
+ * console.log(results.map((r) => r.text));
+ * await model.dispose();
+ * ```
+ */
+export async function generateBatch(
+  model: Model,
+  tokenizer: Tokenizer,
+  requests: readonly BatchRequest[],
+  options: { onPiece?: (index: number, piece: string) => void; signal?: AbortSignal } = {},
+): Promise<BatchResult[]> {
+  const seqs = requests.map((r) => {
+    const ids = promptIds(tokenizer, r.prompt);
+    return {
+      r,
+      ids,
+      dec: new Decoding(model, tokenizer, r),
+      state: r.state ?? model.createState(),
+      text: "",
+      tokens: [] as number[],
+      logits: new Float32Array(0) as Float32Array,
+      t2: 0,
+    };
+  });
+  const emit = (i: number, piece: string) => {
+    if (!piece) return;
+    seqs[i].text += piece;
+    options.onPiece?.(i, piece);
   };
-  options.onStats?.(stats);
-  return stats;
+  const t0 = performance.now();
+  const aborted = (r: BatchRequest) => options.signal?.aborted || r.signal?.aborted;
+  const first = await model.forwardBatch(seqs.map((s) => ({ tokens: s.ids, state: s.state })));
+  seqs.forEach((s, i) => {
+    s.logits = first[i];
+    s.r.onPromptProgress?.(s.ids.length, s.ids.length);
+    s.r.onPromptLogits?.(s.logits);
+    for (const id of s.ids) s.dec.sampler.accept(id);
+  });
+  const t1 = performance.now();
+  let live = seqs.map((_, i) => i);
+  while (live.length) {
+    const step: { i: number; token: number }[] = [];
+    for (const i of live) {
+      const s = seqs[i];
+      const token = s.dec.pick(s.logits, aborted(s.r) ? AbortSignal.abort() : undefined);
+      if (token === undefined) {
+        emit(i, s.dec.finish());
+        s.t2 = performance.now();
+      } else step.push({ i, token });
+    }
+    if (!step.length) break;
+    const out = await model.forwardBatch(
+      step.map(({ i, token }) => ({ tokens: [token], state: seqs[i].state })),
+    );
+    live = [];
+    step.forEach(({ i, token }, k) => {
+      const s = seqs[i];
+      s.logits = out[k];
+      s.tokens.push(token);
+      s.r.onToken?.(token);
+      emit(i, s.dec.push(token));
+      if (s.dec.reason) {
+        emit(i, s.dec.finish());
+        s.t2 = performance.now();
+      } else live.push(i);
+    });
+  }
+  return seqs.map((s) => {
+    const st = stats(s.ids.length, s.dec.generated, t0, t1, s.t2, s.dec.reason!);
+    s.r.onStats?.(st);
+    return { text: s.text, tokens: s.tokens, stats: st };
+  });
 }

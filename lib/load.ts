@@ -16,9 +16,9 @@ import type { WeightDType } from "./model/weights.ts";
 /**
  * Options of {@link loadModel}.
  * @example
- * ```ts ignore
- * const opts: LoadModelOptions = { dtype: "q8", threads: 2 };
- * const model = await loadModel("model.pth", opts);
+ * ```ts
+ * import type { LoadModelOptions } from "./load.ts";
+ * const opts: LoadModelOptions = { dtype: "q8", threads: 2, device: "cpu" };
  * ```
  */
 export interface LoadModelOptions {
@@ -31,6 +31,11 @@ export interface LoadModelOptions {
   threads?: number;
   /** `fast` (Workers + WebAssembly SIMD), `reference` (plain TypeScript), `auto` (default). */
   engine?: "auto" | "fast" | "reference";
+  /**
+   * Where the model runs: `cpu`, `webgpu` or `auto` (default: the CPU, the only device this
+   * build has; `webgpu` is refused with a UsageError until a WebGPU backend exists).
+   */
+  device?: "auto" | "cpu" | "webgpu";
   /** Tokens per prompt-mode chunk (default 64). */
   chunk?: number;
   /** Loading progress: tensors done of total. */
@@ -53,10 +58,12 @@ export async function toPath(pathOrUrl: string | URL, download?: ResolveOptions)
  * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
  * file; a local path, or `hf:OWNER/REPO/FILE` / an `https://` URL downloaded once into the cache) and returns a model whose `forward(tokens, state)` matches the official package.
  * @example
- * ```ts ignore
- * const model = await loadModel("model.pth", { dtype: "q8", threads: 2 });
+ * ```ts
+ * import { loadModel } from "./load.ts";
+ * const model = await loadModel("../shared/fixtures/tiny-rwkv-4v0.pth", { dtype: "q8", threads: 2 });
  * const state = model.createState();
- * const logits = await model.forward([187, 510], state);
+ * const logits = await model.forward([187, 110], state);
+ * console.log(logits.length); // 256
  * await model.dispose();
  * ```
  */
@@ -64,11 +71,17 @@ export async function loadModel(
   pathOrUrl: string | URL,
   options: LoadModelOptions = {},
 ): Promise<Model> {
+  validateLoadOptions(options);
   const path = await toPath(pathOrUrl, options.download);
-  const engine = options.engine ?? "auto";
-  if (!["auto", "fast", "reference"].includes(engine)) {
-    throw new UsageError(`engine must be auto, fast or reference, not ${engine}`);
+  try {
+    if (!(await Deno.stat(path)).isFile) throw new UsageError(`model ${path} is not a file`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`model file ${path} does not exist`, { cause: e });
+    }
+    throw e;
   }
+  const engine = options.engine ?? "auto";
   const ck = await openCheckpoint(path);
   try {
     const model = engine === "reference"
@@ -80,5 +93,63 @@ export async function loadModel(
     return model;
   } finally {
     ck.close();
+  }
+}
+
+const DTYPES: readonly string[] = ["auto", "f32", "bf16", "f16", "q8", "q4"];
+const ENGINES: readonly string[] = ["auto", "fast", "reference"];
+const DEVICES: readonly string[] = ["auto", "cpu", "webgpu"];
+
+/** `x` as `a, b or c`. */
+function oneOf(list: readonly string[]): string {
+  return `${list.slice(0, -1).join(", ")} or ${list[list.length - 1]}`;
+}
+
+/**
+ * Checks every option of {@link loadModel} before anything is loaded; throws a UsageError
+ * naming the first bad one (and what it accepts).
+ * @example
+ * ```ts
+ * import { validateLoadOptions } from "./load.ts";
+ * import { UsageError } from "./errors.ts";
+ * try {
+ *   validateLoadOptions({ dtype: "q5" as "q8" });
+ * } catch (e) {
+ *   console.log(e instanceof UsageError, (e as Error).message); // true invalid dtype "q5": …
+ * }
+ * ```
+ */
+export function validateLoadOptions(options: LoadModelOptions): void {
+  if (options === null || typeof options !== "object") {
+    throw new UsageError(`loadModel options must be an object, not ${options}`);
+  }
+  const pick = (name: string, value: unknown, list: readonly string[]) => {
+    if (value !== undefined && !list.includes(value as string)) {
+      throw new UsageError(`invalid ${name} ${JSON.stringify(value)}: expected ${oneOf(list)}`);
+    }
+  };
+  pick("dtype", options.dtype, DTYPES);
+  pick("engine", options.engine, ENGINES);
+  pick("device", options.device, DEVICES);
+  if (options.device === "webgpu") {
+    throw new UsageError(`device "webgpu" is not available in this build: use cpu or auto`);
+  }
+  const whole = (name: string, value: unknown, max: number) => {
+    if (
+      value !== undefined &&
+      (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max)
+    ) {
+      throw new UsageError(
+        `invalid ${name} ${JSON.stringify(value)}: expected a whole number from 1 to ${max}`,
+      );
+    }
+  };
+  whole("threads", options.threads, 64);
+  whole("chunk", options.chunk, 4096);
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
+    throw new UsageError("invalid onProgress: expected a function");
+  }
+  if (options.download !== undefined && typeof options.download !== "object") {
+    throw new UsageError("invalid download: expected an object of download options");
   }
 }

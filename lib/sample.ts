@@ -26,7 +26,8 @@ import { UsageError } from "./errors.ts";
 /**
  * Sampling settings; every field is optional.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { SamplerOptions } from "./sample.ts";
  * const options: SamplerOptions = { temperature: 1, topP: 0.85, presencePenalty: 0.2, seed: 7 };
  * ```
  */
@@ -65,8 +66,9 @@ export interface SamplerOptions {
 /**
  * {@link SamplerOptions} with every default filled in.
  * @example
- * ```ts ignore
- * console.log(new Sampler({ temperature: 0.8 }).options.topP); // the default top-p
+ * ```ts
+ * import { Sampler } from "./sample.ts";
+ * console.log(new Sampler({ temperature: 0.8 }).options.topP); // 0.85, the default top-p
  * ```
  */
 export interface ResolvedSamplerOptions {

@@ -41,11 +41,20 @@ export function fixture(name: string): string | undefined {
 /** The fixtures folder. */
 export const FIXTURES_DIR: string = dir;
 
-/** Lists fixture files whose names match `re` (empty when the folder is missing). */
-export function listFixtures(re: RegExp, sub = ""): string[] {
+/**
+ * Lists fixture files whose names match `re`. When the folder is missing this says so visibly
+ * (a NOTICE on stderr and an ignored test named after `what`, so the summary shows the loop
+ * that created no tests) and returns `[]`; with RWKV_REQUIRE_FIXTURES=1 it throws instead.
+ */
+export function listFixtures(re: RegExp, sub = "", what = `fixtures matching ${re}`): string[] {
   const d = sub ? `${dir}/${sub}` : dir;
   if (!exists(d)) {
-    if (REQUIRE_FIXTURES) throw new Error(`fixtures folder ${d} is missing`);
+    if (REQUIRE_FIXTURES) throw new Error(`fixtures folder ${d} is missing (${what})`);
+    if (!noticed.has(`${d} ${what}`)) {
+      noticed.add(`${d} ${what}`);
+      console.error(`NOTICE: fixtures folder ${d} is missing; no tests for ${what}`);
+      Deno.test({ name: `${what}: fixtures folder ${d} is missing`, ignore: true, fn() {} });
+    }
     return [];
   }
   return [...Deno.readDirSync(d)].map((e) => e.name).filter((n) => re.test(n)).sort();

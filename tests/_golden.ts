@@ -25,7 +25,7 @@ export interface Golden {
 
 /** Every golden reference available (none when fixtures are absent and not required). */
 export function goldens(): Golden[] {
-  return listFixtures(/^ref-.*\.json$/).map((f) => ({
+  return listFixtures(/^ref-.*\.json$/, "", "the official references (ref-*.json)").map((f) => ({
     file: f,
     ...JSON.parse(Deno.readTextFileSync(`${FIXTURES_DIR}/${f}`)),
   }));
@@ -95,36 +95,13 @@ export async function compareToGolden(model: Model, g: Golden): Promise<{
   };
 }
 
-/**
- * References whose logits cannot be reproduced to 1e-4 from the file they name, and why.
- * Measured: every other reference matches to ≤ 6e-6 (state ≤ 6e-6). For these two the very
- * first state value that depends only on the embedding and two layer norms (layer 0's att
- * x_prev = LN1(LN0(emb[token]))) already differs by 4e-3 / 8e-3, i.e. by bf16 rounding of the
- * weights: these are the only fixtures whose weights were rounded when saved (5v2 from a
- * float32 source, 6v0 from dequantized Q5_1), so the references were evidently computed from
- * the float32 weights before that rounding. No arithmetic on the stored bf16 values (plain f32,
- * or torch-style bf16 layer norm of the embedding) gets closer. For them we still demand the
- * exact argmax at every step of B and whole-sequence = serial; the logit bound is the measured
- * gap with a margin.
- */
-export const LOSSY_WEIGHT_REFERENCES: Readonly<Record<string, number>> = {
-  "ref-5v2-bf16.json": 2e-2,
-  "ref-6v0-bf16.json": 2e-2,
-};
-
 /** Asserts the acceptance bounds of an exact (float) engine. */
 export async function assertMatchesGolden(model: Model, g: Golden, tol = 1e-4): Promise<void> {
-  const lossy = LOSSY_WEIGHT_REFERENCES[g.file];
-  if (lossy !== undefined) tol = Math.max(tol, lossy);
   const r = await compareToGolden(model, g);
   const what = `${g.file} on ${model.info.engine} ${model.info.dtype}`;
   assert(r.logitsA <= tol, `${what}: logits_A max abs diff ${r.logitsA}`);
   assert(r.logitsBLast <= tol, `${what}: logits_B_last max abs diff ${r.logitsBLast}`);
-  // (the state of the lossy references drifts further over 95 tokens: bounded, not matched)
-  assert(
-    r.state <= (lossy !== undefined ? 0.25 : tol),
-    `${what}: state after B max abs diff ${r.state}`,
-  );
+  assert(r.state <= tol, `${what}: state after B max abs diff ${r.state}`);
   assertEquals(r.argmaxAgreement, 1, `${what}: argmax along B`);
   assert(r.seqVsSerial <= 1e-5, `${what}: whole-B call vs token by token ${r.seqVsSerial}`);
 }

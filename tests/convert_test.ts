@@ -9,7 +9,7 @@ import { FormatError } from "../lib/errors.ts";
 import { fixture, listFixtures, tempDir } from "./_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 
-const pths = listFixtures(/^tiny-rwkv-.*\.pth$/);
+const pths = listFixtures(/^tiny-rwkv-.*\.pth$/, "", "conversions of the tiny .pth models");
 
 for (const name of pths) {
   Deno.test(`convert: ${name} → safetensors keeps every tensor bit-identical`, async () => {
@@ -87,14 +87,14 @@ Deno.test("convert CLI: --help, bad flags, refusal to overwrite, no partial outp
       const bytes = await Deno.readFile(src);
       await Deno.writeFile(`${dir}/cut.pth`, bytes.subarray(0, bytes.length - 5000));
       const r = await run(`${dir}/cut.pth`, `${dir}/cut.safetensors`);
-      assertEquals(r.code, 1, r.stderr);
+      assertEquals(r.code, 2, r.stderr); // bad input: one line, exit 2
       assert(r.stderr.includes("cut.pth"), r.stderr);
       assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["cut.pth"]);
       // converts, then refuses to overwrite without --force
       const ok = await run(src, `${dir}/a.safetensors`, "--dtype", "bf16", "--quiet");
       assertEquals(ok.code, 0, ok.stderr);
       const again = await run(src, `${dir}/a.safetensors`);
-      assertEquals(again.code, 1);
+      assertEquals(again.code, 2);
       assert(again.stderr.includes("--force"), again.stderr);
       assertEquals(
         (await run(src, `${dir}/a.safetensors`, "--force", "--quiet", "--dtype", "bf16")).code,

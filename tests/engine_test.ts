@@ -47,8 +47,8 @@ for (const g of all) {
 
 // Team size changes which member computes a row, never how: results are bitwise identical.
 for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(g.file))) {
-  for (const dtype of ["f32", fileDtype(g), "q8", "q4"] as WeightDType[]) {
-    if (dtype === "f32" && fileDtype(g) !== "f32") continue;
+  // the file's own float type (f32 for 4v0 and 7v0, listed once), then q8 and q4
+  for (const dtype of [...new Set([fileDtype(g), "q8", "q4"])] as WeightDType[]) {
     Deno.test(`engine: ${g.file} ${dtype}: 1, 2 and 3 workers give identical results`, async () => {
       const out: Float32Array[] = [];
       for (const threads of [1, 2, 3]) {
@@ -65,14 +65,16 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
 /**
  * Quantized storage is approximate (weights in 8 or 4 bits, activations quantized to int8 per
  * block of 32 inside the products). Measured on the fixtures (tiny models of 64–128 channels
- * with near-tied logits, the hardest case): q8 argmax agreement along B ≥ 96.8 % (5v1; 98.9–
- * 100 % elsewhere) with logits within 0.12 of the official ones; q4 ≥ 84.2 % within 1.05 (per
- * fixture in the test output). The bounds sit just outside: q8 ≥ 95 % and 0.15, q4 ≥ 80 % and
- * 1.5. Whole-of-B in one call vs token by token is not bitwise here: prompt mode runs the small
- * f32 products with fused multiply-adds, and a last-bit change can move an activation across a
- * quantization step (measured ≤ 0.06 for q8): it is held to the same logit bound.
+ * with near-tied logits, the hardest case; format version 3 scales, 2026-11-30): q8 argmax
+ * agreement along B ≥ 96.8 % (5v1; 97.9–100 % elsewhere) with logits within 0.097 (6v0) of the
+ * official ones; q4 ≥ 85.3 % (4v0) within 1.47 (6v0 logits_A; ≤ 1.02 elsewhere). Bounds with
+ * their margins: q8 ≥ 95 % and 0.15 (55 % over the worst logit gap), q4 ≥ 80 % and 2.0 (36 %
+ * over it; the former 1.5 sat 2 % above the 6v0 figure). Whole-of-B in one call vs token by
+ * token is not bitwise here: prompt mode runs the small f32 products with fused multiply-adds,
+ * and a last-bit change can move an activation across a quantization step (measured ≤ 0.06 for
+ * q8): it is held to the same logit bound.
  */
-const QUANT_BOUNDS = { q8: { argmax: 0.95, logits: 0.15 }, q4: { argmax: 0.8, logits: 1.5 } };
+const QUANT_BOUNDS = { q8: { argmax: 0.95, logits: 0.15 }, q4: { argmax: 0.8, logits: 2.0 } };
 
 for (const g of all) {
   for (const dtype of ["q8", "q4"] as const) {

@@ -1,7 +1,8 @@
 /**
  * The PyTorch reader against hostile and damaged files: code-running pickles, truncation, byte
  * flips, lying zip sizes, pickles built to exhaust time or memory. Every outcome must be a
- * clean open or a typed error (RwkvError), within two seconds, with nothing executed.
+ * clean open or a typed error (RwkvError), with nothing executed. (How long each takes is printed,
+ * not asserted: tests hold no wall-clock limits; the VM's own limits on work bound them.)
  * @module
  */
 
@@ -10,8 +11,6 @@ import { fixture, tempDir } from "./_fixtures.ts";
 import { openPth } from "../lib/formats/pth.ts";
 import { FormatError, RwkvError, UnsafePickleError } from "../lib/errors.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";
-
-const LIMIT_MS = 2000;
 
 /** Opens `path` and reads every tensor; returns "ok" or the (typed) error. Fails on anything else. */
 async function openAndReadAll(path: string, what: string): Promise<"ok" | RwkvError> {
@@ -29,7 +28,7 @@ async function openAndReadAll(path: string, what: string): Promise<"ok" | RwkvEr
     outcome = e;
   }
   const ms = performance.now() - t0;
-  assert(ms < LIMIT_MS, `${what}: took ${ms.toFixed(0)} ms`);
+  if (ms > 1000) console.log(`${what}: took ${ms.toFixed(0)} ms`);
   return outcome;
 }
 

@@ -1,10 +1,9 @@
 /**
- * The compact quantized model file (`rwkv-deno-quant`, docs/QUANT_FORMAT.md): written by
- * convert/quantize.ts, loaded by lib/model/weights.ts without re-quantizing.
+ * The compact quantized model file (`rwkv-deno-quant`, docs/QUANT_FORMAT.md): written and
+ * validated by lib/quant, loaded by lib/model/weights.ts without re-quantizing.
  */
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { fixture, tempDir } from "./_fixtures.ts";
-import { writeQuantized } from "../convert/quantize.ts";
 import { FormatError, UsageError } from "../lib/errors.ts";
 import type { Checkpoint } from "../lib/formats/checkpoint.ts";
 import {
@@ -15,11 +14,18 @@ import {
 import { createReferenceModel } from "../lib/backend/reference.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/model/spec.ts";
-import { isQuantizable, loadWeights } from "../lib/model/weights.ts";
+import { loadWeights } from "../lib/model/weights.ts";
 import { groupedByte, KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import type { StorageDType } from "../lib/model/tensor.ts";
-import { toFloat32 } from "../lib/formats/dtype.ts";
-import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
+import { f32ToF16, fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
+import {
+  dequantizeQ4,
+  dequantizeQ8,
+  isQuantizable,
+  quantizeQ4,
+  quantizeQ8,
+  writeQuantized,
+} from "../lib/quant/mod.ts";
 
 const st7 = fixture("tiny-rwkv-7v0.safetensors");
 const TOKENS = [34, 105, 110, 32, 116, 104, 101, 32, 98, 101, 103, 105, 110];
@@ -59,7 +65,7 @@ Deno.test({
         try {
           assertEquals(ck.metadata, {
             format: "rwkv-deno-quant",
-            format_version: "2",
+            format_version: "3",
             quant,
             block_size: "32",
             rwkv_version: "7",
@@ -70,7 +76,7 @@ Deno.test({
           assertEquals(key.dtype, quant === "q8" ? "I8" : "U8");
           assertEquals(key.shape, [64, quant === "q8" ? 64 : 32]);
           const scale = ck.tensors.get("blocks.0.att.key.weight.qscale")!;
-          assertEquals([scale.dtype, scale.shape], ["F16", [64, 2]]);
+          assertEquals([scale.dtype, scale.shape], ["BF16", [64, 2]]);
           // the embedding is block-quantized too; small tensors stay float, as in the source
           assertEquals(ck.tensors.get("emb.weight")!.dtype, quant === "q8" ? "I8" : "U8");
           assertEquals(ck.tensors.get("emb.weight.qscale")!.shape, [256, 2]);
@@ -213,7 +219,9 @@ Deno.test({
           (_, m) => delete m.format_version,
           /__metadata__\.format_version: missing/,
         ],
-        ["version-3", q8, (_, m) => m.format_version = "3", /version 3 is not supported/],
+        ["version-4", q8, (_, m) => m.format_version = "4", /version 4 is not supported/],
+        // version 2 stored F16 scales, version 3 BF16: each is held to its own
+        ["v2-bf16-scales", q8, (_, m) => m.format_version = "2", /scales are BF16, expected F16/],
         // version 1 files keep the embedding in float: a quantized one contradicts them
         ["v1-emb", q8, (_, m) => m.format_version = "1", /emb\.weight: shape \[256,64\] is not/],
         ["no-quant", q8, (_, m) => delete m.quant, /__metadata__\.quant: missing/],
@@ -228,8 +236,8 @@ Deno.test({
         }, new RegExp(`${K}\\.qscale: scale shape \\[32,4\\]`)],
         ["scale-dtype", q8, (ts) => {
           const i = at(ts, `${K}.qscale`);
-          ts[i] = { ...ts[i], dtype: "BF16" };
-        }, /scales are BF16, expected F16/],
+          ts[i] = { ...ts[i], dtype: "F16" };
+        }, /scales are F16, expected BF16/],
         ["no-scales", q8, (ts) => void ts.splice(at(ts, `${K}.qscale`), 1), /without its/],
         ["orphan-scales", q8, (ts) => void ts.splice(at(ts, K), 1), /scales without/],
         ["matrix-dtype", q8, (ts) => {
@@ -327,6 +335,116 @@ Deno.test({
           await a.dispose();
           await b.dispose();
         }
+      }
+    } finally {
+      src.close();
+      await cleanup();
+    }
+  },
+});
+
+const pth4 = fixture("tiny-rwkv-4v0.pth");
+
+/**
+ * The f16 scales of format version 2 rounded the scale of every block whose largest magnitude
+ * was under ~3.8e-6 (q8: 127 · 2^-25; q4: 8 · 2^-25) to zero: measured on tiny-rwkv-4v0.pth,
+ * 7808 of its 11264 q8 blocks (all of blocks.0.ffn.key.weight) and 4 q4 blocks. Version 3's bf16
+ * scales keep every one of them.
+ */
+Deno.test({
+  name: "quant file: q8 and q4 files of tiny-rwkv-4v0 keep every non-zero block non-zero",
+  ignore: !pth4,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    const { openCheckpoint } = await import("../lib/formats/open.ts");
+    const src = await openCheckpoint(pth4!);
+    try {
+      for (const quant of ["q8", "q4"] as const) {
+        const out = `${dir}/4v0-${quant}.safetensors`;
+        await writeQuantized(src, out, { quant });
+        const ck = await openSafetensors(out);
+        try {
+          let blocks = 0, f16Zero = 0;
+          for (const [name, t] of ck.tensors) {
+            if (name.endsWith(".qscale") || (t.dtype !== "I8" && t.dtype !== "U8")) continue;
+            const info = src.tensors.get(name)!;
+            const want = toFloat32(await src.read(name), info.dtype);
+            const raw = await ck.read(name);
+            const scaleInfo = ck.tensors.get(`${name}.qscale`)!;
+            const scales = toFloat32(await ck.read(scaleInfo.name), scaleInfo.dtype);
+            const got = quant === "q8"
+              ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
+              : dequantizeQ4(raw, scales);
+            for (let b = 0; b < want.length / 32; b++) {
+              let amax = 0, any = false;
+              for (let i = b * 32; i < b * 32 + 32; i++) {
+                amax = Math.max(amax, Math.abs(want[i]));
+                if (got[i] !== 0) any = true;
+              }
+              blocks++;
+              const d = quant === "q8" ? amax / 127 : amax / 8;
+              if (amax > 0 && (f32ToF16(Float32Array.of(d))[0] & 0x7fff) === 0) f16Zero++;
+              assert(
+                amax === 0 || any,
+                `${quant} ${name} block ${b} (max |x| ${amax}) became zero`,
+              );
+            }
+          }
+          console.log(`${quant}: ${blocks} blocks, ${f16Zero} had an f16 scale of 0, none zeroed`);
+          assert(f16Zero > 0, "the fixture still has the tiny blocks this test is about");
+        } finally {
+          ck.close();
+        }
+      }
+    } finally {
+      src.close();
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "quant file: version 2 files (F16 scales) still load, scales widened exactly",
+  ignore: !st7,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    const src = await openSafetensors(st7!);
+    try {
+      const v3 = `${dir}/v3.safetensors`, v2 = `${dir}/v2.safetensors`;
+      await writeQuantized(src, v3, { quant: "q8" });
+      // a version 2 file as the old writer made it: the same integers, F16 scales
+      const halves = new Map<string, Uint8Array>();
+      const ck3 = await openSafetensors(v3);
+      for (const [name, t] of ck3.tensors) {
+        if (!name.endsWith(".qscale")) continue;
+        const h = f32ToF16(toFloat32(await ck3.read(name), t.dtype));
+        halves.set(name, new Uint8Array(h.buffer));
+      }
+      ck3.close();
+      await rewrite(v3, v2, (ts, m) => {
+        m.format_version = "2";
+        for (let i = 0; i < ts.length; i++) {
+          const h = halves.get(ts[i].name);
+          if (h) ts[i] = { ...ts[i], dtype: "F16", data: () => h };
+        }
+      });
+      const ck = await openSafetensors(v2);
+      try {
+        const name = "blocks.1.att.value.weight";
+        const f32 = await loadWeights(ck, detectSpec(ck.tensors, v2), { dtype: "f32" });
+        const raw = await ck.read(name);
+        const scales = toFloat32(halves.get(`${name}.qscale`)!, "F16");
+        const expected = dequantizeQ8(
+          new Int8Array(raw.buffer, raw.byteOffset, raw.length),
+          scales,
+        );
+        assertEquals(f32.weights.mat(name).data, expected);
+        // and the model runs from it
+        const logits = await run(ck);
+        assert(logits.every(Number.isFinite));
+        assertEquals(fromFloat32(scales, "F16"), halves.get(`${name}.qscale`));
+      } finally {
+        ck.close();
       }
     } finally {
       src.close();

@@ -30,7 +30,13 @@
 
 import type { ModelSpec } from "../model/spec.ts";
 
-/** What the forward pass may know of a matrix: its shape. */
+/**
+ * What the forward pass may know of a matrix: its shape.
+ * @example
+ * ```ts ignore
+ * const shape: MatrixShape = { rows: 1024, cols: 4096 };
+ * ```
+ */
 export interface MatrixShape {
   /** Output size (rows of the weight, as torch stores it). */
   readonly rows: number;
@@ -64,17 +70,33 @@ export interface Segment<B> {
  */
 export type Product<B, M> = [m: M, x: B, y: B];
 
-/** The activations of {@link Ops.act}: `tanh`, logistic `sigmoid`, `relusq` = relu(x)². */
+/**
+ * The activations of {@link Ops.act}: `tanh`, logistic `sigmoid`, `relusq` = relu(x)².
+ * @example
+ * ```ts ignore
+ * ops.act("relusq", hidden, hidden, T * F);
+ * ```
+ */
 export type Activation = "tanh" | "sigmoid" | "relusq";
 
 /**
  * How the token shift mixes a token with the previous one, per channel with weight `m`:
  * `toPrev` = cur + (prev − cur)·m (RWKV-6/7), `toCur` = cur·m + prev·(1 − m) (RWKV-4/5),
  * `diff` = prev − cur (RWKV-6's dx; `mix` unused).
+ * @example
+ * ```ts ignore
+ * ops.shift(xn, segs, layer * 3, mixK, kx, C, "toPrev");
+ * ```
  */
 export type ShiftForm = "toPrev" | "toCur" | "diff";
 
-/** RWKV-4's recurrence over a pass: see `wkv4TS` in `lib/model/ops.ts`. */
+/**
+ * RWKV-4's recurrence over a pass: see `wkv4TS` in `lib/model/ops.ts`.
+ * @example
+ * ```ts ignore
+ * ops.wkv4({ A, r, k, v, first, decay, aa: s + 1, bb: s + 2, pp: s + 3, out }, segs);
+ * ```
+ */
 export interface Wkv4Args<B> {
   /** Channels. */
   A: number;
@@ -98,7 +120,13 @@ export interface Wkv4Args<B> {
   out: B;
 }
 
-/** RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/model/ops.ts`). */
+/**
+ * RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/model/ops.ts`).
+ * @example
+ * ```ts ignore
+ * ops.v7TimeMix({ ...gatesAndBuffers, S: layer * 3 + 1, out }, segs);
+ * ```
+ */
 export interface V7TimeMixArgs<B> {
   /** Heads. */
   H: number;
@@ -157,6 +185,12 @@ export interface V7TimeMixArgs<B> {
 /**
  * The operations a version's forward pass runs on. `B`: a buffer of f32 values; `M`: a stored
  * matrix. Vectors of weights are `B` too. Counts (`n`, `T`, `C`) are in values and tokens.
+ * @example
+ * ```ts ignore
+ * const xn = ops.buffer(maxT * C); // when binding
+ * ops.norm(x, lnw, lnb, xn, C, T, 1, 1e-5); // in a pass
+ * ops.matmul(receptance, xn, r, T);
+ * ```
  */
 export interface Ops<B, M extends MatrixShape> {
   /** A zeroed f32 scratch buffer of `n` values, made when the pass is bound. */

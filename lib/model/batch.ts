@@ -5,7 +5,13 @@
  * @module
  */
 
-/** One sequence's part of a pass. */
+/**
+ * One sequence's part of a pass.
+ * @example
+ * ```ts ignore
+ * const p: Piece = { item: 1, from: 0, start: 1, length: 63, last: false };
+ * ```
+ */
 export interface Piece {
   /** Index of the sequence in the call. */
   readonly item: number;

@@ -46,7 +46,13 @@ export interface ModelInfo {
   readonly engine: string;
 }
 
-/** Options of {@link createModel}. */
+/**
+ * Options every backend's loader takes.
+ * @example
+ * ```ts ignore
+ * const opts: CreateModelOptions = { dtype: "bf16", chunk: 64 };
+ * ```
+ */
 export interface CreateModelOptions {
   /** Storage of the large matrices (default `auto`: the checkpoint's own float type). */
   dtype?: WeightDType;

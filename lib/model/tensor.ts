@@ -16,7 +16,13 @@
  */
 export type StorageDType = "f32" | "bf16" | "f16" | "q8" | "q4";
 
-/** Serializable description of a matrix (rows × cols, row-major) in the arena. */
+/**
+ * Serializable description of a matrix (rows × cols, row-major) in the arena.
+ * @example
+ * ```ts ignore
+ * const d: MatrixDesc = arena.allocMatrix(1024, 4096, "q8");
+ * ```
+ */
 export interface MatrixDesc {
   /** Output size (rows, as torch stores the weight). */
   readonly rows: number;
@@ -32,7 +38,13 @@ export interface MatrixDesc {
   readonly storedRows: number;
 }
 
-/** A matrix with typed views over the arena. */
+/**
+ * A matrix with typed views over the arena.
+ * @example
+ * ```ts ignore
+ * const m: Matrix = arena.view(d); // m.data: Int8Array for q8, m.scales: Float32Array
+ * ```
+ */
 export interface Matrix extends MatrixDesc {
   /**
    * f32: Float32Array; bf16/f16: Uint16Array; q8: Int8Array; q4: Uint8Array (two values per

@@ -8,8 +8,9 @@
 
 import { FormatError, ModelError } from "../errors.ts";
 import type { Checkpoint, TensorInfo } from "../formats/checkpoint.ts";
-import { f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
-import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/mod.ts";
+import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
+import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
+import { isLargeMatrix, quantizedMatrices } from "../quant/format.ts";
 import { layerNorm } from "./ops.ts";
 import { type ModelSpec, squeezed } from "./spec.ts";
 import type { WeightSource } from "../backend/mod.ts";
@@ -120,12 +121,6 @@ export interface LoadWeightsOptions {
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-/** The large projection matrices: stored in the requested dtype. */
-export function isLargeMatrix(name: string, shape: readonly number[]): boolean {
-  return squeezed(shape).length === 2 && name.endsWith(".weight") &&
-    name !== "emb.weight" && !/\.ln[0-9a-z_]*\.weight$/.test(name);
-}
-
 /** Low-rank factors applied as `x @ W` (RWKV-6 token-shift and decay, RWKV-7 w/a/v/g). */
 const LOW_RANK = /\.(time_maa_w1|time_decay_w1|time_decay_w2|[wavg][12])$/;
 
@@ -141,102 +136,6 @@ interface Plan {
   stored?: { quant: "q8" | "q4"; scale: TensorInfo };
   /** emb from a float source: quantized and dequantized with this scheme before ln0. */
   roundTrip?: "q8" | "q4";
-}
-
-/** `__metadata__.format` of the compact quantized model file (docs/QUANT_FORMAT.md). */
-export const QUANT_FORMAT = "rwkv-deno-quant";
-/**
- * Major version of that format this toolkit writes. Version 2 quantizes the embedding too;
- * this reader also reads version 1 files (embedding in float).
- */
-export const QUANT_FORMAT_VERSION = 2;
-
-/** Whether a tensor is stored block-quantized in a q8/q4 file: large matrices and the embedding. */
-export function isQuantizable(name: string, shape: readonly number[]): boolean {
-  return isLargeMatrix(name, shape) || (name === "emb.weight" && squeezed(shape).length === 2);
-}
-
-/**
- * The integer-stored matrices of a `rwkv-deno-quant` file, checked against its metadata:
- * name → how it is stored. Empty for any other checkpoint. Every contradiction is a
- * FormatError naming the file and the tensor or field.
- */
-export function quantizedMatrices(
-  ck: Checkpoint,
-  spec?: ModelSpec,
-): Map<string, { quant: "q8" | "q4"; rows: number; cols: number; scale: TensorInfo }> {
-  const out = new Map<
-    string,
-    { quant: "q8" | "q4"; rows: number; cols: number; scale: TensorInfo }
-  >();
-  const meta = ck.metadata as Record<string, unknown>;
-  if (meta.format !== QUANT_FORMAT) return out;
-  const field = (k: string): string => {
-    const v = meta[k];
-    if (typeof v !== "string" || v === "") {
-      throw new FormatError(ck.path, `__metadata__.${k}`, `missing (required by ${QUANT_FORMAT})`);
-    }
-    return v;
-  };
-  const version = field("format_version");
-  const major = Number(version.split(".")[0]);
-  if (!/^\d+(\.\d+)*$/.test(version) || major < 1 || major > QUANT_FORMAT_VERSION) {
-    throw new FormatError(
-      ck.path,
-      "__metadata__.format_version",
-      `${QUANT_FORMAT} version ${version} is not supported (this reader knows 1 to ${QUANT_FORMAT_VERSION})`,
-    );
-  }
-  // Which tensors may be stored quantized in this version of the format.
-  const quantizable = major >= 2 ? isQuantizable : isLargeMatrix;
-  const quant = field("quant");
-  if (!["q8", "q4", "bf16", "f16", "f32"].includes(quant)) {
-    throw new FormatError(ck.path, "__metadata__.quant", `unknown scheme ${JSON.stringify(quant)}`);
-  }
-  if (field("block_size") !== "32") {
-    throw new FormatError(ck.path, "__metadata__.block_size", `${meta.block_size}, expected 32`);
-  }
-  const rwkvVersion = field("rwkv_version");
-  if (spec && rwkvVersion !== spec.version) {
-    throw new FormatError(
-      ck.path,
-      "__metadata__.rwkv_version",
-      `says ${rwkvVersion} but the tensors are RWKV-${spec.version}`,
-    );
-  }
-  for (const [name, scale] of ck.tensors) {
-    if (!name.endsWith(".qscale")) continue;
-    const base = name.slice(0, -".qscale".length);
-    const t = ck.tensors.get(base);
-    const bad = (msg: string, at = base) => new FormatError(ck.path, at, msg);
-    if (!t) throw bad(`scales without their matrix ${base}`, name);
-    if (quant !== "q8" && quant !== "q4") {
-      throw bad(`quant is ${quant} but the file holds block scales`, name);
-    }
-    const want = quant === "q8" ? "I8" : "U8";
-    if (t.dtype !== want) throw bad(`stored as ${t.dtype}, but quant ${quant} stores ${want}`);
-    if (scale.dtype !== "F16") throw bad(`scales are ${scale.dtype}, expected F16`, name);
-    if (t.shape.length !== 2 || !quantizable(base, t.shape)) {
-      throw bad(`shape [${t.shape}] is not a [rows, cols] matrix this format version quantizes`);
-    }
-    const rows = t.shape[0];
-    const cols = quant === "q8" ? t.shape[1] : t.shape[1] * 2;
-    if (scale.shape.length !== 2 || scale.shape[0] !== rows || scale.shape[1] * 32 !== cols) {
-      throw bad(
-        `scale shape [${scale.shape}] does not fit the ${rows}×${cols} matrix (needs [${rows}, ${
-          cols / 32
-        }])`,
-        name,
-      );
-    }
-    out.set(base, { quant, rows, cols, scale });
-  }
-  for (const [name, t] of ck.tensors) {
-    if ((t.dtype === "I8" || t.dtype === "U8") && quantizable(name, t.shape) && !out.has(name)) {
-      throw new FormatError(ck.path, name, `integer matrix without its ${name}.qscale scales`);
-    }
-  }
-  return out;
 }
 
 /** Vector transforms the official package applies at load, per version. */
@@ -431,8 +330,7 @@ async function loadEmbedding(
   const { rows: nr, cols } = p;
   let scales: Float32Array | undefined;
   if (p.stored) {
-    const halves = await ck.read(p.stored.scale.name);
-    scales = f16ToF32(new Uint16Array(halves.buffer, halves.byteOffset, (nr * cols) / 32));
+    scales = toFloat32(await ck.read(p.stored.scale.name), p.stored.scale.dtype);
   }
   await eachRowBlock(ck, p.name, nr, p.info.byteLength / nr, scratch, (bytes, r0, r1) => {
     let rows: Float32Array;
@@ -503,14 +401,13 @@ async function eachRowBlock(
 }
 
 /**
- * A matrix stored as integers + f16 block scales: in its own scheme the bytes go straight into
+ * A matrix stored as integers + block scales: in its own scheme the bytes go straight into
  * the arena and only the scales are widened to f32; in any other dtype it is dequantized first.
  */
 async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promise<MatrixDesc> {
   const { quant, scale } = p.stored!;
   const nb = (p.rows * p.cols) / 32;
-  const halves = await ck.read(scale.name);
-  const scales = f16ToF32(new Uint16Array(halves.buffer, halves.byteOffset, nb));
+  const scales = toFloat32(await ck.read(scale.name), scale.dtype);
   const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
   const m = arena.view(d);
   if (p.dtype === quant) {

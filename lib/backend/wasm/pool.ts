@@ -37,7 +37,13 @@ import type { WorkerInit } from "./worker.ts";
 /** States a pass of some Worker team is updating now (any model of this process). */
 const running = new WeakSet<State>();
 
-/** Options of {@link createFastModel}. */
+/**
+ * Options of {@link createFastModel}.
+ * @example
+ * ```ts ignore
+ * const opts: FastModelOptions = { dtype: "q8", threads: 2, maxResidentStates: 32 };
+ * ```
+ */
 export interface FastModelOptions extends CreateModelOptions {
   /** Worker threads (default: the machine's cores, at most 8). */
   threads?: number;
@@ -54,7 +60,13 @@ export interface FastModelOptions extends CreateModelOptions {
   profile?: Float64Array;
 }
 
-/** Default team size: one Worker per core, at most 8. */
+/**
+ * Default team size: one Worker per core, at most 8.
+ * @example
+ * ```ts ignore
+ * defaultThreads(); // 2 on a 2-core machine
+ * ```
+ */
 export function defaultThreads(): number {
   return Math.max(1, Math.min(8, navigator.hardwareConcurrency || 1));
 }

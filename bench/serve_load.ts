@@ -3,7 +3,7 @@
  * `cli/serve.ts` running the fixture model in a subprocess. Reports completed/failed,
  * latency (whole reply and first token) percentiles, and the server's RSS before and after.
  *
- *   deno run -A bench/load_test.ts [--clients 50] [--max-tokens 32] [--concurrency 4]
+ *   deno run -A bench/serve_load.ts [--clients 50] [--max-tokens 32] [--concurrency 4]
  *                                  [--queue 64] [--engine auto] [--model FILE]
  *
  * @module

@@ -1,0 +1,201 @@
+/**
+ * What every CLI that runs a model shares, so flags are parsed and validated once: the model
+ * flags (`--model`, `--tokenizer`, `--dtype`, `--threads`, `--engine`, `--device`, `--state`),
+ * number flags, and the loader (resolve `hf:`/URL/path → load with validated options → find the
+ * tokenizer → apply a state-tuning file).
+ * @module
+ */
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { UsageError } from "../lib/errors.ts";
+import { resolveModel } from "../lib/fetch.ts";
+import { loadModel, type LoadModelOptions, validateLoadOptions } from "../lib/load.ts";
+import type { Model } from "../lib/model/model.ts";
+import { loadTimeStateFile } from "../lib/model/time_state.ts";
+import { progressBar } from "../lib/progress.ts";
+import { findTokenizerFor, loadTokenizer, type Tokenizer } from "../lib/tokenizer/mod.ts";
+
+/** The flags of {@link loadFromFlags}, for a CLI's `parseArgs` options. */
+export const MODEL_FLAGS = {
+  model: { type: "string" },
+  tokenizer: { type: "string" },
+  dtype: { type: "string" },
+  threads: { type: "string" },
+  engine: { type: "string" },
+  device: { type: "string" },
+  state: { type: "string" },
+  quiet: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+/** Help lines of {@link MODEL_FLAGS}. */
+export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
+                          .pth, .safetensors, rwkv.cpp .bin or quantized .safetensors file;
+                          URLs are downloaded once into the cache ($RWKV_CACHE or
+                          ~/.cache/rwkv-deno)
+  --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
+                          default: a known tokenizer file next to the model, by vocab size
+  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
+  --threads N             worker threads (default: cores)
+  --engine auto|fast|reference      (default auto)
+  --device auto|cpu|webgpu          (default auto: the CPU)
+  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
+  --quiet                 no progress on stderr
+  -h, --help              this help`;
+
+/**
+ * `parseArgs` whose errors (unknown flag, missing value, stray argument) are a UsageError.
+ */
+export function parseFlags<T extends ParseArgsConfig>(
+  config: T,
+): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message} (see --help)`);
+  }
+}
+
+/** Limits of {@link numberFlag}. */
+export interface NumberFlagOptions {
+  /** Must be a whole number. */
+  integer?: boolean;
+  /** Smallest allowed value. */
+  min?: number;
+  /** Largest allowed value. */
+  max?: number;
+}
+
+/** The number a flag gives, `def` when absent; a UsageError naming `--name` when not valid. */
+export function numberFlag(
+  raw: string | undefined,
+  name: string,
+  def: number,
+  limits?: NumberFlagOptions,
+): number;
+/** The number a flag gives, or undefined when absent. */
+export function numberFlag(
+  raw: string | undefined,
+  name: string,
+  def?: number,
+  limits?: NumberFlagOptions,
+): number | undefined;
+export function numberFlag(
+  raw: string | undefined,
+  name: string,
+  def?: number,
+  limits: NumberFlagOptions = {},
+): number | undefined {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  const what = limits.integer ? "a whole number" : "a number";
+  const range = limits.min !== undefined && limits.max !== undefined
+    ? ` from ${limits.min} to ${limits.max}`
+    : limits.min !== undefined
+    ? ` ≥ ${limits.min}`
+    : limits.max !== undefined
+    ? ` ≤ ${limits.max}`
+    : "";
+  if (
+    raw.trim() === "" || !Number.isFinite(n) || (limits.integer && !Number.isInteger(n)) ||
+    (limits.min !== undefined && n < limits.min) || (limits.max !== undefined && n > limits.max)
+  ) {
+    throw new UsageError(`--${name} must be ${what}${range}, not ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/** The values of {@link MODEL_FLAGS} as parsed. */
+export interface ModelFlagValues {
+  model?: string;
+  tokenizer?: string;
+  dtype?: string;
+  threads?: string;
+  engine?: string;
+  device?: string;
+  state?: string;
+  quiet?: boolean;
+}
+
+/** A loaded model with its tokenizer, as {@link loadFromFlags} returns it. */
+export interface LoadedModel {
+  /** The running model (dispose it). */
+  model: Model;
+  /** Local path of the model (downloaded first when given as `hf:` or a URL). */
+  modelPath: string;
+  /** The tokenizer. */
+  tokenizer: Tokenizer;
+  /** Where the tokenizer came from (`bytes` for the byte-level one). */
+  tokenizerPath: string;
+}
+
+/** Loading options from the model flags, validated (a UsageError naming the flag). */
+export function loadOptionsFromFlags(v: ModelFlagValues): LoadModelOptions {
+  const options: LoadModelOptions = {
+    dtype: v.dtype as LoadModelOptions["dtype"],
+    engine: v.engine as LoadModelOptions["engine"],
+    device: v.device as LoadModelOptions["device"],
+    threads: numberFlag(v.threads, "threads", undefined, { integer: true, min: 1, max: 64 }),
+  };
+  try {
+    validateLoadOptions(options);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`--${e.message.replace(/^invalid /, "")}`);
+    throw e;
+  }
+  return options;
+}
+
+/**
+ * Resolves `--model` (or `fallback()` when it is absent), loads it with the flags' options,
+ * finds and loads the tokenizer (`--tokenizer`, else a known file next to the model), checks it
+ * fits, and applies `--state`. Everything is validated before the model loads; on a later
+ * failure the model is disposed.
+ */
+export async function loadFromFlags(
+  v: ModelFlagValues,
+  fallback?: () => Promise<string>,
+): Promise<LoadedModel> {
+  const options = loadOptionsFromFlags(v);
+  const quiet = v.quiet ?? false;
+  let modelPath: string;
+  if (v.model !== undefined) modelPath = await resolveModel(v.model, { quiet });
+  else if (fallback) modelPath = await fallback();
+  else throw new UsageError("--model is required (see --help)");
+  const bar = progressBar("loading", "count", quiet);
+  const model = await loadModel(modelPath, {
+    ...options,
+    onProgress: (d, t, name) => bar.update(d, t, name),
+  });
+  try {
+    const i = model.info;
+    bar.finish(
+      `RWKV-${i.version} ${i.layers}×${i.embd}, vocab ${i.vocab}, ${i.dtype}, ${i.engine}`,
+    );
+    const tokenizerPath = v.tokenizer ?? await findTokenizerFor(modelPath, i.vocab);
+    if (!tokenizerPath) {
+      throw new UsageError(
+        `no tokenizer for vocab ${i.vocab} next to ${modelPath}: pass --tokenizer ` +
+          `(tokenizer.json, rwkv_vocab_v20230424.txt or "bytes")`,
+      );
+    }
+    const tokenizer = await loadTokenizer(tokenizerPath);
+    if (tokenizer.vocabSize > i.vocab) {
+      throw new UsageError(
+        `tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens but the model only ${i.vocab}`,
+      );
+    }
+    if (v.state !== undefined) model.initialState = await loadTimeStateFile(model, v.state);
+    return { model, modelPath, tokenizer, tokenizerPath };
+  } catch (e) {
+    await model.dispose();
+    throw e;
+  }
+}
+
+/** Reads a whole byte stream (stdin) as UTF-8 text. */
+export async function readAllText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let text = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) text += chunk;
+  return text;
+}

@@ -1,0 +1,41 @@
+/**
+ * `loadModel` checks every option before it loads anything and names the bad one.
+ */
+import { assertEquals, assertRejects, assertThrows } from "./_assert.ts";
+import { fixture } from "./_fixtures.ts";
+import { UsageError } from "../lib/errors.ts";
+import { loadModel, type LoadModelOptions, validateLoadOptions } from "../lib/load.ts";
+
+Deno.test("loadModel options: each bad value is a UsageError naming the option", () => {
+  const bad: [LoadModelOptions, RegExp][] = [
+    [{ dtype: "q5" as "q8" }, /invalid dtype "q5": expected auto, f32, bf16, f16, q8 or q4/],
+    [{ engine: "gpu" as "fast" }, /invalid engine "gpu"/],
+    [{ device: "tpu" as "cpu" }, /invalid device "tpu": expected auto, cpu or webgpu/],
+    [{ device: "webgpu" }, /device "webgpu" is not available/],
+    [{ threads: 0 }, /invalid threads 0: expected a whole number from 1 to 64/],
+    [{ threads: 1.5 }, /invalid threads 1.5/],
+    [{ threads: "2" as unknown as number }, /invalid threads "2"/],
+    [{ chunk: 5000 }, /invalid chunk 5000/],
+    [{ onProgress: 3 as unknown as () => void }, /invalid onProgress/],
+  ];
+  for (const [options, re] of bad) assertThrows(() => validateLoadOptions(options), UsageError, re);
+  for (
+    const good of [{}, { dtype: "q4", threads: 2, device: "auto", chunk: 64 }, { device: "cpu" }]
+  ) {
+    validateLoadOptions(good as LoadModelOptions);
+  }
+});
+
+Deno.test("loadModel: a missing file or a bad option fails before loading, naming it", async () => {
+  await assertRejects(
+    () => loadModel("/nonexistent-rwkv/model.pth"),
+    UsageError,
+    /model file \/nonexistent-rwkv\/model\.pth does not exist/,
+  );
+  const st7 = fixture("tiny-rwkv-7v0.safetensors");
+  if (!st7) return;
+  await assertRejects(() => loadModel(st7, { dtype: "q5" as "q8" }), UsageError, /dtype/);
+  const model = await loadModel(st7, { device: "cpu", threads: 1, engine: "reference" });
+  assertEquals(model.info.vocab, 256);
+  await model.dispose();
+});
