@@ -59,7 +59,7 @@ export class RedisStore implements StateStore {
       await redis.connect();
     } catch (e) {
       redis.disconnect();
-      throw new StoreUnavailableError(`state store ${url}: ${(e as Error).message}`, {
+      throw new StoreUnavailableError(`cannot reach Redis at ${url} (${(e as Error).message})`, {
         cause: e,
       });
     }
