@@ -8,7 +8,11 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
-import { startServer } from "../lib/server/mod.ts";
+import { loadTimeStateFile } from "../lib/model/time_state.ts";
+import type { Model } from "../lib/model/model.ts";
+import { State } from "../lib/model/state.ts";
+import { type ChatTemplate, openStore, startServer, type StateStore } from "../lib/server/mod.ts";
+import { validateTemplate } from "../lib/server/template.ts";
 import { loadFromFlags } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
@@ -24,15 +28,34 @@ Usage:
   --threads N   --engine auto|fast|reference   --device auto|cpu|webgpu
   --host HOST             interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)
   --port N                (default 8000; 0 = any free port)
-  --concurrency N         generations at once (default 1)
-  --queue N               requests waiting beyond those (default 16; more get 429)
+  --max-batch N           sequences decoded together, one forward pass per step (default 8)
+  --max-prefill-tokens-per-step N
+                          prompt tokens read per step across joining requests (default 256):
+                          a long prompt joining delays running streams by at most this much work
+  --queue N               requests waiting beyond the batch (default 16; more get 429)
+  --max-prompt-tokens N   longest prompt accepted (default 16384; longer get 400)
+  --alias NAME            another model name requests may use (repeatable; others get 404)
+  --cors ORIGIN           allow this browser origin (repeatable; * for any; default none)
+  --template FILE         chat template, JSON {"system","user","assistant","generation"} with
+                          {content} placeholders (default RWKV World: "User: {content}\n\n")
+  --stop STRING           a chat stop string (repeatable; default "\n\n" and "\nUser:")
+  --state-store memory|redis://HOST:PORT/DB   where states and responses live (default memory)
+  --state-store-bytes N   memory store size (default 1073741824)
+  --state-spill-dir DIR   memory store: write evicted states here instead of dropping them
+  --state-ttl SECONDS     life of stored responses and cached states (default 86400; 0 = ever)
+  --no-prefix-cache       do not resume chat completions from cached prefixes
+  --named-state NAME=FILE a state requests may start from ("state": NAME): a time_state file
+                          or a saved state (repeatable)
   --api-key KEY           require "Authorization: Bearer KEY" on /v1/* (or env RWKV_API_KEY)
   --max-body BYTES        largest request body (default 1048576)
   --name NAME             model id shown by /v1/models
+  --server-id ID          sent as x-rwkv-server on every response (default HOSTNAME:PORT)
   --quiet
   -h, --help
 
-Endpoints: GET /  GET /health  GET /v1/models  POST /v1/completions  POST /v1/chat/completions
+Endpoints: GET /  GET /health  GET /v1/models[/ID]  POST /v1/completions
+  POST /v1/chat/completions  POST /v1/responses  GET|DELETE /v1/responses/ID
+  GET /v1/responses/ID/state  GET|PUT|DELETE /v1/states/NAME
 `;
 
 function int(v: string | undefined, name: string, def: number, min = 0): number {
@@ -42,6 +65,47 @@ function int(v: string | undefined, name: string, def: number, min = 0): number 
     throw new UsageError(`--${name} must be a whole number ≥ ${min}, not ${JSON.stringify(v)}`);
   }
   return n;
+}
+
+/** This machine's name (`localhost` when the permission to read it is missing). */
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "localhost";
+  }
+}
+
+/** A `--template` file: JSON with the four patterns (bad ones named, exit 2). */
+async function readTemplate(path: string): Promise<ChatTemplate> {
+  let t: ChatTemplate;
+  try {
+    t = JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new UsageError(`--template ${path}: ${(e as Error).message}`);
+  }
+  try {
+    validateTemplate(t);
+  } catch (e) {
+    throw new UsageError(`--template ${path}: ${(e as Error).message}`);
+  }
+  return t;
+}
+
+/** A `--named-state` file: a saved state (`State.save`) or a state-tuning file. */
+async function readStateFile(model: Model, path: string): Promise<State> {
+  const head = new Uint8Array(16);
+  try {
+    const f = await Deno.open(path);
+    await f.read(head);
+    f.close();
+  } catch (e) {
+    throw new UsageError(`--named-state ${path}: ${(e as Error).message}`);
+  }
+  if (new TextDecoder().decode(head).startsWith("RWKVSTATE1")) {
+    return await State.load(model.spec, path);
+  }
+  return await loadTimeStateFile(model, path);
 }
 
 /** Runs the server CLI until SIGINT/SIGTERM (or `signal`); returns the exit code. */
@@ -61,11 +125,25 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
         device: { type: "string" },
         host: { type: "string" },
         port: { type: "string" },
+        "max-batch": { type: "string" },
         concurrency: { type: "string" },
+        "max-prefill-tokens-per-step": { type: "string" },
         queue: { type: "string" },
+        "max-prompt-tokens": { type: "string" },
+        alias: { type: "string", multiple: true },
+        cors: { type: "string", multiple: true },
+        template: { type: "string" },
+        stop: { type: "string", multiple: true },
+        "state-store": { type: "string" },
+        "state-store-bytes": { type: "string" },
+        "state-spill-dir": { type: "string" },
+        "state-ttl": { type: "string" },
+        "no-prefix-cache": { type: "boolean", default: false },
+        "named-state": { type: "string", multiple: true },
         "api-key": { type: "string" },
         "max-body": { type: "string" },
         name: { type: "string" },
+        "server-id": { type: "string" },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -84,11 +162,38 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
     return 2;
   }
   const port = int(v.port, "port", 8000);
-  const concurrency = int(v.concurrency, "concurrency", 1, 1);
+  const maxBatch = int(v["max-batch"] ?? v.concurrency, "max-batch", 8, 1);
+  const maxPrefill = int(v["max-prefill-tokens-per-step"], "max-prefill-tokens-per-step", 256, 1);
   const queue = int(v.queue, "queue", 16);
+  const maxPrompt = int(v["max-prompt-tokens"], "max-prompt-tokens", 16384, 1);
+  const storeBytes = int(v["state-store-bytes"], "state-store-bytes", 1024 ** 3, 1);
+  const ttl = int(v["state-ttl"], "state-ttl", 86400);
+  const template = v.template ? await readTemplate(v.template) : undefined;
+  const storeSpec = v["state-store"];
+  if (storeSpec !== undefined && storeSpec !== "memory" && !/^rediss?:\/\/./.test(storeSpec)) {
+    throw new UsageError(
+      `--state-store must be 'memory' or redis://HOST:PORT/DB, not ${JSON.stringify(storeSpec)}`,
+    );
+  }
+  const named: [string, string][] = (v["named-state"] ?? []).map((x) => {
+    const m = /^([\w.-]{1,128})=(.+)$/.exec(x);
+    if (!m) throw new UsageError(`--named-state must be NAME=FILE, not ${JSON.stringify(x)}`);
+    return [m[1], m[2]];
+  });
   const maxBody = int(v["max-body"], "max-body", 1024 * 1024, 1);
   const { model, tokenizer } = await loadFromFlags(v);
   try {
+    const namedStates = new Map<string, State>();
+    for (const [name, file] of named) namedStates.set(name, await readStateFile(model, file));
+    let store: StateStore;
+    try {
+      store = await openStore(storeSpec, {
+        maxBytes: storeBytes,
+        spillDir: v["state-spill-dir"],
+      });
+    } catch (e) {
+      throw new UsageError(`--state-store: ${(e as Error).message}`);
+    }
     const stop = new AbortController();
     signal?.addEventListener("abort", () => stop.abort(), { once: true });
     const onSig = () => stop.abort();
@@ -103,8 +208,19 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
       modelName: v.name,
       hostname: v.host ?? "127.0.0.1",
       port,
-      concurrency,
+      maxBatch,
+      maxPrefillTokensPerStep: maxPrefill,
       queue,
+      maxPromptTokens: maxPrompt,
+      aliases: v.alias,
+      cors: v.cors,
+      template,
+      stop: v.stop,
+      store,
+      stateTtlSeconds: ttl,
+      prefixCache: !v["no-prefix-cache"],
+      namedStates,
+      serverId: v["server-id"] ?? `${hostname()}:${port || `pid${Deno.pid}`}`,
       apiKey: v["api-key"] ?? Deno.env.get("RWKV_API_KEY") ?? undefined,
       maxBodyBytes: maxBody,
       signal: stop.signal,
@@ -112,6 +228,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
     // one machine-readable line, so scripts (and tests) can find the port
     console.log(`listening on ${server.url}/ (model ${server.api.modelName})`);
     await server.finished;
+    await store.close();
     for (const s of ["SIGINT", "SIGTERM"] as const) {
       try {
         Deno.removeSignalListener(s, onSig);

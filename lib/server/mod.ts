@@ -13,7 +13,44 @@
 import { type Api, type ApiOptions, createApi } from "./openai.ts";
 
 export { type Api, type ApiOptions, createApi } from "./openai.ts";
-export { QueueFullError, serialized, Slots } from "./queue.ts";
+export type { Model } from "../model/model.ts";
+export type { State } from "../model/state.ts";
+export type { Sampler } from "../sample.ts";
+export type { Tokenizer } from "../tokenizer/mod.ts";
+export {
+  type FinishReason,
+  QueueFullError,
+  Scheduler,
+  type SchedulerOptions,
+  type SchedulerStats,
+  type Sequence,
+  type SequenceJob,
+  type SequenceResult,
+} from "./scheduler.ts";
+export {
+  decodeState,
+  encodeState,
+  modelIdentity,
+  StateBank,
+  type StateMeta,
+  StateMismatchError,
+  weightsHash,
+} from "./states.ts";
+export {
+  MemoryStore,
+  type MemoryStoreOptions,
+  openStore,
+  type StateStore,
+  StoreUnavailableError,
+} from "./store.ts";
+export {
+  type ChatTemplate,
+  encodeChat,
+  type EncodedChat,
+  type TemplateMessage,
+  WORLD_STOPS,
+  WORLD_TEMPLATE,
+} from "./template.ts";
 
 /**
  * Options of {@link startServer}: the API's plus where to listen.
@@ -44,7 +81,9 @@ export interface ServerOptions extends ApiOptions {
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:8000`. */
   readonly url: string;
+  /** The address it listens on. */
   readonly addr: Deno.NetAddr;
+  /** The API behind it (scheduler, store). */
   readonly api: Api;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
@@ -56,12 +95,14 @@ export interface RunningServer {
  * Starts the server (127.0.0.1:8000 by default).
  * @example
  * ```ts ignore
- * const server = startServer({ model, tokenizer, port: 0, concurrency: 1, queue: 8 });
+ * const server = startServer({ model, tokenizer, port: 0, maxBatch: 8, queue: 16 });
  * const res = await fetch(`${server.url}/v1/models`);
  * ```
  */
 export function startServer(options: ServerOptions): RunningServer {
   const api = createApi(options);
+  // stopping by signal ends running generations too (their clients get the end of the stream)
+  options.signal?.addEventListener("abort", () => api.close(), { once: true });
   const server = Deno.serve({
     hostname: options.hostname ?? "127.0.0.1",
     port: options.port ?? 8000,
@@ -76,6 +117,10 @@ export function startServer(options: ServerOptions): RunningServer {
     addr,
     api,
     finished: server.finished,
-    shutdown: () => server.shutdown(),
+    shutdown: async () => {
+      api.scheduler.close();
+      await server.shutdown();
+      await api.close();
+    },
   };
 }

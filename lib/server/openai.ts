@@ -1,35 +1,85 @@
 /**
- * OpenAI-compatible HTTP API over one model: `GET /v1/models`, `POST /v1/completions`,
- * `POST /v1/chat/completions` (streamed as server-sent events or whole), `GET /health`, and a
- * small chat page at `/`. Each request gets its own fresh state; chat messages become the
- * `User:`/`Assistant:` transcript of {@link buildChatPrompt}.
+ * OpenAI-compatible HTTP API over one model: `GET /v1/models` and `/v1/models/{id}`,
+ * `POST /v1/completions`, `POST /v1/chat/completions` (streamed as server-sent events or whole),
+ * `POST /v1/responses` with `GET`/`DELETE /v1/responses/{id}` (see `responses.ts`), stored
+ * states at `/v1/states/{name}`, `GET /health`, and a small chat page at `/`.
+ *
+ * Every generation runs in one {@link Scheduler} (continuous batching). Chat completions resume
+ * from the cached state of the longest conversation prefix already seen (token-exact; reported
+ * as `usage.prompt_tokens_details.cached_tokens`).
  * @module
  */
 
-import { buildChatPrompt, CHAT_SAMPLING, type ChatMessage } from "../chat.ts";
+import { CHAT_SAMPLING } from "../chat.ts";
 import { RwkvError } from "../errors.ts";
-import { generate, type GenerateOptions, type GenerateStats } from "../generate.ts";
 import type { Model } from "../model/model.ts";
-import type { SamplerOptions } from "../sample.ts";
+import type { State } from "../model/state.ts";
+import { Sampler, type SamplerOptions } from "../sample.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
-import { QueueFullError, serialized, Slots } from "./queue.ts";
+import {
+  checkModel,
+  checkPromptLength,
+  type Core,
+  namedState,
+  type RunResult,
+  startRun,
+  withStore,
+} from "./_core.ts";
+import {
+  type Body,
+  errorResponse,
+  field,
+  HttpError,
+  isBool,
+  isInt,
+  isStr,
+  json,
+  methodNotAllowed,
+  newId,
+  range,
+  readBytes,
+  readJson,
+  sink,
+  SSE_HEADERS,
+  sseEvent,
+} from "./_http.ts";
+import { finishReason, parseMessages, parseSampling } from "./_parse.ts";
+import { handleResponses } from "./responses.ts";
+import { Scheduler, type SchedulerStats } from "./scheduler.ts";
+import { decodeState, encodeState, modelIdentity, StateBank, tokensHash } from "./states.ts";
+import { MemoryStore, type StateStore } from "./store.ts";
+import {
+  type ChatTemplate,
+  encodeChat,
+  validateTemplate,
+  WORLD_STOPS,
+  WORLD_TEMPLATE,
+} from "./template.ts";
 
 /**
  * Options of {@link createApi}.
  * @example
  * ```ts ignore
- * const api = createApi({ model, tokenizer, modelName: "rwkv-7-0.1b", concurrency: 1, queue: 8 });
+ * const api = createApi({ model, tokenizer, modelName: "rwkv-7-0.1b", maxBatch: 8, queue: 32 });
  * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, api.handler);
  * ```
  */
 export interface ApiOptions {
+  /** The model every request runs on (the server's scheduler owns its passes). */
   model: Model;
+  /** Its tokenizer. */
   tokenizer: Tokenizer;
   /** The id shown by `/v1/models` (default: the file name of the model). */
   modelName?: string;
-  /** Generations running at once (default 1); their forward passes interleave. */
+  /** More names requests may use for the model (any other name gets 404 `model_not_found`). */
+  aliases?: readonly string[];
+  /** Sequences decoded together in one batch (default 8). */
+  maxBatch?: number;
+  /** Old name of {@link ApiOptions.maxBatch}. */
   concurrency?: number;
-  /** Requests allowed to wait for a slot (default 16); beyond, 429. */
+  /** Prompt tokens read per step across joining requests (default 256). */
+  maxPrefillTokensPerStep?: number;
+  /** Requests allowed to wait for a place in the batch (default 16); beyond, 429. */
   queue?: number;
   /** When set, `/v1/*` needs `Authorization: Bearer <apiKey>`. */
   apiKey?: string;
@@ -39,6 +89,24 @@ export interface ApiOptions {
   defaultMaxTokens?: number;
   /** Largest `max_tokens` accepted (default 4096). */
   maxTokensLimit?: number;
+  /** Longest prompt accepted, in tokens (default 16384); beyond, 400 `prompt_too_long`. */
+  maxPromptTokens?: number;
+  /** Origins allowed by CORS (`*` for any); default none. */
+  cors?: readonly string[];
+  /** Chat template (default RWKV World's). */
+  template?: ChatTemplate;
+  /** Stop strings of chat replies (default `["\n\n", "\nUser:"]`). */
+  stop?: readonly string[];
+  /** Where states and stored responses live (default: an in-process store of 1 GiB). */
+  store?: StateStore;
+  /** Seconds stored responses and cached states live (default 86400; 0: until evicted). */
+  stateTtlSeconds?: number;
+  /** Resume chat completions from cached prefixes (default true). */
+  prefixCache?: boolean;
+  /** States requests may start from by name (`"state": NAME`), e.g. state-tuned files. */
+  namedStates?: ReadonlyMap<string, State>;
+  /** Sent as `x-rwkv-server` on every response: which replica answered. */
+  serverId?: string;
 }
 
 /**
@@ -46,243 +114,69 @@ export interface ApiOptions {
  * @example
  * ```ts ignore
  * const api = createApi({ model, tokenizer });
- * console.log(api.slots.active, api.slots.queued);
+ * console.log(api.scheduler.stats().running);
+ * await api.close();
  * ```
  */
 export interface Api {
+  /** The `Deno.serve` handler. */
   handler: (req: Request) => Promise<Response>;
-  readonly slots: Slots;
+  /** The batching scheduler (live counters: `scheduler.stats()`). */
+  readonly scheduler: Scheduler;
+  /** The model's id in the API. */
   readonly modelName: string;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type = "invalid_request_error",
-    readonly param: string | null = null,
-    readonly code: string | null = null,
-  ) {
-    super(message);
-  }
-}
-
-function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
-}
-
-/** An OpenAI-style error body. */
-function errorResponse(e: HttpError): Response {
-  const headers: Record<string, string> = {};
-  if (e.status === 429 || e.status === 503) headers["retry-after"] = "1";
-  if (e.status === 401) headers["www-authenticate"] = "Bearer";
-  return json(
-    { error: { message: e.message, type: e.type, param: e.param, code: e.code } },
-    e.status,
-    headers,
-  );
-}
-
-async function readBody(req: Request, max: number): Promise<unknown> {
-  const tooLarge = () =>
-    new HttpError(
-      413,
-      `request body exceeds ${max} bytes`,
-      "invalid_request_error",
-      null,
-      "body_too_large",
-    );
-  const len = Number(req.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(len) && len > max) {
-    await req.body?.cancel().catch(() => {});
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  if (req.body) {
-    const reader = req.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > max) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-  }
-  const all = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  try {
-    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(all));
-  } catch (e) {
-    throw new HttpError(400, `the body is not valid JSON (${(e as Error).message})`);
-  }
-}
-
-type Body = Record<string, unknown>;
-
-function field<T>(
-  body: Body,
-  name: string,
-  check: (v: unknown) => v is T,
-  what: string,
-): T | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) return undefined;
-  if (!check(v)) {
-    throw new HttpError(400, `'${name}' must be ${what}`, "invalid_request_error", name);
-  }
-  return v;
-}
-
-const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-const isInt = (v: unknown): v is number => Number.isInteger(v);
-const isBool = (v: unknown): v is boolean => typeof v === "boolean";
-const isStr = (v: unknown): v is string => typeof v === "string";
-const isStops = (v: unknown): v is string | string[] =>
-  typeof v === "string" || (Array.isArray(v) && v.length <= 4 && v.every(isStr));
-
-function range(name: string, v: number | undefined, lo: number, hi: number): void {
-  if (v !== undefined && !(v >= lo && v <= hi)) {
-    throw new HttpError(
-      400,
-      `'${name}' must be between ${lo} and ${hi}`,
-      "invalid_request_error",
-      name,
-    );
-  }
+  /** Where states and stored responses live. */
+  readonly store: StateStore;
+  /** Cancels running generations and closes the store it made (not one passed in). */
+  close(): Promise<void>;
 }
 
 interface Parsed {
   stream: boolean;
+  includeUsage: boolean;
   maxTokens: number;
   sampling: SamplerOptions;
   stop: string[];
 }
 
-function parseCommon(
-  body: Body,
-  opts: Required<Pick<ApiOptions, "defaultMaxTokens" | "maxTokensLimit">>,
-  chat: boolean,
-): Parsed {
+function parseCommon(body: Body, core: Core, chat: boolean): Parsed {
   const maxTokens = field(body, "max_tokens", isInt, "an integer") ??
-    field(body, "max_completion_tokens", isInt, "an integer") ?? opts.defaultMaxTokens;
-  range("max_tokens", maxTokens, 1, opts.maxTokensLimit);
+    field(body, "max_completion_tokens", isInt, "an integer") ?? core.defaultMaxTokens;
+  range("max_tokens", maxTokens, 1, core.maxTokensLimit);
   const n = field(body, "n", isInt, "an integer");
   if (n !== undefined && n !== 1) {
     throw new HttpError(400, "only n = 1 is supported", "invalid_request_error", "n");
   }
-  const temperature = field(body, "temperature", isNum, "a number");
-  range("temperature", temperature, 0, 5);
-  const topP = field(body, "top_p", isNum, "a number");
-  range("top_p", topP, 0, 1);
-  const topK = field(body, "top_k", isInt, "an integer");
-  range("top_k", topK, 0, 1e9);
-  const minP = field(body, "min_p", isNum, "a number");
-  range("min_p", minP, 0, 1);
-  const presence = field(body, "presence_penalty", isNum, "a number");
-  range("presence_penalty", presence, -2, 2);
-  const frequency = field(body, "frequency_penalty", isNum, "a number");
-  range("frequency_penalty", frequency, -2, 2);
-  const repetition = field(body, "repetition_penalty", isNum, "a number");
-  range("repetition_penalty", repetition, 0.01, 10);
-  const seed = field(body, "seed", isInt, "an integer");
-  const bias = field(
+  const stop = field(
     body,
-    "logit_bias",
-    (v): v is Record<string, number> =>
-      typeof v === "object" && v !== null && !Array.isArray(v) &&
-      Object.entries(v).every(([k, x]) => /^\d+$/.test(k) && isNum(x)),
-    "an object of token id → number",
+    "stop",
+    (v): v is string | string[] =>
+      typeof v === "string" || (Array.isArray(v) && v.length <= 4 && v.every(isStr)),
+    "a string or up to 4 strings",
   );
-  const stop = field(body, "stop", isStops, "a string or up to 4 strings");
-  const base: SamplerOptions = chat ? CHAT_SAMPLING : {};
-  const sampling: SamplerOptions = {
-    ...base,
-    ...(temperature !== undefined && { temperature }),
-    ...(topP !== undefined && { topP: topP === 0 ? 1e-9 : topP }),
-    ...(topK !== undefined && { topK }),
-    ...(minP !== undefined && { minP }),
-    ...(presence !== undefined && { presencePenalty: presence }),
-    ...(frequency !== undefined && { frequencyPenalty: frequency }),
-    ...(repetition !== undefined && { repetitionPenalty: repetition }),
-    ...(seed !== undefined && { seed }),
-    ...(bias && {
-      logitBias: Object.fromEntries(Object.entries(bias).map(([k, x]) => [Number(k), x])),
-    }),
-  };
+  const streamOptions = field(
+    body,
+    "stream_options",
+    (v): v is { include_usage?: unknown } => typeof v === "object" && !Array.isArray(v),
+    "an object",
+  );
+  const includeUsage = streamOptions?.include_usage ?? false;
+  if (!isBool(includeUsage)) {
+    throw new HttpError(
+      400,
+      "'stream_options.include_usage' must be a boolean",
+      "invalid_request_error",
+      "stream_options.include_usage",
+    );
+  }
   return {
     stream: field(body, "stream", isBool, "a boolean") ?? false,
+    includeUsage,
     maxTokens,
-    sampling,
+    sampling: parseSampling(body, chat ? CHAT_SAMPLING : {}),
     stop: (typeof stop === "string" ? [stop] : stop ?? []).filter((s) => s.length > 0),
   };
 }
-
-function parseMessages(body: Body): ChatMessage[] {
-  const msgs = body.messages;
-  if (!Array.isArray(msgs) || msgs.length === 0) {
-    throw new HttpError(
-      400,
-      "'messages' must be a non-empty array",
-      "invalid_request_error",
-      "messages",
-    );
-  }
-  return msgs.map((m, i) => {
-    const param = `messages[${i}]`;
-    if (typeof m !== "object" || m === null) {
-      throw new HttpError(400, `${param} must be an object`, "invalid_request_error", param);
-    }
-    const { role, content } = m as Record<string, unknown>;
-    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") {
-      throw new HttpError(
-        400,
-        `${param}.role must be system, user or assistant`,
-        "invalid_request_error",
-        `${param}.role`,
-      );
-    }
-    let text: string;
-    if (typeof content === "string") text = content;
-    else if (
-      Array.isArray(content) &&
-      content.every((p) =>
-        typeof p === "object" && p !== null && p.type === "text" && isStr(p.text)
-      )
-    ) text = content.map((p) => p.text).join("");
-    else {
-      throw new HttpError(
-        400,
-        `${param}.content must be a string`,
-        "invalid_request_error",
-        `${param}.content`,
-      );
-    }
-    return { role: role === "developer" ? "system" : role, content: text };
-  });
-}
-
-let counter = 0;
-function newId(prefix: string): string {
-  return `${prefix}-${Date.now().toString(36)}${(counter++).toString(36)}`;
-}
-
-const FINISH: Record<GenerateStats["stopReason"], string> = {
-  length: "length",
-  stop: "stop",
-  "end-of-text": "stop",
-  abort: "stop",
-};
 
 let pageCache: string | undefined;
 async function page(): Promise<string> {
@@ -294,128 +188,217 @@ async function page(): Promise<string> {
   return pageCache;
 }
 
+function positive(name: string, v: number | undefined, def: number): number {
+  const n = v ?? def;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${name} must be a whole number ≥ 1`);
+  return n;
+}
+
 /**
  * Creates the API handler for one model.
  * @example
  * ```ts ignore
- * const api = createApi({ model, tokenizer, concurrency: 2, queue: 16, apiKey: "secret" });
+ * const api = createApi({ model, tokenizer, maxBatch: 8, queue: 16, apiKey: "secret" });
  * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, api.handler);
  * ```
  */
 export function createApi(options: ApiOptions): Api {
-  const model = serialized(options.model);
-  const tokenizer = options.tokenizer;
-  const slots = new Slots(options.concurrency ?? 1, options.queue ?? 16);
+  const { model, tokenizer } = options;
+  const scheduler = new Scheduler(model, {
+    maxBatch: options.maxBatch ?? options.concurrency ?? 8,
+    maxPrefillTokensPerStep: options.maxPrefillTokensPerStep ?? 256,
+    maxQueue: options.queue ?? 16,
+  });
   const modelName = options.modelName ??
-    (options.model.info.path.split(/[\\/]/).pop() ?? "rwkv").replace(
-      /\.(pth|safetensors|bin)$/,
-      "",
-    );
-  const maxBody = options.maxBodyBytes ?? 1024 * 1024;
-  const limits = {
-    defaultMaxTokens: options.defaultMaxTokens ?? 256,
-    maxTokensLimit: options.maxTokensLimit ?? 4096,
+    (model.info.path.split(/[\\/]/).pop() ?? "rwkv").replace(/\.(pth|safetensors|bin)$/, "");
+  const template = options.template ?? WORLD_TEMPLATE;
+  validateTemplate(template);
+  const store = options.store ?? new MemoryStore();
+  const ttl = options.stateTtlSeconds ?? 86400;
+  let bankP: Promise<StateBank> | undefined;
+  const bank = () =>
+    bankP ??= modelIdentity(model).then((id) => new StateBank(store, model, id, ttl));
+  // prefix-cache keys depend on the state a fresh conversation starts from
+  let initTagP: Promise<string> | undefined;
+  const initTag = () =>
+    initTagP ??= model.initialState
+      ? tokensHash(Array.from(new Int32Array(model.initialState.data.buffer.slice(0))))
+        .then((h) => h.slice(0, 16))
+      : Promise.resolve("zero");
+  const core: Core = {
+    model,
+    tokenizer,
+    scheduler,
+    bank,
+    modelName,
+    names: new Set([modelName, ...(options.aliases ?? [])]),
+    template,
+    stops: options.stop ?? WORLD_STOPS,
+    maxBody: positive("maxBodyBytes", options.maxBodyBytes, 1024 * 1024),
+    defaultMaxTokens: positive("defaultMaxTokens", options.defaultMaxTokens, 256),
+    maxTokensLimit: positive("maxTokensLimit", options.maxTokensLimit, 4096),
+    maxPromptTokens: positive("maxPromptTokens", options.maxPromptTokens, 16384),
+    prefixCache: options.prefixCache ?? true,
+    namedStates: options.namedStates ?? new Map(),
+    created: Math.floor(Date.now() / 1000),
   };
-  const created = Math.floor(Date.now() / 1000);
+  const cors = new Set(options.cors ?? []);
+  const started = Date.now();
+
+  /** The longest cached prefix of `tokens` ending at one of `boundaries`. */
+  async function lookupPrefix(
+    tokens: number[],
+    boundaries: number[],
+  ): Promise<{ state: State; cached: number } | undefined> {
+    const b = await bank();
+    const tag = await initTag();
+    for (let i = boundaries.length - 1; i >= 0; i--) {
+      const n = boundaries[i];
+      if (n >= tokens.length) continue;
+      const key = `prefix:${tag}:${await tokensHash(tokens.slice(0, n))}`;
+      try {
+        const got = await b.load(key);
+        if (got) return { state: got.state, cached: n };
+      } catch {
+        // an unreachable store or a foreign state is only a cache miss here
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
+  async function savePrefix(tokens: readonly number[], state: State): Promise<void> {
+    const b = await bank();
+    const key = `prefix:${await initTag()}:${await tokensHash(tokens)}`;
+    await b.save(key, state, { tokens: tokens.length }).catch(() => {});
+  }
+
+  // What follows a reply when a client sends it back (World: "\n\n"): fed after a reply that
+  // did not end at a stop string, so the cached state lines up with the resent history.
+  const [, replySuffix = ""] = template.assistant.split("{content}");
+  const suffixTokens = tokenizer.encode(replySuffix);
+
+  /** Caches the state after a reply under the tokens a client resending it will send. */
+  async function cacheReply(
+    prompt: readonly number[],
+    r: RunResult,
+    state: State,
+    saves: Promise<void>[],
+  ): Promise<void> {
+    const key = [...prompt, ...r.tokens];
+    if (r.reason === "stop" || suffixTokens.length === 0) {
+      saves.push(savePrefix(key, state));
+      return;
+    }
+    try {
+      const seq = scheduler.submit({
+        tokens: suffixTokens,
+        state,
+        sampler: new Sampler({ seed: 0 }),
+        maxTokens: 0,
+      });
+      if ((await seq.done).reason === "length") {
+        saves.push(savePrefix([...key, ...suffixTokens], state));
+      }
+    } catch {
+      // the line is full: this reply is just not cached
+    }
+  }
 
   async function complete(req: Request, chat: boolean): Promise<Response> {
-    const raw = await readBody(req, maxBody);
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      throw new HttpError(400, "the body must be a JSON object");
-    }
-    const body = raw as Body;
-    const p = parseCommon(body, limits, chat);
-    let prompt: string;
+    const body = await readJson(req, core.maxBody);
+    checkModel(core, body.model);
+    const p = parseCommon(body, core, chat);
+    const start = await namedState(core, body.state);
+    let tokens: number[];
+    let boundaries: number[] = [];
     if (chat) {
-      prompt = buildChatPrompt(parseMessages(body));
+      ({ tokens, boundaries } = encodeChat(tokenizer, template, parseMessages(body.messages)));
     } else {
       const pr = body.prompt;
+      let prompt: string;
       if (typeof pr === "string") prompt = pr;
       else if (Array.isArray(pr) && pr.length === 1 && isStr(pr[0])) prompt = pr[0];
       else {
         throw new HttpError(400, "'prompt' must be a string", "invalid_request_error", "prompt");
       }
+      tokens = tokenizer.encode(prompt);
     }
-    const ids = tokenizer.encode(prompt);
-    if (ids.length === 0) {
-      throw new HttpError(
-        400,
-        "the prompt is empty",
-        "invalid_request_error",
-        chat ? "messages" : "prompt",
-      );
+    const param = chat ? "messages" : "prompt";
+    if (tokens.length === 0) {
+      throw new HttpError(400, "the prompt is empty", "invalid_request_error", param);
     }
-    const stops = chat ? ["\n\n", "\nUser:", ...p.stop] : p.stop;
+    checkPromptLength(core, tokens.length, param);
 
-    // Wait for a slot; a client that leaves while waiting is dropped from the line.
-    let release: () => void;
-    try {
-      release = await slots.acquire(req.signal);
-    } catch (e) {
-      if (e instanceof QueueFullError) {
-        throw new HttpError(429, e.message, "rate_limit_exceeded", null, "queue_full");
-      }
-      throw new HttpError(499, "client closed the request");
-    }
-    const abort = new AbortController();
-    const onReqAbort = () => abort.abort();
-    req.signal.addEventListener("abort", onReqAbort, { once: true });
-    const done = () => {
-      req.signal.removeEventListener("abort", onReqAbort);
-      release();
-    };
+    // Resume from the longest cached prefix (chat, from the default starting state only).
+    const caching = chat && core.prefixCache && start === undefined;
+    const hit = caching ? await lookupPrefix(tokens, boundaries) : undefined;
+    const cached = hit?.cached ?? 0;
+    const state = hit?.state ?? start ?? model.createState();
+    const lastBoundary = boundaries.filter((b) => b > cached).at(-1);
+    const saves: Promise<void>[] = [];
+
     const id = newId(chat ? "chatcmpl" : "cmpl");
-    let stats: GenerateStats | undefined;
-    const genOpts: GenerateOptions = {
-      ...p.sampling,
-      maxTokens: p.maxTokens,
-      stop: stops,
-      signal: abort.signal,
-      onStats: (s) => stats = s,
-    };
-    const pieces = (async function* () {
-      let first = chat; // chat replies start with the space after "Assistant:"
-      for await (let piece of generate(model, tokenizer, ids, genOpts)) {
-        if (first) {
-          piece = piece.replace(/^\s+/, "");
-          if (!piece) continue;
-          first = false;
-        }
-        yield piece;
-      }
-    })();
-    const usage = () => ({
-      prompt_tokens: stats?.promptTokens ?? ids.length,
-      completion_tokens: stats?.generatedTokens ?? 0,
-      total_tokens: (stats?.promptTokens ?? ids.length) + (stats?.generatedTokens ?? 0),
-    });
-    const base = () => ({
+    const created = Math.floor(Date.now() / 1000);
+    const base = {
       id,
       object: chat ? (p.stream ? "chat.completion.chunk" : "chat.completion") : "text_completion",
-      created: Math.floor(Date.now() / 1000),
+      created,
       model: modelName,
+    };
+    const usage = (r: RunResult) => ({
+      prompt_tokens: tokens.length,
+      completion_tokens: r.generatedTokens,
+      total_tokens: tokens.length + r.generatedTokens,
+      ...(chat && { prompt_tokens_details: { cached_tokens: cached } }),
+    });
+    const abort = new AbortController();
+    const onGone = () => abort.abort();
+    req.signal.addEventListener("abort", onGone, { once: true });
+    let emit: (piece: string) => void = () => {};
+    const run = startRun(core, {
+      prompt: tokens.slice(cached),
+      state,
+      context: tokens,
+      sampling: p.sampling,
+      maxTokens: p.maxTokens,
+      stops: chat ? [...core.stops, ...p.stop] : p.stop,
+      trimStart: chat,
+      feedLast: caching,
+      checkpoints: caching && lastBoundary !== undefined ? [lastBoundary - cached] : undefined,
+      onCheckpoint: (_pos, s) => saves.push(savePrefix(tokens.slice(0, lastBoundary), s.clone())),
+      signal: abort.signal,
+      onText: (piece) => emit(piece),
+    });
+    const finished = run.done.then(async (r) => {
+      req.signal.removeEventListener("abort", onGone);
+      if (caching && r.reason !== "abort") await cacheReply(tokens, r, state, saves);
+      await Promise.all(saves);
+      return r;
+    }, (e) => {
+      req.signal.removeEventListener("abort", onGone);
+      throw e;
     });
 
     if (!p.stream) {
       let text = "";
-      try {
-        for await (const piece of pieces) text += piece;
-      } finally {
-        done();
-      }
-      const finish = FINISH[stats?.stopReason ?? "stop"];
+      emit = (piece) => text += piece;
+      const r = await finished;
+      if (r.reason === "abort") throw new HttpError(499, "client closed the request");
       const choice = chat
-        ? { index: 0, message: { role: "assistant", content: text }, finish_reason: finish }
-        : { index: 0, text, logprobs: null, finish_reason: finish };
-      return json({ ...base(), choices: [choice], usage: usage() });
+        ? {
+          index: 0,
+          message: { role: "assistant", content: text },
+          finish_reason: finishReason(r),
+        }
+        : { index: 0, text, logprobs: null, finish_reason: finishReason(r) };
+      return json({ ...base, choices: [choice], usage: usage(r) });
     }
 
-    const enc = new TextEncoder();
-    const sse = (o: unknown) => enc.encode(`data: ${JSON.stringify(o)}\n\n`);
     const chunk = (content: string | undefined, finish: string | null, role = false) =>
       chat
         ? {
-          ...base(),
+          ...base,
           choices: [{
             index: 0,
             delta: finish !== null ? {} : { ...(role && { role: "assistant" }), content },
@@ -423,84 +406,130 @@ export function createApi(options: ApiOptions): Api {
           }],
         }
         : {
-          ...base(),
+          ...base,
           choices: [{ index: 0, text: content ?? "", logprobs: null, finish_reason: finish }],
         };
-    let finished = false;
-    const finish = () => {
-      if (!finished) {
-        finished = true;
-        done();
-      }
-    };
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        if (chat) controller.enqueue(sse(chunk("", null, true)));
-      },
-      async pull(controller) {
-        try {
-          const r = await pieces.next();
-          if (abort.signal.aborted) {
-            finish();
-            controller.close();
-            return;
+        const out = sink(controller);
+        if (chat) out.send(sseEvent(chunk("", null, true)));
+        emit = (piece) => out.send(sseEvent(chunk(piece, null)));
+        finished.then((r) => {
+          if (r.reason === "abort") return;
+          out.send(sseEvent(chunk(chat ? undefined : "", finishReason(r))));
+          if (p.includeUsage) {
+            out.send(sseEvent({ ...base, choices: [], usage: usage(r) }));
           }
-          if (!r.done) {
-            controller.enqueue(sse(chunk(r.value, null)));
-            return;
-          }
-          const last = chunk(chat ? undefined : "", FINISH[stats?.stopReason ?? "stop"]);
-          controller.enqueue(sse({ ...last, usage: usage() }));
-          controller.enqueue(enc.encode("data: [DONE]\n\n"));
-          finish();
-          controller.close();
-        } catch (e) {
-          finish();
-          controller.error(e);
-        }
+          out.send(new TextEncoder().encode("data: [DONE]\n\n"));
+          out.close();
+        }).catch((e) => {
+          console.error(e);
+          out.fail(e);
+        });
       },
       cancel() {
-        // the client went away: stop generating and free the slot
-        abort.abort();
-        pieces.return(undefined as never).catch(() => {}).finally(finish);
+        abort.abort(); // the client went away: the sequence leaves at the next step
       },
     });
-    return new Response(stream, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-        "x-accel-buffering": "no",
-      },
+    return new Response(stream, { headers: SSE_HEADERS });
+  }
+
+  async function states(req: Request, name: string): Promise<Response> {
+    if (!/^[\w.-]{1,128}$/.test(name)) {
+      throw new HttpError(400, "a state name is letters, digits, . _ - (at most 128)");
+    }
+    const b = await bank();
+    const key = `named:${name}`;
+    if (req.method === "GET") {
+      const fixed = core.namedStates.get(name);
+      const bytes = fixed
+        ? encodeState(b.identity, fixed, { name })
+        : await withStore(() => b.store.get(key));
+      if (!bytes) {
+        throw new HttpError(404, `no state named '${name}'`, undefined, null, "state_not_found");
+      }
+      return new Response(bytes, {
+        headers: { "content-type": "application/octet-stream", "x-rwkv-model": b.identity },
+      });
+    }
+    if (req.method === "PUT") {
+      if (core.namedStates.has(name)) {
+        throw new HttpError(409, `state '${name}' was loaded at start-up and cannot be replaced`);
+      }
+      const bytes = await readBytes(req, Math.max(core.maxBody, 64 * 1024 * 1024));
+      const { state } = await withStore(() =>
+        Promise.resolve().then(() => decodeState(model, b.identity, bytes, true))
+      );
+      await withStore(() => b.save(key, state, { name }, 0));
+      return json({ object: "state", id: name, model: modelName, bytes: state.data.byteLength });
+    }
+    if (req.method === "DELETE") {
+      if (core.namedStates.has(name)) {
+        throw new HttpError(409, `state '${name}' was loaded at start-up and cannot be deleted`);
+      }
+      const deleted = await withStore(() => b.store.delete(key));
+      if (!deleted) {
+        throw new HttpError(404, `no state named '${name}'`, undefined, null, "state_not_found");
+      }
+      return json({ object: "state.deleted", id: name, deleted: true });
+    }
+    throw methodNotAllowed(req.method, `/v1/states/${name}`, ["GET", "PUT", "DELETE"]);
+  }
+
+  async function health(): Promise<Response> {
+    const s: SchedulerStats = scheduler.stats();
+    let storeInfo: Record<string, unknown>;
+    try {
+      storeInfo = await store.info();
+    } catch (e) {
+      storeInfo = { kind: store.kind, status: "unavailable", error: (e as Error).message };
+    }
+    return json({
+      status: "ok",
+      model: modelName,
+      aliases: [...core.names].filter((n) => n !== modelName),
+      identity: bankP ? (await bankP).identity : undefined,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      // batch: what runs now; queue: what waits for a place
+      batch: s.running,
+      prefilling: s.prefilling,
+      queued: s.queued,
+      maxBatch: s.maxBatch,
+      queue: s.maxQueue,
+      maxPrefillTokensPerStep: s.maxPrefillTokensPerStep,
+      maxPromptTokens: core.maxPromptTokens,
+      steps: s.steps,
+      lastStep: { items: s.lastStepItems, ms: Math.round(s.lastStepMs * 100) / 100 },
+      generatedTokens: s.generatedTokens,
+      promptTokens: s.promptTokens,
+      finished: s.finished,
+      store: storeInfo,
+      engine: model.info.engine,
+      dtype: model.info.dtype,
+      rssMiB: Math.round(Deno.memoryUsage().rss / 2 ** 20),
     });
   }
 
-  async function route(req: Request): Promise<Response> {
-    const url = new URL(req.url);
-    const path = url.pathname.replace(/\/+$/, "") || "/";
+  function modelObject(id: string) {
+    return { id, object: "model", created: core.created, owned_by: "rwkv-deno" };
+  }
+
+  async function route(req: Request, path: string): Promise<Response> {
+    const only = (...methods: string[]) => {
+      if (!methods.includes(req.method)) throw methodNotAllowed(req.method, path, methods);
+    };
     if (path === "/" || path === "/index.html") {
-      if (req.method !== "GET" && req.method !== "HEAD") throw new HttpError(405, "use GET");
+      only("GET", "HEAD");
       return new Response(await page(), {
         headers: { "content-type": "text/html; charset=utf-8" },
       });
     }
     if (path === "/health") {
-      return json({
-        status: "ok",
-        model: modelName,
-        active: slots.active,
-        queued: slots.queued,
-        concurrency: slots.concurrency,
-        queue: slots.queueLength,
-      });
+      only("GET", "HEAD");
+      return await health();
     }
     if (!path.startsWith("/v1/")) {
-      throw new HttpError(
-        404,
-        `no route ${req.method} ${path}`,
-        "invalid_request_error",
-        null,
-        "not_found",
-      );
+      throw new HttpError(404, `no route ${req.method} ${path}`, undefined, null, "not_found");
     }
     if (options.apiKey !== undefined) {
       const auth = req.headers.get("authorization") ?? "";
@@ -515,35 +544,75 @@ export function createApi(options: ApiOptions): Api {
       }
     }
     if (path === "/v1/models") {
-      if (req.method !== "GET") throw new HttpError(405, "use GET");
-      return json({
-        object: "list",
-        data: [{ id: modelName, object: "model", created, owned_by: "rwkv-deno" }],
-      });
+      only("GET");
+      return json({ object: "list", data: [...core.names].map(modelObject) });
+    }
+    const m = /^\/v1\/models\/(.+)$/.exec(path);
+    if (m) {
+      only("GET");
+      const id = decodeURIComponent(m[1]);
+      checkModel(core, id);
+      return json(modelObject(id));
     }
     if (path === "/v1/completions" || path === "/v1/chat/completions") {
-      if (req.method !== "POST") throw new HttpError(405, "use POST");
+      only("POST");
       return await complete(req, path === "/v1/chat/completions");
     }
-    throw new HttpError(
-      404,
-      `no route ${req.method} ${path}`,
-      "invalid_request_error",
-      null,
-      "not_found",
-    );
+    if (path === "/v1/responses" || path.startsWith("/v1/responses/")) {
+      return await handleResponses(core, req, path);
+    }
+    const st = /^\/v1\/states\/([^/]+)$/.exec(path);
+    if (st) return await states(req, decodeURIComponent(st[1]));
+    throw new HttpError(404, `no route ${req.method} ${path}`, undefined, null, "not_found");
+  }
+
+  function corsHeaders(req: Request): Record<string, string> {
+    const origin = req.headers.get("origin");
+    if (!origin || !(cors.has("*") || cors.has(origin))) return {};
+    return {
+      "access-control-allow-origin": cors.has("*") ? "*" : origin,
+      "access-control-allow-methods": "GET, POST, PUT, DELETE, OPTIONS",
+      "access-control-allow-headers": req.headers.get("access-control-request-headers") ??
+        "authorization, content-type",
+      "access-control-max-age": "600",
+      vary: "origin",
+    };
   }
 
   async function handler(req: Request): Promise<Response> {
-    try {
-      return await route(req);
-    } catch (e) {
-      if (e instanceof HttpError) return errorResponse(e);
-      if (e instanceof RwkvError) return errorResponse(new HttpError(400, e.message));
-      console.error(e);
-      return errorResponse(new HttpError(500, "internal error", "server_error"));
+    const path = new URL(req.url).pathname.replace(/\/+$/, "") || "/";
+    let res: Response;
+    if (req.method === "OPTIONS") {
+      // CORS preflight (and plain OPTIONS): answered without auth, allowing only --cors origins
+      res = new Response(null, {
+        status: 204,
+        headers: { allow: "GET, HEAD, POST, PUT, DELETE, OPTIONS" },
+      });
+    } else {
+      try {
+        res = await route(req, path);
+      } catch (e) {
+        if (e instanceof HttpError) res = errorResponse(e);
+        else if (e instanceof RwkvError) res = errorResponse(new HttpError(400, e.message));
+        else {
+          console.error(e);
+          res = errorResponse(new HttpError(500, "internal error", "server_error"));
+        }
+      }
     }
+    for (const [k, v] of Object.entries(corsHeaders(req))) res.headers.set(k, v);
+    if (options.serverId) res.headers.set("x-rwkv-server", options.serverId);
+    return res;
   }
 
-  return { handler, slots, modelName };
+  return {
+    handler,
+    scheduler,
+    modelName,
+    store,
+    async close() {
+      scheduler.close();
+      if (!options.store) await store.close(); // a store passed in is the caller's to close
+    },
+  };
 }

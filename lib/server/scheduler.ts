@@ -1,0 +1,464 @@
+/**
+ * Continuous batching: one loop owns the model and, at every step, runs one
+ * `model.forwardBatch` over the next token of every running sequence plus a bounded slice of
+ * the prompts still being read (chunked prefill), then samples each sequence with its own
+ * sampler. Sequences join at the next step and leave as soon as they are done, stopped or
+ * cancelled (a cancelled sequence is gone after the step in flight: its slot is free within
+ * one step).
+ *
+ * @example
+ * ```ts ignore
+ * const scheduler = new Scheduler(model, { maxBatch: 8, maxPrefillTokensPerStep: 256 });
+ * const seq = scheduler.submit({
+ *   tokens: tokenizer.encode("Hello"), state: model.createState(),
+ *   sampler: new Sampler({ temperature: 0 }), maxTokens: 20,
+ *   onToken: (t) => console.log(t),
+ * });
+ * console.log((await seq.done).reason); // "length"
+ * ```
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+import type { BatchItem, Model } from "../model/model.ts";
+import type { State } from "../model/state.ts";
+import type { Sampler } from "../sample.ts";
+
+/**
+ * The waiting line is full: the caller should answer 429.
+ * @example
+ * ```ts ignore
+ * try { scheduler.submit(job); } catch (e) { if (e instanceof QueueFullError) return tooMany(); }
+ * ```
+ */
+export class QueueFullError extends Error {
+  /** The standard message. */
+  constructor() {
+    super("the server is busy: the request queue is full, retry later");
+    this.name = "QueueFullError";
+  }
+}
+
+/**
+ * Why a sequence ended: `length` (its token budget), `stop` ({@link Sequence.stop} was called,
+ * say on a stop string), `end` (the end-of-text token was drawn), `abort` (cancelled or its
+ * signal fired), `error` (the forward pass failed; see {@link SequenceResult.error}).
+ * @example
+ * ```ts ignore
+ * const reason: FinishReason = (await seq.done).reason;
+ * ```
+ */
+export type FinishReason = "length" | "stop" | "end" | "abort" | "error";
+
+/**
+ * One generation handed to {@link Scheduler.submit}.
+ * @example
+ * ```ts ignore
+ * const job: SequenceJob = { tokens: [1, 2, 3], state, sampler, maxTokens: 16 };
+ * ```
+ */
+export interface SequenceJob {
+  /** Tokens to read before generating (at least one); `state` is where they continue from. */
+  readonly tokens: readonly number[];
+  /** The sequence's own state, updated in place (it then covers every token fed). */
+  readonly state: State;
+  /** Its own sampler (the caller has let it `accept` the prompt if penalties should see it). */
+  readonly sampler: Sampler;
+  /** Most tokens to generate (0: only read the prompt). */
+  readonly maxTokens: number;
+  /** Logits at ids ≥ this are never drawn (a tokenizer smaller than the model's head). */
+  readonly vocabLimit?: number;
+  /** Drawing this id ends the sequence (it is neither accepted nor fed). */
+  readonly endToken?: number;
+  /**
+   * Feed the last generated token too before finishing, so that `state` covers the whole
+   * text (prompt + every generated token): needed when the state is kept for a next turn.
+   */
+  readonly feedLast?: boolean;
+  /** Prompt positions (token counts, ascending) at which {@link SequenceJob.onCheckpoint} runs. */
+  readonly checkpoints?: readonly number[];
+  /** The state after the first `position` prompt tokens (clone it to keep it). */
+  readonly onCheckpoint?: (position: number, state: State) => void;
+  /** Each generated token, as soon as it is drawn; may call {@link Sequence.stop}. */
+  readonly onToken?: (token: number) => void;
+  /** Cancels the sequence (waiting or running) when it fires. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * How a sequence ended.
+ * @example
+ * ```ts ignore
+ * const { reason, promptTokens, generatedTokens } = await seq.done;
+ * ```
+ */
+export interface SequenceResult {
+  /** Why it ended. */
+  readonly reason: FinishReason;
+  /** Prompt tokens read. */
+  readonly promptTokens: number;
+  /** Tokens generated (accepted; the end-of-text token is not counted). */
+  readonly generatedTokens: number;
+  /** Milliseconds from submission to the first generated token (undefined: none). */
+  readonly firstTokenMs?: number;
+  /** The failure, when `reason` is `error`. */
+  readonly error?: unknown;
+}
+
+/**
+ * A submitted generation.
+ * @example
+ * ```ts ignore
+ * const seq = scheduler.submit(job);
+ * seq.cancel(); // the client left
+ * await seq.done;
+ * ```
+ */
+export interface Sequence {
+  /** Resolves when the sequence has left the scheduler (never rejects). */
+  readonly done: Promise<SequenceResult>;
+  /** Ends the generation with reason `stop` (after feeding the last token when `feedLast`). */
+  stop(): void;
+  /** Drops the sequence at once (reason `abort`); its state is then unspecified. */
+  cancel(): void;
+}
+
+/**
+ * Options of a {@link Scheduler}.
+ * @example
+ * ```ts ignore
+ * const opts: SchedulerOptions = { maxBatch: 8, maxPrefillTokensPerStep: 256, maxQueue: 64 };
+ * ```
+ */
+export interface SchedulerOptions {
+  /** Sequences running at once (default 8); more wait in line. */
+  maxBatch?: number;
+  /** Prompt tokens read per step across every joining sequence (default 256). */
+  maxPrefillTokensPerStep?: number;
+  /** Sequences allowed to wait (default 64); beyond, {@link QueueFullError}. */
+  maxQueue?: number;
+}
+
+/**
+ * What the scheduler is doing, for `/health`.
+ * @example
+ * ```ts ignore
+ * const { running, queued, steps } = scheduler.stats();
+ * ```
+ */
+export interface SchedulerStats {
+  /** Sequences in the batch (reading their prompt or generating). */
+  readonly running: number;
+  /** Of those, still reading their prompt. */
+  readonly prefilling: number;
+  /** Sequences waiting for a place in the batch. */
+  readonly queued: number;
+  /** Sequences that may run at once. */
+  readonly maxBatch: number;
+  /** Sequences that may wait. */
+  readonly maxQueue: number;
+  /** Prompt tokens read per step. */
+  readonly maxPrefillTokensPerStep: number;
+  /** Steps (forward passes) run since start. */
+  readonly steps: number;
+  /** Tokens generated since start. */
+  readonly generatedTokens: number;
+  /** Prompt tokens read since start. */
+  readonly promptTokens: number;
+  /** Sequences finished since start, by reason. */
+  readonly finished: Readonly<Record<FinishReason, number>>;
+  /** Items in the last step. */
+  readonly lastStepItems: number;
+  /** The last step's duration. */
+  readonly lastStepMs: number;
+}
+
+class Seq implements Sequence {
+  readonly job: SequenceJob;
+  readonly done: Promise<SequenceResult>;
+  readonly submitted = performance.now();
+  resolve!: (r: SequenceResult) => void;
+  /** Prompt tokens fed so far. */
+  fed = 0;
+  nextCheckpoint = 0;
+  generated = 0;
+  /** The last accepted token, not yet fed. */
+  pending = -1;
+  firstTokenMs: number | undefined;
+  /** Set once the sequence should end: after one last feed when `finalFeed`. */
+  ending: FinishReason | undefined;
+  finalFeed = false;
+  cancelled = false;
+  finished = false;
+  #wake: () => void;
+  #onAbort: (() => void) | undefined;
+
+  constructor(job: SequenceJob, wake: () => void) {
+    this.job = job;
+    this.#wake = wake;
+    this.done = new Promise((r) => this.resolve = r);
+    if (job.signal) {
+      this.#onAbort = () => this.cancel();
+      job.signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  stop(): void {
+    if (this.finished || this.ending) return;
+    this.ending = "stop";
+    this.finalFeed = this.job.feedLast === true && this.pending >= 0;
+    this.#wake();
+  }
+
+  cancel(): void {
+    if (this.finished) return;
+    this.cancelled = true;
+    this.#wake();
+  }
+
+  finish(reason: FinishReason, error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.#onAbort) this.job.signal!.removeEventListener("abort", this.#onAbort);
+    this.resolve({
+      reason,
+      promptTokens: this.fed,
+      generatedTokens: this.generated,
+      firstTokenMs: this.firstTokenMs,
+      ...(error !== undefined && { error }),
+    });
+  }
+}
+
+/** Runs a caller's callback; one that throws cancels its own sequence, not the loop. */
+function guard(s: Seq, f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    console.error("server: a sequence callback failed:", e);
+    s.cancel();
+  }
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a whole number ≥ 1`);
+  return v;
+}
+
+/**
+ * Runs many generations on one model, batched step by step (see the module doc).
+ * @example
+ * ```ts ignore
+ * const scheduler = new Scheduler(model, { maxBatch: 4 });
+ * const a = scheduler.submit(jobA), b = scheduler.submit(jobB); // share every forward pass
+ * await Promise.all([a.done, b.done]);
+ * ```
+ */
+export class Scheduler {
+  /** The model it runs. */
+  readonly model: Model;
+  /** See {@link SchedulerOptions.maxBatch}. */
+  readonly maxBatch: number;
+  /** See {@link SchedulerOptions.maxQueue}. */
+  readonly maxQueue: number;
+  /** See {@link SchedulerOptions.maxPrefillTokensPerStep}. */
+  readonly maxPrefillTokensPerStep: number;
+  #waiting: Seq[] = [];
+  #running: Seq[] = [];
+  #looping = false;
+  #steps = 0;
+  #generated = 0;
+  #prompt = 0;
+  #finished: Record<FinishReason, number> = { length: 0, stop: 0, end: 0, abort: 0, error: 0 };
+  #lastItems = 0;
+  #lastMs = 0;
+  #closed = false;
+
+  /** A scheduler over `model` (it must not run other calls meanwhile on the same states). */
+  constructor(model: Model, options: SchedulerOptions = {}) {
+    this.model = model;
+    this.maxBatch = positiveInt("maxBatch", options.maxBatch ?? 8);
+    this.maxPrefillTokensPerStep = positiveInt(
+      "maxPrefillTokensPerStep",
+      options.maxPrefillTokensPerStep ?? 256,
+    );
+    const q = options.maxQueue ?? 64;
+    if (!Number.isInteger(q) || q < 0) throw new RangeError("maxQueue must be a whole number ≥ 0");
+    this.maxQueue = q;
+  }
+
+  /**
+   * Adds a generation; it joins the batch at the next step with room. Throws
+   * {@link QueueFullError} when the batch and the line are both full.
+   */
+  submit(job: SequenceJob): Sequence {
+    if (this.#closed) throw new Error("the scheduler is closed");
+    if (job.tokens.length === 0) throw new RangeError("a sequence needs at least one token");
+    if (!Number.isInteger(job.maxTokens) || job.maxTokens < 0) {
+      throw new RangeError("maxTokens must be a whole number ≥ 0");
+    }
+    const busy = this.#running.length + this.#waiting.length;
+    if (busy >= this.maxBatch && this.#waiting.length >= this.maxQueue) {
+      throw new QueueFullError();
+    }
+    const seq = new Seq(job, () => this.#wake());
+    if (job.signal?.aborted) {
+      seq.finish("abort");
+      this.#finished.abort++;
+      return seq;
+    }
+    this.#waiting.push(seq);
+    this.#wake();
+    return seq;
+  }
+
+  /** Live counters. */
+  stats(): SchedulerStats {
+    return {
+      running: this.#running.length,
+      prefilling: this.#running.filter((s) => s.fed < s.job.tokens.length).length,
+      queued: this.#waiting.length,
+      maxBatch: this.maxBatch,
+      maxQueue: this.maxQueue,
+      maxPrefillTokensPerStep: this.maxPrefillTokensPerStep,
+      steps: this.#steps,
+      generatedTokens: this.#generated,
+      promptTokens: this.#prompt,
+      finished: { ...this.#finished },
+      lastStepItems: this.#lastItems,
+      lastStepMs: this.#lastMs,
+    };
+  }
+
+  /** Cancels everything and refuses new work. */
+  close(): void {
+    this.#closed = true;
+    for (const s of [...this.#waiting, ...this.#running]) s.cancel();
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (!this.#looping) {
+      this.#looping = true;
+      this.#loop();
+    }
+  }
+
+  #end(seq: Seq, reason: FinishReason, error?: unknown): void {
+    this.#finished[reason]++;
+    seq.finish(reason, error);
+  }
+
+  /** Drops cancelled and finished sequences, lets waiting ones join. */
+  #tidy(): void {
+    this.#waiting = this.#waiting.filter((s) => {
+      if (s.cancelled) this.#end(s, "abort");
+      return !s.cancelled;
+    });
+    this.#running = this.#running.filter((s) => {
+      if (s.cancelled) this.#end(s, "abort");
+      else if (s.ending && !s.finalFeed) this.#end(s, s.ending);
+      else return true;
+      return false;
+    });
+    while (this.#running.length < this.maxBatch && this.#waiting.length) {
+      this.#running.push(this.#waiting.shift()!);
+    }
+  }
+
+  async #loop(): Promise<void> {
+    // Bounded by the work submitted: each pass either runs a step or returns when idle.
+    for (;;) {
+      // Let I/O in between steps (new requests, disconnects): an engine that computes on this
+      // thread would otherwise hold the event loop until every sequence ends. setImmediate
+      // costs ~20 µs; setTimeout(0) ~2.6 ms here.
+      await new Promise((r) => setImmediate(r));
+      this.#tidy();
+      if (this.#running.length === 0) {
+        this.#looping = false; // synchronously: a later submit starts a new loop
+        return;
+      }
+      const items: BatchItem[] = [];
+      const owners: Seq[] = [];
+      let budget = this.maxPrefillTokensPerStep;
+      for (const s of this.#running) {
+        if (s.fed >= s.job.tokens.length) {
+          items.push({ tokens: [s.pending], state: s.job.state });
+          owners.push(s);
+        }
+      }
+      for (const s of this.#running) {
+        const left = s.job.tokens.length - s.fed;
+        if (left === 0 || budget === 0) continue;
+        let n = Math.min(left, budget);
+        const cps = s.job.checkpoints;
+        while (cps && s.nextCheckpoint < cps.length && cps[s.nextCheckpoint] <= s.fed) {
+          s.nextCheckpoint++;
+        }
+        if (cps && s.nextCheckpoint < cps.length) n = Math.min(n, cps[s.nextCheckpoint] - s.fed);
+        budget -= n;
+        items.push({ tokens: s.job.tokens.slice(s.fed, s.fed + n), state: s.job.state });
+        owners.push(s);
+      }
+      const t0 = performance.now();
+      let logits: Float32Array[];
+      try {
+        logits = await this.model.forwardBatch(items);
+      } catch (e) {
+        for (const s of owners) {
+          this.#running.splice(this.#running.indexOf(s), 1);
+          this.#end(s, "error", e);
+        }
+        continue;
+      }
+      this.#steps++;
+      this.#lastItems = items.length;
+      this.#lastMs = performance.now() - t0;
+      for (let i = 0; i < owners.length; i++) {
+        const s = owners[i];
+        if (s.cancelled) continue; // dropped by the next tidy
+        if (s.fed < s.job.tokens.length) {
+          s.fed += items[i].tokens.length;
+          this.#prompt += items[i].tokens.length;
+          if (s.job.checkpoints?.includes(s.fed)) {
+            guard(s, () => s.job.onCheckpoint?.(s.fed, s.job.state));
+          }
+          if (s.fed < s.job.tokens.length) continue;
+          if (s.job.maxTokens === 0) {
+            s.ending = "length";
+            continue;
+          }
+        } else {
+          s.pending = -1;
+          if (s.finalFeed) {
+            s.finalFeed = false; // fed: the next tidy ends it
+            continue;
+          }
+          if (s.ending) continue;
+        }
+        guard(s, () => this.#sample(s, logits[i]));
+      }
+    }
+  }
+
+  #sample(s: Seq, logits: Float32Array): void {
+    const limit = s.job.vocabLimit ?? logits.length;
+    for (let i = limit; i < logits.length; i++) logits[i] = -Infinity;
+    const token = s.job.sampler.sample(logits);
+    if (token === s.job.endToken) {
+      s.ending = "end";
+      return;
+    }
+    s.job.sampler.accept(token);
+    s.generated++;
+    this.#generated++;
+    s.pending = token;
+    s.firstTokenMs ??= performance.now() - s.submitted;
+    guard(s, () => s.job.onToken?.(token));
+    if (s.ending || s.cancelled) return; // stop() called from onToken (it set finalFeed)
+    if (s.generated >= s.job.maxTokens) {
+      s.ending = "length";
+      s.finalFeed = s.job.feedLast === true;
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The chat template the server turns messages into, and the stop strings that end a reply.
+ * Defaults are the RWKV World format of `lib/chat.ts` (`User: …\n\nAssistant: …\n\n`, replies
+ * ending at a blank line). Each message is encoded on its own and the pieces concatenated, as
+ * ChatRWKV feeds turns, so a conversation's tokens up to the end of any message are the same
+ * whatever follows: that is what lets the prefix cache resume token-exactly.
+ * @module
+ */
+
+import { normalizeMessage } from "../chat.ts";
+import type { Tokenizer } from "../tokenizer/mod.ts";
+
+/**
+ * How messages become text: `{content}` in each pattern is replaced by the message.
+ * @example
+ * ```ts ignore
+ * const t: ChatTemplate = { ...WORLD_TEMPLATE, system: "Instructions: {content}\n\n" };
+ * ```
+ */
+export interface ChatTemplate {
+  /** A system (or developer) message, e.g. `System: {content}\n\n`. */
+  readonly system: string;
+  /** A user message, e.g. `User: {content}\n\n`. */
+  readonly user: string;
+  /** An assistant message, e.g. `Assistant: {content}\n\n`. */
+  readonly assistant: string;
+  /** What the reply is generated after, e.g. `Assistant:`. */
+  readonly generation: string;
+  /** Collapse runs of newlines and trim each message as ChatRWKV does (default true). */
+  readonly normalize?: boolean;
+}
+
+/**
+ * RWKV World's chat format (the `lib/chat.ts` transcript).
+ * @example
+ * ```ts ignore
+ * createApi({ model, tokenizer, template: WORLD_TEMPLATE, stop: WORLD_STOPS });
+ * ```
+ */
+export const WORLD_TEMPLATE: ChatTemplate = {
+  system: "System: {content}\n\n",
+  user: "User: {content}\n\n",
+  assistant: "Assistant: {content}\n\n",
+  generation: "Assistant:",
+  normalize: true,
+};
+
+/**
+ * Where a World chat reply ends: a blank line, or the model starting the user's turn.
+ * @example
+ * ```ts ignore
+ * const stops = [...WORLD_STOPS, "\nSystem:"];
+ * ```
+ */
+export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
+
+/**
+ * A message of a conversation.
+ * @example
+ * ```ts ignore
+ * const m: TemplateMessage = { role: "user", content: "Hi" };
+ * ```
+ */
+export interface TemplateMessage {
+  /** Who speaks. */
+  readonly role: "system" | "user" | "assistant";
+  /** What they say. */
+  readonly content: string;
+}
+
+/**
+ * Tokens of a conversation and the positions where each message ends (prefix-cache points).
+ * @example
+ * ```ts ignore
+ * const { tokens, boundaries } = encodeChat(tokenizer, WORLD_TEMPLATE, messages);
+ * ```
+ */
+export interface EncodedChat {
+  /** Every message, then the generation prefix. */
+  readonly tokens: number[];
+  /** Token counts at the end of each message (ascending, excluding 0 and the total). */
+  readonly boundaries: number[];
+}
+
+/**
+ * Checks that every pattern holds `{content}` (the generation prefix holds none).
+ * @example
+ * ```ts ignore
+ * validateTemplate({ ...WORLD_TEMPLATE, user: "Q: {content}\n" });
+ * ```
+ */
+export function validateTemplate(t: ChatTemplate): void {
+  for (const k of ["system", "user", "assistant"] as const) {
+    if (typeof t[k] !== "string" || !t[k].includes("{content}")) {
+      throw new RangeError(`chat template: '${k}' must be a string holding {content}`);
+    }
+  }
+  if (typeof t.generation !== "string") {
+    throw new RangeError("chat template: 'generation' must be a string");
+  }
+}
+
+/**
+ * Encodes `messages` then the generation prefix, one message at a time. An assistant message
+ * whose pattern starts with the generation prefix is encoded as that prefix, then the rest: the
+ * same tokens the model saw when it generated the reply after the prefix.
+ * @example
+ * ```ts ignore
+ * encodeChat(tok, WORLD_TEMPLATE, [{ role: "user", content: "Hi" }]).tokens; // "User: Hi\n\nAssistant:"
+ * ```
+ */
+export function encodeChat(
+  tokenizer: Tokenizer,
+  template: ChatTemplate,
+  messages: readonly TemplateMessage[],
+  generate = true,
+): EncodedChat {
+  const tokens: number[] = [];
+  const boundaries: number[] = [];
+  for (const m of messages) {
+    const text = template.normalize === false ? m.content : normalizeMessage(m.content);
+    if (text === "" && m.role !== "assistant") continue;
+    const whole = template[m.role].replaceAll("{content}", text);
+    if (m.role === "assistant" && template.generation && whole.startsWith(template.generation)) {
+      tokens.push(...tokenizer.encode(template.generation));
+      tokens.push(...tokenizer.encode(whole.slice(template.generation.length)));
+    } else tokens.push(...tokenizer.encode(whole));
+    if (tokens.length > 0) boundaries.push(tokens.length);
+  }
+  if (generate && template.generation) tokens.push(...tokenizer.encode(template.generation));
+  const last = boundaries.at(-1);
+  if (last === tokens.length) boundaries.pop();
+  return { tokens, boundaries };
+}
