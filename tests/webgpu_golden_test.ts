@@ -21,3 +21,21 @@ for (const g of goldens()) {
     },
   });
 }
+
+Deno.test({
+  name: "webgpu golden: every matrix split into parts of 4 KiB still matches ref-7v0.json",
+  ignore: !HAVE_WEBGPU || !goldens().some((g) => g.file === "ref-7v0.json"),
+  fn: async () => {
+    const g = goldens().find((g) => g.file === "ref-7v0.json")!;
+    const ck = await openGolden(g);
+    // (the embedding and head, 256 × 64 f32, become 16 parts each: as a 1.5B model's would on a
+    // 128 MiB binding limit)
+    const model = await createWebGpuModel(ck, { dtype: "f32", maxPartBytes: 4096 })
+      .finally(() => ck.close());
+    try {
+      await assertMatchesGolden(model, g);
+    } finally {
+      await model.dispose();
+    }
+  },
+});

@@ -35,6 +35,11 @@ export interface WebGpuModelOptions extends CreateModelOptions {
   states?: number;
   /** Invocations per matrix row (default: 1 on a software adapter, 32 on a GPU). */
   threadsPerRow?: number;
+  /**
+   * Largest bytes of one matrix part (default and upper bound: the device's storage binding
+   * limit); smaller values split matrices into more parts, as a big model's would be.
+   */
+  maxPartBytes?: number;
 }
 
 /** The weights on the device, by official name, with the shape checks of `Weights`. */
@@ -125,7 +130,7 @@ export async function createWebGpuModel(
   const gpu = await openGpu({ adapter: options.adapter, threadsPerRow: options.threadsPerRow });
   let ops: GpuOps | undefined;
   try {
-    ops = new GpuOps(gpu, maxT);
+    ops = new GpuOps(gpu, maxT, { maxPartBytes: options.maxPartBytes });
     const source = new GpuWeights(spec);
     const loaded = await loadWeights(ck, spec, options);
     const layout = loaded.weights.layout;
