@@ -27,6 +27,15 @@ export type {
 export { createReferenceModel, ReferenceOps } from "./lib/backend/reference.ts";
 export { createFastModel, defaultThreads, type FastModelOptions } from "./lib/backend/wasm/mod.ts";
 export {
+  type AdapterChoice,
+  createWebGpuModel,
+  type Gpu,
+  hasHardwareGpu,
+  openGpu,
+  type ShaderModuleName,
+  type WebGpuModelOptions,
+} from "./lib/backend/webgpu/mod.ts";
+export {
   type BatchItem,
   type CreateModelOptions,
   createRunner,

@@ -7,12 +7,15 @@
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
  * tokens, peak RSS, weight bytes read per token, effective GB/s and its share of the measured
  * bandwidth (the same number of Workers streaming 512 MiB together with the f32 decode kernel,
- * best of 8 passes). Runs the Worker backend (lib/backend/wasm).
+ * best of 8 passes). Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the
+ * WebGPU backend (then the GB/s are the weights read per token over the time per token, and no
+ * CPU bandwidth probe).
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { compileKernels, createFastModel } from "../lib/backend/wasm/mod.ts";
+import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 
 const { values } = parseArgs({
@@ -24,6 +27,7 @@ const { values } = parseArgs({
     tokens: { type: "string", default: "32" },
     chunk: { type: "string", default: "64" },
     json: { type: "boolean", default: false },
+    device: { type: "string", default: "cpu" },
   },
 });
 if (!values.model) throw new Error("--model is required");
@@ -82,7 +86,9 @@ function peakRssMiB(): number {
 
 const t0 = performance.now();
 const ck = await openCheckpoint(values.model);
-const model = await createFastModel(ck, {
+const gpu = values.device === "webgpu";
+if (!gpu && values.device !== "cpu") throw new Error("--device is cpu or webgpu");
+const model = await (gpu ? createWebGpuModel : createFastModel)(ck, {
   dtype: values.dtype as "bf16",
   threads,
   chunk: Number(values.chunk),
@@ -121,13 +127,14 @@ const prompt512 = await promptRate(512);
 const peakRss = peakRssMiB(); // before the bandwidth probe adds its own 512 MiB
 await model.dispose();
 ck.close();
-const bw = await bandwidth();
+const bw = gpu ? NaN : await bandwidth();
 const gbs = bytesPerToken / (msPerToken / 1000) / 1e9;
 const result = {
   model: values.model.split("/").pop(),
   version: info.version,
   shape: `${info.layers}×${info.embd}`,
   dtype: info.dtype,
+  engine: info.engine,
   threads,
   loadSeconds: +loadSeconds.toFixed(2),
   msPerToken: +msPerToken.toFixed(2),

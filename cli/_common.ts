@@ -38,7 +38,7 @@ export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
   --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
   --threads N             worker threads (default: cores)
   --engine auto|fast|reference      (default auto)
-  --device auto|cpu|webgpu          (default auto: the CPU)
+  --device auto|cpu|webgpu          (default auto: a hardware GPU if any, else the CPU)
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --quiet                 no progress on stderr
   -h, --help              this help`;

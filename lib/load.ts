@@ -8,6 +8,7 @@ import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./backend/wasm/mod.ts";
 import { createReferenceModel } from "./backend/reference.ts";
+import { createWebGpuModel, hasHardwareGpu } from "./backend/webgpu/mod.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { applyTimeState, readTimeState } from "./model/time_state.ts";
@@ -32,8 +33,9 @@ export interface LoadModelOptions {
   /** `fast` (Workers + WebAssembly SIMD), `reference` (plain TypeScript), `auto` (default). */
   engine?: "auto" | "fast" | "reference";
   /**
-   * Where the model runs: `cpu`, `webgpu` or `auto` (default: the CPU, the only device this
-   * build has; `webgpu` is refused with a UsageError until a WebGPU backend exists).
+   * Where it runs: `cpu` (the engines above), `webgpu` (WGSL compute shaders on the GPU
+   * WebGPU finds, a software adapter too), `auto` (default: a hardware GPU when the runtime has
+   * one and `engine` is `auto`, else the CPU; a software adapter is never picked).
    */
   device?: "auto" | "cpu" | "webgpu";
   /** Tokens per prompt-mode chunk (default 64). */
@@ -82,9 +84,14 @@ export async function loadModel(
     throw e;
   }
   const engine = options.engine ?? "auto";
+  const device = options.device ?? "auto";
+  const gpu = device === "webgpu" ||
+    (device === "auto" && engine === "auto" && await hasHardwareGpu());
   const ck = await openCheckpoint(path);
   try {
-    const model = engine === "reference"
+    const model = gpu
+      ? await createWebGpuModel(ck, options)
+      : engine === "reference"
       ? await createReferenceModel(ck, options)
       : await createFastModel(ck, options);
     // A state-tuned checkpoint: new states start from its time_state.
@@ -131,8 +138,8 @@ export function validateLoadOptions(options: LoadModelOptions): void {
   pick("dtype", options.dtype, DTYPES);
   pick("engine", options.engine, ENGINES);
   pick("device", options.device, DEVICES);
-  if (options.device === "webgpu") {
-    throw new UsageError(`device "webgpu" is not available in this build: use cpu or auto`);
+  if (options.device === "webgpu" && (options.engine ?? "auto") !== "auto") {
+    throw new UsageError(`engine ${options.engine} runs on the CPU, not on device webgpu`);
   }
   const whole = (name: string, value: unknown, max: number) => {
     if (
