@@ -38,9 +38,10 @@
  */
 
 import { FormatError } from "../errors.ts";
-import type { Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
+import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
 import { f16ToF32, halfToFloat } from "./dtype.ts";
 import { RandomAccessFile } from "./_file.ts";
+import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** The magic number of rwkv.cpp files ("ggmf"). */
 export const RWKVCPP_MAGIC = 0x67676d66;
@@ -74,6 +75,8 @@ const BLOCK: Readonly<Record<number, { values: number; bytes: number }>> = {
 const MAX_NAME_BYTES = 4096;
 /** Largest dimension accepted (rwkv.cpp stores dims as int32). */
 const MAX_DIM = 0x7fffffff;
+/** Tensor headers are read through a window of this many bytes, not one read per header. */
+const HEADER_WINDOW = 1 << 20;
 
 /** One tensor as stored in the file. */
 interface Stored {
@@ -151,10 +154,14 @@ function typeProblem(code: number, version: number): string | undefined {
  * ck.close();
  * ```
  */
-export async function openRwkvCpp(path: string): Promise<Checkpoint> {
+export async function openRwkvCpp(
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<Checkpoint> {
+  const limits = resolveLimits(options.limits);
   const file = await RandomAccessFile.open(path);
   try {
-    const { stored, meta } = await scan(file);
+    const { stored, meta } = await scan(file, limits);
     const exposed = restore(path, stored, meta);
     const tensors = new Map<string, TensorInfo>();
     const plans = new Map<string, Exposed>();
@@ -210,6 +217,7 @@ export async function openRwkvCpp(path: string): Promise<Checkpoint> {
 /** Reads and validates the file header and every tensor header. */
 async function scan(
   file: RandomAccessFile,
+  limits: Limits,
 ): Promise<{ stored: Stored[]; meta: Omit<RwkvCppMetadata, "tensor_types"> }> {
   const path = file.path;
   if (file.size < 24) {
@@ -241,6 +249,17 @@ async function scan(
   const seen = new Set<string>();
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let offset = 24;
+  // A window of the file the headers are parsed from; refilled when a header runs past it.
+  let win: Uint8Array = new Uint8Array(0), winAt = 0;
+  let wv = new DataView(win.buffer);
+  const view = async (at: number, n: number, where: string) => {
+    if (at < winAt || at + n > winAt + win.length) {
+      winAt = at;
+      win = await file.readAt(at, Math.min(file.size - at, Math.max(n, HEADER_WINDOW)), where);
+      wv = new DataView(win.buffer, win.byteOffset, win.length);
+    }
+    return at - winAt;
+  };
   while (offset < file.size) {
     const where = `tensor #${stored.length} at byte ${offset}`;
     if (file.size - offset < 12) {
@@ -250,10 +269,13 @@ async function scan(
         `${file.size - offset} stray bytes at the end (truncated?)`,
       );
     }
-    const th = new DataView((await file.readAt(offset, 12, where)).buffer);
-    const nDims = th.getUint32(0, true);
-    const nameLength = th.getUint32(4, true);
-    const type = th.getUint32(8, true);
+    if (stored.length >= limits.tensors) {
+      throw overBudget(path, "tensors", limits.tensors, "the number of tensors");
+    }
+    const th = await view(offset, 12, where);
+    const nDims = wv.getUint32(th, true);
+    const nameLength = wv.getUint32(th + 4, true);
+    const type = wv.getUint32(th + 8, true);
     if (nDims < 1 || nDims > 3) {
       throw new FormatError(path, where, `dim count ${nDims} (rwkv.cpp tensors have 1 to 3)`);
     }
@@ -268,13 +290,12 @@ async function scan(
         "tensor header runs past the end of the file (truncated?)",
       );
     }
-    const rest = await file.readAt(offset + 12, restLength, where);
-    const rv = new DataView(rest.buffer);
+    const ro = await view(offset + 12, restLength, where);
     const dims: number[] = [];
-    for (let i = 0; i < nDims; i++) dims.push(rv.getUint32(i * 4, true));
+    for (let i = 0; i < nDims; i++) dims.push(wv.getUint32(ro + i * 4, true));
     let name: string;
     try {
-      name = decoder.decode(rest.subarray(nDims * 4));
+      name = decoder.decode(win.subarray(ro + nDims * 4, ro + restLength));
     } catch {
       throw new FormatError(path, where, "tensor name is not valid UTF-8");
     }
