@@ -34,28 +34,29 @@ export class PyGlobal {
  * existing one keeps the first key object and its place, and replaces the value, as in Python.
  */
 export class PyDict {
-  /** canonical key → [key as first set, value] */
-  readonly #items = new Map<unknown, [unknown, unknown]>();
+  /** canonical key → [key as first set, value]; made on the first set (empty dicts are cheap). */
+  #items: Map<unknown, [unknown, unknown]> | undefined;
   /** State set by BUILD (e.g. an OrderedDict's `_metadata`), kept and ignored. */
   state?: unknown;
   /** Sets `key` (whose canonical form is `canon`, from {@link KeyCanon}) to `value`. */
   setCanonical(canon: unknown, key: unknown, value: unknown): void {
+    this.#items ??= new Map();
     const it = this.#items.get(canon);
     if (it) it[1] = value;
     else this.#items.set(canon, [key, value]);
   }
   /** The value under a string or int key. */
   get(key: string | number): unknown {
-    return this.#items.get(key)?.[1];
+    return this.#items?.get(key)?.[1];
   }
   get size(): number {
-    return this.#items.size;
+    return this.#items?.size ?? 0;
   }
   *values(): IterableIterator<unknown> {
-    for (const it of this.#items.values()) yield it[1];
+    for (const it of this.#items?.values() ?? []) yield it[1];
   }
   *[Symbol.iterator](): IterableIterator<[unknown, unknown]> {
-    for (const it of this.#items.values()) yield [it[0], it[1]];
+    for (const it of this.#items?.values() ?? []) yield [it[0], it[1]];
   }
 }
 
@@ -238,7 +239,35 @@ export function pyIntBase0(s: string): number | bigint | undefined {
 }
 
 /** Estimated bytes each value costs while it is held (V8 object headers and slots). */
-const COST = { slot: 8, dict: 160, item: 64, array: 32, memo: 40, string: 24, object: 128 };
+const COST = { slot: 8, dict: 64, item: 96, array: 32, memo: 24, string: 24, object: 128 };
+
+/**
+ * The memo: an array for the dense indices pickles use (MEMOIZE counts up from 0), a map for
+ * the rest, so millions of entries neither rehash a huge map nor leave holes in an array.
+ */
+class Memo {
+  readonly #dense: unknown[] = [];
+  readonly #sparse = new Map<number, unknown>();
+  #count = 0;
+  get size(): number {
+    return this.#count;
+  }
+  set(k: number, v: unknown): void {
+    if (k <= this.#dense.length) {
+      if (k === this.#dense.length) this.#count++;
+      this.#dense[k] = v;
+      return;
+    }
+    if (!this.#sparse.has(k)) this.#count++;
+    this.#sparse.set(k, v);
+  }
+  has(k: number): boolean {
+    return k < this.#dense.length || this.#sparse.has(k);
+  }
+  get(k: number): unknown {
+    return k < this.#dense.length ? this.#dense[k] : this.#sparse.get(k);
+  }
+}
 
 /**
  * Runs one pickle from `bytes` at `start`; returns the value and the offset after STOP.
@@ -256,7 +285,7 @@ export function unpickle(
   const dec = new TextDecoder("utf-8", { fatal: true });
   const stack: unknown[] = [];
   const marks: number[] = [];
-  const memo = new Map<number, unknown>();
+  const memo = new Memo();
   const { memory, keys } = budget;
   let ops = budget.opsLeft;
   let p = start;
@@ -484,7 +513,7 @@ export function unpickle(
         case 0x71: // BINPUT
         case 0x72: { // LONG_BINPUT
           const k = op === 0x71 ? u8() : u32();
-          memory.spend(COST.memo);
+          memory.spend(memo.has(k) ? 0 : COST.memo);
           memo.set(k, top());
           break;
         }

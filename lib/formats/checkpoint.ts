@@ -162,7 +162,7 @@ export interface CheckpointLimits {
 export const DEFAULT_LIMITS: Readonly<Required<CheckpointLimits>> = Object.freeze({
   pickleBytes: 64 * 2 ** 20,
   pickleOps: 16_000_000,
-  pickleMemory: 384 * 2 ** 20,
+  pickleMemory: 256 * 2 ** 20,
   nameBytes: 64 * 2 ** 20,
   depth: 64,
   inflatedBytes: 512 * 2 ** 20,

@@ -83,17 +83,25 @@ export function parseSafetensorsHeader(
   } catch {
     throw new FormatError(path, "header", "not valid UTF-8");
   }
-  const { names, dtypes, shapes, begins, ends, metadata } = new HeaderParser(path, text, limits)
-    .parse();
+  const parsed = new HeaderParser(path, text, limits).parse();
+  const { names, dtypes, shapes, begins, ends, metadata } = parsed;
   const n = names.length;
-  // Sorted by (begin, end), as the reference validates them.
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
-    begins[a] - begins[b] || ends[a] - ends[b]
-  );
+  // Sorted by (begin, end), as the reference validates them (writers write them in order,
+  // so the sort and a second map are usually skipped).
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) {
+    sorted = begins[i - 1] < begins[i] || (begins[i - 1] === begins[i] && ends[i - 1] <= ends[i]);
+  }
+  const order = sorted
+    ? undefined
+    : Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+      begins[a] - begins[b] || ends[a] - ends[b]
+    );
   const dataSize = fileSize - dataStart;
-  const tensors = new Map<string, SafetensorsTensorInfo>();
+  const tensors = sorted ? parsed.byName : new Map<string, SafetensorsTensorInfo>();
   let at = 0;
-  for (const i of order) {
+  for (let k = 0; k < n; k++) {
+    const i = order ? order[k] : k;
     const name = names[i], dtype = dtypes[i], shape = shapes[i];
     const begin = begins[i], end = ends[i];
     if (begin !== at || end < begin) {
@@ -121,7 +129,10 @@ export function parseSafetensorsHeader(
         }`,
       );
     }
-    tensors.set(name, { name, dtype, shape, byteLength: expected, offset: dataStart + begin });
+    const info = parsed.byName.get(name)!;
+    info.byteLength = expected;
+    info.offset = dataStart + begin;
+    if (!sorted) tensors.set(name, info);
     at = end;
   }
   if (at !== dataSize) {
@@ -161,6 +172,11 @@ class HeaderParser {
   readonly begins: number[] = [];
   readonly ends: number[] = [];
   metadata: Record<string, string> = {};
+  /** Every tensor in file order, keyed by name (duplicates are caught here). */
+  readonly byName = new Map<
+    string,
+    { -readonly [K in keyof SafetensorsTensorInfo]: SafetensorsTensorInfo[K] }
+  >();
   constructor(readonly path: string, readonly s: string, readonly limits: Limits) {}
 
   fail(msg: string, field = "header"): never {
@@ -193,11 +209,16 @@ class HeaderParser {
     const start = ++this.i;
     const close = s.indexOf('"', start);
     if (close < 0) this.fail("unterminated string");
-    const slash = s.indexOf("\\", start);
-    if (slash < 0 || slash > close) {
-      for (let k = start; k < close; k++) {
-        if (s.charCodeAt(k) < 0x20) (this.i = k, this.fail("control character in a string"));
+    let plain = true;
+    for (let k = start; k < close; k++) {
+      const c = s.charCodeAt(k);
+      if (c === 0x5c) {
+        plain = false;
+        break;
       }
+      if (c < 0x20) (this.i = k, this.fail("control character in a string"));
+    }
+    if (plain) {
       this.i = close + 1;
       return s.slice(start, close);
     }
@@ -263,15 +284,34 @@ class HeaderParser {
   }
 
   parse(): this {
-    const seen = new Set<string>();
+    // Every tensor entry has a "data_offsets" key: counting them first refuses a header of
+    // millions of tensors before any is parsed. (An escaped key is not counted; the count in
+    // tensor() still holds.)
+    let entries = 0;
+    for (
+      let at = this.s.indexOf('"data_offsets"');
+      at >= 0;
+      at = this.s.indexOf('"data_offsets"', at + 14)
+    ) {
+      if (++entries > this.limits.tensors) {
+        throw overBudget(
+          this.path,
+          "tensors",
+          this.limits.tensors,
+          'the number of tensors (counting "data_offsets" keys)',
+        );
+      }
+    }
+    let sawMetadata = false;
     if (this.s[0] !== "{") this.fail("must be a JSON object starting with {");
     this.i = 1;
     for (let first = true; this.more("}", first); first = false) {
       const name = this.str();
       this.eat(":", "after a key");
-      if (seen.has(name)) this.fail("appears twice", name);
-      seen.add(name);
-      if (name === "__metadata__") this.meta();
+      if (name === "__metadata__" ? sawMetadata : this.byName.has(name)) {
+        this.fail("appears twice", name);
+      }
+      if (name === "__metadata__") (sawMetadata = true, this.meta());
       else this.tensor(name);
     }
     this.ws();
@@ -339,6 +379,8 @@ class HeaderParser {
     this.shapes.push(shape!);
     this.begins.push(offsets![0]);
     this.ends.push(offsets![1]);
+    // byteLength and offset are set once the offsets are validated.
+    this.byName.set(name, { name, dtype: dtype as DType, shape: shape!, byteLength: 0, offset: 0 });
   }
 }
 
