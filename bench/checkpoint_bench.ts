@@ -139,10 +139,11 @@ async function main(): Promise<void> {
           median(a).toFixed(2)
         } s (${gbs(Math.min(...a))} GB/s) over ${a.length} rounds`,
       );
+    const ck = await openCheckpoint(path);
+    const count = ck.tensors.size;
+    ck.close();
     console.log(
-      `file: ${(size / 2 ** 30).toFixed(2)} GiB, ${
-        Math.ceil(size / TENSOR_BYTES)
-      } tensors (ZIP64: ${size > 2 ** 32})`,
+      `file: ${(size / 2 ** 30).toFixed(2)} GiB, ${count} tensors (ZIP64: ${size > 2 ** 32})`,
     );
     line("plain read", plain);
     line("open + read all", ours);

@@ -168,7 +168,7 @@ export function contiguous(shape: readonly number[]): number[] {
   return s;
 }
 
-/** A torch zip: `archive/data.pkl` and `archive/data/<key>` for each storage. */
+/** A torch zip: `archive/data.pkl`, `archive/version` and `archive/data/<key>` per storage. */
 export function torchZip(
   pkl: Uint8Array,
   storages: Record<string, Uint8Array>,
@@ -176,6 +176,7 @@ export function torchZip(
 ): Promise<Uint8Array> {
   return makeZip([
     { name: "archive/data.pkl", data: pkl, deflate: opt.deflate },
+    { name: "archive/version", data: enc.encode("3\n") },
     ...Object.entries(storages).map(([k, data]) => ({
       name: `archive/data/${k}`,
       data,

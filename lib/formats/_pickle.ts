@@ -178,6 +178,7 @@ function latin1(b: Uint8Array): string {
  * characters) are False/True. Returns undefined when CPython would raise.
  */
 export function parseTextInt(line: string): number | bigint | boolean | undefined {
+  if (line === "") return undefined; // CPython: "pickle data was truncated"
   const c = strtol(line);
   if (c !== undefined) {
     if (line.length === 2 && (c === 0 || c === 1)) return c === 1;
@@ -202,8 +203,8 @@ function strtol(s: string): number | bigint | undefined {
   } else if (s[i] === "0") base = 8;
   const start = i;
   while (i < s.length && digitValue(s[i]) < base) i++;
-  // No digits: glibc leaves the end at the start, which CPython accepts only for an empty line.
-  if (i === start) return s === "" ? 0 : undefined;
+  if (i === start) return undefined; // no digits
+
   if (i !== s.length) return undefined;
   const text = s.slice(start, i);
   let v = base === 10 ? BigInt(text) : BigInt((base === 16 ? "0x" : "0o") + text);
@@ -481,7 +482,7 @@ export function unpickle(
         }
         case 0x4c: { // LONG (text): int(text, 0), a trailing "L" dropped
           const s = line();
-          const x = pyIntBase0(s.endsWith("L") ? s.slice(0, -1) : s);
+          const x = s === "" ? undefined : pyIntBase0(s.endsWith("L") ? s.slice(0, -1) : s);
           if (x === undefined) fail("LONG text is not an integer");
           push(x);
           break;

@@ -15,7 +15,7 @@
 
 import { FormatError, RwkvError } from "../errors.ts";
 import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
-import { DTYPE_SIZE } from "./checkpoint.ts";
+import { DEFAULT_LIMITS, DTYPE_SIZE } from "./checkpoint.ts";
 import { RandomAccessFile } from "./_file.ts";
 import { check, Counter, type Limits, overBudget, resolveLimits } from "./_limits.ts";
 import {
@@ -134,11 +134,13 @@ interface PthTensor extends TensorInfo {
  */
 class Budget extends Counter {
   constructor(readonly pickle: PickleBudget, inputBytes: number) {
+    // A raised limits.pickleOps lifts the proportional bound too.
+    const ops = pickle.limits.pickleOps;
     super(
       pickle.file,
       "pickleOps",
-      Math.min(pickle.limits.pickleOps, 16 * inputBytes + 65536),
-      "work on the pickle's values",
+      ops > DEFAULT_LIMITS.pickleOps ? ops : Math.min(ops, 16 * inputBytes + 65536),
+      "work on the pickle's values (16 steps per pickle byte, at most limits.pickleOps)",
     );
   }
   charge(n: number): void {
@@ -592,10 +594,21 @@ async function openZip(file: RandomAccessFile, limits: Limits): Promise<Checkpoi
     if (byName.has(e.name)) throw new FormatError(path, e.name, "two zip entries with this name");
     byName.set(e.name, e);
   }
-  // Exactly one data.pkl, at the top or under one top-level folder (as torch writes it).
+  // torch reads records under the folder of the archive's first entry: data.pkl must be there,
+  // once. (A data.pkl anywhere else would be read by no torch version, so none is read here.)
   const pkls = entries.filter((e) => /^([^/]+\/)?data\.pkl$/.test(e.name));
   if (pkls.length === 0) {
     throw new FormatError(path, "data.pkl", "no data.pkl in the archive: not a torch checkpoint");
+  }
+  const first = entries[0].name, slash = first.indexOf("/");
+  if (slash < 0 || pkls.length === 1 && pkls[0].name !== `${first.slice(0, slash)}/data.pkl`) {
+    throw new FormatError(
+      path,
+      pkls[0].name,
+      slash < 0
+        ? `the first entry (${first}) is not in a folder: torch reads no such archive`
+        : `not in the folder of the first entry (${first}), where torch looks for it`,
+    );
   }
   if (pkls.length > 1) {
     throw new FormatError(
