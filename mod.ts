@@ -24,7 +24,15 @@ export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.t
 export type { WeightDType } from "./lib/model/weights.ts";
 export type { StorageDType } from "./lib/model/tensor.ts";
 export { openCheckpoint } from "./lib/formats/open.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointLimits,
+  DType,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./lib/formats/checkpoint.ts";
+export { DEFAULT_LIMITS } from "./lib/formats/checkpoint.ts";
 export {
   openSafetensors,
   type SafetensorsCheckpoint,
