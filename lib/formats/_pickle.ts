@@ -514,6 +514,10 @@ export function unpickle(
         case 0x71: // BINPUT
         case 0x72: { // LONG_BINPUT
           const k = op === 0x71 ? u8() : u32();
+          // Picklers number memo entries from 0, one per value: an index past the pickle's
+          // size is no pickler's (CPython would allocate a memo that long, torch runs out
+          // of memory on such files).
+          if (k > bytes.length) fail(`memo index ${k} is past anything this pickle numbers`);
           memory.spend(memo.has(k) ? 0 : COST.memo);
           memo.set(k, top());
           break;

@@ -211,8 +211,9 @@ export async function entryDataOffset(f: RandomAccessFile, e: ZipEntry): Promise
 
 /**
  * Streams a deflated entry: compressed bytes are read from the file in chunks and each
- * `next()` gives the next inflated chunk (undefined at the end, after checking the total
- * against the declared size).
+ * `next()` gives the next inflated chunk, undefined once the declared size is reached. What
+ * follows the declared size in the stream is not read (torch reads the declared size and no
+ * more); a stream that ends short of it is an error.
  */
 function inflater(
   f: RandomAccessFile,
@@ -233,15 +234,16 @@ function inflater(
   let at = 0;
   return {
     async next() {
+      if (at === e.size) {
+        reader.cancel().catch(() => {});
+        return undefined;
+      }
       try {
         const { done, value } = await reader.read();
-        if (done) {
-          if (at !== e.size) throw new Error(`inflated to ${at} bytes, declared ${e.size}`);
-          return undefined;
-        }
-        if (at + value.length > e.size) throw new Error("more data than the declared size");
-        at += value.length;
-        return value;
+        if (done) throw new Error(`inflated to ${at} bytes, declared ${e.size}`);
+        const part = value.subarray(0, e.size - at);
+        at += part.length;
+        return part;
       } catch (err) {
         reader.cancel().catch(() => {});
         if (err instanceof FormatError) throw err;
@@ -334,7 +336,7 @@ export class InflateCache {
           s.filled += c.length;
         }
         if (s.filled === e.size) {
-          await s.src.next(); // checks the stream ends where declared
+          await s.src.next(); // stops the inflater
           s.src = undefined;
         }
       }
