@@ -91,9 +91,11 @@ export class Pickle {
   int(n: number): this {
     return n >= 0 && n < 256 ? this.op(0x4b, n) : this.op(0x4a, ...u32(n >>> 0));
   }
-  /** A text INT line (`I<text>\n`). */
+  /** A text INT line (`I<text>\n`), or a text LONG (`L<text>\n`) when `text` starts with L. */
   textInt(text: string): this {
-    return this.op(0x49, ...enc.encode(text + "\n"));
+    return text.startsWith("L")
+      ? this.op(0x4c, ...enc.encode(text.slice(1) + "\n"))
+      : this.op(0x49, ...enc.encode(text + "\n"));
   }
   /** BINFLOAT. */
   float(x: number): this {

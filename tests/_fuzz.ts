@@ -434,6 +434,9 @@ function torchSemanticsCases(): FuzzCase[] {
     ["0x", undefined],
     ["1__0", undefined],
     ["", undefined], // CPython: an INT line must hold something ("pickle data was truncated")
+    ["L7L", 7], // text LONG: int(text, 0) once the trailing L is dropped
+    ["L0x5", 5],
+    ["L010", undefined], // int("010", 0) refuses leading zeros (strtol is only for INT)
   ];
   return [
     ...intCases.map(([text, off]): FuzzCase => ({
@@ -441,7 +444,7 @@ function torchSemanticsCases(): FuzzCase[] {
       name: `text INT ${JSON.stringify(text)} as a storage offset`,
       ext: "pth",
       make: () => textOffset(text),
-      expect: off === undefined ? { error: /INT text/ } : reads({ t: [off, off + 1] }),
+      expect: off === undefined ? { error: /(INT|LONG) text/ } : reads({ t: [off, off + 1] }),
     })),
     {
       cls: "torch semantics",
