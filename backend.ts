@@ -50,4 +50,11 @@ export type { Matrix, MatrixDesc, StorageDType } from "./lib/model/tensor.ts";
 export type { WeightDType } from "./lib/model/weights.ts";
 export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
 export { openCheckpoint } from "./lib/formats/open.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointLimits,
+  DType,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./lib/formats/checkpoint.ts";

@@ -23,4 +23,11 @@ export {
   type MergeLoraOptions,
   type MergeLoraReport,
 } from "./convert/lora.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointLimits,
+  DType,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./lib/formats/checkpoint.ts";

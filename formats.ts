@@ -14,7 +14,14 @@
  */
 
 export { openCheckpoint } from "./lib/formats/open.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointLimits,
+  DType,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./lib/formats/checkpoint.ts";
 export {
   openSafetensors,
   type SafetensorsCheckpoint,
@@ -26,3 +33,4 @@ export {
 export { openRwkvCpp } from "./lib/formats/rwkvcpp.ts";
 export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "./lib/formats/dtype.ts";
+export { DEFAULT_LIMITS } from "./lib/formats/checkpoint.ts";

@@ -13,5 +13,12 @@
  */
 
 export * from "./lib/quant/mod.ts";
-export type { Checkpoint, CheckpointFormat, DType, TensorInfo } from "./lib/formats/checkpoint.ts";
+export type {
+  Checkpoint,
+  CheckpointFormat,
+  CheckpointLimits,
+  DType,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./lib/formats/checkpoint.ts";
 export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";

@@ -11,6 +11,8 @@ import { fixture, tempDir } from "./_fixtures.ts";
 import { openPth } from "../lib/formats/pth.ts";
 import { FormatError, RwkvError, UnsafePickleError } from "../lib/errors.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";
+import { openCheckpoint } from "../lib/formats/open.ts";
+import { deflateZeros, f32, makeZip as zipOf, Pickle as P } from "./_craft.ts";
 
 /** Opens `path` and reads every tensor; returns "ok" or the (typed) error. Fails on anything else. */
 async function openAndReadAll(path: string, what: string): Promise<"ok" | RwkvError> {
@@ -576,4 +578,55 @@ Deno.test("pth hostile: legacy storage counts that lie, and files that are not c
       assert(re.test(r.message), `${what}: ${r.message}`);
     });
   }
+});
+
+Deno.test("pth hostile: budgets are options: a lowered one refuses, naming file and budget; the default reads", async () => {
+  // A 16 MiB deflated storage ending in 1, 2, 3, 4, viewed by 20 tensors.
+  const elements = 4 * 2 ** 20, size = elements * 4;
+  const tensors: Record<string, { key: string; numel: number; shape: number[]; offset: number }> =
+    {};
+  for (let i = 0; i < 20; i++) {
+    tensors[`v${i}`] = { key: "0", numel: elements, shape: [4], offset: elements - 4 };
+  }
+  const tail = f32([1, 2, 3, 4]);
+  const full = new Uint8Array(size);
+  full.set(tail, size - 16);
+  const zip = await zipOf([
+    { name: "a/data.pkl", data: new P().stateDict(tensors).done() },
+    {
+      name: "a/data/0",
+      data: new Uint8Array(0),
+      deflated: { body: deflateZeros(size - 16, tail), size, crc: crc32(full) },
+    },
+  ]);
+  await withBytes(zip, async (p) => {
+    const ck = await openCheckpoint(p);
+    try {
+      for (let i = 0; i < 20; i++) {
+        assertEquals([...new Float32Array((await ck.read(`v${i}`)).slice().buffer)], [1, 2, 3, 4]);
+      }
+    } finally {
+      ck.close();
+    }
+    const e = await assertRejects(
+      () => openCheckpoint(p, { limits: { inflatedBytes: 8 * 2 ** 20 } }),
+      FormatError,
+    );
+    assert(e.message.includes(p) && /limits\.inflatedBytes.*8388608/.test(e.message), e.message);
+    await assertRejects(
+      () => openCheckpoint(p, { limits: { tensors: 19 } }),
+      FormatError,
+      "limits.tensors",
+    );
+    await assertRejects(
+      () => openCheckpoint(p, { limits: { pickleOps: 100 } }),
+      FormatError,
+      "limits.pickleOps",
+    );
+    await assertRejects(
+      () => openCheckpoint(p, { limits: { bogus: 1 } as never }),
+      TypeError,
+      "unknown limit",
+    );
+  });
 });

@@ -5,12 +5,21 @@
 
 import { FormatError } from "../errors.ts";
 
-/** A file opened for reads at any offset. Reads are serialised so they never interleave. */
+/** Reads up to this size are served from a cached block of {@link BLOCK} bytes. */
+const SMALL = 4096;
+const BLOCK = 256 * 1024;
+
+/**
+ * A file opened for reads at any offset. Reads are serialised so they never interleave. Small
+ * reads go through one cached block, so a file of many tiny tensors or headers costs one read
+ * per block instead of a seek and a read each.
+ */
 export class RandomAccessFile {
   readonly path: string;
   readonly size: number;
   #file: Deno.FsFile | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #block: { at: number; bytes: Uint8Array } | undefined;
 
   private constructor(path: string, file: Deno.FsFile, size: number) {
     this.path = path;
@@ -46,7 +55,36 @@ export class RandomAccessFile {
         ),
       );
     }
+    if (length <= SMALL && this.#file) return this.#readSmall(offset, length, into, what);
     const buf = typeof into === "number" ? new Uint8Array(into) : into;
+    return this.#read(offset, length, buf, what);
+  }
+
+  #readSmall(
+    offset: number,
+    length: number,
+    into: Uint8Array | number,
+    what: string,
+  ): Promise<Uint8Array> {
+    const copy = (b: { at: number; bytes: Uint8Array }) => {
+      const part = b.bytes.subarray(offset - b.at, offset - b.at + length);
+      if (typeof into === "number") return part.slice();
+      into.set(part);
+      return into;
+    };
+    const b = this.#block;
+    if (b && offset >= b.at && offset + length <= b.at + b.bytes.length) {
+      return Promise.resolve(copy(b));
+    }
+    const at = offset, len = Math.min(BLOCK, this.size - at);
+    return this.#read(at, len, new Uint8Array(len), what).then((bytes) => {
+      const nb = { at, bytes };
+      this.#block = nb;
+      return copy(nb);
+    });
+  }
+
+  #read(offset: number, length: number, buf: Uint8Array, what: string): Promise<Uint8Array> {
     const job = this.#queue.then(async () => {
       const f = this.#file;
       if (!f) throw new FormatError(this.path, what, "file is closed");
@@ -69,6 +107,7 @@ export class RandomAccessFile {
   close(): void {
     this.#file?.close();
     this.#file = undefined;
+    this.#block = undefined;
   }
 }
 

@@ -9,6 +9,7 @@
 import { FormatError } from "../errors.ts";
 import { crc32 } from "./_crc32.ts";
 import type { RandomAccessFile } from "./_file.ts";
+import { Counter, type Limits, overBudget } from "./_limits.ts";
 
 /** One zip entry, as the central directory describes it. */
 export interface ZipEntry {
@@ -32,9 +33,6 @@ const SIG_LOCAL = 0x04034b50;
 const EOCD_LEN = 22;
 const LOCATOR_LEN = 20;
 const MAX_COMMENT = 0xffff;
-const MAX_ENTRIES = 1_000_000;
-/** Deflate cannot expand data by more than about 1032:1; a larger claim is a lie. */
-const MAX_DEFLATE_RATIO = 1032;
 /** Compressed input is fed to the inflater in chunks of this size. */
 const CHUNK = 1 << 20;
 
@@ -46,9 +44,11 @@ function u64(v: DataView, o: number): number {
 
 /**
  * Reads the central directory. The end record is searched backwards from the end of the file
- * over at most a maximal comment (64 KiB) plus the record itself.
+ * over at most a maximal comment (64 KiB) plus the record itself. Encrypted entries are
+ * refused; `limits.entries` bounds the count and `limits.inflateRatio` what a deflated entry
+ * may claim to hold (deflate itself cannot pass about 1032:1).
  */
-export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]> {
+export async function readZipDirectory(f: RandomAccessFile, limits: Limits): Promise<ZipEntry[]> {
   const path = f.path;
   if (f.size < EOCD_LEN) {
     throw new FormatError(path, "zip", "too short for a zip end-of-central-directory record");
@@ -90,7 +90,10 @@ export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]>
     cdSize = u64(rv, 40);
     cdOffset = u64(rv, 48);
   }
-  if (count > MAX_ENTRIES || cdOffset + cdSize > f.size || cdSize < count * 46) {
+  if (count > limits.entries) {
+    throw overBudget(path, "entries", limits.entries, `a zip of ${count} entries`);
+  }
+  if (cdOffset + cdSize > f.size || cdSize < count * 46) {
     throw new FormatError(
       path,
       "zip central directory",
@@ -150,11 +153,16 @@ export async function readZipDirectory(f: RandomAccessFile): Promise<ZipEntry[]>
         `stored entry declares ${compressedSize} bytes stored but ${size} bytes of content`,
       );
     }
-    if (method === 8 && size > compressedSize * MAX_DEFLATE_RATIO + 1024) {
-      throw new FormatError(
+    if (flags & 0x41) {
+      // Bit 0: encrypted; bit 6: strong encryption. Reading it as plaintext would be garbage.
+      throw new FormatError(path, name, "encrypted zip entry: cannot be read");
+    }
+    if (method === 8 && size > compressedSize * limits.inflateRatio + 1024) {
+      throw overBudget(
         path,
-        name,
-        `deflated entry claims ${size} bytes from ${compressedSize}: impossible ratio`,
+        "inflateRatio",
+        limits.inflateRatio,
+        `deflated entry ${name} claiming ${size} bytes from ${compressedSize}`,
       );
     }
     entries.push({ name, method, flags, compressedSize, size, crc, headerOffset });
@@ -174,6 +182,9 @@ export async function entryDataOffset(f: RandomAccessFile, e: ZipEntry): Promise
     throw new FormatError(f.path, e.name, "bad local file header signature");
   }
   const localFlags = v.getUint16(6, true);
+  if (localFlags & 0x41) {
+    throw new FormatError(f.path, e.name, "encrypted zip entry: cannot be read");
+  }
   const localCompressed = v.getUint32(18, true);
   // Without a data descriptor (flag bit 3) the local header repeats the sizes; a disagreement
   // means one of the two headers lies.
@@ -199,16 +210,16 @@ export async function entryDataOffset(f: RandomAccessFile, e: ZipEntry): Promise
 }
 
 /**
- * Inflates a deflated entry, streaming the compressed bytes from the file in chunks, and
- * hands each inflated chunk with its offset to `sink`; stops early once `sink` returns true.
- * The inflated total must match the declared size (checked when the stream runs to its end).
+ * Streams a deflated entry: compressed bytes are read from the file in chunks and each
+ * `next()` gives the next inflated chunk, undefined once the declared size is reached. What
+ * follows the declared size in the stream is not read (torch reads the declared size and no
+ * more); a stream that ends short of it is an error.
  */
-async function inflate(
+function inflater(
   f: RandomAccessFile,
   e: ZipEntry,
   start: number,
-  sink: (chunk: Uint8Array, at: number) => boolean,
-): Promise<void> {
+): { next(): Promise<Uint8Array | undefined>; cancel(): void } {
   let fed = 0;
   const input = new ReadableStream<Uint8Array<ArrayBuffer>>({
     async pull(ctrl) {
@@ -221,24 +232,28 @@ async function inflate(
   });
   const reader = input.pipeThrough(new DecompressionStream("deflate-raw")).getReader();
   let at = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (at + value.length > e.size) throw new Error("more data than the declared size");
-      const enough = sink(value, at);
-      at += value.length;
-      if (enough) return;
-    }
-    if (at !== e.size) throw new Error(`inflated to ${at} bytes, declared ${e.size}`);
-  } catch (err) {
-    if (err instanceof FormatError) throw err;
-    throw new FormatError(f.path, e.name, `corrupt deflate data (${(err as Error)?.message})`, {
-      cause: err,
-    });
-  } finally {
-    reader.cancel().catch(() => {});
-  }
+  return {
+    async next() {
+      if (at === e.size) {
+        reader.cancel().catch(() => {});
+        return undefined;
+      }
+      try {
+        const { done, value } = await reader.read();
+        if (done) throw new Error(`inflated to ${at} bytes, declared ${e.size}`);
+        const part = value.subarray(0, e.size - at);
+        at += part.length;
+        return part;
+      } catch (err) {
+        reader.cancel().catch(() => {});
+        if (err instanceof FormatError) throw err;
+        throw new FormatError(f.path, e.name, `corrupt deflate data (${(err as Error)?.message})`, {
+          cause: err,
+        });
+      }
+    },
+    cancel: () => void reader.cancel().catch(() => {}),
+  };
 }
 
 /**
@@ -259,9 +274,10 @@ export async function readEntry(
   if (e.method === 0) {
     out = await f.readAt(start, e.size, e.name);
   } else if (e.method === 8) {
-    const buf = new Uint8Array(e.size);
-    await inflate(f, e, start, (chunk, at) => (buf.set(chunk, at), false));
-    out = buf;
+    out = new Uint8Array(e.size);
+    const src = inflater(f, e, start);
+    let at = 0;
+    for (let c; (c = await src.next());) (out.set(c, at), at += c.length);
   } else {
     throw new FormatError(f.path, e.name, `unsupported zip compression method ${e.method}`);
   }
@@ -272,29 +288,68 @@ export async function readEntry(
 }
 
 /**
- * Bytes `offset .. offset+length` of a deflated entry's content, inflating only up to the end
- * of that range and keeping only the range (peak memory ≈ `length` + one chunk).
+ * Deflated entries of one open archive, each inflated once, as far as reads have needed so far,
+ * into a buffer kept until {@link InflateCache.clear}: any number of tensors viewing one storage
+ * cost one pass of the inflater. Every entry's declared size is charged against
+ * `limits.inflatedBytes` before its buffer is allocated.
  */
-export async function readDeflatedRange(
-  f: RandomAccessFile,
-  e: ZipEntry,
-  offset: number,
-  length: number,
-  into: Uint8Array = new Uint8Array(length),
-): Promise<Uint8Array> {
-  if (offset + length > e.size) {
-    throw new FormatError(f.path, e.name, `needs bytes up to ${offset + length} of ${e.size}`);
+export class InflateCache {
+  readonly #f: RandomAccessFile;
+  readonly #budget: Counter;
+  readonly #entries = new Map<string, {
+    buf: Uint8Array;
+    filled: number;
+    src?: ReturnType<typeof inflater>;
+    queue: Promise<unknown>;
+  }>();
+  constructor(f: RandomAccessFile, budget: Counter) {
+    this.#f = f;
+    this.#budget = budget;
   }
-  const start = await entryDataOffset(f, e);
-  let got = 0;
-  await inflate(f, e, start, (chunk, at) => {
-    const from = Math.max(offset, at), to = Math.min(offset + length, at + chunk.length);
-    if (to > from) {
-      into.set(chunk.subarray(from - at, to - at), from - offset);
-      got += to - from;
+
+  /** Bytes `offset .. offset+length` of deflated entry `e`'s content (copied into `into`). */
+  read(
+    e: ZipEntry,
+    offset: number,
+    length: number,
+    into: Uint8Array = new Uint8Array(length),
+  ): Promise<Uint8Array> {
+    if (offset < 0 || offset + length > e.size) {
+      return Promise.reject(
+        new FormatError(this.#f.path, e.name, `needs bytes up to ${offset + length} of ${e.size}`),
+      );
     }
-    return at + chunk.length >= offset + length;
-  });
-  if (got !== length) throw new FormatError(f.path, e.name, "entry ended early");
-  return into;
+    let st = this.#entries.get(e.name);
+    if (!st) {
+      this.#budget.spend(e.size);
+      st = { buf: new Uint8Array(e.size), filled: 0, queue: Promise.resolve() };
+      this.#entries.set(e.name, st);
+    }
+    const s = st;
+    const job = s.queue.then(async () => {
+      if (s.filled < offset + length) {
+        s.src ??= inflater(this.#f, e, await entryDataOffset(this.#f, e));
+        while (s.filled < offset + length) {
+          const c = await s.src.next();
+          if (!c) throw new FormatError(this.#f.path, e.name, "entry ended early");
+          s.buf.set(c, s.filled);
+          s.filled += c.length;
+        }
+        if (s.filled === e.size) {
+          await s.src.next(); // stops the inflater
+          s.src = undefined;
+        }
+      }
+      into.set(s.buf.subarray(offset, offset + length));
+      return into;
+    });
+    s.queue = job.catch(() => {});
+    return job;
+  }
+
+  /** Drops every buffer and stops every inflater. */
+  clear(): void {
+    for (const s of this.#entries.values()) s.src?.cancel();
+    this.#entries.clear();
+  }
 }

@@ -107,3 +107,80 @@ export interface Checkpoint {
   /** Releases the file handle. Reads after this fail. */
   close(): void;
 }
+
+/**
+ * Work and memory budgets a reader may spend on one file. Each is counted as the work happens;
+ * going over one stops the read with a `FormatError` naming the file and the budget
+ * (`limits.<name>`). The defaults are far above what any real checkpoint needs (a 14B model
+ * has about 600 tensors and a `data.pkl` under 1 MB) and keep a hostile file under about
+ * 1 GB of memory and a few seconds; raise one for a file you trust that needs more.
+ * @example
+ * ```ts ignore
+ * const ck = await openCheckpoint("huge-optimizer-state.pth", {
+ *   limits: { pickleOps: 100_000_000, pickleMemory: 4 * 2 ** 30 },
+ * });
+ * ```
+ */
+export interface CheckpointLimits {
+  /** Bytes of pickle (`data.pkl`, or the legacy format's pickles), decompressed. */
+  readonly pickleBytes?: number;
+  /** Pickle opcodes executed. */
+  readonly pickleOps?: number;
+  /**
+   * Bytes the pickle's values may hold, estimated as they are built (stack, memo, containers,
+   * strings), never released until the open ends.
+   */
+  readonly pickleMemory?: number;
+  /** Characters produced turning non-string keys into names (all keys of the file together). */
+  readonly nameBytes?: number;
+  /** Nesting depth of a key or value that must be walked (tuples in tuples, dicts in dicts). */
+  readonly depth?: number;
+  /** Decompressed bytes of all deflated zip entries together (each is inflated once). */
+  readonly inflatedBytes?: number;
+  /** Decompressed bytes per compressed byte of one zip entry. */
+  readonly inflateRatio?: number;
+  /** Tensors in one checkpoint. */
+  readonly tensors?: number;
+  /** Entries in one zip archive. */
+  readonly entries?: number;
+  /**
+   * Bytes all tensors may read beyond twice their storages' bytes: views with zero or
+   * overlapping strides can ask for more than the file holds, a real file barely does.
+   */
+  readonly viewBytes?: number;
+  /** Bytes of a SafeTensors JSON header (the Rust reference's limit is 100,000,000). */
+  readonly headerBytes?: number;
+}
+
+/**
+ * The budgets used when an option leaves one out.
+ * @example
+ * ```ts ignore
+ * console.log(DEFAULT_LIMITS.pickleOps); // 16000000
+ * ```
+ */
+export const DEFAULT_LIMITS: Readonly<Required<CheckpointLimits>> = Object.freeze({
+  pickleBytes: 64 * 2 ** 20,
+  pickleOps: 16_000_000,
+  pickleMemory: 256 * 2 ** 20,
+  nameBytes: 64 * 2 ** 20,
+  depth: 64,
+  inflatedBytes: 512 * 2 ** 20,
+  inflateRatio: 1032,
+  tensors: 1_000_000,
+  entries: 1_000_000,
+  viewBytes: 256 * 2 ** 20,
+  headerBytes: 100_000_000,
+});
+
+/**
+ * Options of `openCheckpoint` and of each format's reader.
+ * @example
+ * ```ts ignore
+ * const ck = await openCheckpoint("model.pth", { limits: { tensors: 5_000_000 } });
+ * ```
+ */
+export interface OpenCheckpointOptions {
+  /** Budgets to raise (or lower); the others keep {@link DEFAULT_LIMITS}. */
+  readonly limits?: CheckpointLimits;
+}

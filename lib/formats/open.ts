@@ -4,7 +4,7 @@
  */
 
 import { FormatError } from "../errors.ts";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint, OpenCheckpointOptions } from "./checkpoint.ts";
 import { openPth } from "./pth.ts";
 import { openRwkvCpp } from "./rwkvcpp.ts";
 import { openSafetensors } from "./safetensors.ts";
@@ -40,7 +40,9 @@ export async function sniffFormat(
 
 /**
  * Opens a `.pth` (zip or legacy), `.safetensors` or rwkv.cpp `.bin` checkpoint: names,
- * dtypes and shapes at once, tensor bytes on demand.
+ * dtypes and shapes at once, tensor bytes on demand. A hostile or corrupt file fails with a
+ * `FormatError` naming the file and what is wrong, within the budgets of `options.limits`
+ * (see `CheckpointLimits` and `DEFAULT_LIMITS`); raise one for a trusted file that needs more.
  * @example
  * ```ts ignore
  * const ck = await openCheckpoint("RWKV-x070-World-0.1B.pth");
@@ -48,15 +50,18 @@ export async function sniffFormat(
  * ck.close();
  * ```
  */
-export async function openCheckpoint(path: string): Promise<Checkpoint> {
+export async function openCheckpoint(
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<Checkpoint> {
   const kind = await sniffFormat(path);
   switch (kind) {
     case "safetensors":
-      return await openSafetensors(path);
+      return await openSafetensors(path, options);
     case "pth-zip":
     case "pth-legacy":
-      return await openPth(path);
+      return await openPth(path, options);
     case "rwkv.cpp":
-      return await openRwkvCpp(path);
+      return await openRwkvCpp(path, options);
   }
 }

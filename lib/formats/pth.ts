@@ -14,13 +14,23 @@
  */
 
 import { FormatError, RwkvError } from "../errors.ts";
-import type { Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
-import { DTYPE_SIZE } from "./checkpoint.ts";
+import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
+import { DEFAULT_LIMITS, DTYPE_SIZE } from "./checkpoint.ts";
 import { RandomAccessFile } from "./_file.ts";
-import { type PickleHooks, PyDict, PyGlobal, unpickle } from "./_pickle.ts";
+import { check, Counter, type Limits, overBudget, resolveLimits } from "./_limits.ts";
+import {
+  isTuple,
+  keyName,
+  PickleBudget,
+  type PickleHooks,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  unpickle,
+} from "./_pickle.ts";
 import {
   entryDataOffset,
-  readDeflatedRange,
+  InflateCache,
   readEntry,
   readZipDirectory,
   type ZipEntry,
@@ -83,8 +93,6 @@ const ALLOWED: ReadonlySet<string> = new Set([
 
 /** Torch tensors have at most a few dozen dimensions; a bound keeps per-call work constant. */
 const MAX_RANK = 64;
-/** Legacy pickles are small next to the data; we never buffer more than this to parse them. */
-const MAX_LEGACY_PICKLES = 256 << 20;
 /** Torch's magic number opening a legacy file, and the protocol version after it. */
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
@@ -121,37 +129,43 @@ interface PthTensor extends TensorInfo {
 /**
  * Work allowed for everything the pickle's values make us do (copies, walks). Shared values
  * (memo references) let a small pickle describe a huge DAG; charging each visit against a
- * budget proportional to the pickle's size keeps hostile input linear.
+ * budget proportional to the pickle's size (and at most `limits.pickleOps`) keeps hostile
+ * input linear. The pickle's own budgets ride along.
  */
-class Budget {
-  #left: number;
-  constructor(readonly file: string, inputBytes: number) {
-    this.#left = 16 * inputBytes + 65536;
+class Budget extends Counter {
+  constructor(readonly pickle: PickleBudget, inputBytes: number) {
+    // A raised limits.pickleOps lifts the proportional bound too.
+    const ops = pickle.limits.pickleOps;
+    super(
+      pickle.file,
+      "pickleOps",
+      ops > DEFAULT_LIMITS.pickleOps ? ops : Math.min(ops, 16 * inputBytes + 65536),
+      "work on the pickle's values (16 steps per pickle byte, at most limits.pickleOps)",
+    );
   }
   charge(n: number): void {
-    this.#left -= n;
-    if (this.#left < 0) {
-      throw new FormatError(
-        this.file,
-        "pickle",
-        "its values need far more work than its size allows",
-      );
-    }
+    this.spend(n);
   }
 }
 
 function asDims(x: unknown, what: string, file: string, budget: Budget): number[] {
-  if (!Array.isArray(x) || x.length > MAX_RANK) {
+  if (!isTuple(x) && !Array.isArray(x) || (x as unknown[]).length > MAX_RANK) {
     throw new FormatError(file, "pickle", `${what}: expected a tuple of at most ${MAX_RANK} ints`);
   }
-  budget.charge(x.length);
-  if (!x.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+  const dims = x as unknown[];
+  budget.charge(dims.length);
+  if (!dims.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
     throw new FormatError(file, "pickle", `${what}: expected non-negative integers`);
   }
-  return [...x];
+  return dims.slice() as number[];
 }
 
-function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Budget): PickleHooks {
+function pickleHooks(
+  file: string,
+  storages: Map<string, StorageRef>,
+  budget: Budget,
+  legacy: boolean,
+): PickleHooks {
   const hooks: PickleHooks = {
     findGlobal(module, name) {
       return ALLOWED.has(`${module}.${name}`) ? new PyGlobal(module, name) : undefined;
@@ -193,11 +207,11 @@ function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Bu
           const [inner, , innerArgs] = args;
           if (
             !(inner instanceof PyGlobal) || !inner.name.startsWith("_rebuild_") ||
-            !Array.isArray(innerArgs)
+            inner.name === "_rebuild_from_type_v2" || !isTuple(innerArgs)
           ) {
             throw new FormatError(file, "pickle", "bad _rebuild_from_type_v2 arguments");
           }
-          return hooks.call(inner, innerArgs);
+          return hooks.call(inner, innerArgs as unknown[]);
         }
         case "torch.Size":
           return asDims(args[0], "torch.Size", file, budget);
@@ -216,9 +230,20 @@ function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Bu
       }
     },
     persistentLoad(pid) {
-      // ('storage', storage_type, key, location, numel[, view_metadata])
-      if (!Array.isArray(pid) || pid[0] !== "storage" || pid.length < 5 || pid.length > 6) {
-        throw new FormatError(file, "pickle", "unknown persistent id");
+      // Zip: ('storage', storage_type, key, location, numel); legacy: the same and
+      // view_metadata (None or (view_key, offset, size)). torch unpacks exactly that many.
+      // (Legacy pids without the view are read as view None: the crafted files of the tests
+      // have them.)
+      if (
+        !isTuple(pid) || pid[0] !== "storage" || pid.length < 5 || pid.length > (legacy ? 6 : 5)
+      ) {
+        throw new FormatError(
+          file,
+          "pickle",
+          `unknown persistent id (torch expects ('storage', type, key, location, numel${
+            legacy ? ", view" : ""
+          }))`,
+        );
       }
       const [, type, key, , numel, view] = pid;
       const dtype = type instanceof PyGlobal && type.module === "torch"
@@ -241,7 +266,7 @@ function pickleHooks(file: string, storages: Map<string, StorageRef>, budget: Bu
       }
       if (view === undefined || view === null) return root;
       // Legacy view: (view_key, offset, size) in elements of the root storage.
-      const [, offset, size] = Array.isArray(view) ? view : [];
+      const [, offset, size] = (isTuple(view) && view.length === 3 ? view : []) as number[];
       if (
         !Number.isSafeInteger(offset) || !Number.isSafeInteger(size) || offset < 0 || size < 0 ||
         offset + size > root.numel
@@ -259,8 +284,11 @@ function plain(x: unknown, budget: Budget, depth = 0): unknown {
   budget.charge(1);
   if (depth > 16) return "…";
   if (x instanceof PyDict) {
-    return Object.fromEntries([...x].map(([k, v]) => [String(k), plain(v, budget, depth + 1)]));
+    return Object.fromEntries(
+      [...x].map(([k, v]) => [keyName(k, budget.pickle), plain(v, budget, depth + 1)]),
+    );
   }
+  if (x instanceof PyFloat) return x.value;
   if (Array.isArray(x)) return x.map((e) => plain(e, budget, depth + 1));
   if (x instanceof TensorRef) return `<tensor ${x.storage.dtype} [${x.shape.join(", ")}]>`;
   if (x instanceof StorageRef) return `<storage ${x.dtype} ${x.key}>`;
@@ -287,6 +315,7 @@ function holdsTensors(d: PyDict, budget: Budget, depth = 0): boolean {
 
 /** Collects tensors (unwrapping, flattening nested dicts with ".") and non-tensor metadata. */
 function collect(root: unknown, file: string, budget: Budget) {
+  const names = budget.pickle.names, maxTensors = budget.pickle.limits.tensors;
   if (!(root instanceof PyDict)) {
     throw new FormatError(file, "pickle", "the checkpoint is not a dict of tensors");
   }
@@ -302,16 +331,23 @@ function collect(root: unknown, file: string, budget: Budget) {
     if (key === undefined) break;
     const inner = dict.get(key) as PyDict;
     for (const [k, v] of dict) {
-      if (k !== key && !Object.hasOwn(metadata, String(k))) metadata[String(k)] = plain(v, budget);
+      if (k === key) continue;
+      const name = keyName(k, budget.pickle);
+      if (!Object.hasOwn(metadata, name)) metadata[name] = plain(v, budget);
     }
     dict = inner;
   }
   const walk = (d: PyDict, prefix: string, depth: number) => {
     for (const [k, v] of d) {
       budget.charge(1);
-      const name = prefix + String(k);
+      const key = keyName(k, budget.pickle);
+      names.spend(prefix.length + key.length);
+      const name = prefix + key;
       if (v instanceof TensorRef) {
         if (tensors.has(name)) throw new FormatError(file, name, "two tensors with this name");
+        if (tensors.size >= maxTensors) {
+          throw overBudget(file, "tensors", maxTensors, "the number of tensors");
+        }
         tensors.set(name, v);
       } else if (v instanceof PyDict && depth < MAX_NESTING && holdsTensors(v, budget)) {
         walk(v, name + ".", depth + 1);
@@ -344,11 +380,21 @@ function spanOf(ref: TensorRef): number {
 function describe(
   file: RandomAccessFile,
   refs: Map<string, TensorRef>,
-  rootBytes: (s: StorageRef) => number,
+  storages: Map<string, StorageRef>,
+  limits: Limits,
 ): Map<string, PthTensor> {
+  const rootBytes = (s: StorageRef) => s.numel * DTYPE_SIZE[s.dtype];
   // Views with zero or overlapping strides can be larger than their storage; a legit one
   // is a broadcast of a small tensor, a hostile one could ask for terabytes.
   const maxBytes = 16 * file.size + (64 << 20);
+  let storageBytes = 0;
+  for (const s of storages.values()) storageBytes += rootBytes(s);
+  const views = new Counter(
+    file.path,
+    "viewBytes",
+    2 * storageBytes + limits.viewBytes,
+    "bytes of all tensors (twice their storages' bytes plus limits.viewBytes)",
+  );
   const out = new Map<string, PthTensor>();
   for (const [name, ref] of refs) {
     const s = ref.storage, es = DTYPE_SIZE[s.dtype];
@@ -368,6 +414,7 @@ function describe(
       if (byteLength > maxBytes) {
         throw new FormatError(file.path, name, `a ${byteLength}-byte view is implausibly large`);
       }
+      views.spend(byteLength);
     }
     out.set(name, { name, dtype: s.dtype, shape: ref.shape, byteLength, ref });
   }
@@ -450,6 +497,7 @@ function checkpoint(
   metadata: Record<string, unknown>,
   readStorage: StorageReader,
   ranged: (s: StorageRef) => boolean,
+  onClose: () => void = () => {},
 ): Checkpoint {
   const path = file.path;
   // readRange of a tensor that cannot be read in parts keeps it here between calls.
@@ -498,6 +546,7 @@ function checkpoint(
     },
     close: () => {
       whole = undefined;
+      onClose();
       file.close();
     },
   };
@@ -508,7 +557,8 @@ function checkpoint(
  * Tensors are listed at once and read on demand; only the bytes a tensor needs are read.
  * Every problem with the file is a {@link FormatError} naming the file and the field, entry
  * or tensor; a pickle that asks for anything but tensor-building globals is an
- * `UnsafePickleError`, raised before anything else happens.
+ * `UnsafePickleError`, raised before anything else happens. Every budget (see
+ * `CheckpointLimits`) is counted as the work happens; `options.limits` raises one.
  * @example
  * ```ts ignore
  * const ck = await openPth("RWKV-4-Pile-169M.pth");
@@ -517,13 +567,17 @@ function checkpoint(
  * ck.close();
  * ```
  */
-export async function openPth(path: string): Promise<Checkpoint> {
+export async function openPth(
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<Checkpoint> {
+  const limits = resolveLimits(options.limits);
   let file: RandomAccessFile | undefined;
   try {
     file = await RandomAccessFile.open(path);
     const head = await file.readAt(0, Math.min(4, file.size), "header");
-    if (head[0] === 0x50 && head[1] === 0x4b) return await openZip(file);
-    if (head[0] === 0x80) return await openLegacy(file);
+    if (head[0] === 0x50 && head[1] === 0x4b) return await openZip(file, limits);
+    if (head[0] === 0x80) return await openLegacy(file, limits);
     throw new FormatError(path, "header", "neither a torch zip nor a legacy torch pickle");
   } catch (e) {
     file?.close();
@@ -531,15 +585,41 @@ export async function openPth(path: string): Promise<Checkpoint> {
   }
 }
 
-async function openZip(file: RandomAccessFile): Promise<Checkpoint> {
+async function openZip(file: RandomAccessFile, limits: Limits): Promise<Checkpoint> {
   const path = file.path;
-  const entries = await readZipDirectory(file);
-  const pkl = entries.find((e) => e.name === "data.pkl" || e.name.endsWith("/data.pkl"));
-  if (!pkl) {
+  const entries = await readZipDirectory(file, limits);
+  const byName = new Map<string, ZipEntry>();
+  for (const e of entries) {
+    // torch's reader would take the last of two same-named entries; no writer makes them.
+    if (byName.has(e.name)) throw new FormatError(path, e.name, "two zip entries with this name");
+    byName.set(e.name, e);
+  }
+  // torch reads records under the folder of the archive's first entry: data.pkl must be there,
+  // once. (A data.pkl anywhere else would be read by no torch version, so none is read here.)
+  const pkls = entries.filter((e) => /^([^/]+\/)?data\.pkl$/.test(e.name));
+  if (pkls.length === 0) {
     throw new FormatError(path, "data.pkl", "no data.pkl in the archive: not a torch checkpoint");
   }
+  const first = entries[0].name, slash = first.indexOf("/");
+  if (slash < 0 || pkls.length === 1 && pkls[0].name !== `${first.slice(0, slash)}/data.pkl`) {
+    throw new FormatError(
+      path,
+      pkls[0].name,
+      slash < 0
+        ? `the first entry (${first}) is not in a folder: torch reads no such archive`
+        : `not in the folder of the first entry (${first}), where torch looks for it`,
+    );
+  }
+  if (pkls.length > 1) {
+    throw new FormatError(
+      path,
+      "data.pkl",
+      `${pkls.length} data.pkl entries (${pkls.map((e) => e.name).join(", ")}): which one ` +
+        "torch reads depends on its version, so none is read",
+    );
+  }
+  const pkl = pkls[0];
   const prefix = pkl.name.slice(0, pkl.name.length - "data.pkl".length);
-  const byName = new Map(entries.map((e) => [e.name, e]));
   // torch ≥ 2.1 records the byte order of the storages; we read little-endian only.
   const order = byName.get(`${prefix}byteorder`);
   if (order) {
@@ -548,14 +628,29 @@ async function openZip(file: RandomAccessFile): Promise<Checkpoint> {
       throw new FormatError(path, order.name, `storages are ${text}-endian; only little is read`);
     }
   }
-  const pickle = await readEntry(file, pkl, Math.min(file.size * 64, 1 << 30), true);
+  check(path, limits, "pickleBytes", pkl.size, `data.pkl of ${pkl.size} bytes`);
+  const inflated = new Counter(
+    path,
+    "inflatedBytes",
+    limits.inflatedBytes,
+    "bytes inflated from deflated entries",
+  );
+  if (pkl.method === 8) inflated.spend(pkl.size);
+  const pickle = await readEntry(file, pkl, limits.pickleBytes, true);
   const storages = new Map<string, StorageRef>();
-  const budget = new Budget(path, pickle.length);
-  const { value } = unpickle(pickle, pickleHooks(path, storages, budget), path);
+  const budget = new Budget(new PickleBudget(path, limits), pickle.length);
+  const { value } = unpickle(
+    pickle,
+    pickleHooks(path, storages, budget, false),
+    path,
+    0,
+    budget.pickle,
+  );
   const { tensors: refs, metadata } = collect(value, path, budget);
   // Each storage's entry must hold exactly the bytes the pickle declares: a zip entry whose
   // size lies is caught here, before any read.
   const entryOf = new Map<string, ZipEntry>();
+  let deflated = 0;
   for (const s of storages.values()) {
     const name = `${prefix}data/${s.key}`;
     const e = byName.get(name);
@@ -567,27 +662,47 @@ async function openZip(file: RandomAccessFile): Promise<Checkpoint> {
     if (e.method !== 0 && e.method !== 8) {
       throw new FormatError(path, e.name, `unsupported zip compression method ${e.method}`);
     }
+    if (e.method === 8) deflated += e.size;
     entryOf.set(s.key, e);
   }
-  const tensors = describe(file, refs, (s) => s.numel * DTYPE_SIZE[s.dtype]);
+  // Deflated storages are inflated once each, on first read, into memory: refuse up front
+  // when they cannot all fit the budget.
+  if (deflated > limits.inflatedBytes - (pkl.method === 8 ? pkl.size : 0)) {
+    throw overBudget(
+      path,
+      "inflatedBytes",
+      limits.inflatedBytes,
+      `deflated storages of ${deflated} bytes`,
+    );
+  }
+  const tensors = describe(file, refs, storages, limits);
   const dataStart = new Map<string, number>();
-  return checkpoint(file, "pth", tensors, metadata, async (s, off, len, into) => {
-    const e = entryOf.get(s.key)!;
-    if (e.method === 8) return await readDeflatedRange(file, e, off, len, into);
-    let start = dataStart.get(e.name);
-    if (start === undefined) {
-      start = await entryDataOffset(file, e);
-      dataStart.set(e.name, start);
-    }
-    return await file.readAt(start + off, into ?? len, e.name);
-  }, (s) => entryOf.get(s.key)!.method === 0);
+  const cache = new InflateCache(file, inflated);
+  return checkpoint(
+    file,
+    "pth",
+    tensors,
+    metadata,
+    async (s, off, len, into) => {
+      const e = entryOf.get(s.key)!;
+      if (e.method === 8) return await cache.read(e, off, len, into);
+      let start = dataStart.get(e.name);
+      if (start === undefined) {
+        start = await entryDataOffset(file, e);
+        dataStart.set(e.name, start);
+      }
+      return await file.readAt(start + off, into ?? len, e.name);
+    },
+    (s) => entryOf.get(s.key)!.method === 0,
+    () => cache.clear(),
+  );
 }
 
 /**
  * Legacy (pre-1.6) format: pickles back to back (magic number, protocol version, sys info,
  * the object, the storage keys), then for each key an 8-byte element count and the raw data.
  */
-async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
+async function openLegacy(file: RandomAccessFile, limits: Limits): Promise<Checkpoint> {
   const path = file.path;
   const storages = new Map<string, StorageRef>();
   const noGlobals: PickleHooks = {
@@ -599,25 +714,26 @@ async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
   };
   const parse = (bytes: Uint8Array) => {
     storages.clear();
-    const magic = unpickle(bytes, noGlobals, path, 0);
+    const pb = new PickleBudget(path, limits);
+    const magic = unpickle(bytes, noGlobals, path, 0, pb);
     if (magic.value !== LEGACY_MAGIC) {
       throw new FormatError(path, "magic number", "not a PyTorch checkpoint");
     }
-    const proto = unpickle(bytes, noGlobals, path, magic.end);
+    const proto = unpickle(bytes, noGlobals, path, magic.end, pb);
     if (proto.value !== LEGACY_PROTOCOL) {
       throw new FormatError(path, "protocol version", `${proto.value}, expected 1001`);
     }
-    const sys = unpickle(bytes, noGlobals, path, proto.end);
+    const sys = unpickle(bytes, noGlobals, path, proto.end, pb);
     if (!(sys.value instanceof PyDict) || sys.value.get("little_endian") !== true) {
       throw new FormatError(path, "sys info", "not saved on a little-endian machine");
     }
-    const budget = new Budget(path, bytes.length);
-    const main = unpickle(bytes, pickleHooks(path, storages, budget), path, sys.end);
-    const keys = unpickle(bytes, noGlobals, path, main.end);
+    const budget = new Budget(pb, bytes.length);
+    const main = unpickle(bytes, pickleHooks(path, storages, budget, true), path, sys.end, pb);
+    const keys = unpickle(bytes, noGlobals, path, main.end, pb);
     return { main: main.value, keys: keys.value, dataStart: keys.end, budget };
   };
   // Read a prefix and grow it only while the pickles run past it.
-  let prefixLen = Math.min(file.size, 1 << 20);
+  let prefixLen = Math.min(file.size, limits.pickleBytes, 1 << 20);
   let parsed: ReturnType<typeof parse>;
   for (;;) {
     try {
@@ -625,16 +741,23 @@ async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
       break;
     } catch (e) {
       const truncated = e instanceof FormatError && /truncated/.test(e.message);
-      if (!truncated || prefixLen >= Math.min(file.size, MAX_LEGACY_PICKLES)) throw e;
-      prefixLen = Math.min(file.size, MAX_LEGACY_PICKLES, prefixLen * 4);
+      if (!truncated) throw e;
+      if (prefixLen >= file.size) throw e;
+      if (prefixLen >= limits.pickleBytes) {
+        throw overBudget(path, "pickleBytes", limits.pickleBytes, "the legacy format's pickles");
+      }
+      prefixLen = Math.min(file.size, limits.pickleBytes, prefixLen * 4);
     }
   }
-  if (!Array.isArray(parsed.keys)) throw new FormatError(path, "storage keys", "not a list");
+  if (!Array.isArray(parsed.keys) || isTuple(parsed.keys)) {
+    throw new FormatError(path, "storage keys", "not a list");
+  }
   // Walk the storages in the listed order: each is its element count, then its data.
   const offsets = new Map<string, number>();
   let pos = parsed.dataStart;
   for (const k of parsed.keys as unknown[]) {
-    const key = String(k);
+    if (typeof k !== "string") throw new FormatError(path, "storage keys", "a key is not a string");
+    const key = k;
     const s = storages.get(key);
     if (!s) throw new FormatError(path, `storage ${key}`, "listed but never used");
     if (offsets.has(key)) throw new FormatError(path, `storage ${key}`, "listed twice");
@@ -662,7 +785,7 @@ async function openLegacy(file: RandomAccessFile): Promise<Checkpoint> {
     if (!offsets.has(s.key)) throw new FormatError(path, `storage ${s.key}`, "data missing");
   }
   const { tensors: refs, metadata } = collect(parsed.main, path, parsed.budget);
-  const tensors = describe(file, refs, (s) => s.numel * DTYPE_SIZE[s.dtype]);
+  const tensors = describe(file, refs, storages, limits);
   return checkpoint(file, "pth-legacy", tensors, metadata, (s, off, len, into) => {
     const start = offsets.get(s.key)! + off;
     return file.readAt(start, into ?? len, s.key);

@@ -38,9 +38,10 @@
  */
 
 import { FormatError } from "../errors.ts";
-import type { Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
+import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
 import { f16ToF32, halfToFloat } from "./dtype.ts";
 import { RandomAccessFile } from "./_file.ts";
+import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** The magic number of rwkv.cpp files ("ggmf"). */
 export const RWKVCPP_MAGIC = 0x67676d66;
@@ -74,6 +75,8 @@ const BLOCK: Readonly<Record<number, { values: number; bytes: number }>> = {
 const MAX_NAME_BYTES = 4096;
 /** Largest dimension accepted (rwkv.cpp stores dims as int32). */
 const MAX_DIM = 0x7fffffff;
+/** Tensor headers are read through a window of this many bytes, not one read per header. */
+const HEADER_WINDOW = 1 << 20;
 
 /** One tensor as stored in the file. */
 interface Stored {
@@ -151,23 +154,34 @@ function typeProblem(code: number, version: number): string | undefined {
  * ck.close();
  * ```
  */
-export async function openRwkvCpp(path: string): Promise<Checkpoint> {
+export async function openRwkvCpp(
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<Checkpoint> {
+  const limits = resolveLimits(options.limits);
   const file = await RandomAccessFile.open(path);
   try {
-    const { stored, meta } = await scan(file);
+    const { stored, meta } = await scan(file, limits);
     const exposed = restore(path, stored, meta);
     const tensors = new Map<string, TensorInfo>();
     const plans = new Map<string, Exposed>();
-    const types: Record<string, string> = {};
     for (const e of exposed) {
       if (plans.has(e.info.name)) {
         throw new FormatError(path, e.info.name, "tensor appears twice");
       }
       plans.set(e.info.name, e);
       tensors.set(e.info.name, e.info);
-      types[e.info.name] = typeName(e.src.type);
     }
-    const metadata: RwkvCppMetadata = { ...meta, tensor_types: types };
+    // Built on first use: an object of hundreds of thousands of keys is slow to fill.
+    let types: Record<string, string> | undefined;
+    const metadata: RwkvCppMetadata = {
+      ...meta,
+      get tensor_types() {
+        return types ??= Object.fromEntries(
+          exposed.map((e) => [e.info.name, typeName(e.src.type)]),
+        );
+      },
+    };
     const emb = tensors.get("emb.weight");
     if (
       emb && (emb.shape.length !== 2 || emb.shape[0] !== meta.n_vocab ||
@@ -210,6 +224,7 @@ export async function openRwkvCpp(path: string): Promise<Checkpoint> {
 /** Reads and validates the file header and every tensor header. */
 async function scan(
   file: RandomAccessFile,
+  limits: Limits,
 ): Promise<{ stored: Stored[]; meta: Omit<RwkvCppMetadata, "tensor_types"> }> {
   const path = file.path;
   if (file.size < 24) {
@@ -238,76 +253,99 @@ async function scan(
   if (headerProblem) throw new FormatError(path, "data_type", headerProblem);
 
   const stored: Stored[] = [];
-  const seen = new Set<string>();
   const decoder = new TextDecoder("utf-8", { fatal: true });
+  // Headers are parsed synchronously from a window of the file, refilled only when the next
+  // header may run past it: one read per megabyte of headers, not two per tensor.
+  let win: Uint8Array = new Uint8Array(0), winAt = 0;
+  let wv = new DataView(win.buffer);
+  const maxHeader = 12 + 3 * 4 + MAX_NAME_BYTES;
+  /** Parses headers from `offset` while they surely fit the window; returns where it stopped. */
+  const parseWindow = (offset: number): number => {
+    const winEnd = winAt + win.length;
+    while (offset < file.size && (offset + maxHeader <= winEnd || winEnd === file.size)) {
+      const where = () => `tensor #${stored.length} at byte ${offset}`;
+      if (file.size - offset < 12) {
+        throw new FormatError(
+          path,
+          where(),
+          `${file.size - offset} stray bytes at the end (truncated?)`,
+        );
+      }
+      if (stored.length >= limits.tensors) {
+        throw overBudget(path, "tensors", limits.tensors, "the number of tensors");
+      }
+      const th = offset - winAt;
+      const nDims = wv.getUint32(th, true);
+      const nameLength = wv.getUint32(th + 4, true);
+      const type = wv.getUint32(th + 8, true);
+      if (nDims < 1 || nDims > 3) {
+        throw new FormatError(path, where(), `dim count ${nDims} (rwkv.cpp tensors have 1 to 3)`);
+      }
+      if (nameLength < 1 || nameLength > MAX_NAME_BYTES) {
+        throw new FormatError(path, where(), `absurd name length ${nameLength}`);
+      }
+      const restLength = nDims * 4 + nameLength;
+      if (offset + 12 + restLength > file.size) {
+        throw new FormatError(
+          path,
+          where(),
+          "tensor header runs past the end of the file (truncated?)",
+        );
+      }
+      const ro = th + 12;
+      const dims: number[] = [];
+      for (let i = 0; i < nDims; i++) dims.push(wv.getUint32(ro + i * 4, true));
+      let name: string;
+      try {
+        name = utf8(decoder, win.subarray(ro + nDims * 4, ro + restLength));
+      } catch {
+        throw new FormatError(path, where(), "tensor name is not valid UTF-8");
+      }
+      const problem = typeProblem(type, version);
+      if (problem) throw new FormatError(path, name, problem);
+      for (const d of dims) {
+        if (d < 1 || d > MAX_DIM) {
+          throw new FormatError(path, name, `absurd dims [${dims}] (ggml order)`);
+        }
+      }
+      const block = BLOCK[type];
+      if (dims[0] % block.values !== 0) {
+        throw new FormatError(
+          path,
+          name,
+          `rows of ${dims[0]} values do not fill whole ${typeName(type)} blocks of ${block.values}`,
+        );
+      }
+      const count = product(dims);
+      const bytes = (count / block.values) * block.bytes;
+      const dataAt = offset + 12 + restLength;
+      if (dataAt + bytes > file.size) {
+        throw new FormatError(
+          path,
+          name,
+          `${typeName(type)} data of dims [${dims}] needs ${bytes} bytes at ${dataAt}, the file ` +
+            `has ${file.size - dataAt} left (truncated?)`,
+        );
+      }
+      stored.push({ name, type, shape: dims.reverse(), count, offset: dataAt, bytes });
+      offset = dataAt + bytes;
+    }
+    return offset;
+  };
   let offset = 24;
   while (offset < file.size) {
-    const where = `tensor #${stored.length} at byte ${offset}`;
-    if (file.size - offset < 12) {
-      throw new FormatError(
-        path,
-        where,
-        `${file.size - offset} stray bytes at the end (truncated?)`,
-      );
-    }
-    const th = new DataView((await file.readAt(offset, 12, where)).buffer);
-    const nDims = th.getUint32(0, true);
-    const nameLength = th.getUint32(4, true);
-    const type = th.getUint32(8, true);
-    if (nDims < 1 || nDims > 3) {
-      throw new FormatError(path, where, `dim count ${nDims} (rwkv.cpp tensors have 1 to 3)`);
-    }
-    if (nameLength < 1 || nameLength > MAX_NAME_BYTES) {
-      throw new FormatError(path, where, `absurd name length ${nameLength}`);
-    }
-    const restLength = nDims * 4 + nameLength;
-    if (offset + 12 + restLength > file.size) {
-      throw new FormatError(
-        path,
-        where,
-        "tensor header runs past the end of the file (truncated?)",
-      );
-    }
-    const rest = await file.readAt(offset + 12, restLength, where);
-    const rv = new DataView(rest.buffer);
-    const dims: number[] = [];
-    for (let i = 0; i < nDims; i++) dims.push(rv.getUint32(i * 4, true));
-    let name: string;
-    try {
-      name = decoder.decode(rest.subarray(nDims * 4));
-    } catch {
-      throw new FormatError(path, where, "tensor name is not valid UTF-8");
-    }
-    if (seen.has(name)) throw new FormatError(path, name, "tensor appears twice");
-    seen.add(name);
-    const problem = typeProblem(type, version);
-    if (problem) throw new FormatError(path, name, problem);
-    if (dims.some((d) => d < 1 || d > MAX_DIM)) {
-      throw new FormatError(path, name, `absurd dims [${dims}] (ggml order)`);
-    }
-    const block = BLOCK[type];
-    if (dims[0] % block.values !== 0) {
-      throw new FormatError(
-        path,
-        name,
-        `rows of ${dims[0]} values do not fill whole ${typeName(type)} blocks of ${block.values}`,
-      );
-    }
-    const count = product(dims);
-    const bytes = (count / block.values) * block.bytes;
-    const dataAt = offset + 12 + restLength;
-    if (dataAt + bytes > file.size) {
-      throw new FormatError(
-        path,
-        name,
-        `${typeName(type)} data of dims [${dims}] needs ${bytes} bytes at ${dataAt}, the file ` +
-          `has ${file.size - dataAt} left (truncated?)`,
-      );
-    }
-    stored.push({ name, type, shape: dims.slice().reverse(), count, offset: dataAt, bytes });
-    offset = dataAt + bytes;
+    winAt = offset;
+    win = await file.readAt(
+      offset,
+      Math.min(file.size - offset, HEADER_WINDOW),
+      `tensor #${stored.length} at byte ${offset}`,
+    );
+    wv = new DataView(win.buffer, win.byteOffset, win.length);
+    offset = parseWindow(offset);
   }
-  const names = new Set(stored.map((s) => s.name));
+  // (Names appearing twice are refused once they are restored to their official names.)
+  const names = new Set<string>();
+  for (const s of stored) if (s.name.startsWith("blocks.0.att.")) names.add(s.name);
   const arch = names.has("blocks.0.att.x_rwkvag") || names.has("blocks.0.att.k_k")
     ? "7"
     : names.has("blocks.0.att.time_maa_x")
@@ -326,6 +364,19 @@ async function scan(
       arch,
     },
   };
+}
+
+/** Decodes a name: short ASCII ones without a call into the runtime, others strictly. */
+function utf8(decoder: TextDecoder, b: Uint8Array): string {
+  if (b.length <= 64) {
+    let s = "";
+    for (let i = 0; i < b.length; i++) {
+      if (b[i] >= 0x80) return decoder.decode(b);
+      s += String.fromCharCode(b[i]);
+    }
+    return s;
+  }
+  return decoder.decode(b);
 }
 
 /** Strips trailing size-1 dims (keeping at least one). */
