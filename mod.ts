@@ -21,6 +21,7 @@
 
 export { loadModel, type LoadModelOptions } from "./lib/load.ts";
 export type { ResolveOptions } from "./lib/fetch.ts";
+export type { CheckpointLimits } from "./lib/formats/checkpoint.ts";
 export { type BatchItem, Model, type ModelInfo } from "./lib/model/model.ts";
 export { State, stateShapes } from "./lib/model/state.ts";
 export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";

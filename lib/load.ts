@@ -5,6 +5,7 @@
 
 import { UsageError } from "./errors.ts";
 import { resolveModel, type ResolveOptions } from "./fetch.ts";
+import type { CheckpointLimits } from "./formats/checkpoint.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./backend/wasm/mod.ts";
 import { createReferenceModel } from "./backend/reference.ts";
@@ -44,6 +45,16 @@ export interface LoadModelOptions {
   onProgress?: (done: number, total: number, name: string) => void;
   /** For `hf:` and `https://` models: cache folder, expected sha256, progress. */
   download?: ResolveOptions;
+  /**
+   * Budgets of the checkpoint reader (see `DEFAULT_LIMITS` in `./formats`): raise them only for
+   * a trusted file that exceeds one.
+   */
+  limits?: Partial<CheckpointLimits>;
+  /**
+   * States the Worker backend keeps in its memory between calls (default 64; see
+   * `maxResidentStates` in `./backend`).
+   */
+  maxResidentStates?: number;
 }
 
 /**
@@ -87,7 +98,7 @@ export async function loadModel(
   const device = options.device ?? "auto";
   const gpu = device === "webgpu" ||
     (device === "auto" && engine === "auto" && await hasHardwareGpu());
-  const ck = await openCheckpoint(path);
+  const ck = await openCheckpoint(path, { limits: options.limits });
   try {
     const model = gpu
       ? await createWebGpuModel(ck, options)
@@ -155,6 +166,12 @@ export function validateLoadOptions(options: LoadModelOptions): void {
   whole("chunk", options.chunk, 4096);
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
     throw new UsageError("invalid onProgress: expected a function");
+  }
+  whole("maxResidentStates", options.maxResidentStates, 1 << 20);
+  if (
+    options.limits !== undefined && (options.limits === null || typeof options.limits !== "object")
+  ) {
+    throw new UsageError("invalid limits: expected an object of checkpoint budgets");
   }
   if (options.download !== undefined && typeof options.download !== "object") {
     throw new UsageError("invalid download: expected an object of download options");
