@@ -27,13 +27,14 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "q8" },
     threads: { type: "string", default: "2" },
     tokens: { type: "string", default: "32" },
+    batch: { type: "string", default: "1" },
   },
 });
 if (!values.model) {
   console.error("--model is required");
   Deno.exit(2);
 }
-const threads = Number(values.threads), N = Number(values.tokens);
+const threads = Number(values.threads), N = Number(values.tokens), B = Number(values.batch);
 const dtype = values.dtype as WeightDType;
 
 const profile = new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8));
@@ -43,16 +44,19 @@ const spec = detectSpec(ck.tensors, ck.path);
 // the layout as loaded (the bench reads sizes only; the arena is dropped at once)
 const { weights } = await loadWeights(ck, spec, { dtype });
 ck.close();
-const state = model.createState();
-let token = 1;
-for (let i = 0; i < 4; i++) await model.forward([token], state); // warm-up
+// B sequences decoded together (one forwardBatch step each), each with its own state
+const states = Array.from({ length: B }, () => model.createState());
+const step = (i: number) =>
+  model.forwardBatch(
+    states.map((state, b) => ({ tokens: [(i * 31 + b * 7919) % spec.vocab], state })),
+  );
+for (let i = 0; i < 4; i++) await step(i); // warm-up
 profile.fill(0);
 const t0 = performance.now();
-for (let i = 0; i < N; i++) {
-  const logits = await model.forward([token], state);
-  token = logits.indexOf(Math.max(...logits)) % spec.vocab;
-}
+for (let i = 0; i < N; i++) await step(i);
+// per step (B tokens)
 const wall = (performance.now() - t0) / N;
+const state = states[0];
 await model.dispose();
 
 const m0 = (k: number) => profile[k] / N;
@@ -82,9 +86,9 @@ const { weights: wBytes, state: sBytes } = bytesPerToken(
   state.data.byteLength,
 );
 const ceiling = await readCeiling(threads);
-const gbs = (wBytes + sBytes) / (wall / 1000) / 1e9;
-console.log(`${values.model} ${dtype}, ${threads} workers, ${N} tokens`);
-console.log(`ms/token ${wall.toFixed(2)}`);
+const gbs = (wBytes + B * sBytes) / (wall / 1000) / 1e9;
+console.log(`${values.model} ${dtype}, ${threads} workers, ${N} steps of ${B} sequence(s)`);
+console.log(`ms/step ${wall.toFixed(2)} (${(wall / B).toFixed(2)} ms/token)`);
 for (const [name, ms] of rows) {
   console.log(
     `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)} ms  ${(100 * ms / wall).toFixed(1)} %`,
