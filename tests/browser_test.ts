@@ -413,6 +413,20 @@ Deno.test({
           { role: "user", content: "Still there?" },
         ]);
         assertEquals(await third.locator(".text").textContent(), "Fine.");
+        // with no stored state left, the next turn sends the history once to get one again
+        forget = false;
+        await say(page, "Once more");
+        assertEquals(sent.at(-1)!.previous_response_id, undefined);
+        assertEquals(sent.at(-1)!.instructions, undefined, "the system prompt is in the input");
+        assertEquals(sent.at(-1)!.input, [
+          ...chats[0].messages,
+          { role: "assistant", content: "Fine." },
+          { role: "user", content: "Once more" },
+        ]);
+        await say(page, "Last one");
+        assertEquals(sent.at(-1)!.input, "Last one");
+        assertEquals(sent.at(-1)!.previous_response_id, `resp_${sent.length - 1}`);
+        assertEquals(chats.length, 1, "no history resent since");
         await page.context().close();
       });
 
