@@ -9,7 +9,7 @@
 /**
  * One `bench/decode.ts --json FILE` row.
  * @example
- * ```ts
+ * ```ts ignore
  * const row: DecodeRow = {
  *   model: "7-0.1b", dtype: "q8", msPerToken: 5.5, promptTokPerSec: 854,
  *   bandwidthGBs: 30, weightBytesPerToken: 150e6, peakRssMiB: 424,
@@ -32,7 +32,7 @@ export interface DecodeRow {
 /**
  * One row of the serving benchmark: the server under `streams` concurrent clients.
  * @example
- * ```ts
+ * ```ts ignore
  * const row: ThroughputRow = {
  *   streams: 4, aggregateTokPerSec: 410, ratio: 2.9, ttftP50Ms: 80, ttftP99Ms: 140,
  *   itlP50Ms: 9, itlP99Ms: 15, peakRssMiB: 600,
@@ -55,7 +55,7 @@ export interface ThroughputRow {
 /**
  * A serving benchmark's `--json FILE` result: one model at one dtype.
  * @example
- * ```ts
+ * ```ts ignore
  * const result: ThroughputResult = { model: "7-0.1b", dtype: "q8", rows: [] };
  * ```
  */
@@ -123,7 +123,7 @@ const THROUGHPUT_FIELDS: Fields = {
 /**
  * Checks parsed JSON as `bench/decode.ts --json` rows; `file` names it in errors.
  * @example
- * ```ts
+ * ```ts ignore
  * const rows = parseDecodeRows(JSON.parse(await Deno.readTextFile("decode.json")), "decode.json");
  * ```
  */
@@ -143,7 +143,7 @@ export function parseDecodeRows(json: unknown, file: string): DecodeRow[] {
 /**
  * Checks parsed JSON as serving benchmark results (one object, or an array of them).
  * @example
- * ```ts
+ * ```ts ignore
  * const results = parseThroughput(JSON.parse(await Deno.readTextFile("serve.json")), "serve.json");
  * ```
  */
@@ -243,7 +243,7 @@ function legend(out: string[], x: number, y: number, items: [string, string, boo
  * time that run's measured read bandwidth allows (its weight bytes per token over GB/s). Several
  * rows for one model and dtype (repeated runs) draw the best (lowest ms/token) of them.
  * @example
- * ```ts
+ * ```ts ignore
  * const svg = decodeChart([{
  *   model: "7-0.1b", dtype: "q8", msPerToken: 5.5, promptTokPerSec: 854,
  *   bandwidthGBs: 30, weightBytesPerToken: 150e6, peakRssMiB: 424,
@@ -317,7 +317,7 @@ export function decodeChart(rows: readonly DecodeRow[], title = "Decode: ms per 
  * each point labelled with its tokens/s and its ratio to one stream. Streams are spaced evenly
  * in the order measured (1, 2, 4, 8, … read as a log scale).
  * @example
- * ```ts
+ * ```ts ignore
  * const svg = throughputChart([{ model: "7-0.1b", dtype: "q8", rows: [
  *   { streams: 1, aggregateTokPerSec: 140, ratio: 1, ttftP50Ms: 60, ttftP99Ms: 90,
  *     itlP50Ms: 7, itlP99Ms: 9, peakRssMiB: 500 },
