@@ -9,7 +9,9 @@
  * bandwidth (the same number of Workers streaming 512 MiB together with the f32 decode kernel,
  * best of 8 passes). Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the
  * WebGPU backend (then the GB/s are the weights read per token over the time per token, and no
- * CPU bandwidth probe).
+ * CPU bandwidth probe). `--json FILE` also appends the run's row
+ * (`{ model, dtype, msPerToken, promptTokPerSec, bandwidthGBs, weightBytesPerToken, peakRssMiB }`)
+ * to the JSON array in FILE (created if absent), which `bench/chart.ts --decode FILE` draws.
  * @module
  */
 
@@ -26,7 +28,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     tokens: { type: "string", default: "32" },
     chunk: { type: "string", default: "64" },
-    json: { type: "boolean", default: false },
+    json: { type: "string" }, // FILE: append this run's row to the JSON array in FILE
     device: { type: "string", default: "cpu" },
   },
 });
@@ -149,7 +151,19 @@ const result = {
   bandwidthGBs: +bw.toFixed(1),
   percentOfBandwidth: Math.round((gbs / bw) * 100),
 };
-if (values.json) console.log(JSON.stringify(result));
-else {
-  for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(20)} ${v}`);
+for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(20)} ${v}`);
+if (values.json) {
+  const rows = await Deno.readTextFile(values.json).then(JSON.parse, () => []);
+  rows.push({
+    model: result.model?.replace(/\.(safetensors|pth|bin)$/, ""),
+    dtype: info.dtype,
+    msPerToken: result.msPerToken,
+    promptTokPerSec: result.prompt128,
+    bandwidthGBs: result.bandwidthGBs,
+    weightBytesPerToken: bytesPerToken,
+    peakRssMiB: result.peakRssMiB,
+  });
+  const tmp = `${values.json}.tmp`; // written whole, then renamed into place
+  await Deno.writeTextFile(tmp, JSON.stringify(rows, null, 1) + "\n");
+  await Deno.rename(tmp, values.json);
 }

@@ -5,7 +5,12 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
+// The Worker global, typed here (JSR bans the `/// <reference lib="deno.worker" />` that would).
+declare const self: {
+  onmessage: ((e: MessageEvent<WorkerInit>) => void) | null;
+  postMessage(message: unknown): void;
+  close(): void;
+};
 
 import type { Segment } from "../mod.ts";
 import { createRunner } from "../../model/model.ts";
