@@ -27,7 +27,7 @@ if (!out.success) {
   Deno.exit(1);
 }
 
-// "   file:///…/lib/engine/kernels.wasm (25.61KB)" → "lib/engine/kernels.wasm"
+// "   file:///…/lib/backend/wasm/kernels.wasm (25.61KB)" → "lib/backend/wasm/kernels.wasm"
 const published = new Set<string>();
 for (const m of log.matchAll(/^\s+file:\/\/(\S+) \([\d.]+\w*B\)$/gm)) {
   const path = decodeURIComponent(m[1]);
@@ -54,7 +54,7 @@ const exportTargets: string[] = typeof config.exports === "string"
 const required = [
   "LICENSE",
   "README.md",
-  "lib/engine/kernels.wasm",
+  "lib/backend/wasm/kernels.wasm",
   ...exportTargets.map((t) => t.replace(/^\.\//, "")),
   ...await walk("lib", /\.wgsl$/),
   ...await walk("lib/server/static", /./),
