@@ -16,7 +16,10 @@ import { runPasses } from "../model/batch.ts";
 import {
   actTS,
   addTS,
+  columnsTS,
   decodeRow,
+  keepLastTS,
+  lastRowsTS,
   matmulRowsTS,
   normTS,
   shiftTS,
@@ -146,10 +149,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     slot: number,
     C: number,
   ): void {
-    for (const s of segs) {
-      const o = (s.start + s.length - 1) * C;
-      s.state[slot].set(src.subarray(o, o + C));
-    }
+    keepLastTS(src, segs, slot, C);
   }
 
   columns(
@@ -160,9 +160,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     out: Float32Array,
     T: number,
   ): void {
-    for (let t = 0; t < T; t++) {
-      out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
-    }
+    columnsTS(src, stride, offset, width, out, T);
   }
 
   wkv4(a: Wkv4Args<Float32Array>, segs: readonly Segment<Float32Array>[]): void {
@@ -247,10 +245,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     out: Float32Array,
     C: number,
   ): void {
-    segs.forEach((s, i) => {
-      const o = (s.start + s.length - 1) * C;
-      out.set(src.subarray(o, o + C), i * C);
-    });
+    lastRowsTS(src, segs, out, C);
   }
 }
 

@@ -414,6 +414,50 @@ export function matmulRowsTS(
   }
 }
 
+// ---- moving rows between the pass's buffers and the sequences' states ----
+
+/** A sequence's rows in a pass and its state tensors (see `Segment` in `lib/backend/mod.ts`). */
+type Rows = {
+  readonly start: number;
+  readonly length: number;
+  readonly state: readonly Float32Array[];
+};
+
+/** Plain-TypeScript `Ops.keepLast`: each segment's state tensor `slot` ← its last row of `src`. */
+export function keepLastTS(
+  src: Float32Array,
+  segs: readonly Rows[],
+  slot: number,
+  C: number,
+): void {
+  for (const s of segs) {
+    const o = (s.start + s.length - 1) * C;
+    s.state[slot].set(src.subarray(o, o + C));
+  }
+}
+
+/** Plain-TypeScript `Ops.lastRows`: row i of `out` ← segment i's last row of `src`. */
+export function lastRowsTS(src: Float32Array, segs: readonly Rows[], out: Float32Array, C: number) {
+  segs.forEach((s, i) => {
+    const o = (s.start + s.length - 1) * C;
+    out.set(src.subarray(o, o + C), i * C);
+  });
+}
+
+/** Plain-TypeScript `Ops.columns`: `out[t] = src[t][offset..offset + width)` for T rows. */
+export function columnsTS(
+  src: Float32Array,
+  stride: number,
+  offset: number,
+  width: number,
+  out: Float32Array,
+  T: number,
+): void {
+  for (let t = 0; t < T; t++) {
+    out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
+  }
+}
+
 // ---- element-wise operations shared by every version ----
 
 /** `out = LayerNorm(x) · w + b` over `n` values at offset `o` (eps 1e-5, as torch). */

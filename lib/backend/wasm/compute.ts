@@ -16,7 +16,17 @@ import type {
   V7TimeMixArgs,
   Wkv4Args,
 } from "../mod.ts";
-import { normTS, shiftTS, tmixTS, v7TimeMixTS, wkv4TS, wkv5TS } from "../../model/ops.ts";
+import {
+  columnsTS,
+  keepLastTS,
+  lastRowsTS,
+  normTS,
+  shiftTS,
+  tmixTS,
+  v7TimeMixTS,
+  wkv4TS,
+  wkv5TS,
+} from "../../model/ops.ts";
 import type { Matrix } from "../../model/tensor.ts";
 import { type Kernels, quantizedBytes } from "./kernels.ts";
 import { decodeRowGrouped } from "./layout.ts";
@@ -327,17 +337,11 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   }
 
   keepLast(src: Float32Array, segs: readonly Seg[], slot: number, C: number): void {
-    for (const s of segs) {
-      const o = (s.start + s.length - 1) * C;
-      s.state[slot].set(src.subarray(o, o + C));
-    }
+    keepLastTS(src, segs, slot, C);
   }
 
   lastRows(src: Float32Array, segs: readonly Seg[], out: Float32Array, C: number): void {
-    segs.forEach((s, i) => {
-      const o = (s.start + s.length - 1) * C;
-      out.set(src.subarray(o, o + C), i * C);
-    });
+    lastRowsTS(src, segs, out, C);
   }
 
   columns(
@@ -348,9 +352,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     out: Float32Array,
     T: number,
   ): void {
-    for (let t = 0; t < T; t++) {
-      out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
-    }
+    columnsTS(src, stride, offset, width, out, T);
   }
 
   tmix(

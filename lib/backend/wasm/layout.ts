@@ -4,7 +4,7 @@
  * @module
  */
 
-import { f16ToF32 } from "../../formats/dtype.ts";
+import { decodeRow } from "../../model/ops.ts";
 import type { Matrix, MatrixDesc, MatrixLayout, StorageDType } from "../../model/tensor.ts";
 
 /**
@@ -101,20 +101,12 @@ export function groupedScale(r: number, b: number, nb: number): number {
 
 /** Decodes row `r` of a matrix in {@link KERNEL_LAYOUT} into `out` as f32. */
 export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void {
-  const c = m.cols, o = r * c;
+  const c = m.cols;
   switch (m.dtype) {
     case "f32":
-      out.set((m.data as Float32Array).subarray(o, o + c));
-      return;
-    case "bf16": {
-      const d = m.data as Uint16Array;
-      const bits = new Uint32Array(out.buffer, out.byteOffset, c);
-      for (let i = 0; i < c; i++) bits[i] = d[o + i] << 16;
-      return;
-    }
+    case "bf16":
     case "f16":
-      out.set(f16ToF32((m.data as Uint16Array).subarray(o, o + c)));
-      return;
+      return decodeRow(m, r, out); // rows are row-major in every layout
     case "q8": {
       const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
       for (let i = 0; i < c; i++) {
