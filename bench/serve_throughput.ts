@@ -41,6 +41,11 @@ const { values: v } = parseArgs({
     json: { type: "string" },
     "join-prompt": { type: "string" },
     abandon: { type: "boolean", default: false },
+    // random-weight models give nearly flat logits, so nucleus sampling keeps (and sorts) most of
+    // the vocabulary every token, which a trained model's peaked distribution does not: 0 (greedy)
+    // measures the engine and the scheduler rather than that sort
+    temperature: { type: "string", default: "1" },
+    "top-p": { type: "string", default: "0.9" },
   },
 });
 
@@ -147,8 +152,8 @@ async function one(i: number, text = prompt(i), max = maxTokens): Promise<Stream
     body: JSON.stringify({
       prompt: text,
       max_tokens: max,
-      temperature: 1,
-      top_p: 0.9,
+      temperature: Number(v.temperature),
+      top_p: Number(v["top-p"]),
       seed: i,
       logit_bias: { 0: -100 }, // no end-of-text: every stream generates max_tokens
       stream: true,
