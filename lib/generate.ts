@@ -80,8 +80,16 @@ export interface GenerateStats {
   stopReason: "length" | "stop" | "end-of-text" | "abort";
 }
 
-/** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
-function heldBack(text: string, stops: readonly string[]): number {
+/**
+ * Length of the longest suffix of `text` that is a proper prefix of some stop string: what a
+ * stream must hold back until it knows whether a stop string follows.
+ * @example
+ * ```ts
+ * import { heldBack } from "./generate.ts";
+ * if (heldBack("Hi\n\nUs", ["\n\nUser:"]) !== 4) throw new Error("holds back \\n\\nUs");
+ * ```
+ */
+export function heldBack(text: string, stops: readonly string[]): number {
   let keep = 0;
   for (const s of stops) {
     for (let n = Math.min(s.length - 1, text.length); n > keep; n--) {

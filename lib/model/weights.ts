@@ -82,9 +82,7 @@ export class Weights implements WeightSource<Float32Array, Matrix> {
       v = new Float32Array(this.buffer, d.offset, d.length);
       this.#vecs.set(name, v);
     }
-    if (length !== undefined && v.length !== length) {
-      throw new ModelError(`tensor ${name} has ${v.length} values, expected ${length}`);
-    }
+    checkShape(name, v.length, 1, length, 1);
     return v;
   }
 
@@ -98,15 +96,38 @@ export class Weights implements WeightSource<Float32Array, Matrix> {
       m = viewMatrix(this.buffer, d.desc);
       this.#mats.set(name, m);
     }
-    if ((rows !== undefined && m.rows !== rows) || (cols !== undefined && m.cols !== cols)) {
-      throw new ModelError(
-        `tensor ${name} is ${m.rows}×${m.cols} (out×in), expected ${rows ?? m.rows}×${
-          cols ?? m.cols
-        }`,
-      );
-    }
+    checkShape(name, m.rows, m.cols, rows, cols);
     return m;
   }
+}
+
+/**
+ * Checks a weight's shape against what the forward pass expects (`undefined`: any), for every
+ * {@link WeightSource}: a vector is `length × 1`, a matrix `rows × cols` (out × in).
+ * @example
+ * ```ts ignore
+ * checkShape("blocks.0.att.key.weight", m.rows, m.cols, C, C); // ModelError naming it if not
+ * ```
+ */
+export function checkShape(
+  name: string,
+  rows: number,
+  cols: number,
+  wantRows: number | undefined,
+  wantCols: number | undefined,
+): void {
+  if (
+    (wantRows === undefined || rows === wantRows) && (wantCols === undefined || cols === wantCols)
+  ) {
+    return;
+  }
+  throw new ModelError(
+    cols === 1 && wantCols === 1
+      ? `tensor ${name} has ${rows} values, expected ${wantRows}`
+      : `tensor ${name} is ${rows}×${cols} (out×in), expected ${wantRows ?? rows}×${
+        wantCols ?? cols
+      }`,
+  );
 }
 
 /** Options of {@link loadWeights}. */

@@ -4,21 +4,8 @@
  * @module
  */
 
+import { heldBack } from "../generate.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
-
-/** Length of the longest suffix of `text` that is a proper prefix of some stop string. */
-function holdBack(text: string, stops: readonly string[]): number {
-  let keep = 0;
-  for (const s of stops) {
-    for (let n = Math.min(s.length - 1, text.length); n > keep; n--) {
-      if (text.endsWith(s.slice(0, n))) {
-        keep = n;
-        break;
-      }
-    }
-  }
-  return keep;
-}
 
 /** Decodes generated tokens into text pieces, ending at the first stop string. */
 export class TextStream {
@@ -67,7 +54,7 @@ export class TextStream {
       this.#pending = "";
       return this.#emit(out);
     }
-    const keep = holdBack(this.#pending, this.#stops);
+    const keep = heldBack(this.#pending, this.#stops);
     const out = this.#pending.slice(0, this.#pending.length - keep);
     this.#pending = this.#pending.slice(this.#pending.length - keep);
     return this.#emit(out);

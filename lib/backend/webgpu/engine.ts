@@ -16,7 +16,7 @@ import {
 } from "../../model/model.ts";
 import { detectSpec, type ModelSpec } from "../../model/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
-import { loadWeights } from "../../model/weights.ts";
+import { checkShape, loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem, WeightSource } from "../mod.ts";
 import { type AdapterChoice, openGpu } from "./device.ts";
 import { fileLayout, type GpuBuf, type GpuMatrix, GpuOps } from "./ops.ts";
@@ -70,9 +70,7 @@ class GpuWeights implements WeightSource<GpuBuf, GpuMatrix> {
           : `missing tensor ${name}`,
       );
     }
-    if (length !== undefined && v.length !== length) {
-      throw new ModelError(`tensor ${name} has ${v.length} values, expected ${length}`);
-    }
+    checkShape(name, v.length, 1, length, 1);
     return v;
   }
 
@@ -85,13 +83,7 @@ class GpuWeights implements WeightSource<GpuBuf, GpuMatrix> {
           : `missing tensor ${name}`,
       );
     }
-    if ((rows !== undefined && m.rows !== rows) || (cols !== undefined && m.cols !== cols)) {
-      throw new ModelError(
-        `tensor ${name} is ${m.rows}×${m.cols} (out×in), expected ${rows ?? m.rows}×${
-          cols ?? m.cols
-        }`,
-      );
-    }
+    checkShape(name, m.rows, m.cols, rows, cols);
     return m;
   }
 }
