@@ -209,6 +209,36 @@ Deno.test("kernels: a row range writes exactly its rows, the same values as the 
   }
 });
 
+Deno.test("kernels: decoding (T = 1) gives the same bits however the rows are split", async () => {
+  // The decode paths take rows in pairs (float) or pairs of groups (q8/q4) where they can and
+  // alone at the edges of a range: a member's share must not change a single bit of a row, so
+  // 1, 2 or 3 Workers decode identically.
+  const env = await setup();
+  const rng = makeRng(4);
+  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024]]) {
+    const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
+    const X = Float32Array.from({ length: cols }, () => rng() * 2 - 1);
+    for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
+      const m = place(env.buf, env.alloc, W, rows, cols, dtype);
+      const whole = runKernel(env, m, X, 1, 0, rows);
+      const ref = new Float32Array(rows);
+      matmulRowsTS(m, X, ref, 1, 0, rows, new Float32Array(cols), decodeRowGrouped);
+      check(m, X, 1, whole, ref, `${dtype} ${rows}×${cols}×1`);
+      const step = dtype === "q8" || dtype === "q4" ? 4 : 1; // ranges start on a row group
+      for (const cuts of [[1], [3], [5, 9], [7, 13, 29]]) {
+        const edges = [0, ...cuts.map((c) => Math.min(c * step, rows)), rows];
+        const split = new Float32Array(rows);
+        for (let i = 0; i + 1 < edges.length; i++) {
+          if (edges[i] >= edges[i + 1]) continue;
+          const part = runKernel(env, m, X, 1, edges[i], edges[i + 1]);
+          split.set(part.subarray(edges[i], edges[i + 1]), edges[i]);
+        }
+        assertEquals(split, whole, `${dtype} ${rows}×${cols} split at ${edges}`);
+      }
+    }
+  }
+});
+
 Deno.test("kernels: f16 conversion is exact for every finite half value", async () => {
   const env = await setup();
   // one row per 16 halves, x = one-hot: y[r] = W[r, c] exactly; infinities and NaNs (which
