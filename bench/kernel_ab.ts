@@ -1,0 +1,85 @@
+/**
+ * A/B of decode (T = 1) kernel builds on the same bytes, calls interleaved round-robin so that
+ * a noisy machine's drift falls on every build alike (`deno bench` runs one case after another).
+ *
+ *   deno run -A bench/kernel_ab.ts --dtype q8 --mib 8 --seconds 4 old.wasm [more.wasm …]
+ *
+ * Compares each given `kernels.wasm` build with the current one (`lib/backend/wasm/kernels.wasm`)
+ * on one thread: `matmul_<dtype>` of a 4096-column matrix of `--mib` MiB times one token (8 MiB
+ * stays in this machine kind's L3: the kernel's own speed; 256 MiB: the memory regime), and the
+ * plain read loop on the same bytes. Prints each build's median GB/s and its ratio to the first.
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  compileKernels,
+  instantiateKernels,
+  type Kernels,
+  quantizedBytes,
+} from "../lib/backend/wasm/kernels.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  allowPositionals: true,
+  options: {
+    dtype: { type: "string", default: "q8" },
+    mib: { type: "string", default: "8" },
+    seconds: { type: "string", default: "4" },
+  },
+});
+const dtype = values.dtype as "f32" | "bf16" | "f16" | "q8" | "q4";
+const SIZES = { f32: [4, 0], bf16: [2, 0], f16: [2, 0], q8: [1, 8], q4: [0.5, 4] };
+if (!(dtype in SIZES)) {
+  console.error(`--dtype: one of ${Object.keys(SIZES).join(", ")}`);
+  Deno.exit(2);
+}
+const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = 4096;
+const [vb, sb] = SIZES[dtype];
+const rows = size / (cols * vb), n = rows * cols, bytes = n * vb + (n / 32) * sb;
+const pages = Math.ceil((65536 + size * 1.5 + 2 * MiB) / 65536);
+const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+const w = 65536, s = w + size, x = s + size / 2, xq = x + cols * 4, y = xq + quantizedBytes(cols);
+new Uint8Array(memory.buffer, w, size * 1.5).fill(0x3c); // a normal number in every float dtype
+new Float32Array(memory.buffer, x, cols).fill(0.5);
+
+const builds: [string, Kernels][] = [["current", instantiateKernels(await compileKernels(), memory)]];
+for (const p of positionals) {
+  builds.push([p, instantiateKernels(await WebAssembly.compile(await Deno.readFile(p)), memory)]);
+}
+const run = (k: Kernels) => {
+  if (dtype === "q8" || dtype === "q4") {
+    k.quantize(x, xq, cols, dtype === "q8" ? 1 : 0);
+    k[`matmul_${dtype}`](w, s, xq, y, rows, cols, 1, 0, rows);
+  } else k[`matmul_${dtype}`](w, xq, x, y, rows, cols, 1, 0, rows);
+};
+const times: number[][] = builds.map(() => []), plain: number[] = [];
+let sink = 0;
+const end = performance.now() + Number(values.seconds) * 1000;
+for (let round = 0; performance.now() < end || round < 8; round++) {
+  for (let i = 0; i < builds.length; i++) {
+    const j = (i + round) % builds.length, t = performance.now();
+    run(builds[j][1]);
+    times[j].push(performance.now() - t);
+  }
+  const t = performance.now();
+  sink ^= builds[0][1].read_stream(w, size);
+  plain.push(performance.now() - t);
+}
+const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
+const gbs = (a: number[], b = bytes) => b / (median(a) / 1000) / 1e9;
+console.log(
+  `${dtype} ${rows}×${cols} (${(bytes / MiB).toFixed(0)} MiB read), one thread, ${
+    times[0].length
+  } interleaved calls each; plain read loop ${gbs(plain, size).toFixed(1)} GB/s${
+    sink & 0 ? "" : ""
+  }`,
+);
+for (let i = 0; i < builds.length; i++) {
+  const g = gbs(times[i]);
+  console.log(
+    `  ${builds[i][0].padEnd(28)} ${g.toFixed(1).padStart(6)} GB/s  ${
+      (100 * g / gbs(plain, size)).toFixed(0)
+    } % of the loop  ×${(g / gbs(times[0])).toFixed(2)} vs current`,
+  );
+}
