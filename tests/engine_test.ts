@@ -19,7 +19,7 @@ const fileDtype = (g: Golden) => /bf16/.test(g.file) ? "bf16" : /f16/.test(g.fil
 
 async function withModel(
   g: Golden,
-  opts: { dtype: WeightDType; threads: number; chunk?: number },
+  opts: { dtype: WeightDType; threads: number; chunk?: number; rowChunkBytes?: number },
   fn: (m: Awaited<ReturnType<typeof createFastModel>>) => Promise<void>,
 ): Promise<void> {
   const ck = await openGolden(g);
@@ -50,14 +50,24 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
   // the file's own float type (f32 for 4v0 and 7v0, listed once), then q8 and q4
   for (const dtype of [...new Set([fileDtype(g), "q8", "q4"])] as WeightDType[]) {
     Deno.test(`engine: ${g.file} ${dtype}: 1, 2 and 3 workers give identical results`, async () => {
+      // whole prompts (prompt mode) and token by token (the decode kernels); products split in
+      // row chunks claimed in turn (the smallest chunks, so every product is many) or fixed
       const out: Float32Array[] = [];
-      for (const threads of [1, 2, 3]) {
-        await withModel(g, { dtype, threads }, async (model) => {
-          out.push(await model.forwardAll(g.tokens_B, model.createState()));
+      for (
+        const [threads, rowChunkBytes] of [[1, undefined], [2, 1], [3, 1], [2, undefined]] as const
+      ) {
+        await withModel(g, { dtype, threads, rowChunkBytes }, async (model) => {
+          const whole = await model.forwardAll(g.tokens_B, model.createState());
+          const state = model.createState(), steps: Float32Array[] = [];
+          for (const t of g.tokens_B.slice(0, 6)) steps.push(await model.forward([t], state));
+          out.push(new Float32Array([...whole, ...steps.flatMap((s) => [...s])]));
         });
       }
-      assertEquals(out[1], out[0]);
-      assertEquals(out[2], out[0]);
+      for (let i = 1; i < out.length; i++) {
+        // the first differing value, not a diff of the whole arrays (which takes gigabytes)
+        const j = out[i].findIndex((v, k) => !Object.is(v, out[0][k]));
+        assertEquals(j, -1, `configuration ${i}: value ${j} is ${out[i][j]}, not ${out[0][j]}`);
+      }
     });
   }
 }

@@ -55,7 +55,13 @@ export const CTRL = {
   error: 8,
   /** Non-zero: members leave their loop. */
   quit: 9,
-  size: 16,
+  /**
+   * The first of {@link CLAIM_SLOTS} counters of row chunks claimed in this pass (products split
+   * dynamically; see `WorkerOps`), each on a cache line of its own: members claim while others
+   * spin on the barrier's words.
+   */
+  claim: 16,
+  size: 16 + 16 * 16,
 } as const;
 
 /**
@@ -106,6 +112,20 @@ const ACT_OP: Record<Activation, number> = { tanh: 0, sigmoid: 1, relusq: 2 };
 
 /** Rows of a product are split between members in multiples of this (whole cache lines of y). */
 export const ROW_ALIGN = 16;
+
+/**
+ * Weight bytes of a product's row chunk, the unit members claim: large enough that a claim
+ * (one atomic add) and the prefetcher's start on a new run are a percent of the chunk's read,
+ * small enough that a member slowed by the machine (a busy neighbour, a slower core) hands its
+ * last chunks to the others instead of making them wait at the barrier.
+ */
+export const CHUNK_BYTES = 128 * 1024;
+
+/**
+ * Claim counters: the products of one `matmuls` call (no barrier between them) each count on
+ * their own, so one member's last failed claim on a product can never take a chunk of the next.
+ */
+export const CLAIM_SLOTS = 16;
 
 /** A bump allocator over a region of the shared memory. */
 export class Region {
@@ -174,13 +194,17 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   readonly #private: Region;
   readonly #sharedBuffers: Set<number>;
   #made = 0;
+  // each claim counter's value when this member's current product on it began
+  readonly #claimBase = new Int32Array(CLAIM_SLOTS);
+  readonly #chunkBytes: number;
   readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
   readonly #prof: Float64Array | undefined; // this member's PROFILE sums, when profiling
 
   /**
    * `sharedBuffers`: the indices (in creation order) of the buffers the team shares;
    * `scratchBytes`: this member's product scratch, from {@link productScratchBytes};
-   * `profile`: where to add up milliseconds by {@link PROFILE} kind (this member's row).
+   * `profile`: where to add up milliseconds by {@link PROFILE} kind (this member's row);
+   * `chunkBytes`: weight bytes of the row chunks members claim ({@link CHUNK_BYTES}).
    */
   constructor(
     kernels: Kernels,
@@ -192,7 +216,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     sharedBuffers: readonly number[],
     scratchBytes: number,
     profile?: Float64Array,
+    chunkBytes = CHUNK_BYTES,
   ) {
+    this.#chunkBytes = chunkBytes;
     this.#prof = profile?.subarray(id * PROFILE_STRIDE, (id + 1) * PROFILE_STRIDE);
     this.#k = kernels;
     this.#ctrl = ctrl;
@@ -251,46 +277,84 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * of y is written when anyone returns).
    */
   matmul(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
-    this.#share(m, x, y, T);
+    this.#share(m, x, y, T, 0);
     this.#meet();
   }
 
   /** This member's rows of each product in turn, then one barrier. */
   matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
-    for (const [m, x, y] of products) this.#share(m, x, y, T);
+    products.forEach(([m, x, y], j) => {
+      if (j > 0 && j % CLAIM_SLOTS === 0) this.#meet(); // the counters are about to be reused
+      this.#share(m, x, y, T, j % CLAIM_SLOTS);
+    });
     this.#meet();
   }
 
   /**
    * This member's rows of `y = m · x`. q8/q4 inputs are quantized by every member alike into
-   * its private buffer (T × cols values: cheap next to the product).
+   * its private buffer (T × cols values: cheap next to the product). The rows go in chunks of
+   * about {@link CHUNK_BYTES} that members claim in turn from a shared counter, so a member
+   * the machine slows down takes fewer of them (a fixed split made the others wait for it at
+   * the barrier: up to a fifth of a token). Every member runs the same products in the same
+   * order and makes exactly one failed claim per product on the product's counter (`slot`: a
+   * product's place in its `matmuls` call; the barrier after the call separates reuses), so
+   * each knows where this product's claims start without talking to the others. A row's value does not depend on which member
+   * computes it or with which neighbours (the kernels' results are the same bits for any row
+   * range), so the outcome does not depend on the split either.
    */
-  #share(m: Matrix, x: Float32Array, y: Float32Array, T: number): void {
-    const [r0, r1] = rowShare(m.rows, this.#id, this.#n);
-    const k = this.#k, t0 = this.#now();
-    if (r1 > r0) {
-      switch (m.dtype) {
-        case "f32":
-          k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
-          break;
-        // bf16/f16: the scratch lets the one-token path reorder x once per product
-        case "bf16":
-          k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
-          break;
-        case "f16":
-          k.matmul_f16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
-          break;
-        case "q8":
-          k.quantize(x.byteOffset, this.#xq, T * m.cols, 1);
-          k.matmul_q8(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
-          break;
-        case "q4":
-          k.quantize(x.byteOffset, this.#xq, T * m.cols, 0);
-          k.matmul_q4(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
-          break;
+  #share(m: Matrix, x: Float32Array, y: Float32Array, T: number, slot: number): void {
+    const k = this.#k, t0 = this.#now(), n = this.#n;
+    if (m.dtype === "q8" || m.dtype === "q4") {
+      k.quantize(x.byteOffset, this.#xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
+    }
+    const rowBytes = m.cols *
+      (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 1.25 : m.dtype === "q4" ? 0.625 : 2);
+    const chunk = Math.max(
+      ROW_ALIGN,
+      Math.floor(this.#chunkBytes / rowBytes / ROW_ALIGN) * ROW_ALIGN,
+    );
+    const chunks = Math.ceil(m.rows / chunk);
+    if (n === 1 || chunks <= n) {
+      const [r0, r1] = rowShare(m.rows, this.#id, n);
+      if (r1 > r0) this.#rows(m, x, y, T, r0, r1);
+    } else {
+      const base = this.#claimBase[slot], counter = CTRL.claim + 16 * slot;
+      for (;;) {
+        const i = (Atomics.add(this.#ctrl, counter, 1) - base) | 0;
+        if (i >= chunks) break;
+        this.#rows(m, x, y, T, i * chunk, Math.min(m.rows, (i + 1) * chunk));
       }
+      this.#claimBase[slot] = (base + chunks + n) | 0; // every member's one failed claim included
     }
     this.#took(PROFILE[m.dtype], t0);
+  }
+
+  /** Rows [r0, r1) of `y = m · x` (q8/q4: from the activations already quantized). */
+  #rows(m: Matrix, x: Float32Array, y: Float32Array, T: number, r0: number, r1: number): void {
+    const k = this.#k;
+    switch (m.dtype) {
+      case "f32":
+        k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        break;
+      // bf16/f16: the scratch lets the one-token path reorder x once per product
+      case "bf16":
+        k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        break;
+      case "f16":
+        k.matmul_f16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        break;
+      case "q8":
+        k.matmul_q8(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        break;
+      case "q4":
+        k.matmul_q4(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        break;
+    }
+  }
+
+  /** A new forward pass: the claim counters start again from 0 (the pool resets them). */
+  startPass(): void {
+    this.#claimBase.fill(0);
   }
 
   // The element-wise steps: every vector lives in the shared memory, so the kernels take

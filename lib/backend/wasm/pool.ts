@@ -28,7 +28,7 @@ import { detectSpec } from "../../model/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem } from "../mod.ts";
-import { CTRL, productScratchBytes, PROFILE_STRIDE } from "./compute.ts";
+import { CHUNK_BYTES, CLAIM_SLOTS, CTRL, productScratchBytes, PROFILE_STRIDE } from "./compute.ts";
 import { compileKernels } from "./kernels.ts";
 import { KERNEL_LAYOUT } from "./layout.ts";
 import { planPlacement } from "./plan.ts";
@@ -58,6 +58,12 @@ export interface FastModelOptions extends CreateModelOptions {
    * `compute.ts`). Off by default (profiling costs a little).
    */
   profile?: Float64Array;
+  /**
+   * Weight bytes of the row chunks Workers claim in turn within a product (default 128 KiB,
+   * `CHUNK_BYTES` in `compute.ts`): for tests (a tiny value makes every product many chunks)
+   * and tuning; results do not depend on it.
+   */
+  rowChunkBytes?: number;
 }
 
 /**
@@ -106,6 +112,8 @@ export async function createFastModel(
   if (!Number.isInteger(maxResident) || maxResident < 1) {
     throw new UsageError(`maxResidentStates must be a whole number ≥ 1, not ${maxResident}`);
   }
+  const chunkBytes = options.rowChunkBytes ?? CHUNK_BYTES;
+  if (!(chunkBytes >= 1)) throw new UsageError(`rowChunkBytes must be ≥ 1, not ${chunkBytes}`);
   if (options.profile && options.profile.length < threads * PROFILE_STRIDE) {
     throw new UsageError(`profile needs ${threads * PROFILE_STRIDE} values`);
   }
@@ -195,6 +203,7 @@ export async function createFastModel(
         privateSize,
         scratchBytes,
         profile: options.profile,
+        rowChunkBytes: chunkBytes,
       };
       w.postMessage(init);
     }));
@@ -286,6 +295,8 @@ export async function createFastModel(
     Atomics.store(ctrl, CTRL.tokens, tokens.length);
     Atomics.store(ctrl, CTRL.segments, segs.length);
     Atomics.store(ctrl, CTRL.every, every ? 1 : 0);
+    // the claim counters: the last pass's claims all ended at its barriers
+    for (let i = 0; i < CLAIM_SLOTS; i++) Atomics.store(ctrl, CTRL.claim + 16 * i, 0);
     const job = Atomics.add(ctrl, CTRL.job, 1) + 1;
     Atomics.notify(ctrl, CTRL.job);
     for (;;) {

@@ -40,6 +40,8 @@ export interface WorkerInit {
   scratchBytes: number;
   /** Where to add up milliseconds by kind (see `PROFILE`), when profiling. */
   profile?: Float64Array;
+  /** Weight bytes of a claimed row chunk. */
+  rowChunkBytes: number;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
@@ -68,6 +70,7 @@ function serve(init: WorkerInit): void {
     init.placement.shared,
     init.scratchBytes,
     init.profile,
+    init.rowChunkBytes,
   );
   const weights = new Weights(init.layout, memory.buffer);
   const runner = createRunner(weights, ops, maxT, init.layout.spec.version);
@@ -107,6 +110,7 @@ function serve(init: WorkerInit): void {
     while (Atomics.load(ctrl, CTRL.job) === job) Atomics.wait(ctrl, CTRL.job, job);
     job = Atomics.load(ctrl, CTRL.job);
     if (Atomics.load(ctrl, CTRL.quit)) return;
+    ops.startPass();
     const T = Atomics.load(ctrl, CTRL.tokens), every = Atomics.load(ctrl, CTRL.every) === 1;
     const segs: Segment<Float32Array>[] = [];
     for (let s = 0; s < Atomics.load(ctrl, CTRL.segments); s++) {
