@@ -6,6 +6,7 @@
  */
 
 import { compileKernels } from "../lib/backend/wasm/kernels.ts";
+import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/compute.ts";
 import type { WeightsLayout } from "../lib/model/weights.ts";
 import type { MatrixDesc } from "../lib/model/tensor.ts";
 
@@ -41,8 +42,12 @@ export async function readCeiling(threads: number, mib = 1024, reps = 8): Promis
   return (per * threads) / (best / 1000) / 1e9;
 }
 
-/** Bytes the kernels read for a matrix: values, and per block of 32 the scale (and q8's sum). */
-function matrixReadBytes(d: MatrixDesc, rows = d.rows): number {
+/**
+ * Bytes the kernels read for a matrix: values, and per block of 32 the scale (and q8's sum);
+ * `minimal`: the least any engine must read, the quantized formats' own block size (q8: 32
+ * values and a 16-bit scale, 34 bytes; q4: 18), as the issue and rwkv.cpp count them.
+ */
+function matrixReadBytes(d: MatrixDesc, rows = d.rows, minimal = false): number {
   const n = rows * d.cols;
   switch (d.dtype) {
     case "f32":
@@ -51,9 +56,9 @@ function matrixReadBytes(d: MatrixDesc, rows = d.rows): number {
     case "f16":
       return n * 2;
     case "q8":
-      return n + (n / 32) * 8; // f32 scale + i32 correction per block
+      return n + (n / 32) * (minimal ? 2 : 8); // f32 scale + i32 correction per block
     case "q4":
-      return n / 2 + (n / 32) * 4;
+      return n / 2 + (n / 32) * (minimal ? 2 : 4);
   }
 }
 
@@ -68,11 +73,59 @@ function matrixReadBytes(d: MatrixDesc, rows = d.rows): number {
 export function bytesPerToken(
   layout: WeightsLayout,
   stateBytes: number,
-): { weights: number; state: number } {
-  let weights = 0;
+): { weights: number; minimal: number; state: number } {
+  let weights = 0, minimal = 0;
   for (const [name, t] of Object.entries(layout.tensors)) {
-    if (t.kind === "vec") weights += t.length * 4;
-    else weights += matrixReadBytes(t.desc, name === "emb.weight" ? 1 : t.desc.rows);
+    if (t.kind === "vec") {
+      weights += t.length * 4;
+      minimal += t.length * 4;
+    } else {
+      const rows = name === "emb.weight" ? 1 : t.desc.rows;
+      weights += matrixReadBytes(t.desc, rows);
+      minimal += matrixReadBytes(t.desc, rows, true);
+    }
   }
-  return { weights, state: 2 * stateBytes };
+  return { weights, minimal, state: 2 * stateBytes };
+}
+
+/** One line of a per-token cost breakdown: what, and milliseconds per step. */
+export type CostRow = [string, number];
+
+/**
+ * Where a step's time went, from a Worker team's `profile` array (see `PROFILE` in
+ * `lib/backend/wasm/compute.ts`) after `steps` steps of `wallMs` each: products by storage,
+ * recurrences, per-token steps, embedding, barrier waits (member 0's view), the rest of the
+ * pass and the time outside it; and the slowest member's products.
+ * @example
+ * ```ts ignore
+ * const { rows, products, slowest } = costBreakdown(profile, 2, 32, 21.5);
+ * ```
+ */
+export function costBreakdown(
+  profile: Float64Array,
+  threads: number,
+  steps: number,
+  wallMs: number,
+): { rows: CostRow[]; products: number; slowest: number } {
+  const m0 = (k: number) => profile[k] / steps;
+  const worst = (k: number) =>
+    Math.max(...Array.from({ length: threads }, (_, i) => profile[i * PROFILE_STRIDE + k])) /
+    steps;
+  const kinds = ["f32", "bf16", "f16", "q8", "q4"] as const;
+  const products = kinds.reduce((a, k) => a + m0(PROFILE[k]), 0);
+  const counted = products + m0(PROFILE.recurrence) + m0(PROFILE.elementwise) +
+    m0(PROFILE.embed) + m0(PROFILE.barrier);
+  const pass = m0(PROFILE.pass);
+  const rows: CostRow[] = [
+    ...kinds.filter((k) => m0(PROFILE[k]) > 0).map((
+      k,
+    ): CostRow => [`products ${k}`, m0(PROFILE[k])]),
+    ["recurrences (own heads)", m0(PROFILE.recurrence)],
+    ["per-token steps", m0(PROFILE.elementwise)],
+    ["embedding", m0(PROFILE.embed)],
+    ["barrier waits", m0(PROFILE.barrier)],
+    ["rest of the pass", pass - counted],
+    ["outside the pass", wallMs - pass],
+  ];
+  return { rows, products, slowest: kinds.reduce((a, k) => a + worst(PROFILE[k]), 0) };
 }

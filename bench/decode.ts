@@ -5,20 +5,31 @@
  *   deno run -A bench/decode.ts --model /tmp/models/7-0.4b.safetensors --dtype q8 --threads 2
  *
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
- * tokens, peak RSS, weight bytes read per token, effective GB/s and its share of the measured
- * bandwidth (the same number of Workers streaming 512 MiB together with the f32 decode kernel,
- * best of 8 passes). Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the
- * WebGPU backend (then the GB/s are the weights read per token over the time per token, and no
- * CPU bandwidth probe). `--json FILE` also appends the run's row
+ * tokens, peak RSS; the bytes one decoded token must read, counted from the loaded layout (every
+ * matrix once at its stored size, the head included, one embedding row, every weight vector, and
+ * the recurrent state read and written once: all of it crosses the memory bus every token),
+ * and the same at the formats' minimum (q8 34 bytes per 32 values, q4 18: what rwkv.cpp reads;
+ * our q8 kernels also read an f32 scale and an i32 offset correction per block, 40); the read
+ * ceiling, the same number of Workers started together streaming 1 GiB with the plain wasm loop
+ * (16-byte loads and integer adds, nothing else; best of 8 passes), and the effective GB/s as
+ * its share. The old yardstick, the same Workers streaming 512 MiB through the f32 decode
+ * kernel, is kept as `kernelProbeGBs` (it reads slower than the plain loop, so shares of it read
+ * high). `--profile` adds where a token's time goes (products by storage, recurrences, per-token
+ * steps, barrier waits, the rest; measured with profiling on, which costs a little).
+ * Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the WebGPU backend
+ * (then no CPU ceiling). `--json FILE` also appends the run's row
  * (`{ model, dtype, msPerToken, promptTokPerSec, bandwidthGBs, weightBytesPerToken, peakRssMiB }`)
  * to the JSON array in FILE (created if absent), which `bench/chart.ts --decode FILE` draws.
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { compileKernels, createFastModel } from "../lib/backend/wasm/mod.ts";
+import { compileKernels, createFastModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
+import { detectSpec } from "../lib/model/spec.ts";
+import { loadWeights } from "../lib/model/weights.ts";
+import { bytesPerToken, costBreakdown, readCeiling } from "./_roofline.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,14 +41,16 @@ const { values } = parseArgs({
     chunk: { type: "string", default: "64" },
     json: { type: "string" }, // FILE: append this run's row to the JSON array in FILE
     device: { type: "string", default: "cpu" },
+    profile: { type: "boolean", default: false },
   },
 });
 if (!values.model) throw new Error("--model is required");
 const threads = Number(values.threads);
 
 /**
- * Read bandwidth with `threads` Workers over 512 MiB (GB/s): each pass starts all the workers
- * together and lasts until the slowest ends; the best of 8 passes.
+ * The old yardstick: read bandwidth of `threads` Workers streaming 512 MiB through the f32
+ * decode kernel (GB/s): each pass starts all the workers together and lasts until the slowest
+ * ends; the best of 8 passes.
  */
 async function bandwidth(): Promise<number> {
   const bytes = 512 * 2 ** 20, cols = 4096, rows = bytes / 4 / cols;
@@ -90,30 +103,33 @@ const t0 = performance.now();
 const ck = await openCheckpoint(values.model);
 const gpu = values.device === "webgpu";
 if (!gpu && values.device !== "cpu") throw new Error("--device is cpu or webgpu");
+const profile = values.profile && !gpu
+  ? new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8))
+  : undefined;
 const model = await (gpu ? createWebGpuModel : createFastModel)(ck, {
   dtype: values.dtype as "bf16",
   threads,
   chunk: Number(values.chunk),
+  profile,
 });
 const loadSeconds = (performance.now() - t0) / 1000;
 const info = model.info;
 const V = info.vocab;
-// Bytes a decode step reads: every weight but the embedding, of which one row is read.
-const embBytes = V * info.embd * (info.dtype === "q8" || info.dtype === "q4" ? 2 : 4);
-const bytesPerToken = info.weightBytes - embBytes;
-
 const state = model.createState();
 let tok = 1;
 // Warm-up: V8 starts WebAssembly on its baseline compiler and swaps in optimized code once a
 // function is hot; measure after that has happened.
 await model.forward(Array.from({ length: 64 }, (_, i) => i), model.createState());
 for (let i = 0; i < 16; i++) await model.forward([tok++ % V], state);
+profile?.fill(0);
 const times: number[] = [];
 for (let i = 0; i < Number(values.tokens); i++) {
   const t = performance.now();
   await model.forward([(tok++ * 7919) % V], state);
   times.push(performance.now() - t);
 }
+const breakdown = profile &&
+  costBreakdown(profile, threads, times.length, times.reduce((a, b) => a + b) / times.length);
 times.sort((a, b) => a - b);
 const msPerToken = times[Math.floor(times.length / 2)];
 
@@ -126,11 +142,19 @@ async function promptRate(n: number): Promise<number> {
 }
 const prompt128 = await promptRate(128);
 const prompt512 = await promptRate(512);
-const peakRss = peakRssMiB(); // before the bandwidth probe adds its own 512 MiB
+const peakRss = peakRssMiB(); // before the layout load and the probes add their own memory
+const stateBytes = state.data.byteLength;
 await model.dispose();
+// the layout as the engine loads it, for the bytes one step reads (the arena is dropped at once)
+const spec = detectSpec(ck.tensors, ck.path);
+const { weights: layout } = await loadWeights(ck, spec, { dtype: info.dtype });
 ck.close();
+const bytes = bytesPerToken(layout.layout, stateBytes);
+const bytesPerTokenRead = bytes.weights + bytes.state;
+const ceiling = gpu ? NaN : await readCeiling(threads);
 const bw = gpu ? NaN : await bandwidth();
-const gbs = bytesPerToken / (msPerToken / 1000) / 1e9;
+const gbs = bytesPerTokenRead / (msPerToken / 1000) / 1e9;
+const gbsMinimal = (bytes.minimal + bytes.state) / (msPerToken / 1000) / 1e9;
 const result = {
   model: values.model.split("/").pop(),
   version: info.version,
@@ -146,12 +170,26 @@ const result = {
   peakRssMiB: Math.round(peakRss),
   rssLimitMiB: Math.round((1.15 * info.weightBytes + 150e6) / 2 ** 20),
   weightMiB: Math.round(info.weightBytes / 2 ** 20),
-  bytesPerTokenMiB: Math.round(bytesPerToken / 2 ** 20),
+  bytesPerTokenMiB: +(bytesPerTokenRead / 2 ** 20).toFixed(1),
+  stateMiBPerToken: +(bytes.state / 2 ** 20).toFixed(1),
+  minimalBytesPerTokenMiB: +((bytes.minimal + bytes.state) / 2 ** 20).toFixed(1),
   effectiveGBs: +gbs.toFixed(1),
-  bandwidthGBs: +bw.toFixed(1),
-  percentOfBandwidth: Math.round((gbs / bw) * 100),
+  ceilingGBs: +ceiling.toFixed(1),
+  percentOfCeiling: Math.round((gbs / ceiling) * 100),
+  percentOfCeilingMinimalBytes: Math.round((gbsMinimal / ceiling) * 100),
+  kernelProbeGBs: +bw.toFixed(1),
+  percentOfKernelProbe: Math.round((gbs / bw) * 100),
 };
-for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(20)} ${v}`);
+for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(28)} ${v}`);
+if (breakdown) {
+  console.log(`where a token's time goes (profiling on; member 0; ms per token):`);
+  for (const [name, ms] of breakdown.rows) {
+    console.log(
+      `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)}  ${(100 * ms / msPerToken).toFixed(1)} %`,
+    );
+  }
+  console.log(`  slowest member's products ${breakdown.slowest.toFixed(3)}`);
+}
 if (values.json) {
   const rows = await Deno.readTextFile(values.json).then(JSON.parse, () => []);
   rows.push({
@@ -159,8 +197,8 @@ if (values.json) {
     dtype: info.dtype,
     msPerToken: result.msPerToken,
     promptTokPerSec: result.prompt128,
-    bandwidthGBs: result.bandwidthGBs,
-    weightBytesPerToken: bytesPerToken,
+    bandwidthGBs: result.ceilingGBs,
+    weightBytesPerToken: bytesPerTokenRead,
     peakRssMiB: result.peakRssMiB,
   });
   const tmp = `${values.json}.tmp`; // written whole, then renamed into place

@@ -43,7 +43,10 @@ const w = 65536, s = w + size, x = s + size / 2, xq = x + cols * 4, y = xq + qua
 new Uint8Array(memory.buffer, w, size * 1.5).fill(0x3c); // a normal number in every float dtype
 new Float32Array(memory.buffer, x, cols).fill(0.5);
 
-const builds: [string, Kernels][] = [["current", instantiateKernels(await compileKernels(), memory)]];
+const builds: [string, Kernels][] = [[
+  "current",
+  instantiateKernels(await compileKernels(), memory),
+]];
 for (const p of positionals) {
   builds.push([p, instantiateKernels(await WebAssembly.compile(await Deno.readFile(p)), memory)]);
 }

@@ -13,12 +13,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { createFastModel, PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
+import { createFastModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { loadWeights } from "../lib/model/weights.ts";
 import { detectSpec } from "../lib/model/spec.ts";
-import { bytesPerToken, readCeiling } from "./_roofline.ts";
+import { bytesPerToken, costBreakdown, readCeiling } from "./_roofline.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -59,28 +59,7 @@ const wall = (performance.now() - t0) / N;
 const state = states[0];
 await model.dispose();
 
-const m0 = (k: number) => profile[k] / N;
-const worst = (k: number) =>
-  Math.max(...Array.from({ length: threads }, (_, i) => profile[i * PROFILE_STRIDE + k])) / N;
-const kinds = ["f32", "bf16", "f16", "q8", "q4"] as const;
-const products = kinds.reduce((a, k) => a + m0(PROFILE[k]), 0);
-const counted = products + m0(PROFILE.recurrence) + m0(PROFILE.elementwise) + m0(PROFILE.embed) +
-  m0(PROFILE.barrier);
-const pass = m0(PROFILE.pass);
-const rows: [string, number][] = [
-  ...kinds.filter((k) => m0(PROFILE[k]) > 0).map((k) =>
-    [`products ${k}`, m0(PROFILE[k])] as [
-      string,
-      number,
-    ]
-  ),
-  ["recurrences (own heads)", m0(PROFILE.recurrence)],
-  ["per-token steps", m0(PROFILE.elementwise)],
-  ["embedding", m0(PROFILE.embed)],
-  ["barrier waits", m0(PROFILE.barrier)],
-  ["rest of the pass", pass - counted],
-  ["outside the pass", wall - pass],
-];
+const { rows, products, slowest } = costBreakdown(profile, threads, N, wall);
 const { weights: wBytes, state: sBytes } = bytesPerToken(
   weights.layout,
   state.data.byteLength,
@@ -94,9 +73,7 @@ for (const [name, ms] of rows) {
     `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)} ms  ${(100 * ms / wall).toFixed(1)} %`,
   );
 }
-console.log(
-  `  slowest member's products ${kinds.reduce((a, k) => a + worst(PROFILE[k]), 0).toFixed(3)} ms`,
-);
+console.log(`  slowest member's products ${slowest.toFixed(3)} ms`);
 console.log(
   `bytes/token: weights ${(wBytes / 2 ** 20).toFixed(1)} MiB + state ${
     (sBytes / 2 ** 20).toFixed(1)
