@@ -11,35 +11,82 @@ import type { WeightsLayout } from "../lib/model/weights.ts";
 import type { MatrixDesc } from "../lib/model/tensor.ts";
 
 /**
+ * The plain-loop read ceiling as a probe that stays up: `threads` Workers over `mib` MiB of one
+ * shared memory, each {@link ReadProbe.pass} starting them together (a spin barrier) and lasting
+ * until the slowest ends. Kept up so that a benchmark can interleave passes with what it
+ * measures: this machine kind's bandwidth drifts by ±20 % within a minute, so a ceiling read
+ * at another moment than the decoding it is compared with is off by as much.
+ * @example
+ * ```ts ignore
+ * const probe = await ReadProbe.start(2);
+ * console.log(await probe.pass()); // GB/s, e.g. 57
+ * probe.close();
+ * ```
+ */
+export class ReadProbe {
+  readonly #workers: Worker[];
+  readonly #bytes: number;
+  private constructor(workers: Worker[], bytes: number) {
+    this.#workers = workers;
+    this.#bytes = bytes;
+  }
+
+  /** Starts the Workers over a fresh memory of `mib` MiB (every page touched first). */
+  static async start(threads: number, mib = 512): Promise<ReadProbe> {
+    const bytes = mib * 2 ** 20, per = Math.floor(bytes / threads / 128) * 128;
+    const memory = new WebAssembly.Memory({
+      initial: bytes / 65536 + 2,
+      maximum: bytes / 65536 + 2,
+      shared: true,
+    });
+    new Uint8Array(memory.buffer).fill(1); // touch every page before timing
+    const module = await compileKernels();
+    const sync = new SharedArrayBuffer(4);
+    const workers = await Promise.all(
+      Array.from({ length: threads }, (_, i) =>
+        new Promise<Worker>((resolve) => {
+          const wk = new Worker(new URL("./_stream_worker.ts", import.meta.url), {
+            type: "module",
+          });
+          wk.onmessage = () => resolve(wk);
+          wk.postMessage({ memory, module, sync, threads, start: 65536 + i * per, bytes: per });
+        })),
+    );
+    return new ReadProbe(workers, per * threads);
+  }
+
+  /** One pass of every Worker together: GB/s over the slowest one's time. */
+  async pass(): Promise<number> {
+    const times = await Promise.all(this.#workers.map((wk) =>
+      new Promise<number>((resolve) => {
+        wk.onmessage = (e) => resolve(e.data.ms);
+        wk.postMessage({ pass: true });
+      })
+    ));
+    return this.#bytes / (Math.max(...times) / 1000) / 1e9;
+  }
+
+  /** Ends the Workers (the memory goes with them). */
+  close(): void {
+    for (const wk of this.#workers) wk.postMessage({ close: true });
+  }
+}
+
+/**
  * Read bandwidth in GB/s of `threads` Workers streaming `mib` MiB of one shared memory together
- * with the plain loop (16-byte loads, integer adds): each pass starts all Workers on a barrier and
- * lasts until the slowest ends; the best of `reps` passes.
+ * with the plain loop (16-byte loads, integer adds): the best of `reps` passes of a
+ * {@link ReadProbe}.
  * @example
  * ```ts ignore
  * console.log(await readCeiling(2)); // e.g. 57
  * ```
  */
 export async function readCeiling(threads: number, mib = 1024, reps = 8): Promise<number> {
-  const bytes = mib * 2 ** 20, per = Math.floor(bytes / threads / 128) * 128;
-  const memory = new WebAssembly.Memory({
-    initial: bytes / 65536 + 2,
-    maximum: bytes / 65536 + 2,
-    shared: true,
-  });
-  new Uint8Array(memory.buffer).fill(1); // touch every page before timing
-  const module = await compileKernels();
-  const sync = new SharedArrayBuffer(4);
-  const results = await Promise.all(
-    Array.from({ length: threads }, (_, i) =>
-      new Promise<number[]>((resolve) => {
-        const wk = new Worker(new URL("./_stream_worker.ts", import.meta.url), { type: "module" });
-        wk.onmessage = (e) => resolve(e.data.times);
-        wk.postMessage({ memory, module, sync, threads, start: 65536 + i * per, bytes: per, reps });
-      })),
-  );
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) best = Math.min(best, Math.max(...results.map((t) => t[r])));
-  return (per * threads) / (best / 1000) / 1e9;
+  const probe = await ReadProbe.start(threads, mib);
+  let best = 0;
+  for (let r = 0; r < reps; r++) best = Math.max(best, await probe.pass());
+  probe.close();
+  return best;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Streams its share of a shared buffer with the plain read loop (`read_stream`: 16-byte loads
-// and integer adds, nothing else), for the read ceiling of bench/_roofline.ts. Every pass starts
-// on a spin barrier shared by all the workers, so the passes compared ran at the same time.
+// and integer adds, nothing else), for the read ceiling of bench/_roofline.ts. Each pass is
+// asked for by a message; the members then meet on a spin barrier shared by all the workers,
+// so the passes compared ran at the same time, and each reports its own duration.
 import { instantiateKernels } from "../lib/backend/wasm/kernels.ts";
 
 /** The Worker's global scope, typed without a lib directive. */
@@ -10,19 +11,21 @@ const scope = self as unknown as {
   close(): void;
 };
 
+let k: ReturnType<typeof instantiateKernels>;
+let arrived: Int32Array, threads = 0, start = 0, bytes = 0, passes = 0, keep = 0;
 scope.onmessage = (e: MessageEvent) => {
-  const { memory, module, sync, threads, start, bytes, reps } = e.data;
-  const k = instantiateKernels(module, memory);
-  const arrived = new Int32Array(sync);
-  const times: number[] = [];
-  let keep = 0;
-  for (let i = 0; i < reps; i++) {
-    Atomics.add(arrived, 0, 1);
-    while (Atomics.load(arrived, 0) < threads * (i + 1)) { /* spin: all start together */ }
-    const t = performance.now();
-    keep ^= k.read_stream(start, bytes);
-    times.push(performance.now() - t);
+  if (e.data.memory) {
+    ({ threads, start, bytes } = e.data);
+    k = instantiateKernels(e.data.module, e.data.memory);
+    arrived = new Int32Array(e.data.sync);
+    scope.postMessage({ ready: true });
+    return;
   }
-  scope.postMessage({ times, keep });
-  scope.close();
+  if (e.data.close) return scope.close();
+  passes++;
+  Atomics.add(arrived, 0, 1);
+  while (Atomics.load(arrived, 0) < threads * passes) { /* spin: all start together */ }
+  const t = performance.now();
+  keep ^= k.read_stream(start, bytes);
+  scope.postMessage({ ms: performance.now() - t, keep });
 };
