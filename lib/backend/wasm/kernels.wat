@@ -328,6 +328,28 @@
           ;; 16 columns: two loads, each widened by a shift (evens) and a mask (odds; the mask
           ;; lives in a local: a v128.const in the loop costs its materialisation every time)
           (local.set $v3 (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000))
+          ;; 32 columns a step into eight accumulators (the fused multiply-adds' latency, not
+          ;; the loads, bounded four); the last 16 below, then the eight fold into four
+          (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
+          (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
+          (block $e_done (loop $e_loop
+            (br_if $e_done (i32.ge_u (local.get $i) (i32.and (local.get $cols) (i32.const -32))))
+            (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
+            (local.set $io (i32.add (local.get $s) (i32.shl (local.get $i) (i32.const 2))))
+            (local.set $v1 (v128.load offset=0 (local.get $p)))
+            (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $v1) (i32.const 16)) (v128.load offset=0 (local.get $io)) (local.get $a0)))
+            (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $v1) (local.get $v3)) (v128.load offset=16 (local.get $io)) (local.get $a1)))
+            (local.set $v1 (v128.load offset=16 (local.get $p)))
+            (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $v1) (i32.const 16)) (v128.load offset=32 (local.get $io)) (local.get $a2)))
+            (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $v1) (local.get $v3)) (v128.load offset=48 (local.get $io)) (local.get $a3)))
+            (local.set $v1 (v128.load offset=32 (local.get $p)))
+            (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $v1) (i32.const 16)) (v128.load offset=64 (local.get $io)) (local.get $a4)))
+            (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $v1) (local.get $v3)) (v128.load offset=80 (local.get $io)) (local.get $a5)))
+            (local.set $v1 (v128.load offset=48 (local.get $p)))
+            (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $v1) (i32.const 16)) (v128.load offset=96 (local.get $io)) (local.get $a6)))
+            (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $v1) (local.get $v3)) (v128.load offset=112 (local.get $io)) (local.get $a7)))
+            (local.set $i (i32.add (local.get $i) (i32.const 32)))
+            (br $e_loop)))
           (block $f_done (loop $f_loop
             (br_if $f_done (i32.ge_u (local.get $i) (local.get $n16)))
             (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
@@ -341,7 +363,11 @@
             (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $v1) (local.get $v3))
               (v128.load offset=48 (local.get $io)) (local.get $a3)))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
-            (br $f_loop)))))
+            (br $f_loop)))
+          (local.set $a0 (f32x4.add (local.get $a0) (local.get $a4)))
+          (local.set $a1 (f32x4.add (local.get $a1) (local.get $a5)))
+          (local.set $a2 (f32x4.add (local.get $a2) (local.get $a6)))
+          (local.set $a3 (f32x4.add (local.get $a3) (local.get $a7)))))
         (block $j_done (loop $j_loop
           (br_if $j_done (i32.ge_u (local.get $i) (local.get $n16)))
           (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
@@ -472,6 +498,44 @@
         (local.set $i (i32.const 0))
         (if (local.get $fast) (then
           ;; 16 columns: each 32-bit word holds an even half (low) and an odd half (high)
+          ;; 32 columns a step into eight accumulators (the fused multiply-adds' latency bounded
+          ;; four); the last 16 below, then the eight fold into four
+          (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
+          (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
+          (block $e_done (loop $e_loop
+            (br_if $e_done (i32.ge_u (local.get $i) (i32.and (local.get $cols) (i32.const -32))))
+            (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
+            (local.set $io (i32.add (local.get $s) (i32.shl (local.get $i) (i32.const 2))))
+            (local.set $h (v128.load offset=0 (local.get $p)))
+            (local.set $a0 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1))
+              (v128.load offset=0 (local.get $io)) (local.get $a0)))
+            (local.set $a1 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2))
+              (v128.load offset=16 (local.get $io)) (local.get $a1)))
+            (local.set $h (v128.load offset=16 (local.get $p)))
+            (local.set $a2 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1))
+              (v128.load offset=32 (local.get $io)) (local.get $a2)))
+            (local.set $a3 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2))
+              (v128.load offset=48 (local.get $io)) (local.get $a3)))
+            (local.set $h (v128.load offset=32 (local.get $p)))
+            (local.set $a4 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1))
+              (v128.load offset=64 (local.get $io)) (local.get $a4)))
+            (local.set $a5 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2))
+              (v128.load offset=80 (local.get $io)) (local.get $a5)))
+            (local.set $h (v128.load offset=48 (local.get $p)))
+            (local.set $a6 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1))
+              (v128.load offset=96 (local.get $io)) (local.get $a6)))
+            (local.set $a7 (f32x4.relaxed_madd
+              (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2))
+              (v128.load offset=112 (local.get $io)) (local.get $a7)))
+            (local.set $i (i32.add (local.get $i) (i32.const 32)))
+            (br $e_loop)))
           (block $f_done (loop $f_loop
             (br_if $f_done (i32.ge_u (local.get $i) (local.get $n16)))
             (local.set $p (i32.add (local.get $wr) (i32.shl (local.get $i) (i32.const 1))))
@@ -492,6 +556,10 @@
               (v128.load offset=48 (local.get $io)) (local.get $a3)))
             (local.set $i (i32.add (local.get $i) (i32.const 16)))
             (br $f_loop)))
+          (local.set $a0 (f32x4.add (local.get $a0) (local.get $a4)))
+          (local.set $a1 (f32x4.add (local.get $a1) (local.get $a5)))
+          (local.set $a2 (f32x4.add (local.get $a2) (local.get $a6)))
+          (local.set $a3 (f32x4.add (local.get $a3) (local.get $a7)))
           ;; back from 2^−56 (the j loop below then has nothing left: i = n16)
           (local.set $a0 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a0)))
           (local.set $a1 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a1)))
