@@ -997,8 +997,9 @@
             (block $c_done (loop $c_loop
               (br_if $c_done (i32.ge_u (local.get $wb) (local.get $we)))
               ;; one token: two chains (even, odd weight vectors); each dot written out as its
-              ;; three steps (pmaddubsw, pmaddwd by the ones in a register, add): the fused relaxed
-              ;; dot makes V8 rebuild its ones at every use on x86 without AVX-VNNI
+              ;; three steps (pmaddubsw, pmaddwd by the ones in a register, add): 1.1-1.3x the
+              ;; fused relaxed dot on AVX2, whose lowering without AVX-VNNI is those steps plus
+              ;; the ones constant, built at each use (bench/kernel_ab.ts)
               (local.set $e0 (v128.load (i32.add (local.get $c) (local.get $sg))))
               (local.set $o0 (v128.const i32x4 0 0 0 0))
               (local.set $e0 (i32x4.add (local.get $e0) (i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=0 (local.get $wb)) (v128.load32_splat offset=0 (local.get $x0))) (local.get $ones))))
