@@ -997,7 +997,7 @@
             (block $c_done (loop $c_loop
               (br_if $c_done (i32.ge_u (local.get $wb) (local.get $we)))
               ;; one token: two chains (even, odd weight vectors); each dot written out as its
-              ;; three steps (pmaddubsw, pmaddwd by the ones in a register, add): 1.1-1.3x the
+              ;; three steps (pmaddubsw, pmaddwd by the ones in a register, add): 1.09x the
               ;; fused relaxed dot on AVX2, whose lowering without AVX-VNNI is those steps plus
               ;; the ones constant, built at each use (bench/kernel_ab.ts)
               (local.set $e0 (v128.load (i32.add (local.get $c) (local.get $sg))))
