@@ -103,7 +103,7 @@ function matrixReadBytes(d: MatrixDesc, rows = d.rows, minimal = false): number 
     case "f16":
       return n * 2;
     case "q8":
-      return n + (n / 32) * (minimal ? 2 : 8); // f32 scale + i32 correction per block
+      return n + (n / 32) * (minimal ? 2 : 6); // f32 scale + i16 correction per block
     case "q4":
       return n / 2 + (n / 32) * (minimal ? 2 : 4);
   }

@@ -9,7 +9,7 @@
  * matrix once at its stored size, the head included, one embedding row, every weight vector, and
  * the recurrent state read and written once: all of it crosses the memory bus every token),
  * and the same at the formats' minimum (q8 34 bytes per 32 values, q4 18: what rwkv.cpp reads;
- * our q8 kernels also read an f32 scale and an i32 offset correction per block, 40); the read
+ * our q8 kernels also read an f32 scale and an i16 offset correction per block, 38); the read
  * ceiling, the same number of Workers started together streaming 512 MiB with the plain wasm
  * loop (16-byte loads and integer adds, nothing else), one pass after every 4 decoded tokens so
  * that it is read in the same seconds as the decoding (this machine kind's bandwidth drifts by

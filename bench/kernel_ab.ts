@@ -29,7 +29,7 @@ const { values, positionals } = parseArgs({
   },
 });
 const dtype = values.dtype as "f32" | "bf16" | "f16" | "q8" | "q4";
-const SIZES = { f32: [4, 0], bf16: [2, 0], f16: [2, 0], q8: [1, 8], q4: [0.5, 4] };
+const SIZES = { f32: [4, 0], bf16: [2, 0], f16: [2, 0], q8: [1, 6], q4: [0.5, 4] };
 if (!(dtype in SIZES)) {
   console.error(`--dtype: one of ${Object.keys(SIZES).join(", ")}`);
   Deno.exit(2);

@@ -38,7 +38,7 @@ const SIZES: Record<StorageDType, [number, number]> = {
   f32: [4, 0],
   bf16: [2, 0],
   f16: [2, 0],
-  q8: [1, 8], // f32 scale + i32 offset correction per block
+  q8: [1, 6], // f32 scale + i16 offset correction per block
   q4: [0.5, 4], // f32 scale per block
 };
 

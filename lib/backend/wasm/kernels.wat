@@ -689,8 +689,8 @@
   ;; q8, prompt mode: two row groups (8 rows, both whole) × four tokens. Each activation word
   ;; splatted feeds both groups' dots, so there are eight dot chains, one per group and token,
   ;; and the f32 sums live in y itself (zeroed here, added to once per block: the registers
-  ;; hold the chains). $w: group A's weights (B's 4·cols bytes on); $s, $c: A's scales and
-  ;; corrections (B's 4·sb on); $x, $q: token 0's activations and scales (token t at t·cols,
+  ;; hold the chains). $w: group A's weights (B's 4·cols bytes on); $s, $c: A's scales (B's
+  ;; 4·sb bytes on) and i16 corrections (B's 2·sb on); $x, $q: token 0's activations and scales (token t at t·cols,
   ;; t·sb); $y: y of token 0, group A (token t at t·rows floats, group B 16 bytes on).
   (func $q8_pair (param $w i32) (param $s i32) (param $c i32) (param $x i32) (param $q i32)
         (param $y i32) (param $cols i32) (param $sb i32) (param $rows i32)
@@ -722,8 +722,8 @@
     (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u (local.get $w) (local.get $we)))
-      (local.set $ca (v128.load (local.get $c)))
-      (local.set $cb (v128.load (i32.add (local.get $c) (local.get $sB))))
+      (local.set $ca (i32x4.shl (v128.load16x4_s (local.get $c)) (i32.const 6)))
+      (local.set $cb (i32x4.shl (v128.load16x4_s (i32.add (local.get $c) (i32.shr_u (local.get $sB) (i32.const 1)))) (i32.const 6)))
       (local.set $a0 (local.get $ca)) (local.set $b0 (local.get $cb))
       (local.set $a1 (local.get $ca)) (local.set $b1 (local.get $cb))
       (local.set $a2 (local.get $ca)) (local.set $b2 (local.get $cb))
@@ -852,7 +852,7 @@
       (v128.store offset=16 (local.get $y3) (call $fold (v128.load offset=16 (local.get $y3)) (local.get $b3) (local.get $sbv) (local.get $q3)))
       (local.set $w (i32.add (local.get $w) (i32.const 128)))
       (local.set $s (i32.add (local.get $s) (i32.const 16)))
-      (local.set $c (i32.add (local.get $c) (i32.const 16)))
+      (local.set $c (i32.add (local.get $c) (i32.const 8)))
       (local.set $x (i32.add (local.get $x) (i32.const 32))) (local.set $x1 (i32.add (local.get $x1) (i32.const 32)))
       (local.set $x2 (i32.add (local.get $x2) (i32.const 32))) (local.set $x3 (i32.add (local.get $x3) (i32.const 32)))
       (local.set $q (i32.add (local.get $q) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
@@ -861,7 +861,8 @@
 
   ;; ---- q8 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
   ;; $xq holds the activations as `quantize` left them (mode 1); $s the group-interleaved
-  ;; scales, then as many i32 corrections −64·Σq. Four tokens at a time reuse each block's
+  ;; scales, then as many i16 −Σq (each block's correction −64·Σq after a 6-bit shift: 2 bytes
+  ;; where an i32 took 4, 5 % of a q8 token's reads). Four tokens at a time reuse each block's
   ;; weights from registers (prompt mode); the rest, and decoding, go one token at a time.
   (func (export "matmul_q8") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
@@ -898,7 +899,7 @@
               (call $q8_pair
                 (i32.add (local.get $w) (i32.mul (local.get $g) (local.get $cols)))
                 (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb)))
-                (i32.add (local.get $c) (i32.mul (local.get $g) (local.get $sb)))
+                (i32.add (local.get $c) (i32.shr_u (i32.mul (local.get $g) (local.get $sb)) (i32.const 1)))
                 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols)))
                 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb)))
                 (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2)))
@@ -928,7 +929,7 @@
               (br_if $b_done (i32.ge_u (local.get $wb) (local.get $we)))
               ;; two dot chains per token (even and odd weight vectors): eight chains in flight
               ;; hide the dot's latency; each weight vector is loaded once for the four tokens
-              (local.set $cv (v128.load (i32.add (local.get $c) (local.get $sg))))
+              (local.set $cv (i32x4.shl (v128.load16x4_s (i32.add (local.get $c) (i32.shr_u (local.get $sg) (i32.const 1)))) (i32.const 6)))
               (local.set $e0 (local.get $cv)) (local.set $o0 (v128.const i32x4 0 0 0 0))
               (local.set $e1 (local.get $cv)) (local.set $o1 (v128.const i32x4 0 0 0 0))
               (local.set $e2 (local.get $cv)) (local.set $o2 (v128.const i32x4 0 0 0 0))
@@ -1000,7 +1001,7 @@
               ;; three steps (pmaddubsw, pmaddwd by the ones in a register, add): 1.09x the
               ;; fused relaxed dot on AVX2, whose lowering without AVX-VNNI is those steps plus
               ;; the ones constant, built at each use (bench/kernel_ab.ts)
-              (local.set $e0 (v128.load (i32.add (local.get $c) (local.get $sg))))
+              (local.set $e0 (i32x4.shl (v128.load16x4_s (i32.add (local.get $c) (i32.shr_u (local.get $sg) (i32.const 1)))) (i32.const 6)))
               (local.set $o0 (v128.const i32x4 0 0 0 0))
               (local.set $e0 (i32x4.add (local.get $e0) (i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=0 (local.get $wb)) (v128.load32_splat offset=0 (local.get $x0))) (local.get $ones))))
               (local.set $o0 (i32x4.add (local.get $o0) (i32x4.dot_i16x8_s (i16x8.relaxed_dot_i8x16_i7x16_s (v128.load offset=16 (local.get $wb)) (v128.load32_splat offset=4 (local.get $x0))) (local.get $ones))))

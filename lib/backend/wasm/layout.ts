@@ -17,7 +17,7 @@ export function paddedRows(rows: number, dtype: StorageDType): number {
 
 /**
  * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
- * and after the f32 block scales as many i32 corrections (q8); other dtypes row-major.
+ * and after the f32 block scales as many i16 corrections (q8); other dtypes row-major.
  * @example
  * ```ts ignore
  * const arena = new Arena(bytes, 64, KERNEL_LAYOUT);
@@ -32,9 +32,9 @@ export const KERNEL_LAYOUT: MatrixLayout = {
       case "bf16":
       case "f16":
         return { storedRows, data: n * 2, scales: 0 };
-      // per block a scale, then (after all scales) the q8 kernel's offset correction
+      // per block an f32 scale, then (after all scales) the q8 kernel's i16 offset correction
       case "q8":
-        return { storedRows, data: n, scales: (n / 32) * 8 };
+        return { storedRows, data: n, scales: (n / 32) * 6 };
       case "q4":
         return { storedRows, data: n / 2, scales: (n / 32) * 8 };
     }
@@ -52,7 +52,8 @@ export const KERNEL_LAYOUT: MatrixLayout = {
  * order kept). So one 16-byte load gives four rows × four values, and the kernels' int8 dot
  * product leaves one row's partial sum in each lane: no horizontal sums. Block scales are
  * interleaved the same way (four rows' scales of a block side by side), and for q8 each
- * (row, block) gets the i32 `−64 · Σq` that cancels the +64 offset of its activations.
+ * (row, block) gets the i16 `−Σq` (|Σq| ≤ 32 · 127 fits): the kernel shifts it by 6 into the
+ * `−64 · Σq` that cancels the +64 offset of its activations.
  */
 export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
@@ -62,7 +63,7 @@ export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   interleaveGroups(new Uint32Array(buffer, d.scaleOffset, pr * nb), pr, nb);
   if (d.dtype !== "q8") return;
   const q = new Int8Array(buffer, d.offset, pr * d.cols);
-  const corr = new Int32Array(buffer, d.scaleOffset + pr * nb * 4, pr * nb);
+  const corr = new Int16Array(buffer, d.scaleOffset + pr * nb * 4, pr * nb);
   // interleaved, block b of group g is 128 bytes: its word c·4 + j belongs to row j
   for (let gb = 0; gb < (pr / 4) * nb; gb++) {
     for (let j = 0; j < 4; j++) {
@@ -71,7 +72,7 @@ export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
         const o = gb * 128 + c * 16 + j * 4;
         s += q[o] + q[o + 1] + q[o + 2] + q[o + 3];
       }
-      corr[gb * 4 + j] = -64 * s;
+      corr[gb * 4 + j] = -s;
     }
   }
 }
