@@ -298,17 +298,18 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * the barrier: up to a fifth of a token). Every member runs the same products in the same
    * order and makes exactly one failed claim per product on the product's counter (`slot`: a
    * product's place in its `matmuls` call; the barrier after the call separates reuses), so
-   * each knows where this product's claims start without talking to the others. A row's value does not depend on which member
-   * computes it or with which neighbours (the kernels' results are the same bits for any row
-   * range), so the outcome does not depend on the split either.
+   * each knows where this product's claims start without talking to the others. A row's value
+   * does not depend on which member computes it or with which neighbours (the kernels' results
+   * are the same bits for any row range), so the outcome does not depend on the split either.
    */
   #share(m: Matrix, x: Float32Array, y: Float32Array, T: number, slot: number): void {
     const k = this.#k, t0 = this.#now(), n = this.#n;
     if (m.dtype === "q8" || m.dtype === "q4") {
       k.quantize(x.byteOffset, this.#xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
     }
+    // bytes a row reads: q8 38 and q4 20 per block of 32 with their scales (and corrections)
     const rowBytes = m.cols *
-      (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 1.25 : m.dtype === "q4" ? 0.625 : 2);
+      (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 38 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
     const chunk = Math.max(
       ROW_ALIGN,
       Math.floor(this.#chunkBytes / rowBytes / ROW_ALIGN) * ROW_ALIGN,
