@@ -5,10 +5,10 @@
  * @module
  */
 
-import { compileKernels } from "../lib/backend/wasm/kernels.ts";
+import { compileKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/compute.ts";
 import type { WeightsLayout } from "../lib/model/weights.ts";
-import type { MatrixDesc } from "../lib/model/tensor.ts";
+import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
 /**
  * The plain-loop read ceiling as a probe that stays up: `threads` Workers over `mib` MiB of one
@@ -90,23 +90,60 @@ export async function readCeiling(threads: number, mib = 1024, reps = 8): Promis
 }
 
 /**
- * Bytes the kernels read for a matrix: values, and per block of 32 the scale (and q8's sum);
- * `minimal`: the least any engine must read, the quantized formats' own block size (q8: 32
- * values and a 16-bit scale, 34 bytes; q4: 18), as the issue and rwkv.cpp count them.
+ * Bytes a kernel reads per value, and per block of 32 values beside them (q8: an f32 scale and an
+ * i16 offset correction; q4: an f32 scale).
+ */
+export const KERNEL_READ: Record<StorageDType, { value: number; block: number }> = {
+  f32: { value: 4, block: 0 },
+  bf16: { value: 2, block: 0 },
+  f16: { value: 2, block: 0 },
+  q8: { value: 1, block: 6 },
+  q4: { value: 0.5, block: 4 },
+};
+
+/**
+ * Bytes the kernels read for a matrix ({@link KERNEL_READ}); `minimal`: the least any engine
+ * must read, the quantized formats' own block size (q8: 32 values and a 16-bit scale, 34 bytes;
+ * q4: 18), as the issue and rwkv.cpp count them.
  */
 function matrixReadBytes(d: MatrixDesc, rows = d.rows, minimal = false): number {
-  const n = rows * d.cols;
-  switch (d.dtype) {
-    case "f32":
-      return n * 4;
-    case "bf16":
-    case "f16":
-      return n * 2;
-    case "q8":
-      return n + (n / 32) * (minimal ? 2 : 6); // f32 scale + i16 correction per block
-    case "q4":
-      return n / 2 + (n / 32) * (minimal ? 2 : 4);
+  const n = rows * d.cols, r = KERNEL_READ[d.dtype];
+  const block = minimal && (d.dtype === "q8" || d.dtype === "q4") ? 2 : r.block;
+  return n * r.value + (n / 32) * block;
+}
+
+/**
+ * `y = W · x` for T tokens of a matrix of `rows` × `cols` at `w` (block scales at `s`) with the
+ * kernels `k`, its input prepared as the Worker backend prepares it (q8/q4 quantized into `xq`,
+ * bf16/f16 decode input reordered into `xq`). A build older than `prepare_x` reorders inside
+ * the product, so A/B runs against one work as well.
+ * @example
+ * ```ts ignore
+ * runProduct(k, "q8", w, s, x, xq, y, rows, cols, 1);
+ * ```
+ */
+export function runProduct(
+  k: Kernels,
+  dtype: StorageDType,
+  w: number,
+  s: number,
+  x: number,
+  xq: number,
+  y: number,
+  rows: number,
+  cols: number,
+  T: number,
+): void {
+  if (dtype === "q8" || dtype === "q4") {
+    k.quantize(x, xq, T * cols, dtype === "q8" ? 1 : 0);
+    k[`matmul_${dtype}`](w, s, xq, y, rows, cols, T, 0, rows);
+    return;
   }
+  const scratch = dtype === "bf16" || dtype === "f16";
+  if (scratch && T === 1 && "prepare_x" in k) {
+    k.prepare_x(x, xq, cols, dtype === "f16" ? 2 ** 56 : 1);
+  }
+  k[`matmul_${dtype}`](w, scratch ? xq : 0, x, y, rows, cols, T, 0, rows);
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type Kernels,
   quantizedBytes,
 } from "../lib/backend/wasm/kernels.ts";
+import { KERNEL_READ, runProduct } from "./_roofline.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -29,17 +30,20 @@ const { values, positionals } = parseArgs({
   },
 });
 const dtype = values.dtype as "f32" | "bf16" | "f16" | "q8" | "q4";
-const SIZES = { f32: [4, 0], bf16: [2, 0], f16: [2, 0], q8: [1, 6], q4: [0.5, 4] };
-if (!(dtype in SIZES)) {
-  console.error(`--dtype: one of ${Object.keys(SIZES).join(", ")}`);
+if (!(dtype in KERNEL_READ)) {
+  console.error(`--dtype: one of ${Object.keys(KERNEL_READ).join(", ")}`);
   Deno.exit(2);
 }
 const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = 4096;
-const [vb, sb] = SIZES[dtype];
-const rows = size / (cols * vb), n = rows * cols, bytes = n * vb + (n / 32) * sb;
+const { value, block } = KERNEL_READ[dtype];
+const rows = size / (cols * value), n = rows * cols, bytes = n * value + (n / 32) * block;
 const pages = Math.ceil((65536 + size * 1.5 + 2 * MiB) / 65536);
 const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-const w = 65536, s = w + size, x = s + size / 2, xq = x + cols * 4, y = xq + quantizedBytes(cols);
+const w = 65536,
+  s = w + size,
+  x = s + size / 2,
+  xq = x + cols * 4,
+  y = xq + Math.max(quantizedBytes(cols), cols * 4);
 new Uint8Array(memory.buffer, w, size * 1.5).fill(0x3c); // a normal number in every float dtype
 new Float32Array(memory.buffer, x, cols).fill(0.5);
 
@@ -50,12 +54,7 @@ const builds: [string, Kernels][] = [[
 for (const p of positionals) {
   builds.push([p, instantiateKernels(await WebAssembly.compile(await Deno.readFile(p)), memory)]);
 }
-const run = (k: Kernels) => {
-  if (dtype === "q8" || dtype === "q4") {
-    k.quantize(x, xq, cols, dtype === "q8" ? 1 : 0);
-    k[`matmul_${dtype}`](w, s, xq, y, rows, cols, 1, 0, rows);
-  } else k[`matmul_${dtype}`](w, xq, x, y, rows, cols, 1, 0, rows);
-};
+const run = (k: Kernels) => runProduct(k, dtype, w, s, x, xq, y, rows, cols, 1);
 const times: number[][] = builds.map(() => []), plain: number[] = [];
 let sink = 0;
 const end = performance.now() + Number(values.seconds) * 1000;

@@ -14,6 +14,7 @@ import { finishMatrix, KERNEL_LAYOUT, paddedRows } from "../lib/backend/wasm/lay
 import { matrixBytes, type MatrixDesc, type StorageDType } from "../lib/model/tensor.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { makeRng } from "../lib/sample.ts";
+import { runProduct } from "./_roofline.ts";
 
 const rows = 1024, cols = 4096, maxT = 64;
 const memory = new WebAssembly.Memory({ initial: 2048, maximum: 65536, shared: true });
@@ -57,20 +58,7 @@ for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
       group: `T=${T}`,
       baseline: dtype === "f32",
       fn() {
-        if (dtype === "q8" || dtype === "q4") {
-          k.quantize(x, xq, T * cols, dtype === "q8" ? 1 : 0);
-          k[`matmul_${dtype}`](m.offset, m.scaleOffset, xq, y, rows, cols, T, 0, rows);
-        } else {k[`matmul_${dtype}`](
-            m.offset,
-            dtype === "bf16" || dtype === "f16" ? xq : 0,
-            x,
-            y,
-            rows,
-            cols,
-            T,
-            0,
-            rows,
-          );}
+        runProduct(k, dtype, m.offset, m.scaleOffset, x, xq, y, rows, cols, T);
       },
     });
   }

@@ -18,6 +18,7 @@
 
 import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
 import type { StorageDType } from "../lib/model/tensor.ts";
+import { KERNEL_READ, runProduct } from "./_roofline.ts";
 
 const MiB = 2 ** 20, region = 256 * MiB, cols = 4096;
 const memory = new WebAssembly.Memory({ initial: 8192, maximum: 8192, shared: true }); // 512 MiB
@@ -29,18 +30,9 @@ const base = basePath
   ? instantiateKernels(await WebAssembly.compile(await Deno.readFile(basePath)), memory)
   : undefined;
 const w = 65536, s = w + region; // the weights, then up to 128 MiB of scales
-const x = s + 128 * MiB, xq = x + cols * 4, y = xq + quantizedBytes(cols);
+const x = s + 128 * MiB, xq = x + cols * 4, y = xq + Math.max(quantizedBytes(cols), cols * 4);
 new Uint8Array(memory.buffer, w, region + 128 * MiB).fill(0x3c); // 0x3c3c…: ≈ 0.0115 / 1.06 / 60
 new Float32Array(memory.buffer, x, cols).fill(0.5);
-
-/** Value bytes per element and block-scale bytes per 32 elements the kernel reads. */
-const SIZES: Record<StorageDType, [number, number]> = {
-  f32: [4, 0],
-  bf16: [2, 0],
-  f16: [2, 0],
-  q8: [1, 6], // f32 scale + i16 offset correction per block
-  q4: [0.5, 4], // f32 scale per block
-};
 
 const times = new Map<string, number[]>();
 const bytesOf = new Map<string, number>();
@@ -78,19 +70,14 @@ for (const [label, size] of [["256 MiB", region], ["8 MiB", 8 * MiB]] as const) 
     sink ^= k.read_stream(w, size);
   }, true);
   for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
-    const [vb, sb] = SIZES[dtype];
-    const rows = size / (cols * vb), n = rows * cols;
+    const { value, block } = KERNEL_READ[dtype];
+    const rows = size / (cols * value), n = rows * cols;
     for (const [tag, kk] of base ? [["base ", base], ["", k]] as const : [["", k]] as const) {
       streamCase(
         group,
         `${tag}matmul_${dtype} ${label} (${rows}×${cols})`,
-        n * vb + (n / 32) * sb,
-        () => {
-          if (dtype === "q8" || dtype === "q4") {
-            kk.quantize(x, xq, cols, dtype === "q8" ? 1 : 0);
-            kk[`matmul_${dtype}`](w, s, xq, y, rows, cols, 1, 0, rows);
-          } else kk[`matmul_${dtype}`](w, xq, x, y, rows, cols, 1, 0, rows);
-        },
+        n * value + (n / 32) * block,
+        () => runProduct(kk, dtype, w, s, x, xq, y, rows, cols, 1),
       );
     }
   }

@@ -99,6 +99,7 @@ function runKernel(
   } else {
     // bf16/f16 decode through a scratch (as the engine passes it) or without one
     const s = (m.dtype === "bf16" || m.dtype === "f16") && scratch ? alloc(m.cols * 4) : 0;
+    if (s && T === 1) k.prepare_x(x, s, m.cols, m.dtype === "f16" ? 2 ** 56 : 1);
     k[`matmul_${m.dtype}`](m.offset, s, x, y, m.rows, m.cols, T, r0, r1);
   }
   return out;

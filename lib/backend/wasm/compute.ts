@@ -291,8 +291,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   }
 
   /**
-   * This member's rows of `y = m · x`. q8/q4 inputs are quantized by every member alike into
-   * its private buffer (T × cols values: cheap next to the product). The rows go in chunks of
+   * This member's rows of `y = m · x`. q8/q4 inputs are quantized (bf16/f16 decode inputs
+   * reordered) by every member alike into its private buffer, once per product (T × cols
+   * values: cheap next to the product). The rows go in chunks of
    * about {@link CHUNK_BYTES} that members claim in turn from a shared counter, so a member
    * the machine slows down takes fewer of them (a fixed split made the others wait for it at
    * the barrier: up to a fifth of a token). Every member runs the same products in the same
@@ -306,6 +307,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     const k = this.#k, t0 = this.#now(), n = this.#n;
     if (m.dtype === "q8" || m.dtype === "q4") {
       k.quantize(x.byteOffset, this.#xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
+    } else if (T === 1 && (m.dtype === "bf16" || m.dtype === "f16")) {
+      k.prepare_x(x.byteOffset, this.#xq, m.cols, m.dtype === "f16" ? 2 ** 56 : 1);
     }
     // bytes a row reads: q8 38 and q4 20 per block of 32 with their scales (and corrections)
     const rowBytes = m.cols *
@@ -337,7 +340,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
       case "f32":
         k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;
-      // bf16/f16: the scratch lets the one-token path reorder x once per product
+      // bf16/f16: the one-token path reads x from the scratch `prepare_x` filled
       case "bf16":
         k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;

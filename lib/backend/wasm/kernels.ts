@@ -7,7 +7,9 @@
 /**
  * `matmul_<dtype>(w, s, x, y, rows, cols, T, r0, r1)`: `y[t·rows + r] = W[r,:] · x[t,:]` for
  * rows `r0 ≤ r < r1` and tokens `t < T` (byte offsets; `s` = block scales of q8/q4). For q8/q4
- * `x` is the output of {@link Kernels.quantize} for the T × cols activations.
+ * `x` is the output of {@link Kernels.quantize} for the T × cols activations. For bf16/f16 a
+ * non-zero `s` with T = 1 is a scratch that {@link Kernels.prepare_x} filled from `x` (the
+ * decode path reads it); `s` 0 decodes from `x` alone.
  */
 export type MatmulKernel = (
   w: number,
@@ -34,6 +36,12 @@ export interface Kernels {
    * for q4 (±127), 1 for q8 (±63 stored + 64).
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
+  /**
+   * The decode scratch of `matmul_bf16` (scale 1) and `matmul_f16` (scale 2^56): the first
+   * `n & −8` of `n` f32 at `x` into `s`, each group of 8 as its 4 even then its 4 odd values,
+   * times `scale`. Once per product, before any row range of it.
+   */
+  prepare_x(x: number, s: number, n: number, scale: number): void;
   /**
    * RWKV-7 recurrence of H heads over T tokens whose vectors are C values apart (as `wkv7TS`
    * for a run of heads; N a multiple of 4).

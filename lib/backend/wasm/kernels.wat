@@ -167,6 +167,26 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $l)))
     (local.get $s))
+  ;; ---- the decode scratch of the 16-bit float kernels ----
+  ;; prepare_x(x, s, n, scale): the first n & −8 of n f32 at x into s, each group of 8 as its 4
+  ;; even then its 4 odd values, times scale (exact: a power of two). matmul_bf16 (scale 1) and
+  ;; matmul_f16 (scale 2^56) read it when decoding; done once per product, not per row range.
+  (func (export "prepare_x") (param $x i32) (param $s i32) (param $n i32) (param $scale f32)
+    (local $i i32) (local $io i32) (local $n8 i32) (local $v0 v128) (local $v1 v128) (local $k v128)
+    (local.set $n8 (i32.and (local.get $n) (i32.const -8)))
+    (local.set $k (f32x4.splat (local.get $scale)))
+    (block $x_done (loop $x_loop
+      (br_if $x_done (i32.ge_u (local.get $i) (local.get $n8)))
+      (local.set $io (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $v0 (v128.load (i32.add (local.get $x) (local.get $io))))
+      (local.set $v1 (v128.load offset=16 (i32.add (local.get $x) (local.get $io))))
+      (v128.store (i32.add (local.get $s) (local.get $io)) (f32x4.mul (local.get $k)
+        (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1))))
+      (v128.store offset=16 (i32.add (local.get $s) (local.get $io)) (f32x4.mul (local.get $k)
+        (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1))))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br $x_loop))))
+
   ;; ---- bf16 weights: y = W·x for rows [r0, r1) and T tokens (the hot function for bf16) ----
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
   ;; tokens (prompt mode is compute bound, so fused multiply-adds); a lone token takes the
@@ -183,23 +203,10 @@
     (local.set $n8 (i32.and (local.get $cols) (i32.const -8)))
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
-    ;; decoding (T = 1) with a scratch $s: x in groups of 8 reordered to the 4 even then the 4
-    ;; odd values, the order in which one 16-byte load of bf16 widens with one shift (evens)
-    ;; and one mask (odds): half the widening work of the loop below
+    ;; decoding (T = 1) with a scratch $s holding x as `prepare_x` (scale 1) left it: in groups
+    ;; of 8, the 4 even then the 4 odd values, the order in which one 16-byte load of bf16 widens
+    ;; with one shift (evens) and one mask (odds): half the widening work of the loop below
     (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
-    (if (local.get $fast) (then
-      (local.set $i (i32.const 0))
-      (block $x_done (loop $x_loop
-        (br_if $x_done (i32.ge_u (local.get $i) (local.get $n8)))
-        (local.set $io (i32.shl (local.get $i) (i32.const 2)))
-        (local.set $v0 (v128.load (i32.add (local.get $x) (local.get $io))))
-        (local.set $v1 (v128.load offset=16 (i32.add (local.get $x) (local.get $io))))
-        (v128.store (i32.add (local.get $s) (local.get $io))
-          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1)))
-        (v128.store offset=16 (i32.add (local.get $s) (local.get $io))
-          (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1)))
-        (local.set $i (i32.add (local.get $i) (i32.const 8)))
-        (br $x_loop)))))
     (local.set $r (local.get $r0))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
@@ -421,25 +428,12 @@
     (local.set $n8 (i32.and (local.get $cols) (i32.const -8)))
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
-    ;; decoding (T = 1) with a scratch $s: x in groups of 8 reordered to the 4 even then the 4
-    ;; odd values and scaled by 2^56, so each 16-byte load of halves widens with five integer
-    ;; operations and no rescale: a half's bits moved into place read as its value × 2^−112
+    ;; decoding (T = 1) with a scratch $s holding x as `prepare_x` (scale 2^56) left it: in
+    ;; groups of 8 the 4 even then the 4 odd values, scaled, so each 16-byte load of halves
+    ;; widens with five integer operations and no rescale: a half's bits moved into place read as its value × 2^−112
     ;; (subnormal for small halves, still exact), × x·2^56 gives the product × 2^−56, and the
     ;; row's sum is scaled back by 2^56 (exact: powers of two)
     (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
-    (if (local.get $fast) (then
-      (local.set $i (i32.const 0))
-      (block $x_done (loop $x_loop
-        (br_if $x_done (i32.ge_u (local.get $i) (local.get $n8)))
-        (local.set $io (i32.shl (local.get $i) (i32.const 2)))
-        (local.set $v0 (v128.load (i32.add (local.get $x) (local.get $io))))
-        (local.set $v1 (v128.load offset=16 (i32.add (local.get $x) (local.get $io))))
-        (v128.store (i32.add (local.get $s) (local.get $io)) (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56)
-          (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $v0) (local.get $v1))))
-        (v128.store offset=16 (i32.add (local.get $s) (local.get $io)) (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56)
-          (i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $v0) (local.get $v1))))
-        (local.set $i (i32.add (local.get $i) (i32.const 8)))
-        (br $x_loop)))))
     (local.set $m1 (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
     (local.set $m2 (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
     (local.set $r (local.get $r0))
