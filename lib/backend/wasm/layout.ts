@@ -16,6 +16,18 @@ export function paddedRows(rows: number, dtype: StorageDType): number {
 }
 
 /**
+ * Rows of a q4 matrix whose groups lie in bands (the padded rows rounded down to 16: see
+ * {@link finishMatrix}); 0 for other dtypes.
+ * @example
+ * ```ts ignore
+ * bandRows(50277, "q4"); // 50272: 3142 bands of 16 rows, then two groups of four on their own
+ * ```
+ */
+export function bandRows(rows: number, dtype: StorageDType): number {
+  return dtype === "q4" ? paddedRows(rows, dtype) & -16 : 0;
+}
+
+/**
  * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
  * and after the f32 block scales as many i16 corrections (q8); other dtypes row-major.
  * @example
@@ -54,6 +66,12 @@ export const KERNEL_LAYOUT: MatrixLayout = {
  * interleaved the same way (four rows' scales of a block side by side), and for q8 each
  * (row, block) gets the i16 `−Σq` (|Σq| ≤ 32 · 127 fits): the kernel shifts it by 6 into the
  * `−64 · Σq` that cancels the +64 offset of its activations.
+ *
+ * q4 goes one step further: the groups of each whole band of 16 rows ({@link bandRows}) have
+ * their blocks side by side (block b of the band's group j at 256·b + 64·j bytes from the
+ * band's start; its scales at 64·b + 16·j), so the one-token kernel reads a band as one
+ * stream, four groups a step, and each activation it splats serves all four. Groups past the
+ * last whole band keep their blocks one after another.
  */
 export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
@@ -61,7 +79,12 @@ export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   const rowWords = d.dtype === "q8" ? d.cols / 4 : d.cols / 8;
   interleaveGroups(new Uint32Array(buffer, d.offset, pr * rowWords), pr, rowWords);
   interleaveGroups(new Uint32Array(buffer, d.scaleOffset, pr * nb), pr, nb);
-  if (d.dtype !== "q8") return;
+  if (d.dtype === "q4") {
+    const band = bandRows(d.rows, d.dtype);
+    interleaveBands(new Uint32Array(buffer, d.offset, band * rowWords), 4 * rowWords, 16);
+    interleaveBands(new Uint32Array(buffer, d.scaleOffset, band * nb), 4 * nb, 4);
+    return;
+  }
   const q = new Int8Array(buffer, d.offset, pr * d.cols);
   const corr = new Int16Array(buffer, d.scaleOffset + pr * nb * 4, pr * nb);
   // interleaved, block b of group g is 128 bytes: its word c·4 + j belongs to row j
@@ -90,14 +113,53 @@ function interleaveGroups(a: Uint32Array, rows: number, words: number): void {
   }
 }
 
-/** Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row). */
-export function groupedByte(r: number, p: number, rowBytes: number): number {
-  return (r >> 2) * 4 * rowBytes + (p >> 2) * 16 + (r & 3) * 4 + (p & 3);
+/**
+ * In each band of four groups of `group` words (`a` holds whole bands), unit b of group j
+ * (`unit` words) goes to (4b + j)·unit.
+ */
+function interleaveBands(a: Uint32Array, group: number, unit: number): void {
+  const tmp = new Uint32Array(4 * group), units = group / unit;
+  for (let base = 0; base < a.length; base += 4 * group) {
+    tmp.set(a.subarray(base, base + 4 * group));
+    for (let j = 0; j < 4; j++) {
+      for (let b = 0; b < units; b++) {
+        const from = j * group + b * unit;
+        a.set(tmp.subarray(from, from + unit), base + (4 * b + j) * unit);
+      }
+    }
+  }
 }
 
-/** Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row). */
-export function groupedScale(r: number, b: number, nb: number): number {
-  return (r >> 2) * 4 * nb + b * 4 + (r & 3);
+/** Where {@link interleaveBands} moves index `i` (groups of `group`, units of `unit`). */
+function banded(i: number, group: number, unit: number): number {
+  const o = i % (4 * group), j = Math.floor(o / group), q = o % group;
+  return i - o + (Math.floor(q / unit) * 4 + j) * unit + (q % unit);
+}
+
+/**
+ * Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row; `band`:
+ * the matrix's {@link bandRows}).
+ * @example
+ * ```ts ignore
+ * const byte = data[groupedByte(r, p, cols / 2, bandRows(rows, "q4"))];
+ * ```
+ */
+export function groupedByte(r: number, p: number, rowBytes: number, band = 0): number {
+  const i = (r >> 2) * 4 * rowBytes + (p >> 2) * 16 + (r & 3) * 4 + (p & 3);
+  return r < band ? banded(i, 4 * rowBytes, 64) : i;
+}
+
+/**
+ * Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row;
+ * `band`: the matrix's {@link bandRows}).
+ * @example
+ * ```ts ignore
+ * const scale = scales[groupedScale(r, b, cols / 32, bandRows(rows, "q4"))];
+ * ```
+ */
+export function groupedScale(r: number, b: number, nb: number, band = 0): number {
+  const i = (r >> 2) * 4 * nb + b * 4 + (r & 3);
+  return r < band ? banded(i, 4 * nb, 4) : i;
 }
 
 /** Decodes row `r` of a matrix in {@link KERNEL_LAYOUT} into `out` as f32. */
@@ -117,10 +179,11 @@ export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void 
     }
     case "q4": {
       const d = m.data as Uint8Array, s = m.scales, nb = c >> 5, rb = c >> 1;
+      const band = bandRows(m.rows, "q4");
       for (let b = 0; b < nb; b++) {
-        const sc = s[groupedScale(r, b, nb)];
+        const sc = s[groupedScale(r, b, nb, band)];
         for (let j = 0; j < 16; j++) {
-          const byte = d[groupedByte(r, b * 16 + j, rb)];
+          const byte = d[groupedByte(r, b * 16 + j, rb, band)];
           out[b * 32 + j] = ((byte & 15) - 8) * sc;
           out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
         }
