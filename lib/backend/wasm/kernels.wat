@@ -187,6 +187,87 @@
       (local.set $i (i32.add (local.get $i) (i32.const 8)))
       (br $x_loop))))
 
+  ;; ---- bf16 decoding of short rows (the low-rank branches' second halves: 32 to 128 columns) ----
+  ;; y = W·x for rows [r0, r1) of `cols` columns (a multiple of 16), one token, x in the scratch
+  ;; $s as `prepare_x` left it. Four rows at a time (contiguous: one stream) share each x vector
+  ;; loaded, and their four sums leave in one transposing reduction and one store, where a row
+  ;; at a time paid a loop set-up, a horizontal sum and a scalar store for 64 bytes of weights
+  ;; (1024 × 64 read at half the speed of long rows). The last rows of a range repeat the range's
+  ;; last row in the lanes they do not store: each row's sum is the same arithmetic wherever it
+  ;; falls, so the bits do not depend on the split.
+  (func $bf16_short (param $w i32) (param $s i32) (param $y i32) (param $cols i32)
+        (param $r0 i32) (param $r1 i32)
+    (local $r i32) (local $last i32) (local $rb i32) (local $i i32) (local $io i32) (local $po i32)
+    (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
+    (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $m v128) (local $v v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $m (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000))
+    (local.set $rb (i32.shl (local.get $cols) (i32.const 1)))
+    (local.set $last (i32.sub (local.get $r1) (i32.const 1)))
+    (local.set $r (local.get $r0))
+    (block $r_done (loop $r_loop
+      (br_if $r_done (i32.ge_u (local.get $r) (local.get $r1)))
+      (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rb))))
+      (local.set $p1 (i32.add (local.get $w) (i32.mul (local.get $rb)
+        (select (i32.add (local.get $r) (i32.const 1)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $r1))))))
+      (local.set $p2 (i32.add (local.get $w) (i32.mul (local.get $rb)
+        (select (i32.add (local.get $r) (i32.const 2)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 2)) (local.get $r1))))))
+      (local.set $p3 (i32.add (local.get $w) (i32.mul (local.get $rb)
+        (select (i32.add (local.get $r) (i32.const 3)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 3)) (local.get $r1))))))
+      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
+      (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
+      (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $cols)))
+        (local.set $io (i32.add (local.get $s) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $po (i32.shl (local.get $i) (i32.const 1)))
+        (local.set $x0 (v128.load offset=0 (local.get $io))) (local.set $x1 (v128.load offset=16 (local.get $io)))
+        (local.set $x2 (v128.load offset=32 (local.get $io))) (local.set $x3 (v128.load offset=48 (local.get $io)))
+        (local.set $v (v128.load offset=0 (i32.add (local.get $p0) (local.get $po))))
+        (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x0) (local.get $a0)))
+        (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x1) (local.get $a1)))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $p0) (local.get $po))))
+        (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x2) (local.get $a0)))
+        (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x3) (local.get $a1)))
+        (local.set $v (v128.load offset=0 (i32.add (local.get $p1) (local.get $po))))
+        (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x0) (local.get $a2)))
+        (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x1) (local.get $a3)))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $p1) (local.get $po))))
+        (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x2) (local.get $a2)))
+        (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x3) (local.get $a3)))
+        (local.set $v (v128.load offset=0 (i32.add (local.get $p2) (local.get $po))))
+        (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x0) (local.get $a4)))
+        (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x1) (local.get $a5)))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $p2) (local.get $po))))
+        (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x2) (local.get $a4)))
+        (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x3) (local.get $a5)))
+        (local.set $v (v128.load offset=0 (i32.add (local.get $p3) (local.get $po))))
+        (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x0) (local.get $a6)))
+        (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x1) (local.get $a7)))
+        (local.set $v (v128.load offset=16 (i32.add (local.get $p3) (local.get $po))))
+        (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $v) (i32.const 16)) (local.get $x2) (local.get $a6)))
+        (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $v) (local.get $m)) (local.get $x3) (local.get $a7)))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $i_loop)))
+      ;; row j's sum is lane j: pairs of lanes, then pairs of pairs (hsum's order)
+      (local.set $a0 (f32x4.add (local.get $a0) (local.get $a1)))
+      (local.set $a2 (f32x4.add (local.get $a2) (local.get $a3)))
+      (local.set $a4 (f32x4.add (local.get $a4) (local.get $a5)))
+      (local.set $a6 (f32x4.add (local.get $a6) (local.get $a7)))
+      (local.set $a1 (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 8 9 10 11 24 25 26 27 (local.get $a0) (local.get $a2))
+                                (i8x16.shuffle 4 5 6 7 20 21 22 23 12 13 14 15 28 29 30 31 (local.get $a0) (local.get $a2))))
+      (local.set $a5 (f32x4.add (i8x16.shuffle 0 1 2 3 16 17 18 19 8 9 10 11 24 25 26 27 (local.get $a4) (local.get $a6))
+                                (i8x16.shuffle 4 5 6 7 20 21 22 23 12 13 14 15 28 29 30 31 (local.get $a4) (local.get $a6))))
+      (local.set $v (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a1) (local.get $a5))
+                               (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a1) (local.get $a5))))
+      (call $put (i32.add (local.get $y) (i32.shl (local.get $r) (i32.const 2))) (local.get $v)
+        (i32.sub (local.get $r1) (local.get $r)))
+      (local.set $r (i32.add (local.get $r) (i32.const 4)))
+      (br $r_loop))))
+
   ;; ---- bf16 weights: y = W·x for rows [r0, r1) and T tokens (the hot function for bf16) ----
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
   ;; tokens (prompt mode is compute bound, so fused multiply-adds); a lone token takes the
@@ -207,6 +288,11 @@
     ;; of 8, the 4 even then the 4 odd values, the order in which one 16-byte load of bf16 widens
     ;; with one shift (evens) and one mask (odds): half the widening work of the loop below
     (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
+    (if (i32.and (local.get $fast) (i32.and (i32.le_u (local.get $cols) (i32.const 128))
+                                            (i32.eqz (i32.and (local.get $cols) (i32.const 15)))))
+      (then (call $bf16_short (local.get $w) (local.get $s) (local.get $y) (local.get $cols)
+              (local.get $r0) (local.get $r1))
+            (return)))
     (local.set $r (local.get $r0))
     (block $rows_done (loop $rows_loop
       (br_if $rows_done (i32.ge_u (local.get $r) (local.get $r1)))
