@@ -1107,11 +1107,13 @@
   ;; q4, prompt mode: two row groups × four tokens as $q8_pair. A group-block is 64 bytes,
   ;; group A's at $w then every $wstep bytes, group B's $wB bytes on from A's; scales likewise
   ;; ($s, $sstep, $sB). Each token's chains start from its block sum −8·Σx, at $sum bytes past
-  ;; its scale.
+  ;; its scale. $np = 2 takes a whole band (see $q4_at): its second pair of groups (rows 8..15,
+  ;; blocks 2·$wB on) right after the first in each block, so the band is read as one stream
+  ;; (a pair at a time over the band read half of each 256 bytes per pass: prompts −4 to −7 %).
   (func $q4_pair (param $w i32) (param $s i32) (param $x i32) (param $q i32) (param $sum i32)
         (param $y i32) (param $cols i32) (param $sb i32) (param $rows i32)
-        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32)
-    (local $we i32) (local $ys i32)
+        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32) (param $np i32)
+    (local $we i32) (local $ys i32) (local $p i32) (local $bw i32) (local $bs i32) (local $by i32)
     (local $x1 i32) (local $x2 i32) (local $x3 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $y1 i32) (local $y2 i32) (local $y3 i32)
     (local $la v128) (local $ha v128) (local $lb v128) (local $hb v128) (local $xs v128)
@@ -1135,8 +1137,19 @@
     (v128.store (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y1) (v128.const i32x4 0 0 0 0))
     (v128.store (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y2) (v128.const i32x4 0 0 0 0))
     (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))
+    (if (i32.eq (local.get $np) (i32.const 2)) (then
+      (v128.store offset=32 (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y) (v128.const i32x4 0 0 0 0))
+      (v128.store offset=32 (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y1) (v128.const i32x4 0 0 0 0))
+      (v128.store offset=32 (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y2) (v128.const i32x4 0 0 0 0))
+      (v128.store offset=32 (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y3) (v128.const i32x4 0 0 0 0))))
+    ;; from the last pair of a block back to the first
+    (local.set $bw (i32.mul (i32.sub (local.get $np) (i32.const 1)) (i32.shl (local.get $wB) (i32.const 1))))
+    (local.set $bs (i32.mul (i32.sub (local.get $np) (i32.const 1)) (i32.shl (local.get $sB) (i32.const 1))))
+    (local.set $by (i32.shl (i32.sub (local.get $np) (i32.const 1)) (i32.const 5)))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u (local.get $w) (local.get $we)))
+      (local.set $p (i32.const 0))
+      (loop $pairs
       (local.set $init (v128.load32_splat (i32.add (local.get $q) (local.get $sum))))
       (local.set $a0 (local.get $init)) (local.set $b0 (local.get $init))
       (local.set $init (v128.load32_splat (i32.add (local.get $q1) (local.get $sum))))
@@ -1267,8 +1280,17 @@
       (v128.store offset=16 (local.get $y2) (call $fold (v128.load offset=16 (local.get $y2)) (local.get $b2) (local.get $sbv) (local.get $q2)))
       (v128.store (local.get $y3) (call $fold (v128.load (local.get $y3)) (local.get $a3) (local.get $sa) (local.get $q3)))
       (v128.store offset=16 (local.get $y3) (call $fold (v128.load offset=16 (local.get $y3)) (local.get $b3) (local.get $sbv) (local.get $q3)))
-      (local.set $w (i32.add (local.get $w) (local.get $wstep)))
-      (local.set $s (i32.add (local.get $s) (local.get $sstep)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (if (i32.lt_u (local.get $p) (local.get $np)) (then
+        (local.set $w (i32.add (local.get $w) (i32.shl (local.get $wB) (i32.const 1))))
+        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $sB) (i32.const 1))))
+        (local.set $y (i32.add (local.get $y) (i32.const 32))) (local.set $y1 (i32.add (local.get $y1) (i32.const 32)))
+        (local.set $y2 (i32.add (local.get $y2) (i32.const 32))) (local.set $y3 (i32.add (local.get $y3) (i32.const 32)))
+        (br $pairs))))
+      (local.set $w (i32.add (i32.sub (local.get $w) (local.get $bw)) (local.get $wstep)))
+      (local.set $s (i32.add (i32.sub (local.get $s) (local.get $bs)) (local.get $sstep)))
+      (local.set $y (i32.sub (local.get $y) (local.get $by))) (local.set $y1 (i32.sub (local.get $y1) (local.get $by)))
+      (local.set $y2 (i32.sub (local.get $y2) (local.get $by))) (local.set $y3 (i32.sub (local.get $y3) (local.get $by)))
       (local.set $x (i32.add (local.get $x) (i32.const 32))) (local.set $x1 (i32.add (local.get $x1) (i32.const 32)))
       (local.set $x2 (i32.add (local.get $x2) (i32.const 32))) (local.set $x3 (i32.add (local.get $x3) (i32.const 32)))
       (local.set $q (i32.add (local.get $q) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
@@ -1414,8 +1436,26 @@
       (local.set $n (i32.sub (local.get $rows) (local.get $g)))
       (local.set $t (i32.const 0))
       (if (local.get $paired)
-        (then ;; this group's first T4 tokens were done with the previous group
-          (local.set $t (local.get $T4)) (local.set $paired (i32.const 0)))
+        (then ;; this group's first T4 tokens were done with a previous group
+          (local.set $t (local.get $T4)) (local.set $paired (i32.sub (local.get $paired) (i32.const 1))))
+        (else (if (i32.and (i32.and (i32.eqz (i32.and (local.get $g) (i32.const 15))) (i32.lt_u (local.get $g) (local.get $band)))
+                           (i32.and (i32.le_u (i32.add (local.get $g) (i32.const 16)) (local.get $r1))
+                                    (i32.le_u (i32.add (local.get $g) (i32.const 16)) (local.get $rows))))
+          (then ;; a whole band: its two pairs of groups, block by block
+            (block $p_done (loop $p_loop
+              (br_if $p_done (i32.ge_u (local.get $t) (local.get $T4)))
+              (call $q4_pair
+                (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band))
+                (call $q4_sat (local.get $g) (local.get $s) (local.get $sb) (local.get $band))
+                (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols)))
+                (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb)))
+                (local.get $sum)
+                (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2)))
+                (local.get $cols) (local.get $sb) (local.get $rows)
+                (i32.const 64) (i32.const 16) (i32.const 256) (i32.const 64) (i32.const 2))
+              (local.set $t (i32.add (local.get $t) (i32.const 4)))
+              (br $p_loop)))
+            (local.set $paired (i32.const 3)))
         (else (if (i32.and (i32.and (i32.le_u (i32.add (local.get $g) (i32.const 8)) (local.get $r1))
                                     (i32.le_u (i32.add (local.get $g) (i32.const 8)) (local.get $rows)))
                            ;; the two groups' blocks at the same steps (both in bands or both past)
@@ -1436,10 +1476,10 @@
                          (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)))
                 (i32.sub (call $q4_sat (i32.add (local.get $g) (i32.const 4)) (local.get $s) (local.get $sb) (local.get $band))
                          (call $q4_sat (local.get $g) (local.get $s) (local.get $sb) (local.get $band)))
-                (local.get $wstep) (local.get $sstep))
+                (local.get $wstep) (local.get $sstep) (i32.const 1))
               (local.set $t (i32.add (local.get $t) (i32.const 4)))
               (br $p_loop)))
-            (local.set $paired (i32.const 1))))))
+            (local.set $paired (i32.const 1))))))))
       (block $t_done (loop $t_loop
         (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
         (local.set $wb (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)))
