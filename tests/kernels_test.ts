@@ -152,7 +152,15 @@ function check(
 Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
   const env = await setup();
   const rng = makeRng(1);
-  const shapes = [[37, 96, 1], [64, 256, 3], [8, 1024, 5], [5, 160, 2], [33, 64, 4], [19, 512, 9]];
+  const shapes = [
+    [37, 96, 1],
+    [64, 256, 3],
+    [8, 1024, 5],
+    [5, 160, 2],
+    [33, 64, 4],
+    [19, 512, 9],
+    [21, 1056, 4], // a q4 band in prompt mode over three column segments (16, 16, 1 blocks)
+  ];
   for (const [rows, cols, T] of shapes) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
