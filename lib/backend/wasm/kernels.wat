@@ -1106,17 +1106,12 @@
 
   ;; q4, prompt mode: two row groups × four tokens as $q8_pair. A group-block is 64 bytes,
   ;; group A's at $w then every $wstep bytes, group B's $wB bytes on from A's; scales likewise
-  ;; ($s, $sstep, $sB). Each token's chains start from its block sum −8·Σx, at $sum bytes past
-  ;; its scale. $np = 2 takes a whole band (see $q4_at): its second pair of groups (rows 8..15,
-  ;; blocks 2·$wB on) right after the first in each block, so the band is read as one stream
-  ;; (a pair at a time over the band read half of each 256 bytes per pass: prompts −4 to −7 %).
-  ;; $nblk blocks from the pointers given; y is zeroed first when $zero (a later segment of
-  ;; columns adds to it).
+  ;; ($s, $sstep, $sB): a band's two groups (see $q4_at) are read as one stream. Each token's
+  ;; chains start from its block sum −8·Σx, at $sum bytes past its scale.
   (func $q4_pair (param $w i32) (param $s i32) (param $x i32) (param $q i32) (param $sum i32)
         (param $y i32) (param $cols i32) (param $sb i32) (param $rows i32)
-        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32) (param $np i32)
-        (param $nblk i32) (param $zero i32)
-    (local $we i32) (local $ys i32) (local $p i32) (local $bw i32) (local $bs i32) (local $by i32)
+        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32)
+    (local $we i32) (local $ys i32)
     (local $x1 i32) (local $x2 i32) (local $x3 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $y1 i32) (local $y2 i32) (local $y3 i32)
     (local $la v128) (local $ha v128) (local $lb v128) (local $hb v128) (local $xs v128)
@@ -1125,7 +1120,7 @@
     (local $a1 v128) (local $b1 v128)
     (local $a2 v128) (local $b2 v128)
     (local $a3 v128) (local $b3 v128)
-    (local.set $we (i32.add (local.get $w) (i32.mul (local.get $nblk) (local.get $wstep))))
+    (local.set $we (i32.add (local.get $w) (i32.mul (i32.shr_u (local.get $cols) (i32.const 5)) (local.get $wstep))))
     (local.set $ys (i32.shl (local.get $rows) (i32.const 2)))
     (local.set $x1 (i32.add (local.get $x) (local.get $cols)))
     (local.set $x2 (i32.add (local.get $x1) (local.get $cols)))
@@ -1136,24 +1131,12 @@
     (local.set $y1 (i32.add (local.get $y) (local.get $ys)))
     (local.set $y2 (i32.add (local.get $y1) (local.get $ys)))
     (local.set $y3 (i32.add (local.get $y2) (local.get $ys)))
-    (if (local.get $zero) (then
-      (v128.store (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y) (v128.const i32x4 0 0 0 0))
-      (v128.store (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y1) (v128.const i32x4 0 0 0 0))
-      (v128.store (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y2) (v128.const i32x4 0 0 0 0))
-      (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))
-      (if (i32.eq (local.get $np) (i32.const 2)) (then
-        (v128.store offset=32 (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y) (v128.const i32x4 0 0 0 0))
-        (v128.store offset=32 (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y1) (v128.const i32x4 0 0 0 0))
-        (v128.store offset=32 (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y2) (v128.const i32x4 0 0 0 0))
-        (v128.store offset=32 (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=48 (local.get $y3) (v128.const i32x4 0 0 0 0))))))
-    ;; from the last pair of a block back to the first
-    (local.set $bw (i32.mul (i32.sub (local.get $np) (i32.const 1)) (i32.shl (local.get $wB) (i32.const 1))))
-    (local.set $bs (i32.mul (i32.sub (local.get $np) (i32.const 1)) (i32.shl (local.get $sB) (i32.const 1))))
-    (local.set $by (i32.shl (i32.sub (local.get $np) (i32.const 1)) (i32.const 5)))
+    (v128.store (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y) (v128.const i32x4 0 0 0 0))
+    (v128.store (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y1) (v128.const i32x4 0 0 0 0))
+    (v128.store (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y2) (v128.const i32x4 0 0 0 0))
+    (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u (local.get $w) (local.get $we)))
-      (local.set $p (i32.const 0))
-      (loop $pairs
       (local.set $init (v128.load32_splat (i32.add (local.get $q) (local.get $sum))))
       (local.set $a0 (local.get $init)) (local.set $b0 (local.get $init))
       (local.set $init (v128.load32_splat (i32.add (local.get $q1) (local.get $sum))))
@@ -1284,17 +1267,8 @@
       (v128.store offset=16 (local.get $y2) (call $fold (v128.load offset=16 (local.get $y2)) (local.get $b2) (local.get $sbv) (local.get $q2)))
       (v128.store (local.get $y3) (call $fold (v128.load (local.get $y3)) (local.get $a3) (local.get $sa) (local.get $q3)))
       (v128.store offset=16 (local.get $y3) (call $fold (v128.load offset=16 (local.get $y3)) (local.get $b3) (local.get $sbv) (local.get $q3)))
-      (local.set $p (i32.add (local.get $p) (i32.const 1)))
-      (if (i32.lt_u (local.get $p) (local.get $np)) (then
-        (local.set $w (i32.add (local.get $w) (i32.shl (local.get $wB) (i32.const 1))))
-        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $sB) (i32.const 1))))
-        (local.set $y (i32.add (local.get $y) (i32.const 32))) (local.set $y1 (i32.add (local.get $y1) (i32.const 32)))
-        (local.set $y2 (i32.add (local.get $y2) (i32.const 32))) (local.set $y3 (i32.add (local.get $y3) (i32.const 32)))
-        (br $pairs))))
-      (local.set $w (i32.add (i32.sub (local.get $w) (local.get $bw)) (local.get $wstep)))
-      (local.set $s (i32.add (i32.sub (local.get $s) (local.get $bs)) (local.get $sstep)))
-      (local.set $y (i32.sub (local.get $y) (local.get $by))) (local.set $y1 (i32.sub (local.get $y1) (local.get $by)))
-      (local.set $y2 (i32.sub (local.get $y2) (local.get $by))) (local.set $y3 (i32.sub (local.get $y3) (local.get $by)))
+      (local.set $w (i32.add (local.get $w) (local.get $wstep)))
+      (local.set $s (i32.add (local.get $s) (local.get $sstep)))
       (local.set $x (i32.add (local.get $x) (i32.const 32))) (local.set $x1 (i32.add (local.get $x1) (i32.const 32)))
       (local.set $x2 (i32.add (local.get $x2) (i32.const 32))) (local.set $x3 (i32.add (local.get $x3) (i32.const 32)))
       (local.set $q (i32.add (local.get $q) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
@@ -1302,23 +1276,23 @@
       (br $blocks))))
 
   ;; ---- q4 weights: where a row group's blocks lie ----
-  ;; Rows go in groups of four (see matmul_q4); the groups of each whole band of 16 rows (the
-  ;; first $band rows, $band = the padded rows rounded down to 16) have their blocks side by
-  ;; side: block b of the band's group j at 256·b + 64·j from the band's start, its scales at
-  ;; 64·b + 16·j. Groups past the last whole band keep their blocks one after another.
+  ;; Rows go in groups of four (see matmul_q4); the two groups of each whole band of 8 rows
+  ;; (the first $band rows, $band = the padded rows rounded down to 8) have their blocks side by
+  ;; side: block b of the band's group j at 128·b + 64·j from the band's start, its scales at
+  ;; 32·b + 16·j. A last group past the last whole band keeps its blocks one after another.
   ;; A group's first block (g its first row), then its scales' (sb: scale bytes per row).
   ;; @inline
   (func $q4_at (param $g i32) (param $w i32) (param $cols i32) (param $band i32) (result i32)
     (select
-      (i32.add (i32.add (local.get $w) (i32.shr_u (i32.mul (i32.and (local.get $g) (i32.const -16)) (local.get $cols)) (i32.const 1)))
-        (i32.shl (i32.and (local.get $g) (i32.const 12)) (i32.const 4)))
+      (i32.add (i32.add (local.get $w) (i32.shr_u (i32.mul (i32.and (local.get $g) (i32.const -8)) (local.get $cols)) (i32.const 1)))
+        (i32.shl (i32.and (local.get $g) (i32.const 4)) (i32.const 4)))
       (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $g) (local.get $cols)) (i32.const 1)))
       (i32.lt_u (local.get $g) (local.get $band))))
   ;; @inline
   (func $q4_sat (param $g i32) (param $s i32) (param $sb i32) (param $band i32) (result i32)
     (select
-      (i32.add (i32.add (local.get $s) (i32.mul (i32.and (local.get $g) (i32.const -16)) (local.get $sb)))
-        (i32.shl (i32.and (local.get $g) (i32.const 12)) (i32.const 2)))
+      (i32.add (i32.add (local.get $s) (i32.mul (i32.and (local.get $g) (i32.const -8)) (local.get $sb)))
+        (i32.shl (i32.and (local.get $g) (i32.const 4)) (i32.const 2)))
       (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb)))
       (i32.lt_u (local.get $g) (local.get $band))))
 
@@ -1338,8 +1312,8 @@
     (local $e0 v128) (local $e1 v128) (local $e2 v128) (local $e3 v128)
     (local $o0 v128) (local $o1 v128) (local $o2 v128) (local $o3 v128) (local $paired i32)
     (local $ones v128) (local $nibv v128) (local $xl v128) (local $xh v128)
-    (local $band i32) (local $wstep i32) (local $sstep i32) (local $seg i32)
-    (local.set $band (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -16)))
+    (local $band i32) (local $wstep i32) (local $sstep i32)
+    (local.set $band (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -8)))
     (local.set $ones (v128.const i16x8 1 1 1 1 1 1 1 1))
     (local.set $nibv (global.get $nib))
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
@@ -1352,21 +1326,20 @@
     (block $g_done (loop $g_loop
       (br_if $g_done (i32.ge_u (local.get $g) (local.get $r1)))
       (if (i32.and (i32.eq (local.get $T) (i32.const 1))
-            (i32.and (i32.eqz (i32.and (local.get $g) (i32.const 15)))
+            (i32.and (i32.eqz (i32.and (local.get $g) (i32.const 7)))
               (i32.and (i32.lt_u (local.get $g) (local.get $band))
-                (i32.or (i32.le_u (i32.add (local.get $g) (i32.const 16)) (local.get $r1))
+                (i32.or (i32.le_u (i32.add (local.get $g) (i32.const 8)) (local.get $r1))
                         (i32.ge_u (local.get $r1) (local.get $rows))))))
         (then
-          ;; decoding a whole band: its four groups' blocks lie side by side (256 bytes per 32
-          ;; columns), one sequential stream, and each activation splat serves the four groups
-          ;; (a splat per group and block cost as much as the dots: ×2 from cache). Per group
-          ;; the same integers and the same fold as the one-group loop below: the same bits.
+          ;; decoding a whole band: its two groups' blocks lie side by side (128 bytes per 32
+          ;; columns), one sequential stream, and each activation splat serves both groups
+          ;; (a splat per group and block cost as much as the dots). Per group the same
+          ;; integers and the same fold as the one-group loop below: the same bits.
           (local.set $wb (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $g) (local.get $cols)) (i32.const 1))))
-          (local.set $we (i32.add (local.get $wb) (i32.shl (local.get $cols) (i32.const 3))))
+          (local.set $we (i32.add (local.get $wb) (i32.shl (local.get $cols) (i32.const 2))))
           (local.set $sg (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb))))
           (local.set $x0 (local.get $xq)) (local.set $q0 (local.get $xs))
           (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-          (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
           (block $d_done (loop $d_loop
             (br_if $d_done (i32.ge_u (local.get $wb) (local.get $we)))
             (local.set $xl (v128.load32_splat offset=0 (local.get $x0))) (local.set $xh (v128.load32_splat offset=16 (local.get $x0)))
@@ -1374,37 +1347,21 @@
             (local.set $e0 (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv)))))
             (local.set $w1 (v128.load offset=64 (local.get $wb)))
             (local.set $e1 (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv)))))
-            (local.set $w1 (v128.load offset=128 (local.get $wb)))
-            (local.set $e2 (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv)))))
-            (local.set $w1 (v128.load offset=192 (local.get $wb)))
-            (local.set $e3 (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv)))))
             (local.set $xl (v128.load32_splat offset=4 (local.get $x0))) (local.set $xh (v128.load32_splat offset=20 (local.get $x0)))
             (local.set $w1 (v128.load offset=16 (local.get $wb)))
             (local.set $e0 (i16x8.add (local.get $e0) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $w1 (v128.load offset=80 (local.get $wb)))
             (local.set $e1 (i16x8.add (local.get $e1) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=144 (local.get $wb)))
-            (local.set $e2 (i16x8.add (local.get $e2) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=208 (local.get $wb)))
-            (local.set $e3 (i16x8.add (local.get $e3) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $xl (v128.load32_splat offset=8 (local.get $x0))) (local.set $xh (v128.load32_splat offset=24 (local.get $x0)))
             (local.set $w1 (v128.load offset=32 (local.get $wb)))
             (local.set $e0 (i16x8.add (local.get $e0) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $w1 (v128.load offset=96 (local.get $wb)))
             (local.set $e1 (i16x8.add (local.get $e1) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=160 (local.get $wb)))
-            (local.set $e2 (i16x8.add (local.get $e2) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=224 (local.get $wb)))
-            (local.set $e3 (i16x8.add (local.get $e3) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $xl (v128.load32_splat offset=12 (local.get $x0))) (local.set $xh (v128.load32_splat offset=28 (local.get $x0)))
             (local.set $w1 (v128.load offset=48 (local.get $wb)))
             (local.set $e0 (i16x8.add (local.get $e0) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $w1 (v128.load offset=112 (local.get $wb)))
             (local.set $e1 (i16x8.add (local.get $e1) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=176 (local.get $wb)))
-            (local.set $e2 (i16x8.add (local.get $e2) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
-            (local.set $w1 (v128.load offset=240 (local.get $wb)))
-            (local.set $e3 (i16x8.add (local.get $e3) (i16x8.add (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xl) (v128.and (local.get $w1) (local.get $nibv))) (i16x8.relaxed_dot_i8x16_i7x16_s (local.get $xh) (v128.and (i16x8.shr_u (local.get $w1) (i32.const 4)) (local.get $nibv))))))
             (local.set $a0 (call $fold (local.get $a0)
               (i32x4.add (v128.load32_splat (i32.add (local.get $q0) (local.get $sum)))
                 (i32x4.dot_i16x8_s (local.get $e0) (local.get $ones)))
@@ -1413,16 +1370,8 @@
               (i32x4.add (v128.load32_splat (i32.add (local.get $q0) (local.get $sum)))
                 (i32x4.dot_i16x8_s (local.get $e1) (local.get $ones)))
               (v128.load offset=16 (local.get $sg)) (local.get $q0)))
-            (local.set $a2 (call $fold (local.get $a2)
-              (i32x4.add (v128.load32_splat (i32.add (local.get $q0) (local.get $sum)))
-                (i32x4.dot_i16x8_s (local.get $e2) (local.get $ones)))
-              (v128.load offset=32 (local.get $sg)) (local.get $q0)))
-            (local.set $a3 (call $fold (local.get $a3)
-              (i32x4.add (v128.load32_splat (i32.add (local.get $q0) (local.get $sum)))
-                (i32x4.dot_i16x8_s (local.get $e3) (local.get $ones)))
-              (v128.load offset=48 (local.get $sg)) (local.get $q0)))
-            (local.set $wb (i32.add (local.get $wb) (i32.const 256)))
-            (local.set $sg (i32.add (local.get $sg) (i32.const 64)))
+            (local.set $wb (i32.add (local.get $wb) (i32.const 128)))
+            (local.set $sg (i32.add (local.get $sg) (i32.const 32)))
             (local.set $x0 (i32.add (local.get $x0) (i32.const 32)))
             (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
             (br $d_loop)))
@@ -1430,49 +1379,16 @@
           (local.set $n (i32.sub (local.get $rows) (local.get $g)))
           (call $put (local.get $yo) (local.get $a0) (local.get $n))
           (call $put (i32.add (local.get $yo) (i32.const 16)) (local.get $a1) (i32.sub (local.get $n) (i32.const 4)))
-          (call $put (i32.add (local.get $yo) (i32.const 32)) (local.get $a2) (i32.sub (local.get $n) (i32.const 8)))
-          (call $put (i32.add (local.get $yo) (i32.const 48)) (local.get $a3) (i32.sub (local.get $n) (i32.const 12)))
-          (local.set $g (i32.add (local.get $g) (i32.const 16)))
+          (local.set $g (i32.add (local.get $g) (i32.const 8)))
           (br $g_loop)))
-      ;; one group: its blocks every $wstep bytes (256 in a band, else 64), scales every $sstep
-      (local.set $wstep (select (i32.const 256) (i32.const 64) (i32.lt_u (local.get $g) (local.get $band))))
-      (local.set $sstep (select (i32.const 64) (i32.const 16) (i32.lt_u (local.get $g) (local.get $band))))
+      ;; one group: its blocks every $wstep bytes (128 in a band, else 64), scales every $sstep
+      (local.set $wstep (select (i32.const 128) (i32.const 64) (i32.lt_u (local.get $g) (local.get $band))))
+      (local.set $sstep (select (i32.const 32) (i32.const 16) (i32.lt_u (local.get $g) (local.get $band))))
       (local.set $n (i32.sub (local.get $rows) (local.get $g)))
       (local.set $t (i32.const 0))
       (if (local.get $paired)
-        (then ;; this group's first T4 tokens were done with a previous group
-          (local.set $t (local.get $T4)) (local.set $paired (i32.sub (local.get $paired) (i32.const 1))))
-        (else (if (i32.and (i32.and (i32.eqz (i32.and (local.get $g) (i32.const 15))) (i32.lt_u (local.get $g) (local.get $band)))
-                           (i32.and (i32.le_u (i32.add (local.get $g) (i32.const 16)) (local.get $r1))
-                                    (i32.le_u (i32.add (local.get $g) (i32.const 16)) (local.get $rows))))
-          (then ;; a whole band: its two pairs of groups, block by block, in segments of 16
-            ;; blocks (4 KiB of the band) that every four tokens take in turn while they are in
-            ;; L1: a whole band with four tokens' activations overflowed it (prompt kernel
-            ;; 1.06–1.25× slower than with the pairs in separate streams; 32 blocks: 1.00–1.05×;
-            ;; 16: 0.98–1.01×). Each y still sums its blocks in order: the same bits.
-            (local.set $seg (i32.const 0))
-            (block $s_done (loop $s_loop
-              (br_if $s_done (i32.ge_u (local.get $seg) (local.get $nb)))
-              (local.set $t (i32.const 0))
-              (block $p_done (loop $p_loop
-                (br_if $p_done (i32.ge_u (local.get $t) (local.get $T4)))
-                (call $q4_pair
-                  (i32.add (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)) (i32.shl (local.get $seg) (i32.const 8)))
-                  (i32.add (call $q4_sat (local.get $g) (local.get $s) (local.get $sb) (local.get $band)) (i32.shl (local.get $seg) (i32.const 6)))
-                  (i32.add (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))) (i32.shl (local.get $seg) (i32.const 5)))
-                  (i32.add (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb))) (i32.shl (local.get $seg) (i32.const 2)))
-                  (local.get $sum)
-                  (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2)))
-                  (local.get $cols) (local.get $sb) (local.get $rows)
-                  (i32.const 64) (i32.const 16) (i32.const 256) (i32.const 64) (i32.const 2)
-                  (select (i32.const 16) (i32.sub (local.get $nb) (local.get $seg))
-                    (i32.le_u (i32.add (local.get $seg) (i32.const 16)) (local.get $nb)))
-                  (i32.eqz (local.get $seg)))
-                (local.set $t (i32.add (local.get $t) (i32.const 4)))
-                (br $p_loop)))
-              (local.set $seg (i32.add (local.get $seg) (i32.const 16)))
-              (br $s_loop)))
-            (local.set $paired (i32.const 3)))
+        (then ;; this group's first T4 tokens were done with the previous group
+          (local.set $t (local.get $T4)) (local.set $paired (i32.const 0)))
         (else (if (i32.and (i32.and (i32.le_u (i32.add (local.get $g) (i32.const 8)) (local.get $r1))
                                     (i32.le_u (i32.add (local.get $g) (i32.const 8)) (local.get $rows)))
                            ;; the two groups' blocks at the same steps (both in bands or both past)
@@ -1493,10 +1409,10 @@
                          (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)))
                 (i32.sub (call $q4_sat (i32.add (local.get $g) (i32.const 4)) (local.get $s) (local.get $sb) (local.get $band))
                          (call $q4_sat (local.get $g) (local.get $s) (local.get $sb) (local.get $band)))
-                (local.get $wstep) (local.get $sstep) (i32.const 1) (local.get $nb) (i32.const 1))
+                (local.get $wstep) (local.get $sstep))
               (local.set $t (i32.add (local.get $t) (i32.const 4)))
               (br $p_loop)))
-            (local.set $paired (i32.const 1))))))))
+            (local.set $paired (i32.const 1))))))
       (block $t_done (loop $t_loop
         (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
         (local.set $wb (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)))

@@ -16,15 +16,15 @@ export function paddedRows(rows: number, dtype: StorageDType): number {
 }
 
 /**
- * Rows of a q4 matrix whose groups lie in bands (the padded rows rounded down to 16: see
+ * Rows of a q4 matrix whose groups lie in bands of two (the padded rows rounded down to 8: see
  * {@link finishMatrix}); 0 for other dtypes.
  * @example
  * ```ts ignore
- * bandRows(50277, "q4"); // 50272: 3142 bands of 16 rows, then two groups of four on their own
+ * bandRows(50277, "q4"); // 50272: 6284 bands of 8 rows, then one group of four on its own
  * ```
  */
 export function bandRows(rows: number, dtype: StorageDType): number {
-  return dtype === "q4" ? paddedRows(rows, dtype) & -16 : 0;
+  return dtype === "q4" ? paddedRows(rows, dtype) & -8 : 0;
 }
 
 /**
@@ -67,11 +67,12 @@ export const KERNEL_LAYOUT: MatrixLayout = {
  * (row, block) gets the i16 `−Σq` (|Σq| ≤ 32 · 127 fits): the kernel shifts it by 6 into the
  * `−64 · Σq` that cancels the +64 offset of its activations.
  *
- * q4 goes one step further: the groups of each whole band of 16 rows ({@link bandRows}) have
- * their blocks side by side (block b of the band's group j at 256·b + 64·j bytes from the
- * band's start; its scales at 64·b + 16·j), so the one-token kernel reads a band as one
- * stream, four groups a step, and each activation it splats serves all four. Groups past the
- * last whole band keep their blocks one after another.
+ * q4 goes one step further: the two groups of each whole band of 8 rows ({@link bandRows})
+ * have their blocks side by side (block b of the band's group j at 128·b + 64·j bytes from the
+ * band's start; its scales at 32·b + 16·j), so the one-token kernel reads a band as one
+ * stream, both groups a step, and each activation it splats serves the two; prompts read a
+ * band as one stream too (two groups × four tokens a tile). A last group past the last whole
+ * band keeps its blocks one after another.
  */
 export function finishMatrix(buffer: ArrayBufferLike, d: MatrixDesc): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
@@ -114,17 +115,17 @@ function interleaveGroups(a: Uint32Array, rows: number, words: number): void {
 }
 
 /**
- * In each band of four groups of `group` words (`a` holds whole bands), unit b of group j
- * (`unit` words) goes to (4b + j)·unit.
+ * In each band of two groups of `group` words (`a` holds whole bands), unit b of group j
+ * (`unit` words) goes to (2b + j)·unit.
  */
 function interleaveBands(a: Uint32Array, group: number, unit: number): void {
-  const tmp = new Uint32Array(4 * group), units = group / unit;
-  for (let base = 0; base < a.length; base += 4 * group) {
-    tmp.set(a.subarray(base, base + 4 * group));
-    for (let j = 0; j < 4; j++) {
+  const tmp = new Uint32Array(2 * group), units = group / unit;
+  for (let base = 0; base < a.length; base += 2 * group) {
+    tmp.set(a.subarray(base, base + 2 * group));
+    for (let j = 0; j < 2; j++) {
       for (let b = 0; b < units; b++) {
         const from = j * group + b * unit;
-        a.set(tmp.subarray(from, from + unit), base + (4 * b + j) * unit);
+        a.set(tmp.subarray(from, from + unit), base + (2 * b + j) * unit);
       }
     }
   }
@@ -132,8 +133,8 @@ function interleaveBands(a: Uint32Array, group: number, unit: number): void {
 
 /** Where {@link interleaveBands} moves index `i` (groups of `group`, units of `unit`). */
 function banded(i: number, group: number, unit: number): number {
-  const o = i % (4 * group), j = Math.floor(o / group), q = o % group;
-  return i - o + (Math.floor(q / unit) * 4 + j) * unit + (q % unit);
+  const o = i % (2 * group), j = Math.floor(o / group), q = o % group;
+  return i - o + (Math.floor(q / unit) * 2 + j) * unit + (q % unit);
 }
 
 /**
