@@ -124,8 +124,8 @@ function interleaveBands(a: Uint32Array, group: number, unit: number): void {
     tmp.set(a.subarray(base, base + 2 * group));
     for (let j = 0; j < 2; j++) {
       for (let b = 0; b < units; b++) {
-        const from = j * group + b * unit;
-        a.set(tmp.subarray(from, from + unit), base + (2 * b + j) * unit);
+        const from = j * group + b * unit, to = base + (2 * b + j) * unit;
+        for (let k = 0; k < unit; k++) a[to + k] = tmp[from + k];
       }
     }
   }
