@@ -196,6 +196,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   #made = 0;
   // each claim counter's value when this member's current product on it began
   readonly #claimBase = new Int32Array(CLAIM_SLOTS);
+  // each matrix's claimed chunks (null: split in fixed shares)
+  readonly #bounds = new WeakMap<Matrix, Int32Array | null>();
   readonly #chunkBytes: number;
   readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
   readonly #prof: Float64Array | undefined; // this member's PROFILE sums, when profiling
@@ -313,24 +315,49 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     // bytes a row reads: q8 38 and q4 20 per block of 32 with their scales (and corrections)
     const rowBytes = m.cols *
       (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 38 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
-    const chunk = Math.max(
-      ROW_ALIGN,
-      Math.floor(this.#chunkBytes / rowBytes / ROW_ALIGN) * ROW_ALIGN,
-    );
-    const chunks = Math.ceil(m.rows / chunk);
-    if (n === 1 || chunks <= n) {
+    const bounds = n === 1 ? undefined : this.#chunks(m, rowBytes);
+    if (!bounds) {
       const [r0, r1] = rowShare(m.rows, this.#id, n);
       if (r1 > r0) this.#rows(m, x, y, T, r0, r1);
     } else {
       const base = this.#claimBase[slot], counter = CTRL.claim + 16 * slot;
+      const chunks = bounds.length - 1;
       for (;;) {
         const i = (Atomics.add(this.#ctrl, counter, 1) - base) | 0;
         if (i >= chunks) break;
-        this.#rows(m, x, y, T, i * chunk, Math.min(m.rows, (i + 1) * chunk));
+        this.#rows(m, x, y, T, bounds[i], bounds[i + 1]);
       }
       this.#claimBase[slot] = (base + chunks + n) | 0; // every member's one failed claim included
     }
     this.#took(PROFILE[m.dtype], t0);
+  }
+
+  /**
+   * The row chunks of `m` members claim (their bounds), or undefined when a fixed split will
+   * do (no more chunks than members). Guided: each chunk takes a 2n-th of the rows still
+   * unclaimed, at most {@link CHUNK_BYTES} and at least an eighth of that, so the last chunks
+   * are small and members reach the barrier together (equal chunks of CHUNK_BYTES left a member
+   * waiting for the other's last one: half a chunk per product on average). The same bounds in
+   * every member: they depend only on the matrix.
+   */
+  #chunks(m: Matrix, rowBytes: number): Int32Array | undefined {
+    let b = this.#bounds.get(m);
+    if (b === undefined) {
+      const most = Math.max(
+        ROW_ALIGN,
+        Math.floor(this.#chunkBytes / rowBytes / ROW_ALIGN) * ROW_ALIGN,
+      );
+      const least = Math.max(ROW_ALIGN, Math.floor(most / 8 / ROW_ALIGN) * ROW_ALIGN);
+      const list = [0];
+      for (let r = 0; r < m.rows;) {
+        const want = Math.ceil((m.rows - r) / (2 * this.#n) / ROW_ALIGN) * ROW_ALIGN;
+        r = Math.min(m.rows, r + Math.min(most, Math.max(least, want)));
+        list.push(r);
+      }
+      b = list.length - 1 <= this.#n ? null : Int32Array.from(list);
+      this.#bounds.set(m, b);
+    }
+    return b ?? undefined;
   }
 
   /** Rows [r0, r1) of `y = m · x` (q8/q4: from the activations already quantized). */
