@@ -336,3 +336,44 @@ Deno.test("kernels: the build's @inline expansion keeps call semantics", async (
   }
   assert(/uses return/.test(refused), `return refused: ${refused}`);
 });
+
+Deno.test("kernels: quantize gives each block's integers, scale and sum as defined; a NaN or an infinity makes its block's scale non-finite", async () => {
+  const { k, buf, alloc } = await setup();
+  const n = 32 * 40, x = alloc(n * 4), xq = alloc(quantizedBytes(n));
+  const v = new Float32Array(buf, x, n);
+  let z = 7;
+  for (let i = 0; i < n; i++) {
+    z = (z * 1103515245 + 12345) >>> 0;
+    v[i] = ((z / 2 ** 32) - 0.5) * 2 ** ((i >> 5) % 9 - 4); // blocks of many magnitudes
+  }
+  v.fill(0, 32, 64); // an all-zero block
+  for (let i = 64; i < 96; i++) v[i] = (i - 80) * 0.5; // exact halves: ties round to even
+  v[100] = NaN;
+  v[140] = Infinity;
+  v[170] = -Infinity;
+  for (const mode of [0, 1] as const) {
+    k.quantize(x, xq, n, mode);
+    const lim = mode ? 63 : 127, nb = n / 32;
+    const q = new Int8Array(buf, xq, n), d = new Float32Array(buf, xq + n, nb);
+    const sums = new Int32Array(buf, xq + n + nb * 4, nb);
+    for (let b = 0; b < nb; b++) {
+      const block = v.subarray(b * 32, b * 32 + 32);
+      if (block.some((a) => !Number.isFinite(a))) {
+        // then every row's product with this block is NaN or infinite, never a finite lie
+        assert(!Number.isFinite(d[b]), `mode ${mode} block ${b}: scale ${d[b]} is finite`);
+        continue;
+      }
+      const scale = Math.fround(Math.max(...block.map(Math.abs)) / lim);
+      assertEquals(d[b], scale, `mode ${mode} block ${b}: scale`);
+      const inv = scale > 0 ? Math.fround(1 / scale) : 0;
+      let sum = 0;
+      for (let i = 0; i < 32; i++) {
+        const p = Math.fround(block[i] * inv), r = Math.round(p);
+        const want = (Math.abs(p % 1) === 0.5 && r % 2 ? r - 1 : r) | 0; // half to even
+        sum += want;
+        assertEquals(q[b * 32 + i], want + (mode ? 64 : 0), `mode ${mode} value ${b * 32 + i}`);
+      }
+      assertEquals(sums[b], (-8 * sum) | 0, `mode ${mode} block ${b}: sum`);
+    }
+  }
+});
