@@ -108,7 +108,10 @@ export interface Kernels {
    * read ceiling the benchmarks compare the kernels with.
    */
   read_stream(p: number, n: number): number;
-  /** RWKV-4 recurrence over T tokens (as `wkv4TS`; A a multiple of 4). */
+  /**
+   * RWKV-4 recurrence over T tokens (as `wkv4TS`) of A channels (a multiple of 4), token t's
+   * vectors at t·C values.
+   */
   wkv4(
     r: number,
     k: number,
@@ -121,6 +124,7 @@ export interface Kernels {
     out: number,
     A: number,
     T: number,
+    C: number,
   ): void;
   /**
    * RWKV-7 gates of H heads (as `v7GatesTS`; v0 = 0 in layer 0; N a multiple of 4), token t's

@@ -1887,9 +1887,12 @@
 
   ;; ---- RWKV-4's recurrence over T tokens, four channels at a time (A a multiple of 4) ----
   ;; out = σ(r)·(aa + e^(u+k)·v)/(bb + e^(u+k)) with the max trick, then aa, bb, pp take the
-  ;; token (decay holds −e^time_decay). The state of four channels stays in registers.
+  ;; token (decay holds −e^time_decay). The state of four channels stays in registers. A
+  ;; channels from each pointer, token t's at t·C values (a team member passes its own run of
+  ;; channels: pointers advanced to its first, C the model's).
   (func (export "wkv4") (param $r i32) (param $k i32) (param $v i32) (param $u i32) (param $dec i32)
         (param $aa i32) (param $bb i32) (param $pp i32) (param $out i32) (param $A i32) (param $T i32)
+        (param $C i32)
     (local $j i32) (local $t i32) (local $o i32) (local $jo i32)
     (local $sa v128) (local $sb v128) (local $sp v128) (local $uj v128) (local $dj v128)
     (local $kk v128) (local $vv v128) (local $ww v128) (local $p v128) (local $e1 v128) (local $e2 v128)
@@ -1905,7 +1908,7 @@
       (local.set $t (i32.const 0))
       (block $t_done (loop $t_loop
         (br_if $t_done (i32.ge_u (local.get $t) (local.get $T)))
-        (local.set $o (i32.add (i32.shl (i32.mul (local.get $t) (local.get $A)) (i32.const 2)) (local.get $jo)))
+        (local.set $o (i32.add (i32.shl (i32.mul (local.get $t) (local.get $C)) (i32.const 2)) (local.get $jo)))
         (local.set $kk (v128.load (i32.add (local.get $k) (local.get $o))))
         (local.set $vv (v128.load (i32.add (local.get $v) (local.get $o))))
         ;; of e^(a − p) and e^(b − p) with p = max(a, b), one is e^0 = 1 exactly: one e^x for

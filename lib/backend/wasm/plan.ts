@@ -2,11 +2,11 @@
  * Where each buffer of a forward pass lives in the Worker team's memory, found by running the pass
  * once over placeholder buffers and watching which operation writes what.
  *
- * The team splits matrix products by rows and recurrences by heads, each member writing its part
- * of one shared buffer; every other step is computed alike by every member into a buffer of its
- * own. So a buffer written by a split step is shared, any other is private; likewise a state
- * tensor the recurrences update in place (split by heads) is shared, and those updated by
- * per-member steps (token shift's last row, RWKV-4's recurrence) get a copy per member.
+ * The team splits matrix products by rows and recurrences by heads (RWKV-4's by channels), each
+ * member writing its part of one shared buffer; every other step is computed alike by every
+ * member into a buffer of its own. So a buffer written by a split step is shared, any other is
+ * private; likewise a state tensor the recurrences update in place is shared, and those updated
+ * by per-member steps (token shift's last row) get a copy per member.
  * @module
  */
 
@@ -96,8 +96,8 @@ class PlanningOps implements Ops<Slot, MatrixShape> {
     this.#alike(y);
   }
   wkv4(a: Wkv4Args<Slot>) {
-    this.#alike(a.out);
-    for (const s of [a.aa, a.bb, a.pp]) this.alikeState.add(s);
+    this.#split(a.out);
+    for (const s of [a.aa, a.bb, a.pp]) this.splitState.add(s);
   }
   wkv5(slot: number, _r: Slot, _k: Slot, _v: Slot, _w: Slot, _u: Slot, y: Slot) {
     this.#split(y);
