@@ -32,6 +32,12 @@
   (global $exp_p5 (mut v128) (v128.const f32x4 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1 5.0000001201e-1))
   (global $exp_one (mut v128) (v128.const f32x4 1 1 1 1))
   (global $exp_bias (mut v128) (v128.const i32x4 127 127 127 127))
+  ;; the same for other constants of inner loops
+  (global $c_two (mut v128) (v128.const f32x4 2 2 2 2))
+  (global $c_mhalf_e (mut v128) (v128.const f32x4 -0.606531 -0.606531 -0.606531 -0.606531))
+  (global $c_64 (mut v128) (v128.const i8x16 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64))
+  (global $c_7fff (mut v128) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff))
+  (global $c_8fff (mut v128) (v128.const i16x8 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff))
 
   ;; horizontal sum of an f32x4
   ;; @inline
@@ -53,7 +59,7 @@
   (func $w4_f16 (param $p i32) (result v128)
     (local $h v128) (local $o v128)
     (local.set $h (v128.load16x4_u (local.get $p)))
-    (local.set $o (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)) (i32.const 13)))
+    (local.set $o (i32x4.shl (v128.and (local.get $h) (global.get $c_7fff)) (i32.const 13)))
     (v128.or
       (v128.bitselect
         (v128.or (local.get $o) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
@@ -70,14 +76,14 @@
     (f32x4.mul
       (i8x16.shuffle 0 1 16 17 2 3 18 19 4 5 20 21 6 7 22 23
         (i16x8.shl (local.get $h) (i32.const 13))
-        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (v128.const i16x8 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff)))
+        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (global.get $c_8fff)))
       (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112)))
   ;; @inline
   (func $f16_last4 (param $h v128) (result v128)
     (f32x4.mul
       (i8x16.shuffle 8 9 24 25 10 11 26 27 12 13 28 29 14 15 30 31
         (i16x8.shl (local.get $h) (i32.const 13))
-        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (v128.const i16x8 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff 0x8fff)))
+        (v128.and (i16x8.shr_s (local.get $h) (i32.const 3)) (global.get $c_8fff)))
       (v128.const f32x4 0x1p+112 0x1p+112 0x1p+112 0x1p+112)))
   ;; @inline
   (func $w1_f16 (param $p i32) (result f32)
@@ -762,8 +768,8 @@
       (local.set $v1 (i8x16.narrow_i16x8_s (i16x8.narrow_i32x4_s (local.get $v4) (local.get $v5))
                                            (i16x8.narrow_i32x4_s (local.get $v6) (local.get $v7))))
       (if (local.get $mode) (then
-        (local.set $v0 (i8x16.add (local.get $v0) (v128.const i8x16 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64)))
-        (local.set $v1 (i8x16.add (local.get $v1) (v128.const i8x16 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64 64)))))
+        (local.set $v0 (i8x16.add (local.get $v0) (global.get $c_64)))
+        (local.set $v1 (i8x16.add (local.get $v1) (global.get $c_64)))))
       (v128.store offset=0 (local.get $o) (local.get $v0))
       (v128.store offset=16 (local.get $o) (local.get $v1))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
@@ -1735,16 +1741,16 @@
   ;; logistic sigmoid 1/(1 + e^−x)
   ;; @inline
   (func $sigm4 (param $x v128) (result v128)
-    (f32x4.div (v128.const f32x4 1 1 1 1)
-      (f32x4.add (v128.const f32x4 1 1 1 1) (call $exp4 (f32x4.neg (local.get $x))))))
+    (f32x4.div (global.get $exp_one)
+      (f32x4.add (global.get $exp_one) (call $exp4 (f32x4.neg (local.get $x))))))
 
   ;; one step of `ew` on four lanes: a, b the inputs, o the output's current value
   ;; @inline
   (func $ew4 (param $op i32) (param $a v128) (param $b v128) (param $o v128) (result v128)
     (if (result v128) (i32.eqz (local.get $op))
       (then ;; tanh a = 1 − 2/(e^2a + 1)
-        (f32x4.sub (v128.const f32x4 1 1 1 1) (f32x4.div (v128.const f32x4 2 2 2 2)
-          (f32x4.add (call $exp4 (f32x4.add (local.get $a) (local.get $a))) (v128.const f32x4 1 1 1 1)))))
+        (f32x4.sub (global.get $exp_one) (f32x4.div (global.get $c_two)
+          (f32x4.add (call $exp4 (f32x4.add (local.get $a) (local.get $a))) (global.get $exp_one)))))
       (else (if (result v128) (i32.eq (local.get $op) (i32.const 1))
         (then (call $sigm4 (local.get $a)))
         (else (if (result v128) (i32.eq (local.get $op) (i32.const 2))
@@ -1803,7 +1809,7 @@
         (v128.store (i32.add (i32.add (local.get $out) (local.get $o)) (local.get $j))
           (if (result v128) (i32.eq (local.get $form) (i32.const 1))
             (then (f32x4.add (f32x4.mul (local.get $c) (local.get $m))
-              (f32x4.mul (local.get $p) (f32x4.sub (v128.const f32x4 1 1 1 1) (local.get $m)))))
+              (f32x4.mul (local.get $p) (f32x4.sub (global.get $exp_one) (local.get $m)))))
             (else (if (result v128) (i32.eqz (local.get $form))
               (then (f32x4.add (local.get $c) (f32x4.mul (f32x4.sub (local.get $p) (local.get $c)) (local.get $m))))
               (else (f32x4.sub (local.get $p) (local.get $c)))))))
@@ -1984,10 +1990,10 @@
           (v128.store (i32.add (local.get $kka) (local.get $j)) (f32x4.mul (local.get $z) (local.get $a)))
           (local.set $kv (v128.load (i32.add (local.get $k) (local.get $j))))
           (v128.store (i32.add (local.get $km) (local.get $j)) (f32x4.mul (local.get $kv)
-            (f32x4.add (v128.const f32x4 1 1 1 1) (f32x4.mul (f32x4.sub (local.get $a) (v128.const f32x4 1 1 1 1))
+            (f32x4.add (global.get $exp_one) (f32x4.mul (f32x4.sub (local.get $a) (global.get $exp_one))
               (v128.load (i32.add (local.get $ka) (local.get $c)))))))
           (v128.store (i32.add (local.get $wd) (local.get $j))
-            (call $exp4 (f32x4.mul (v128.const f32x4 -0.606531 -0.606531 -0.606531 -0.606531)
+            (call $exp4 (f32x4.mul (global.get $c_mhalf_e)
               (call $sigm4 (f32x4.add (v128.load (i32.add (local.get $w0) (local.get $c)))
                 (v128.load (i32.add (local.get $wl) (local.get $j))))))))
           (local.set $vv (v128.load (i32.add (local.get $v) (local.get $j))))
