@@ -1767,24 +1767,38 @@
   ;; op 0 out = tanh a; 1 out = σ(a); 2 out = relu(a)²; 3 out += σ(a)·b; 4 out *= a·σ(a);
   ;; 5 out += a
   (func (export "ew") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $op i32)
-    (local $i i32) (local $p i32)
+    ;; one loop per op (the op a constant in each, so its branches fold away): a test of the op
+    ;; at every four values cost as much as the add itself
+    (if (i32.eqz (local.get $op)) (then (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 0)) (return)))
+    (if (i32.eq (local.get $op) (i32.const 1)) (then (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 1)) (return)))
+    (if (i32.eq (local.get $op) (i32.const 2)) (then (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 2)) (return)))
+    (if (i32.eq (local.get $op) (i32.const 3)) (then (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 3)) (return)))
+    (if (i32.eq (local.get $op) (i32.const 4)) (then (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 4)) (return)))
+    (call $ew_run (local.get $a) (local.get $b) (local.get $out) (local.get $n) (i32.const 5)))
+
+  ;; ew's loop for one op
+  ;; @inline
+  (func $ew_run (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $op i32)
+    (local $i i32) (local $p i32) (local $n4 i32)
+    (local.set $n4 (i32.and (local.get $n) (i32.const -4)))
     (block $done (loop $loop
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n4)))
       (local.set $p (i32.shl (local.get $i) (i32.const 2)))
-      (if (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $n))
-        (then
-          (v128.store (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
-            (v128.load (i32.add (local.get $a) (local.get $p)))
-            (v128.load (i32.add (local.get $b) (local.get $p)))
-            (v128.load (i32.add (local.get $out) (local.get $p)))))
-          (local.set $i (i32.add (local.get $i) (i32.const 4))))
-        (else ;; the tail, one value at a time
-          (v128.store32_lane 0 (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
-            (v128.load32_zero (i32.add (local.get $a) (local.get $p)))
-            (v128.load32_zero (i32.add (local.get $b) (local.get $p)))
-            (v128.load32_zero (i32.add (local.get $out) (local.get $p)))))
-          (local.set $i (i32.add (local.get $i) (i32.const 1)))))
-      (br $loop))))
+      (v128.store (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
+        (v128.load (i32.add (local.get $a) (local.get $p)))
+        (v128.load (i32.add (local.get $b) (local.get $p)))
+        (v128.load (i32.add (local.get $out) (local.get $p)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $loop)))
+    (block $t_done (loop $t_loop ;; the tail, one value at a time
+      (br_if $t_done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $p (i32.shl (local.get $i) (i32.const 2)))
+      (v128.store32_lane 0 (i32.add (local.get $out) (local.get $p)) (call $ew4 (local.get $op)
+        (v128.load32_zero (i32.add (local.get $a) (local.get $p)))
+        (v128.load32_zero (i32.add (local.get $b) (local.get $p)))
+        (v128.load32_zero (i32.add (local.get $out) (local.get $p)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $t_loop))))
 
   ;; shift(cur, prev, mix, out, C, T, form): the token shift of T tokens of C values (C a
   ;; multiple of 4), p the previous token (the state's `prev` for the first): form 0
