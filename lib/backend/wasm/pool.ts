@@ -59,9 +59,9 @@ export interface FastModelOptions extends CreateModelOptions {
    */
   profile?: Float64Array;
   /**
-   * Weight bytes of the row chunks Workers claim in turn within a product (default 128 KiB,
-   * `CHUNK_BYTES` in `compute.ts`): for tests (a tiny value makes every product many chunks)
-   * and tuning; results do not depend on it.
+   * Weight bytes of the largest row chunks Workers claim in turn within a decoding product
+   * (default 2 MiB, `CHUNK_BYTES` in `compute.ts`; prompts a sixteenth of it): for tests (a
+   * tiny value makes every product many chunks) and tuning; results do not depend on it.
    */
   rowChunkBytes?: number;
 }
