@@ -4,6 +4,8 @@
  * life cycle (event loop left free, dispose).
  */
 import { createFastModel } from "../lib/backend/wasm/mod.ts";
+import { CHUNK_BYTES, groupPlan } from "../lib/backend/wasm/compute.ts";
+import type { Matrix } from "../lib/model/tensor.ts";
 import { createReferenceModel } from "../lib/backend/reference.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
@@ -285,4 +287,38 @@ Deno.test({
       ck.close();
     }
   },
+});
+
+Deno.test("engine: a decoding group's claim plan covers every row of every matrix once, in memory order", () => {
+  const mat = (rows: number, cols: number, dtype: "q4" | "bf16", offset: number) =>
+    ({ rows, cols, dtype, offset, scaleOffset: 0, storedRows: rows }) as unknown as Matrix;
+  // RWKV-7's first group: three q4 matrices and low-rank halves in bf16, not in memory order
+  const mats = [
+    mat(1024, 1024, "q4", 3e6),
+    mat(1024, 1024, "q4", 4e6),
+    mat(1024, 1024, "q4", 5e6),
+    mat(64, 1024, "bf16", 1e6),
+    mat(64, 1024, "bf16", 2e6),
+    mat(128, 1024, "bf16", 2.5e6),
+  ];
+  for (const [n, bytes] of [[2, CHUNK_BYTES], [3, CHUNK_BYTES], [2, 1]]) {
+    const plan = groupPlan(mats, n, bytes);
+    const seen = mats.map((m) => new Uint8Array(m.rows));
+    let last = -1;
+    for (let q = 0; q < plan.product.length; q++) {
+      const j = plan.product[q], m = mats[j];
+      assert(
+        m.offset > last || (m.offset === last && plan.r0[q] === plan.r1[q - 1]),
+        "memory order",
+      );
+      last = m.offset;
+      assert(plan.r0[q] % 16 === 0 && plan.r0[q] < plan.r1[q] && plan.r1[q] <= m.rows, "row range");
+      for (let r = plan.r0[q]; r < plan.r1[q]; r++) seen[j][r]++;
+    }
+    for (const s of seen) {
+      assert(s.every((c) => c === 1), `${n} members: a row missed or taken twice`);
+    }
+    assertEquals(plan.starts[plan.starts.length - 1], plan.product.length);
+    assert(plan.starts.length - 1 > n, `${n} members: more chunks than members`);
+  }
 });

@@ -130,6 +130,57 @@ export const CHUNK_BYTES = 2 * 1024 * 1024;
  */
 export const CLAIM_SLOTS = 16;
 
+/** The most products of one `matmuls` call decoded as one group (RWKV-7's first has seven). */
+export const GROUP_MAX = 8;
+
+/** Bytes a row of `m` reads: q8 38 and q4 20 per block of 32 with their scales (and corrections). */
+function rowBytes(m: Matrix): number {
+  return m.cols *
+    (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 38 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
+}
+
+/**
+ * How members claim a decoding group's rows: chunk i is the pieces [starts[i], starts[i + 1]),
+ * piece q rows [r0[q], r1[q]) of product `product[q]`.
+ */
+export interface GroupPlan {
+  starts: Int32Array;
+  product: Int32Array;
+  r0: Int32Array;
+  r1: Int32Array;
+}
+
+/**
+ * The claim plan of a decoding group of matrices: their rows in the order the matrices lie in
+ * memory as one run, cut as one product's (guided: each chunk a 2n-th of the bytes still
+ * unclaimed, at most `chunkBytes`, at least an eighth of it; pieces in multiples of
+ * {@link ROW_ALIGN} rows), a chunk continuing into the next matrix when one ends.
+ * @example
+ * ```ts ignore
+ * const plan = groupPlan([r, k, v], 2, CHUNK_BYTES);
+ * ```
+ */
+export function groupPlan(mats: readonly Matrix[], n: number, chunkBytes: number): GroupPlan {
+  const order = mats.map((_, j) => j).sort((a, b) => mats[a].offset - mats[b].offset);
+  let left = mats.reduce((a, m) => a + m.rows * rowBytes(m), 0);
+  const most = Math.max(1, chunkBytes), least = most / 8;
+  const starts = [0], product: number[] = [], r0: number[] = [], r1: number[] = [];
+  let o = 0, r = 0; // the next unclaimed row: product order[o], row r
+  while (o < order.length) {
+    let want = Math.min(most, Math.max(least, left / (2 * n)));
+    while (o < order.length && want > 0) {
+      const m = mats[order[o]], rb = rowBytes(m);
+      const take = Math.min(m.rows - r, Math.ceil(want / rb / ROW_ALIGN) * ROW_ALIGN);
+      product.push(order[o]), r0.push(r), r1.push(r + take);
+      r += take, want -= take * rb, left -= take * rb;
+      if (r >= m.rows) o++, r = 0;
+    }
+    starts.push(product.length);
+  }
+  const i32 = (a: number[]) => Int32Array.from(a);
+  return { starts: i32(starts), product: i32(product), r0: i32(r0), r1: i32(r1) };
+}
+
 /** A bump allocator over a region of the shared memory. */
 export class Region {
   #top: number;
@@ -202,6 +253,10 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   // each matrix's claimed chunks (null: split in fixed shares)
   readonly #bounds = new WeakMap<Matrix, Int32Array | null>();
   readonly #promptBounds = new WeakMap<Matrix, Int32Array | null>();
+  // each decoding group's claim plan, by its first matrix and its size
+  readonly #groupPlans = new WeakMap<Matrix, Map<number, GroupPlan>>();
+  // the prepared inputs of a decoding group's products, one scratch each
+  readonly #groupXq: number[];
   readonly #chunkBytes: number;
   readonly #xq: number; // this member's quantized activations (q8/q4) or bf16/f16 decode scratch
   readonly #prof: Float64Array | undefined; // this member's PROFILE sums, when profiling
@@ -210,7 +265,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * `sharedBuffers`: the indices (in creation order) of the buffers the team shares;
    * `scratchBytes`: this member's product scratch, from {@link productScratchBytes};
    * `profile`: where to add up milliseconds by {@link PROFILE} kind (this member's row);
-   * `chunkBytes`: weight bytes of the row chunks members claim ({@link CHUNK_BYTES}).
+   * `chunkBytes`: weight bytes of the row chunks members claim ({@link CHUNK_BYTES});
+   * `decodeScratchBytes`: the scratch of one product's input for one token (each of a
+   * decoding group's products gets one, {@link GROUP_MAX} in all).
    */
   constructor(
     kernels: Kernels,
@@ -223,6 +280,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     scratchBytes: number,
     profile?: Float64Array,
     chunkBytes = CHUNK_BYTES,
+    decodeScratchBytes = scratchBytes,
   ) {
     this.#chunkBytes = chunkBytes;
     this.#prof = profile?.subarray(id * PROFILE_STRIDE, (id + 1) * PROFILE_STRIDE);
@@ -234,6 +292,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#private = priv;
     this.#sharedBuffers = new Set(sharedBuffers);
     this.#xq = priv.bytes(scratchBytes);
+    this.#groupXq = Array.from({ length: GROUP_MAX }, () => priv.bytes(decodeScratchBytes));
     if (this.#prof) {
       // the per-token steps, timed only when profiling (no cost otherwise)
       const self = this as unknown as Record<string, (...a: unknown[]) => void>;
@@ -289,11 +348,61 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
 
   /** This member's rows of each product in turn, then one barrier. */
   matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
-    products.forEach(([m, x, y], j) => {
-      if (j > 0 && j % CLAIM_SLOTS === 0) this.#meet(); // the counters are about to be reused
-      this.#share(m, x, y, T, j % CLAIM_SLOTS);
-    });
+    if (T === 1 && this.#n > 1 && products.length > 1 && products.length <= GROUP_MAX) {
+      this.#shareGroup(products);
+    } else {
+      products.forEach(([m, x, y], j) => {
+        if (j > 0 && j % CLAIM_SLOTS === 0) this.#meet(); // the counters are about to be reused
+        this.#share(m, x, y, T, j % CLAIM_SLOTS);
+      });
+    }
     this.#meet();
+  }
+
+  /**
+   * Decoding several products at once: their rows, taken in the order the matrices lie in
+   * memory, form one run that members claim in chunks as one product's (see {@link GroupPlan}),
+   * a chunk crossing from one matrix into the next; so each member reads long sequential runs
+   * however small the matrices (three 1024 × 1024 q4 matrices are 640 KiB each). Each input is
+   * prepared first into a scratch of its own.
+   */
+  #shareGroup(products: Product<Float32Array, Matrix>[]): void {
+    const t0 = this.#now();
+    products.forEach(([m, x], j) => this.#prepare(m, x, 1, this.#groupXq[j]));
+    this.#took(PROFILE[products[0][0].dtype], t0);
+    const plan = this.#groupPlan(products);
+    const base = this.#claimBase[0], chunks = plan.starts.length - 1;
+    for (;;) {
+      const i = (Atomics.add(this.#ctrl, CTRL.claim, 1) - base) | 0;
+      if (i >= chunks) break;
+      for (let q = plan.starts[i]; q < plan.starts[i + 1]; q++) {
+        const j = plan.product[q], [m, x, y] = products[j], t = this.#now();
+        this.#rows(m, x, y, 1, plan.r0[q], plan.r1[q], this.#groupXq[j]);
+        this.#took(PROFILE[m.dtype], t);
+      }
+    }
+    this.#claimBase[0] = (base + chunks + this.#n) | 0;
+  }
+
+  /** The claim plan of a group of products (cached by its first matrix and its size). */
+  #groupPlan(products: Product<Float32Array, Matrix>[]): GroupPlan {
+    let byCount = this.#groupPlans.get(products[0][0]);
+    if (!byCount) this.#groupPlans.set(products[0][0], byCount = new Map());
+    let plan = byCount.get(products.length);
+    if (!plan) {
+      plan = groupPlan(products.map(([m]) => m), this.#n, this.#chunkBytes);
+      byCount.set(products.length, plan);
+    }
+    return plan;
+  }
+
+  /** The input of a product prepared for the kernels (q8/q4 quantized, bf16/f16 reordered). */
+  #prepare(m: Matrix, x: Float32Array, T: number, xq: number): void {
+    if (m.dtype === "q8" || m.dtype === "q4") {
+      this.#k.quantize(x.byteOffset, xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
+    } else if (T === 1 && (m.dtype === "bf16" || m.dtype === "f16")) {
+      this.#k.prepare_x(x.byteOffset, xq, m.cols, m.dtype === "f16" ? 2 ** 56 : 1);
+    }
   }
 
   /**
@@ -310,26 +419,19 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * are the same bits for any row range), so the outcome does not depend on the split either.
    */
   #share(m: Matrix, x: Float32Array, y: Float32Array, T: number, slot: number): void {
-    const k = this.#k, t0 = this.#now(), n = this.#n;
-    if (m.dtype === "q8" || m.dtype === "q4") {
-      k.quantize(x.byteOffset, this.#xq, T * m.cols, m.dtype === "q8" ? 1 : 0);
-    } else if (T === 1 && (m.dtype === "bf16" || m.dtype === "f16")) {
-      k.prepare_x(x.byteOffset, this.#xq, m.cols, m.dtype === "f16" ? 2 ** 56 : 1);
-    }
-    // bytes a row reads: q8 38 and q4 20 per block of 32 with their scales (and corrections)
-    const rowBytes = m.cols *
-      (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 38 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
-    const bounds = n === 1 ? undefined : this.#chunks(m, rowBytes, T > 1);
+    const t0 = this.#now(), n = this.#n;
+    this.#prepare(m, x, T, this.#xq);
+    const bounds = n === 1 ? undefined : this.#chunks(m, rowBytes(m), T > 1);
     if (!bounds) {
       const [r0, r1] = rowShare(m.rows, this.#id, n);
-      if (r1 > r0) this.#rows(m, x, y, T, r0, r1);
+      if (r1 > r0) this.#rows(m, x, y, T, r0, r1, this.#xq);
     } else {
       const base = this.#claimBase[slot], counter = CTRL.claim + 16 * slot;
       const chunks = bounds.length - 1;
       for (;;) {
         const i = (Atomics.add(this.#ctrl, counter, 1) - base) | 0;
         if (i >= chunks) break;
-        this.#rows(m, x, y, T, bounds[i], bounds[i + 1]);
+        this.#rows(m, x, y, T, bounds[i], bounds[i + 1], this.#xq);
       }
       this.#claimBase[slot] = (base + chunks + n) | 0; // every member's one failed claim included
     }
@@ -364,8 +466,16 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     return b ?? undefined;
   }
 
-  /** Rows [r0, r1) of `y = m · x` (q8/q4: from the activations already quantized). */
-  #rows(m: Matrix, x: Float32Array, y: Float32Array, T: number, r0: number, r1: number): void {
+  /** Rows [r0, r1) of `y = m · x` (from the input prepared at `xq` for q8/q4, bf16/f16). */
+  #rows(
+    m: Matrix,
+    x: Float32Array,
+    y: Float32Array,
+    T: number,
+    r0: number,
+    r1: number,
+    xq: number,
+  ): void {
     const k = this.#k;
     switch (m.dtype) {
       case "f32":
@@ -373,16 +483,16 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
         break;
       // bf16/f16: the one-token path reads x from the scratch `prepare_x` filled
       case "bf16":
-        k.matmul_bf16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        k.matmul_bf16(m.offset, xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;
       case "f16":
-        k.matmul_f16(m.offset, this.#xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        k.matmul_f16(m.offset, xq, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;
       case "q8":
-        k.matmul_q8(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        k.matmul_q8(m.offset, m.scaleOffset, xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;
       case "q4":
-        k.matmul_q4(m.offset, m.scaleOffset, this.#xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
+        k.matmul_q4(m.offset, m.scaleOffset, xq, y.byteOffset, m.rows, m.cols, T, r0, r1);
         break;
     }
   }

@@ -28,7 +28,14 @@ import { detectSpec } from "../../model/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem } from "../mod.ts";
-import { CHUNK_BYTES, CLAIM_SLOTS, CTRL, productScratchBytes, PROFILE_STRIDE } from "./compute.ts";
+import {
+  CHUNK_BYTES,
+  CLAIM_SLOTS,
+  CTRL,
+  GROUP_MAX,
+  productScratchBytes,
+  PROFILE_STRIDE,
+} from "./compute.ts";
 import { compileKernels } from "./kernels.ts";
 import { KERNEL_LAYOUT } from "./layout.ts";
 import { planPlacement } from "./plan.ts";
@@ -146,9 +153,11 @@ export async function createFastModel(
     if (t.kind === "mat") maxCols = Math.max(maxCols, t.desc.cols);
   }
   const scratchBytes = productScratchBytes(maxT, maxCols);
+  const decodeScratchBytes = productScratchBytes(1, maxCols);
   const stateLength = shapes.reduce((a, b) => a + b, 0);
   const ownLength = shapes.reduce((a, n, i) => a + (sharedState.has(i) ? 0 : n), 0);
-  privateSize += scratchBytes + maxT * align(ownLength * 4);
+  privateSize += scratchBytes + GROUP_MAX * align(decodeScratchBytes) +
+    maxT * align(ownLength * 4);
   const total = CTRL.size * 4 + maxT * 16 + sharedSize + threads * privateSize + 64 * (threads + 8);
   arena.reserve(total);
   const ctrlOffset = arena.alloc(CTRL.size * 4);
@@ -202,6 +211,7 @@ export async function createFastModel(
         privateOffset: privateOffsets[id],
         privateSize,
         scratchBytes,
+        decodeScratchBytes,
         profile: options.profile,
         rowChunkBytes: chunkBytes,
       };

@@ -38,6 +38,8 @@ export interface WorkerInit {
   privateOffset: number;
   privateSize: number;
   scratchBytes: number;
+  /** Bytes of one product's input scratch for one token (see `WorkerOps`). */
+  decodeScratchBytes: number;
   /** Where to add up milliseconds by kind (see `PROFILE`), when profiling. */
   profile?: Float64Array;
   /** Weight bytes of a claimed row chunk. */
@@ -71,6 +73,7 @@ function serve(init: WorkerInit): void {
     init.scratchBytes,
     init.profile,
     init.rowChunkBytes,
+    init.decodeScratchBytes,
   );
   const weights = new Weights(init.layout, memory.buffer);
   const runner = createRunner(weights, ops, maxT, init.layout.spec.version);
