@@ -377,7 +377,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
       if (i >= chunks) break;
       for (let q = plan.starts[i]; q < plan.starts[i + 1]; q++) {
         const j = plan.product[q], [m, x, y] = products[j], t = this.#now();
-        this.#rows(m, x, y, 1, plan.r0[q], plan.r1[q], this.#groupXq[j]);
+        this.#rows(m, this.#groupXq[j], x, y, 1, plan.r0[q], plan.r1[q]);
         this.#took(PROFILE[m.dtype], t);
       }
     }
@@ -424,14 +424,14 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     const bounds = n === 1 ? undefined : this.#chunks(m, rowBytes(m), T > 1);
     if (!bounds) {
       const [r0, r1] = rowShare(m.rows, this.#id, n);
-      if (r1 > r0) this.#rows(m, x, y, T, r0, r1, this.#xq);
+      if (r1 > r0) this.#rows(m, this.#xq, x, y, T, r0, r1);
     } else {
       const base = this.#claimBase[slot], counter = CTRL.claim + 16 * slot;
       const chunks = bounds.length - 1;
       for (;;) {
         const i = (Atomics.add(this.#ctrl, counter, 1) - base) | 0;
         if (i >= chunks) break;
-        this.#rows(m, x, y, T, bounds[i], bounds[i + 1], this.#xq);
+        this.#rows(m, this.#xq, x, y, T, bounds[i], bounds[i + 1]);
       }
       this.#claimBase[slot] = (base + chunks + n) | 0; // every member's one failed claim included
     }
@@ -469,12 +469,12 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   /** Rows [r0, r1) of `y = m · x` (from the input prepared at `xq` for q8/q4, bf16/f16). */
   #rows(
     m: Matrix,
+    xq: number,
     x: Float32Array,
     y: Float32Array,
     T: number,
     r0: number,
     r1: number,
-    xq: number,
   ): void {
     const k = this.#k;
     switch (m.dtype) {
