@@ -79,7 +79,8 @@ function serve(init: WorkerInit): void {
   const runner = createRunner(weights, ops, maxT, init.layout.spec.version);
 
   // A state slot holds a whole state in the official order. The tensors the recurrences update
-  // split by heads are used in place by everyone; the others are updated alike by every member,
+  // split (by heads, or RWKV-4's by channels) are used in place by everyone; the others (token
+  // shift's last rows) are updated alike by every member,
   // so each needs its own: member 0 uses the slot's, the others a private copy per segment.
   const sizes = stateShapes(init.layout.spec).map((s) => s.reduce((a, b) => a * b, 1));
   const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
