@@ -203,6 +203,33 @@ function lowRankStorage(requested: WeightDType, src: TensorInfo): StorageDType {
   return src.dtype === "BF16" ? "bf16" : src.dtype === "F16" ? "f16" : "f32";
 }
 
+/**
+ * Where a tensor goes in the arena: block by block, and in a block the matrices in the order a
+ * decoded token reads them, the products that share a barrier side by side (receptance, key,
+ * value, gate and the low-rank branches' first halves; their second halves; the output; the
+ * channel mix's key and receptance; its value), so each Worker's share of them is one sequential
+ * run (the engine claims such a group's rows in memory order). Vectors first in their block.
+ */
+function readRank(name: string): number {
+  const m = /^blocks\.(\d+)\.(.*)$/.exec(name);
+  if (!m) return name.startsWith("emb") ? -1 : 1e9; // the embedding first, the head last
+  const rest = m[2];
+  const stage =
+    /^att\.(receptance|key|value|gate)\.weight$|^att\.[wavg]1$|^att\.time_(maa|decay)_w1$/
+        .test(rest)
+      ? 1
+      : /^att\.[wavg]2$|^att\.time_(maa|decay)_w2$/.test(rest)
+      ? 2
+      : /^att\.output\.weight$/.test(rest)
+      ? 3
+      : /^ffn\.(key|receptance)\.weight$/.test(rest)
+      ? 4
+      : /^ffn\.value\.weight$/.test(rest)
+      ? 5
+      : 0;
+  return Number(m[1]) * 8 + stage;
+}
+
 /** Plans, allocates and fills the arena from a checkpoint. */
 export async function loadWeights(
   ck: Checkpoint,
@@ -278,6 +305,7 @@ export async function loadWeights(
       bytes += n * (b.data + b.scales + 128);
     }
   }
+  plans.sort((a, b) => readRank(a.name) - readRank(b.name)); // stable: the file's order within
   const matrixLayout = options.layout ?? PLAIN_LAYOUT;
   const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout);
   const tensors: Record<string, TensorDesc> = {};
