@@ -55,10 +55,14 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
   for (const dtype of [...new Set([fileDtype(g), "q8", "q4"])] as WeightDType[]) {
     Deno.test(`engine: ${g.file} ${dtype}: 1, 2 and 3 workers give identical results`, async () => {
       // whole prompts (prompt mode) and token by token (the decode kernels); products split in
-      // row chunks claimed in turn (the smallest chunks, so every product is many) or fixed
+      // row chunks claimed in turn (the smallest chunks, so every product is many; 8 KiB ones,
+      // so decoding groups cross from one matrix into the next) or fixed
       const out: Float32Array[] = [];
       for (
-        const [threads, rowChunkBytes] of [[1, undefined], [2, 1], [3, 1], [2, undefined]] as const
+        const [threads, rowChunkBytes] of [[1, undefined], [2, 1], [3, 1], [2, undefined], [
+          3,
+          8192,
+        ]] as const
       ) {
         await withModel(g, { dtype, threads, rowChunkBytes }, async (model) => {
           const whole = await model.forwardAll(g.tokens_B, model.createState());

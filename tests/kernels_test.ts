@@ -348,6 +348,9 @@ Deno.test("kernels: quantize gives each block's integers, scale and sum as defin
   }
   v.fill(0, 32, 64); // an all-zero block
   for (let i = 64; i < 96; i++) v[i] = (i - 80) * 0.5; // exact halves: ties round to even
+  v.fill(1e-39, 192, 224); // a block whose scale is below the normal range: zeros
+  v[230] = 3e38; // two huge finite values in one lane: a finite scale
+  v[234] = 3e38;
   v[100] = NaN;
   v[140] = Infinity;
   v[170] = -Infinity;
@@ -365,7 +368,7 @@ Deno.test("kernels: quantize gives each block's integers, scale and sum as defin
       }
       const scale = Math.fround(Math.max(...block.map(Math.abs)) / lim);
       assertEquals(d[b], scale, `mode ${mode} block ${b}: scale`);
-      const inv = scale > 0 ? Math.fround(1 / scale) : 0;
+      const inv = scale >= 2 ** -126 ? Math.fround(1 / scale) : 0;
       let sum = 0;
       for (let i = 0; i < 32; i++) {
         const p = Math.fround(block[i] * inv), r = Math.round(p);

@@ -118,15 +118,16 @@ export const ROW_ALIGN = 16;
  * towards a product's end: see `WorkerOps`): runs this long keep each member's read sequential
  * for hundreds of microseconds, while the shrinking tail still lets a member slowed by the
  * machine (a busy neighbour, a slower core) hand its last chunks to the others. Measured in one
- * process against 128 KiB (the former value): decode 5-6 % faster on RWKV-4 430M q4/q8 and
- * RWKV-7 0.4B q4, like a fixed half-and-half split; longer runs for each member, fewer starts.
+ * process against 128 KiB (the former value): decode 5-10 % faster on RWKV-4 430M q4/q8 and
+ * RWKV-7 0.4B q4/q8, like a fixed half-and-half split; longer runs for each member, fewer starts.
  * Prompts (T > 1) compute far longer per byte and claim chunks of a sixteenth of it.
  */
 export const CHUNK_BYTES = 2 * 1024 * 1024;
 
 /**
  * Claim counters: the products of one `matmuls` call (no barrier between them) each count on
- * their own, so one member's last failed claim on a product can never take a chunk of the next.
+ * their own, so one member's last failed claim on a product can never take a chunk of the next
+ * (a decoding group, claimed as one run, counts on the first).
  */
 export const CLAIM_SLOTS = 16;
 
@@ -144,6 +145,8 @@ function rowBytes(m: Matrix): number {
  * piece q rows [r0[q], r1[q]) of product `product[q]`.
  */
 export interface GroupPlan {
+  /** The group's matrices, in the order given. */
+  mats: readonly Matrix[];
   starts: Int32Array;
   product: Int32Array;
   r0: Int32Array;
@@ -153,7 +156,8 @@ export interface GroupPlan {
 /**
  * The claim plan of a decoding group of matrices: their rows in the order the matrices lie in
  * memory as one run, cut as one product's (guided: each chunk a 2n-th of the bytes still
- * unclaimed, at most `chunkBytes`, at least an eighth of it; pieces in multiples of
+ * unclaimed, at most `chunkBytes`, at least an eighth of it or a 2n-th of the group; pieces in
+ * multiples of
  * {@link ROW_ALIGN} rows), a chunk continuing into the next matrix when one ends.
  * @example
  * ```ts ignore
@@ -163,7 +167,8 @@ export interface GroupPlan {
 export function groupPlan(mats: readonly Matrix[], n: number, chunkBytes: number): GroupPlan {
   const order = mats.map((_, j) => j).sort((a, b) => mats[a].offset - mats[b].offset);
   let left = mats.reduce((a, m) => a + m.rows * rowBytes(m), 0);
-  const most = Math.max(1, chunkBytes), least = most / 8;
+  // a small group still splits about evenly: no chunk need exceed a 2n-th of it
+  const most = Math.max(1, chunkBytes), least = Math.min(most / 8, left / (2 * n));
   const starts = [0], product: number[] = [], r0: number[] = [], r1: number[] = [];
   let o = 0, r = 0; // the next unclaimed row: product order[o], row r
   while (o < order.length) {
@@ -178,7 +183,7 @@ export function groupPlan(mats: readonly Matrix[], n: number, chunkBytes: number
     starts.push(product.length);
   }
   const i32 = (a: number[]) => Int32Array.from(a);
-  return { starts: i32(starts), product: i32(product), r0: i32(r0), r1: i32(r1) };
+  return { mats, starts: i32(starts), product: i32(product), r0: i32(r0), r1: i32(r1) };
 }
 
 /** A bump allocator over a region of the shared memory. */
@@ -292,7 +297,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#private = priv;
     this.#sharedBuffers = new Set(sharedBuffers);
     this.#xq = priv.bytes(scratchBytes);
-    this.#groupXq = Array.from({ length: GROUP_MAX }, () => priv.bytes(decodeScratchBytes));
+    this.#groupXq = n > 1
+      ? Array.from({ length: GROUP_MAX }, () => priv.bytes(decodeScratchBytes))
+      : [];
     if (this.#prof) {
       // the per-token steps, timed only when profiling (no cost otherwise)
       const self = this as unknown as Record<string, (...a: unknown[]) => void>;
@@ -367,9 +374,11 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * prepared first into a scratch of its own.
    */
   #shareGroup(products: Product<Float32Array, Matrix>[]): void {
-    const t0 = this.#now();
-    products.forEach(([m, x], j) => this.#prepare(m, x, 1, this.#groupXq[j]));
-    this.#took(PROFILE[products[0][0].dtype], t0);
+    products.forEach(([m, x], j) => {
+      const t = this.#now();
+      this.#prepare(m, x, 1, this.#groupXq[j]);
+      this.#took(PROFILE[m.dtype], t);
+    });
     const plan = this.#groupPlan(products);
     const base = this.#claimBase[0], chunks = plan.starts.length - 1;
     for (;;) {
@@ -389,7 +398,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     let byCount = this.#groupPlans.get(products[0][0]);
     if (!byCount) this.#groupPlans.set(products[0][0], byCount = new Map());
     let plan = byCount.get(products.length);
-    if (!plan) {
+    if (!plan || plan.mats.some((m, j) => m !== products[j][0])) {
       plan = groupPlan(products.map(([m]) => m), this.#n, this.#chunkBytes);
       byCount.set(products.length, plan);
     }
@@ -408,8 +417,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   /**
    * This member's rows of `y = m · x`. q8/q4 inputs are quantized (bf16/f16 decode inputs
    * reordered) by every member alike into its private buffer, once per product (T × cols
-   * values: cheap next to the product). The rows go in chunks of
-   * about {@link CHUNK_BYTES} that members claim in turn from a shared counter, so a member
+   * values: cheap next to the product). The rows go in chunks (guided: see `#chunks`; at most
+   * {@link CHUNK_BYTES} when decoding) that members claim in turn from a shared counter, so a member
    * the machine slows down takes fewer of them (a fixed split made the others wait for it at
    * the barrier: up to a fifth of a token). Every member runs the same products in the same
    * order and makes exactly one failed claim per product on the product's counter (`slot`: a
@@ -623,7 +632,9 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
         }
       }
     } else {
-      const [g0, g1] = share(A / 4, this.#id, this.#n), c0 = g0 * 4, n = (g1 - g0) * 4;
+      // runs of whole 16-channel groups (64 bytes: no two members write one cache line)
+      const [g0, g1] = share(Math.ceil(A / 16), this.#id, this.#n);
+      const c0 = Math.min(A, g0 * 16), n = Math.min(A, g1 * 16) - c0;
       for (const s of segs) {
         if (n <= 0) break;
         const o = (s.start * A + c0) * 4, c = c0 * 4;

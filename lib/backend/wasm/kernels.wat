@@ -730,21 +730,24 @@
       ;; the block's largest magnitude in every lane, its scale d = max / lim and 1 / d (0 for
       ;; an all-zero block) kept in vectors: no round trip through scalar registers. pmax is one
       ;; instruction (f32x4.max's NaN rules cost x86 about eight) and drops NaNs, so a NaN or an
-      ;; infinity among the values is carried into d by adding their sum times 0 (NaN, else 0):
-      ;; the block's scale is NaN, as with max, and so is every row's result.
+      ;; infinity among the values is carried into d by adding the sum of v − v (NaN for those,
+      ;; else 0; it cannot overflow): the block's scale is non-finite, and so is every row's result.
+      ;; A block whose d is below the normal range (1/d would overflow) is quantized to zeros.
       (local.set $m (f32x4.pmax
         (f32x4.pmax (f32x4.pmax (f32x4.abs (local.get $v0)) (f32x4.abs (local.get $v1)))
                     (f32x4.pmax (f32x4.abs (local.get $v2)) (f32x4.abs (local.get $v3))))
         (f32x4.pmax (f32x4.pmax (f32x4.abs (local.get $v4)) (f32x4.abs (local.get $v5)))
                     (f32x4.pmax (f32x4.abs (local.get $v6)) (f32x4.abs (local.get $v7))))))
-      (local.set $m (f32x4.add (local.get $m) (f32x4.mul (v128.const f32x4 0 0 0 0) (f32x4.add
-        (f32x4.add (f32x4.add (local.get $v0) (local.get $v1)) (f32x4.add (local.get $v2) (local.get $v3)))
-        (f32x4.add (f32x4.add (local.get $v4) (local.get $v5)) (f32x4.add (local.get $v6) (local.get $v7)))))))
+      (local.set $m (f32x4.add (local.get $m) (f32x4.add
+        (f32x4.add (f32x4.add (f32x4.sub (local.get $v0) (local.get $v0)) (f32x4.sub (local.get $v1) (local.get $v1)))
+                   (f32x4.add (f32x4.sub (local.get $v2) (local.get $v2)) (f32x4.sub (local.get $v3) (local.get $v3))))
+        (f32x4.add (f32x4.add (f32x4.sub (local.get $v4) (local.get $v4)) (f32x4.sub (local.get $v5) (local.get $v5)))
+                   (f32x4.add (f32x4.sub (local.get $v6) (local.get $v6)) (f32x4.sub (local.get $v7) (local.get $v7)))))))
       (local.set $m (f32x4.max (local.get $m) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $m) (local.get $m))))
       (local.set $m (f32x4.max (local.get $m) (i8x16.shuffle 4 5 6 7 0 1 2 3 12 13 14 15 8 9 10 11 (local.get $m) (local.get $m))))
       (local.set $m (f32x4.div (local.get $m) (local.get $limv)))
       (local.set $id (v128.and (f32x4.div (local.get $onev) (local.get $m))
-        (f32x4.gt (local.get $m) (v128.const f32x4 0 0 0 0))))
+        (f32x4.ge (local.get $m) (v128.const f32x4 0x1p-126 0x1p-126 0x1p-126 0x1p-126))))
       (v128.store32_lane 0 (i32.add (local.get $xs) (i32.shl (local.get $b) (i32.const 2))) (local.get $m))
       ;; q = round-to-nearest-even(v / d): |q| ≤ lim, so the plain truncating convert is exact
       (local.set $v0 (i32x4.relaxed_trunc_f32x4_s (f32x4.nearest (f32x4.mul (local.get $v0) (local.get $id)))))
@@ -1932,7 +1935,7 @@
         (local.set $kk (v128.load (i32.add (local.get $k) (local.get $o))))
         (local.set $vv (v128.load (i32.add (local.get $v) (local.get $o))))
         ;; of e^(a − p) and e^(b − p) with p = max(a, b), one is e^0 = 1 exactly: one e^x for
-        ;; the pair (the other lanes' value, the same bits as computing both)
+        ;; the pair (the same bits as computing both, NaNs aside: they reach out, aa and bb)
         (local.set $ww (f32x4.add (local.get $uj) (local.get $kk)))
         (local.set $lt (f32x4.lt (local.get $sp) (local.get $ww)))
         (local.set $p (v128.bitselect (local.get $ww) (local.get $sp) (local.get $lt)))

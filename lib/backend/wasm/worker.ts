@@ -42,7 +42,7 @@ export interface WorkerInit {
   decodeScratchBytes: number;
   /** Where to add up milliseconds by kind (see `PROFILE`), when profiling. */
   profile?: Float64Array;
-  /** Weight bytes of a claimed row chunk. */
+  /** Weight bytes of the largest row chunk claimed when decoding (see `CHUNK_BYTES`). */
   rowChunkBytes: number;
 }
 
@@ -80,8 +80,8 @@ function serve(init: WorkerInit): void {
 
   // A state slot holds a whole state in the official order. The tensors the recurrences update
   // split (by heads, or RWKV-4's by channels) are used in place by everyone; the others (token
-  // shift's last rows) are updated alike by every member,
-  // so each needs its own: member 0 uses the slot's, the others a private copy per segment.
+  // shift's last rows) are updated alike by every member, so each needs its own: member 0 uses
+  // the slot's, the others a private copy per segment.
   const sizes = stateShapes(init.layout.spec).map((s) => s.reduce((a, b) => a * b, 1));
   const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
   const sharedState = new Set(init.placement.sharedState);
