@@ -430,7 +430,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   #share(m: Matrix, x: Float32Array, y: Float32Array, T: number, slot: number): void {
     const t0 = this.#now(), n = this.#n;
     this.#prepare(m, x, T, this.#xq);
-    const bounds = n === 1 ? undefined : this.#chunks(m, rowBytes(m), T > 1);
+    const bounds = n === 1 ? undefined : this.#chunks(m, T > 1);
     if (!bounds) {
       const [r0, r1] = rowShare(m.rows, this.#id, n);
       if (r1 > r0) this.#rows(m, this.#xq, x, y, T, r0, r1);
@@ -449,27 +449,19 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
 
   /**
    * The row chunks of `m` members claim (their bounds), or undefined when a fixed split will
-   * do (no more chunks than members). Guided: each chunk takes a 2n-th of the rows still
-   * unclaimed, at most the chunk size ({@link CHUNK_BYTES}; a sixteenth for prompts) and at
-   * least an eighth of that, so the last chunks are small and members reach the barrier
-   * together (equal chunks left a member waiting for the other's last one: half a chunk per
-   * product on average). The same bounds in every member: they depend only on the matrix and
-   * on whether the pass is a prompt.
+   * do (no more chunks than members). Guided, as a decoding group's ({@link groupPlan}, the
+   * chunk size a sixteenth for prompts): the last chunks are small and members reach the
+   * barrier together (equal chunks left a member waiting for the other's last one: half a chunk
+   * per product on average). The same bounds in every member: they depend only on the matrix
+   * and on whether the pass is a prompt.
    */
-  #chunks(m: Matrix, rowBytes: number, prompt: boolean): Int32Array | undefined {
+  #chunks(m: Matrix, prompt: boolean): Int32Array | undefined {
     const cache = prompt ? this.#promptBounds : this.#bounds;
     let b = cache.get(m);
     if (b === undefined) {
-      const bytes = prompt ? this.#chunkBytes / 16 : this.#chunkBytes;
-      const most = Math.max(ROW_ALIGN, Math.floor(bytes / rowBytes / ROW_ALIGN) * ROW_ALIGN);
-      const least = Math.max(ROW_ALIGN, Math.floor(most / 8 / ROW_ALIGN) * ROW_ALIGN);
-      const list = [0];
-      for (let r = 0; r < m.rows;) {
-        const want = Math.ceil((m.rows - r) / (2 * this.#n) / ROW_ALIGN) * ROW_ALIGN;
-        r = Math.min(m.rows, r + Math.min(most, Math.max(least, want)));
-        list.push(r);
-      }
-      b = list.length - 1 <= this.#n ? null : Int32Array.from(list);
+      // one matrix is a group of one: each chunk one piece, its rows [r1 of the last, r1)
+      const plan = groupPlan([m], this.#n, prompt ? this.#chunkBytes / 16 : this.#chunkBytes);
+      b = plan.r1.length <= this.#n ? null : Int32Array.from([0, ...plan.r1]);
       cache.set(m, b);
     }
     return b ?? undefined;
