@@ -7,7 +7,7 @@
  *   deno run -A bench/make_model.ts --version 7 --layers 24 --embd 1024 --vocab 65536 --out /tmp/r7-0.4b.safetensors
  *
  * Presets: --preset 4-169m | 4-430m | 6-1.6b | 7-0.1b | 7-0.4b | 7-1.5b (or --version 4|6|7
- * --layers L --embd C --vocab V)
+ * --layers L --embd C --vocab V, and --head-size N for RWKV-6/7: 64 unless given)
  * @module
  */
 
@@ -37,6 +37,7 @@ const { values } = parseArgs({
     dtype: { type: "string", default: "bf16" },
     out: { type: "string" },
     seed: { type: "string", default: "1" },
+    "head-size": { type: "string", default: "64" },
   },
 });
 let [version, L, C, V] = [
@@ -50,7 +51,10 @@ if (values.preset) {
   [version, L, C, V] = PRESETS[values.preset];
 }
 if (!values.out) throw new Error("--out FILE is required");
-const F = 4 * C, H = C / 64, N = 64;
+const N = Number(values["head-size"]), H = C / N, F = 4 * C;
+if (version !== "4" && !(Number.isInteger(H) && H >= 1)) {
+  throw new Error(`--embd ${C} is not a multiple of --head-size ${N}`);
+}
 const dtype = values.dtype === "f32" ? "F32" : "BF16";
 const rng = makeRng(Number(values.seed));
 const gauss = () => {

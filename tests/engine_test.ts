@@ -80,61 +80,72 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
   }
 }
 
-// Widths no kernel covers (6 channels: the TypeScript paths, run by member 0 alone on the shared
-// state) against the reference backend, with 1, 2 and 3 workers: a random RWKV-4 model written by
-// bench/make_model.ts. Bound: the reference's own float order differs (measured 3.6e-7).
-Deno.test("engine: an RWKV-4 model 6 channels wide matches the reference backend with 1, 2 and 3 workers", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "rwkv-test-" });
-  try {
-    const path = `${dir}/v4-6.safetensors`;
-    const make = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../bench/make_model.ts", import.meta.url).pathname,
-        "--version",
-        "4",
-        "--layers",
-        "2",
-        "--embd",
-        "6",
-        "--vocab",
-        "50",
-        "--dtype",
-        "f32",
-        "--out",
-        path,
-      ],
-      stdout: "null",
-    }).output();
-    assert(make.success, new TextDecoder().decode(make.stderr));
-    const tokens = [1, 5, 9, 3, 7, 2];
-    const ck = await openCheckpoint(path);
-    const ref = await createReferenceModel(ck, { dtype: "f32" });
-    const st = ref.createState(), want: number[] = [];
-    for (const t of tokens) want.push(...await ref.forward([t], st));
-    ck.close();
-    for (const threads of [1, 2, 3]) {
-      const ck2 = await openCheckpoint(path);
-      const model = await createFastModel(ck2, { dtype: "f32", threads });
-      try {
-        const s = model.createState(), steps: number[] = [];
-        for (const t of tokens) steps.push(...await model.forward([t], s));
-        const whole = await model.forwardAll(tokens, model.createState());
-        assert(
-          maxAbsDiff(new Float32Array(steps), new Float32Array(want)) < 1e-5,
-          `${threads} workers, token by token`,
-        );
-        assert(maxAbsDiff(whole, new Float32Array(want)) < 1e-5, `${threads} workers, whole`);
-      } finally {
-        await model.dispose();
-        ck2.close();
+// Widths no kernel covers (6 channels, RWKV-7 heads of 6: the TypeScript paths, run by member 0
+// alone on the shared state) and RWKV-7 heads of 8 split between the members (the low-rank
+// second halves computed by each member for its own heads, no barrier before the time mix; with
+// 3 workers the third has no head) against the reference backend, with 1, 2 and 3 workers:
+// random models written by bench/make_model.ts. Bound: the reference's own float order differs
+// (measured 3.6e-7 on RWKV-4).
+for (
+  const [version, embd, headSize] of [["4", 6, 64], ["7", 12, 6], ["7", 16, 8]] as const
+) {
+  const what = version === "4"
+    ? `an RWKV-4 model ${embd} channels wide`
+    : `an RWKV-7 model with ${embd / headSize} heads of ${headSize}`;
+  Deno.test(`engine: ${what} matches the reference backend with 1, 2 and 3 workers`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "rwkv-test-" });
+    try {
+      const path = `${dir}/v${version}-${embd}.safetensors`;
+      const make = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../bench/make_model.ts", import.meta.url).pathname,
+          "--version",
+          version,
+          "--layers",
+          "2",
+          "--embd",
+          String(embd),
+          "--head-size",
+          String(headSize),
+          "--vocab",
+          "50",
+          "--dtype",
+          "f32",
+          "--out",
+          path,
+        ],
+        stdout: "null",
+      }).output();
+      assert(make.success, new TextDecoder().decode(make.stderr));
+      const tokens = [1, 5, 9, 3, 7, 2];
+      const ck = await openCheckpoint(path);
+      const ref = await createReferenceModel(ck, { dtype: "f32" });
+      const st = ref.createState(), want: number[] = [];
+      for (const t of tokens) want.push(...await ref.forward([t], st));
+      ck.close();
+      for (const threads of [1, 2, 3]) {
+        const ck2 = await openCheckpoint(path);
+        const model = await createFastModel(ck2, { dtype: "f32", threads });
+        try {
+          const s = model.createState(), steps: number[] = [];
+          for (const t of tokens) steps.push(...await model.forward([t], s));
+          const whole = await model.forwardAll(tokens, model.createState());
+          const d1 = maxAbsDiff(new Float32Array(steps), new Float32Array(want));
+          assert(d1 < 1e-5, `${threads} workers, token by token: ${d1}`);
+          const d2 = maxAbsDiff(whole, new Float32Array(want));
+          assert(d2 < 1e-5, `${threads} workers, whole: ${d2}`);
+        } finally {
+          await model.dispose();
+          ck2.close();
+        }
       }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  });
+}
 
 /**
  * Quantized storage is approximate (weights in 8 or 4 bits, activations quantized to int8 per

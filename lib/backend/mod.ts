@@ -202,8 +202,13 @@ export interface Ops<B, M extends MatrixShape> {
    * time goes here.
    */
   matmul(m: M, x: B, y: B, T: number): void;
-  /** Several independent products (no input is another's output), each as {@link matmul}. */
-  matmuls(products: Product<B, M>[], T: number): void;
+  /**
+   * Several independent products (no input is another's output), each as {@link matmul}.
+   * `heads`: the outputs (H·N rows each) are read next only by a step split by heads (RWKV-7's
+   * time mix), head h reading rows [h·N, (h + 1)·N) of each; a backend that splits that step
+   * may then compute each part's own heads' rows and not meet before it.
+   */
+  matmuls(products: Product<B, M>[], T: number, heads?: { H: number; N: number }): void;
   /**
    * `groups` runs of `n` values normalised alone, `(x − mean)/√(var + eps)·w + b` with run g's
    * weights at `(g mod wrap)·n`; `out` may be `x`. LayerNorm over T tokens of C:

@@ -147,7 +147,7 @@ export function createRunnerV7<B, M extends MatrixShape>(
       c.act("sigmoid", hidG, lowG, T * l.g1.rows);
       const second: Product<B, M>[] = [[l.w2, lowW, wl], [l.a2, hidA, al], [l.g2, lowG, gl]];
       if (i > 0) second.push([l.v2!, hidV, vl]);
-      c.matmuls(second, T);
+      c.matmuls(second, T, { H, N }); // read only by the time mix, head by head
 
       c.v7TimeMix({
         H,

@@ -353,8 +353,29 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#meet();
   }
 
-  /** This member's rows of each product in turn, then one barrier. */
-  matmuls(products: Product<Float32Array, Matrix>[], T: number): void {
+  /**
+   * This member's rows of each product in turn, then one barrier; with `heads`, the rows of
+   * this member's heads of the time mix that reads them next (as `v7TimeMix` splits them: all
+   * of them in member 0 when it runs the time mix alone) and no barrier: each member reads only
+   * what it wrote.
+   */
+  matmuls(
+    products: Product<Float32Array, Matrix>[],
+    T: number,
+    heads?: { H: number; N: number },
+  ): void {
+    if (heads) {
+      const { H, N } = heads;
+      const [h0, h1] = N % 4 ? (this.#id === 0 ? [0, H] : [0, 0]) : share(H, this.#id, this.#n);
+      if (h1 <= h0) return;
+      for (const [m, x, y] of products) {
+        const t0 = this.#now();
+        this.#prepare(m, x, T, this.#xq);
+        this.#rows(m, this.#xq, x, y, T, h0 * N, h1 * N);
+        this.#took(PROFILE[m.dtype], t0);
+      }
+      return;
+    }
     if (T === 1 && this.#n > 1 && products.length > 1 && products.length <= GROUP_MAX) {
       this.#shareGroup(products);
     } else {
