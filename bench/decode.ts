@@ -17,7 +17,9 @@
  * too), and the effective GB/s its share. The old yardstick, the same Workers streaming 512 MiB through the f32 decode
  * kernel, is kept as `kernelProbeGBs` (it reads slower than the plain loop, so shares of it read
  * high). `--profile` adds where a token's time goes (products by storage, recurrences, per-token
- * steps, barrier waits, the rest; measured with profiling on, which costs a little).
+ * steps, barrier waits, the rest), timed over as many tokens again after the measured ones:
+ * profiling's timers (two `performance.now()` calls around every step and chunk) cost a few
+ * percent of a token, so the measured tokens run with it paused.
  * Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the WebGPU backend
  * (then no CPU ceiling). `--json FILE` also appends the run's row
  * (`{ model, dtype, msPerToken, promptTokPerSec, bandwidthGBs, weightBytesPerToken, peakRssMiB }`)
@@ -26,7 +28,12 @@
  */
 
 import { parseArgs } from "node:util";
-import { compileKernels, createFastModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
+import {
+  compileKernels,
+  createFastModel,
+  PROFILE,
+  PROFILE_STRIDE,
+} from "../lib/backend/wasm/mod.ts";
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { detectSpec } from "../lib/model/spec.ts";
@@ -138,7 +145,12 @@ const prompt512 = await promptRate(512);
 const peakRss = peakRssMiB();
 const probe = gpu ? undefined : await ReadProbe.start(threads);
 const ceilings: number[] = [];
-profile?.fill(0);
+// the measured tokens run with profiling paused (its timers cost a few percent of a token);
+// with --profile, as many tokens again are then timed for the breakdown
+const pause = (on: boolean) => {
+  for (let w = 0; w < threads; w++) profile![w * PROFILE_STRIDE + PROFILE.paused] = on ? 1 : 0;
+};
+if (profile) pause(true);
 const times: number[] = [];
 for (let i = 0; i < Number(values.tokens); i++) {
   const t = performance.now();
@@ -147,8 +159,17 @@ for (let i = 0; i < Number(values.tokens); i++) {
   if (probe && i % 4 === 3) ceilings.push(await probe.pass());
 }
 probe?.close();
-const breakdown = profile &&
-  costBreakdown(profile, threads, times.length, times.reduce((a, b) => a + b) / times.length);
+const profiled: number[] = [];
+if (profile) {
+  profile.fill(0); // which also resumes it
+  for (let i = 0; i < Number(values.tokens); i++) {
+    const t = performance.now();
+    await model.forward([(tok++ * 7919) % V], state);
+    profiled.push(performance.now() - t);
+  }
+}
+const mean = (a: number[]) => a.reduce((p, q) => p + q, 0) / a.length;
+const breakdown = profile && costBreakdown(profile, threads, profiled.length, mean(profiled));
 times.sort((a, b) => a - b);
 const msPerToken = times[Math.floor(times.length / 2)];
 
@@ -194,10 +215,15 @@ const result = {
 };
 for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(28)} ${v}`);
 if (breakdown) {
-  console.log(`where a token's time goes (profiling on; member 0; ms per token):`);
+  const wall = mean(profiled);
+  console.log(
+    `where a token's time goes (${profiled.length} more tokens, profiling on: ${
+      wall.toFixed(2)
+    } ms a token on average; member 0; ms per token):`,
+  );
   for (const [name, ms] of breakdown.rows) {
     console.log(
-      `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)}  ${(100 * ms / msPerToken).toFixed(1)} %`,
+      `  ${name.padEnd(26)} ${ms.toFixed(3).padStart(8)}  ${(100 * ms / wall).toFixed(1)} %`,
     );
   }
   console.log(`  slowest member's products ${breakdown.slowest.toFixed(3)}`);

@@ -75,7 +75,9 @@ export function productScratchBytes(maxT: number, maxCols: number): number {
 /**
  * Where a profiling team adds up milliseconds (each member a row of {@link PROFILE_STRIDE}): the
  * products by storage, the barrier waits, the recurrences, the per-token steps, the embedding,
- * and (member 0) whole passes and their count.
+ * and (member 0) whole passes and their count. A member whose row holds a nonzero `paused`
+ * times nothing (set it in every row, between passes, to run without profiling's cost: two
+ * `performance.now()` calls of about 160 ns around every step and every chunk).
  */
 export const PROFILE = {
   f32: 0,
@@ -89,6 +91,7 @@ export const PROFILE = {
   embed: 8,
   pass: 9,
   passes: 10,
+  paused: 11,
 } as const;
 
 const PER_TOKEN_STEPS = [
@@ -310,7 +313,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
       for (const name of PER_TOKEN_STEPS) {
         const step = self[name].bind(this);
         self[name] = (...a) => {
-          const t0 = performance.now();
+          const t0 = this.#now();
           step(...a);
           this.#took(PROFILE.elementwise, t0);
         };
@@ -318,14 +321,14 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  /** Now, when profiling. */
+  /** Now, when profiling (0 when not, or paused). */
   #now(): number {
-    return this.#prof ? performance.now() : 0;
+    return this.#prof && !this.#prof[PROFILE.paused] ? performance.now() : 0;
   }
 
-  /** Adds the time since `t0` to kind `k`, when profiling. */
+  /** Adds the time since `t0` (from `#now`) to kind `k`, when profiling. */
   #took(k: number, t0: number): void {
-    if (this.#prof) this.#prof[k] += performance.now() - t0;
+    if (t0) this.#prof![k] += performance.now() - t0;
   }
 
   /** The team meets (the wait counted when profiling). */

@@ -132,7 +132,7 @@ function serve(init: WorkerInit): void {
     const t0 = performance.now();
     try {
       logits = runner.forward(tokens.subarray(0, T), segs, every);
-      if (init.profile && id === 0) {
+      if (init.profile && id === 0 && !init.profile[PROFILE.paused]) {
         init.profile[PROFILE.pass] += performance.now() - t0;
         init.profile[PROFILE.passes]++;
       }
