@@ -147,10 +147,7 @@ const probe = gpu ? undefined : await ReadProbe.start(threads);
 const ceilings: number[] = [];
 // the measured tokens run with profiling paused (its timers cost a few percent of a token);
 // with --profile, as many tokens again are then timed for the breakdown
-const pause = (on: boolean) => {
-  for (let w = 0; w < threads; w++) profile![w * PROFILE_STRIDE + PROFILE.paused] = on ? 1 : 0;
-};
-if (profile) pause(true);
+if (profile) { for (let w = 0; w < threads; w++) profile[w * PROFILE_STRIDE + PROFILE.paused] = 1; }
 const times: number[] = [];
 for (let i = 0; i < Number(values.tokens); i++) {
   const t = performance.now();

@@ -373,7 +373,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   ): void {
     if (heads) {
       const { H, N } = heads;
-      const [h0, h1] = N % 4 ? (this.#id === 0 ? [0, H] : [0, 0]) : share(H, this.#id, this.#n);
+      const [h0, h1] = this.#timeMixHeads(H, N);
       if (h1 <= h0) return;
       for (const [m, x, y] of products) {
         const t0 = this.#now();
@@ -679,6 +679,14 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#meet();
   }
 
+  /**
+   * The heads [h0, h1) of RWKV-7's time mix this member runs: all of them in member 0 when the
+   * head size has no kernel (N not a multiple of 4: the TypeScript path), else its share.
+   */
+  #timeMixHeads(H: number, N: number): [number, number] {
+    return N % 4 ? (this.#id === 0 ? [0, H] : [0, 0]) : share(H, this.#id, this.#n);
+  }
+
   /** This member's heads of the time mix, each segment in turn; then one barrier. */
   v7TimeMix(a: V7TimeMixArgs<Float32Array>, segs: readonly Seg[]): void {
     const { H, N } = a, C = H * N, t0 = this.#now();
@@ -691,7 +699,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
       this.#meet();
       return;
     }
-    const [h0, h1] = share(H, this.#id, this.#n), n = h1 - h0, k = this.#k;
+    const [h0, h1] = this.#timeMixHeads(H, N), n = h1 - h0, k = this.#k;
     for (const s of segs) {
       if (n <= 0) break;
       const T = s.length, S = s.state[a.S];
