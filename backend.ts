@@ -23,8 +23,8 @@ export type {
   V7TimeMixArgs,
   WeightSource,
   Wkv4Args,
-} from "./lib/backend/mod.ts";
-export { createReferenceModel, ReferenceOps } from "./lib/backend/reference.ts";
+} from "./lib/model/ops.ts";
+export { createReferenceModel, ReferenceOps } from "./lib/backend/reference/mod.ts";
 export { createFastModel, defaultThreads, type FastModelOptions } from "./lib/backend/wasm/mod.ts";
 export {
   type AdapterChoice,
@@ -48,7 +48,7 @@ export { type Piece, planPasses, runPasses } from "./lib/model/batch.ts";
 export { State, type StateResidency, stateResidency } from "./lib/model/state.ts";
 export type { Matrix, MatrixDesc, StorageDType } from "./lib/model/tensor.ts";
 export type { WeightDType } from "./lib/model/weights.ts";
-export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/model/spec.ts";
+export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/spec/spec.ts";
 export { openCheckpoint } from "./lib/formats/open.ts";
 export type {
   Checkpoint,

@@ -15,6 +15,6 @@ export * from "./lib/chat.ts";
 export type { ResolvedSamplerOptions, SamplerOptions } from "./lib/sample.ts";
 export type { State } from "./lib/model/state.ts";
 export type { BatchItem, Model, ModelInfo } from "./lib/model/model.ts";
-export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";
+export type { ModelSpec, RwkvVersion } from "./lib/spec/spec.ts";
 export type { StorageDType } from "./lib/model/tensor.ts";
 export type { Tokenizer } from "./lib/tokenizer/mod.ts";

@@ -24,7 +24,7 @@ export type { ResolveOptions } from "./lib/fetch.ts";
 export type { CheckpointLimits } from "./lib/formats/checkpoint.ts";
 export { type BatchItem, Model, type ModelInfo } from "./lib/model/model.ts";
 export { State, stateShapes } from "./lib/model/state.ts";
-export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";
+export type { ModelSpec, RwkvVersion } from "./lib/spec/spec.ts";
 export type { WeightDType } from "./lib/model/weights.ts";
 export type { StorageDType } from "./lib/model/tensor.ts";
 export {

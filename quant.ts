@@ -21,4 +21,4 @@ export type {
   OpenCheckpointOptions,
   TensorInfo,
 } from "./lib/formats/checkpoint.ts";
-export type { ModelSpec, RwkvVersion } from "./lib/model/spec.ts";
+export type { ModelSpec, RwkvVersion } from "./lib/spec/spec.ts";

@@ -36,7 +36,7 @@ import {
 } from "../lib/backend/wasm/mod.ts";
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
-import { detectSpec } from "../lib/model/spec.ts";
+import { detectSpec } from "../lib/spec/spec.ts";
 import { loadWeights } from "../lib/model/weights.ts";
 import { bytesPerToken, costBreakdown, ReadProbe } from "./_roofline.ts";
 

@@ -17,7 +17,7 @@ import { createFastModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { loadWeights } from "../lib/model/weights.ts";
-import { detectSpec } from "../lib/model/spec.ts";
+import { detectSpec } from "../lib/spec/spec.ts";
 import { bytesPerToken, costBreakdown, readCeiling } from "./_roofline.ts";
 
 const { values } = parseArgs({

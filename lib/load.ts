@@ -8,7 +8,7 @@ import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import type { CheckpointLimits } from "./formats/checkpoint.ts";
 import { openCheckpoint } from "./formats/open.ts";
 import { createFastModel } from "./backend/wasm/mod.ts";
-import { createReferenceModel } from "./backend/reference.ts";
+import { createReferenceModel } from "./backend/reference/mod.ts";
 import { createWebGpuModel, hasHardwareGpu } from "./backend/webgpu/mod.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";

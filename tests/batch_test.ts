@@ -3,7 +3,7 @@
  * give what each gives alone — on the reference backend and the Worker backend, for every
  * fixture model; sequences join and leave between calls; the state pool holds many states.
  */
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { createFastModel } from "../lib/backend/wasm/mod.ts";
 import type { Model } from "../lib/model/model.ts";
 import { UsageError } from "../lib/errors.ts";

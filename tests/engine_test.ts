@@ -6,7 +6,7 @@
 import { createFastModel } from "../lib/backend/wasm/mod.ts";
 import { CHUNK_BYTES, groupPlan } from "../lib/backend/wasm/compute.ts";
 import type { Matrix } from "../lib/model/tensor.ts";
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import {

@@ -1,7 +1,7 @@
 /**
  * The reference (plain TypeScript) path against the official implementation's outputs.
  */
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { assertMatchesGolden, goldens, openGolden } from "./_golden.ts";
 import { REQUIRE_FIXTURES } from "./_fixtures.ts";
 import { assert } from "./_assert.ts";

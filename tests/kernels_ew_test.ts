@@ -1,12 +1,12 @@
 /**
  * The element-wise kernels (activations, norms, RWKV-4's recurrence, RWKV-7's gates and output),
  * run through the Worker backend's own `WorkerOps` and compared with the TypeScript
- * reference of lib/model/ops.ts on random data, extreme values and tails.
+ * reference of lib/backend/reference/math.ts on random data, extreme values and tails.
  */
 import { CTRL, productScratchBytes, Region, WorkerOps } from "../lib/backend/wasm/compute.ts";
 import { compileKernels, instantiateKernels } from "../lib/backend/wasm/kernels.ts";
+import type { Activation } from "../lib/model/ops.ts";
 import {
-  type Activation,
   actTS,
   addTS,
   normTS,
@@ -14,11 +14,11 @@ import {
   sigmoidMulAddTS,
   siluMulTS,
   tmixTS,
-  type V7TimeMixArgs,
+  type V7TimeMixArrays,
   v7TimeMixTS,
-  type Wkv4Args,
+  type Wkv4Arrays,
   wkv4TS,
-} from "../lib/model/ops.ts";
+} from "../lib/backend/reference/math.ts";
 import { makeRng } from "../lib/sample.ts";
 import { assert } from "./_assert.ts";
 
@@ -177,7 +177,7 @@ Deno.test("kernels: RWKV-4 recurrence matches wkv4TS over a prompt, state includ
     const aa = fresh ? new Float32Array(A) : randoms(A, 6, 3);
     const bb = fresh ? new Float32Array(A) : randoms(A, 7).map((v) => 1 + Math.abs(v));
     const pp = fresh ? new Float32Array(A).fill(-1e30) : randoms(A, 8, 5);
-    const want: Wkv4Args = {
+    const want: Wkv4Arrays = {
       ...base,
       aa: aa.slice(),
       bb: bb.slice(),
@@ -212,7 +212,7 @@ Deno.test("kernels: RWKV-7 time mix (gates, recurrence, output) matches v7TimeMi
   const { c, put } = await team();
   const H = 3, N = 8, C = H * N, T = 5;
   for (const layer0 of [true, false]) {
-    const args = (f: (a: Float32Array) => Float32Array): V7TimeMixArgs => ({
+    const args = (f: (a: Float32Array) => Float32Array): V7TimeMixArrays => ({
       T,
       H,
       N,

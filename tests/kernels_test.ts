@@ -11,7 +11,7 @@ import {
   KERNEL_LAYOUT,
   paddedRows,
 } from "../lib/backend/wasm/layout.ts";
-import { matmulRowsTS } from "../lib/model/ops.ts";
+import { matmulRowsTS } from "../lib/backend/reference/math.ts";
 import {
   type Matrix,
   matrixBytes,

@@ -2,7 +2,7 @@
  * Bad input to the inference core gets clear errors naming the problem.
  */
 import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { FormatError, ModelError, UsageError } from "../lib/errors.ts";
 import { fixture, tempDir } from "./_fixtures.ts";
 import { assertRejects } from "./_assert.ts";

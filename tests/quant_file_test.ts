@@ -11,9 +11,9 @@ import {
   type TensorToWrite,
   writeSafetensors,
 } from "../lib/formats/safetensors.ts";
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { loadModel } from "../lib/load.ts";
-import { detectSpec } from "../lib/model/spec.ts";
+import { detectSpec } from "../lib/spec/spec.ts";
 import { loadWeights } from "../lib/model/weights.ts";
 import { bandRows, groupedByte, KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import type { StorageDType } from "../lib/model/tensor.ts";

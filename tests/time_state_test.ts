@@ -5,7 +5,7 @@ import {
   writeSafetensors,
 } from "../lib/formats/safetensors.ts";
 import { loadModel } from "../lib/load.ts";
-import type { ModelSpec } from "../lib/model/spec.ts";
+import type { ModelSpec } from "../lib/spec/spec.ts";
 import { State } from "../lib/model/state.ts";
 import { applyTimeState, loadTimeStateFile, timeStateName } from "../lib/model/time_state.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";

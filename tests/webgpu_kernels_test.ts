@@ -1,11 +1,11 @@
 /**
- * Each WebGPU kernel against the reference backend (plain TypeScript, `lib/model/ops.ts`) on
+ * Each WebGPU kernel against the reference backend (plain TypeScript, `lib/backend/reference/math.ts`) on
  * random data, through the same `Ops` calls.
  */
 import { openGpu } from "../lib/backend/webgpu/device.ts";
 import { fileLayout, type GpuBuf, GpuOps } from "../lib/backend/webgpu/ops.ts";
-import { ReferenceOps } from "../lib/backend/reference.ts";
-import type { MatrixShape, Ops, Segment } from "../lib/backend/mod.ts";
+import { ReferenceOps } from "../lib/backend/reference/mod.ts";
+import type { MatrixShape, Ops, Segment } from "../lib/model/ops.ts";
 import { Arena, type Matrix, type StorageDType } from "../lib/model/tensor.ts";
 import { f32ToBf16, f32ToF16, floatToHalf, halfToFloat } from "../lib/formats/dtype.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";

@@ -6,7 +6,7 @@
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openGpu } from "../lib/backend/webgpu/mod.ts";
 import { UsageError } from "../lib/errors.ts";
-import { createReferenceModel } from "../lib/backend/reference.ts";
+import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import type { Model } from "../lib/model/model.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { assert, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { MatrixShape, Ops, Segment, WeightSource } from "../backend/mod.ts";
+import type { MatrixShape, Ops, Segment, WeightSource } from "./ops.ts";
 
 /** The channel mix of RWKV-4/5/6: `x += σ(R·rx) ⊙ (V·relu(K·kx)²)`. */
 export class ChannelMix<B, M extends MatrixShape> {

@@ -3,9 +3,9 @@
  * @module
  */
 
-import type { Engine, MatrixShape, Ops, Runner, WeightSource } from "../backend/mod.ts";
+import type { Engine, MatrixShape, Ops, Runner, WeightSource } from "./ops.ts";
 import { ModelError, UsageError } from "../errors.ts";
-import type { ModelSpec, RwkvVersion } from "./spec.ts";
+import type { ModelSpec, RwkvVersion } from "../spec/spec.ts";
 import { State } from "./state.ts";
 import type { StorageDType } from "./tensor.ts";
 import { createRunnerV4 } from "./v4.ts";

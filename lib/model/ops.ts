@@ -1,507 +1,354 @@
 /**
- * The math of every operation a forward pass runs (see `Ops` in `lib/backend/mod.ts`), in plain
- * TypeScript over Float32Arrays: the definitions the reference backend runs and every faster
- * backend is tested against.
+ * The seam between what RWKV computes and how a machine runs it.
+ *
+ * Each RWKV version's forward pass (`lib/model/v4.ts` … `v7.ts`) is written once against
+ * {@link Ops}: a small set of operations over opaque buffers `B` and matrices `M` that only the
+ * backend can look into. A backend implements {@link Ops} (the math) and {@link Engine} (running
+ * whole passes for a {@link Model}), and owns everything about how: its memory layout, how it
+ * splits work, how it synchronises, where states live. Backends today:
+ * - `lib/backend/reference/`: plain TypeScript, one thread — the oracle the others are tested
+ *   against;
+ * - `lib/backend/wasm/`: a team of Deno Workers over one shared WebAssembly memory running SIMD
+ *   kernels;
+ * - `lib/backend/webgpu/`: WGSL compute shaders.
+ *
+ * ## The contract of {@link Ops}
+ * - The version module binds its weights and asks for every scratch buffer once, when it is
+ *   created ({@link Ops.buffer}, zeroed, f32); it then runs any number of passes. It never reads
+ *   or writes a buffer itself: every value moves through an operation, in program order.
+ * - A pass covers T tokens from one or more sequences, laid out one after another: the rows of
+ *   every (T × n) buffer are tokens. Each sequence is a {@link Segment}: its rows and its own
+ *   state tensors. Operations that carry information from one token to the next (token shift,
+ *   recurrences) take the segments and never mix them; every other operation is per token.
+ * - A buffer written by a matrix product or by a recurrence's output is written by nothing else
+ *   in the pass; in-place operations (`out` = `x`) are allowed only where an operation says so.
+ *   (A backend may rely on this to split products and recurrences across cores while computing
+ *   the cheap per-token steps everywhere.)
+ * - Weights are read only. State tensors are updated in place by the operations named so.
  * @module
  */
 
-import type { Activation, ShiftForm } from "../backend/mod.ts";
-import { f16ToF32 } from "../formats/dtype.ts";
-import type { Matrix } from "./tensor.ts";
-
-export type { Activation, ShiftForm } from "../backend/mod.ts";
+import type { ModelSpec } from "../spec/spec.ts";
 
 /**
- * RWKV-7's state update, token by token (T of them, vectors T × H·N). `S` is (H, N, N) as [head][value i][key j]; the vectors
- * hold H·N channels: `sa_i = Σ_j S_ij kk_j`, `S_ij ← S_ij w_j − sa_i b_j + v_i k_j` (b = kk ⊙ a,
- * the in-context "delta rule"), then `y_i = Σ_j S_ij r_j`.
+ * What the forward pass may know of a matrix: its shape.
+ * @example
+ * ```ts ignore
+ * const shape: MatrixShape = { rows: 1024, cols: 4096 };
+ * ```
  */
-export function wkv7TS(
-  S: Float32Array,
-  r: Float32Array,
-  w: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  kk: Float32Array,
-  b: Float32Array,
-  y: Float32Array,
-  H: number,
-  N: number,
-  T = 1,
-): void {
-  if (T > 1) {
-    const C = H * N;
-    for (let t = 0; t < T; t++) {
-      const o = t * C, at = (x: Float32Array) => x.subarray(o, o + C);
-      wkv7TS(S, at(r), at(w), at(k), at(v), at(kk), at(b), at(y), H, N, 1);
-    }
-    return;
-  }
-  for (let h = 0; h < H; h++) {
-    const ho = h * N;
-    for (let i = 0; i < N; i++) {
-      const row = (ho + i) * N;
-      let sa = 0;
-      for (let j = 0; j < N; j++) sa += S[row + j] * kk[ho + j];
-      const vi = v[ho + i];
-      let acc = 0;
-      for (let j = 0; j < N; j++) {
-        const s = S[row + j] * w[ho + j] - sa * b[ho + j] + vi * k[ho + j];
-        S[row + j] = s;
-        acc += s * r[ho + j];
-      }
-      y[ho + i] = acc;
-    }
-  }
+export interface MatrixShape {
+  /** Output size (rows of the weight, as torch stores it). */
+  readonly rows: number;
+  /** Input size. */
+  readonly cols: number;
 }
 
 /**
- * RWKV-5/6's state update, token by token. `S` is (H, N, N) as [head][key i][value j]; decay `w`
- * and bonus `u` are per key channel: `y_j = Σ_i r_i (u_i k_i v_j + S_ij)`,
- * `S_ij ← k_i v_j + w_i S_ij`.
+ * One sequence's part of a pass: `length` tokens starting at row `start`, and the state tensors
+ * of that sequence in the official order (see `lib/model/state.ts`).
+ * @example
+ * ```ts ignore
+ * const seg: Segment<Float32Array> = { start: 0, length: 3, state: state.tensors };
+ * ```
  */
-export function wkv5TS(
-  S: Float32Array,
-  r: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  w: Float32Array,
-  u: Float32Array,
-  y: Float32Array,
-  H: number,
-  N: number,
-  T = 1,
-  decayPerToken = false,
-): void {
-  if (T > 1) {
-    const C = H * N;
-    for (let t = 0; t < T; t++) {
-      const o = t * C, at = (x: Float32Array) => x.subarray(o, o + C);
-      wkv5TS(S, at(r), at(k), at(v), decayPerToken ? at(w) : w, u, at(y), H, N, 1);
-    }
-    return;
-  }
-  for (let h = 0; h < H; h++) {
-    const ho = h * N, so = h * N * N;
-    for (let j = 0; j < N; j++) y[ho + j] = 0;
-    for (let i = 0; i < N; i++) {
-      const ri = r[ho + i], ki = k[ho + i], ui = u[ho + i], wi = w[ho + i];
-      const row = so + i * N;
-      for (let j = 0; j < N; j++) {
-        const a = ki * v[ho + j];
-        const sij = S[row + j];
-        y[ho + j] += ri * (ui * a + sij);
-        S[row + j] = a + wi * sij;
-      }
-    }
-  }
-}
-
-/** Plain-TypeScript `Ops.act`. */
-export function actTS(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
-  if (kind === "tanh") { for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]); }
-  else if (kind === "sigmoid") { for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]); }
-  else {
-    for (let i = 0; i < n; i++) {
-      const z = x[i] < 0 ? 0 : x[i]; // NaN stays NaN, as torch's relu
-      out[i] = z * z;
-    }
-  }
-}
-
-/** Plain-TypeScript `Ops.shift`. */
-export function shiftTS(
-  cur: Float32Array,
-  prev: Float32Array,
-  mix: Float32Array,
-  out: Float32Array,
-  T: number,
-  C: number,
-  form: ShiftForm,
-): void {
-  for (let t = 0; t < T; t++) {
-    const o = t * C;
-    for (let j = 0; j < C; j++) {
-      const c = cur[o + j], p = t === 0 ? prev[j] : cur[o - C + j];
-      out[o + j] = form === "toPrev"
-        ? c + (p - c) * mix[j]
-        : form === "toCur"
-        ? c * mix[j] + p * (1 - mix[j])
-        : p - c;
-    }
-  }
-}
-
-/**
- * Plain-TypeScript `Ops.tmix`: `"lerp"`: `out = x + dx·(base + off)` (RWKV-6's
- * token shift with its data-dependent offset), `"decay"`: `out = exp(−exp(base + off))` (its
- * data-dependent decay; x, dx unused).
- */
-export function tmixTS(
-  op: "lerp" | "decay",
-  x: Float32Array,
-  dx: Float32Array,
-  base: Float32Array,
-  off: Float32Array,
-  out: Float32Array,
-  T: number,
-  C: number,
-): void {
-  for (let t = 0; t < T; t++) {
-    const o = t * C;
-    for (let j = 0; j < C; j++) {
-      const m = base[j] + off[o + j];
-      out[o + j] = op === "lerp" ? x[o + j] + dx[o + j] * m : Math.exp(-Math.exp(m));
-    }
-  }
-}
-
-/** Plain-TypeScript `Ops.add`. */
-export function addTS(x: Float32Array, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) x[i] += y[i];
-}
-
-/** Plain-TypeScript `Ops.sigmoidMulAdd`. */
-export function sigmoidMulAddTS(r: Float32Array, v: Float32Array, x: Float32Array, n: number) {
-  for (let i = 0; i < n; i++) x[i] += sigmoid(r[i]) * v[i];
-}
-
-/** Plain-TypeScript `Ops.siluMul`. */
-export function siluMulTS(g: Float32Array, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) y[i] *= g[i] / (1 + Math.exp(-g[i]));
-}
-
-/** RWKV-4's recurrence: T tokens of A channels, state `aa`, `bb`, `pp` (A each) updated. */
-export interface Wkv4Args {
-  T: number;
-  A: number;
-  /** Receptance, key, value (T × A). */
-  r: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-  /** Bonus `u` (time_first) and decay `−e^time_decay` (A). */
-  first: Float32Array;
-  decay: Float32Array;
-  aa: Float32Array;
-  bb: Float32Array;
-  pp: Float32Array;
-  /** σ(r) ⊙ wkv (T × A). */
-  out: Float32Array;
-}
-
-/**
- * RWKV-4's WKV with the max trick (numerator `aa` and denominator `bb` kept scaled by e^−pp):
- * `out = σ(r)·(aa + e^(u+k)·v)/(bb + e^(u+k))`, then the state decays and takes the token.
- */
-export function wkv4TS(a: Wkv4Args): void {
-  const { T, A, r, k, v, first, decay, aa, bb, pp, out } = a;
-  for (let t = 0; t < T; t++) {
-    const o = t * A;
-    for (let j = 0; j < A; j++) {
-      const kk = k[o + j], vv = v[o + j];
-      let ww = first[j] + kk;
-      let p = Math.max(pp[j], ww);
-      let e1 = Math.exp(pp[j] - p), e2 = Math.exp(ww - p);
-      out[o + j] = sigmoid(r[o + j]) * (e1 * aa[j] + e2 * vv) / (e1 * bb[j] + e2);
-      ww = decay[j] + pp[j];
-      p = Math.max(ww, kk);
-      e1 = Math.exp(ww - p);
-      e2 = Math.exp(kk - p);
-      aa[j] = e1 * aa[j] + e2 * vv;
-      bb[j] = e1 * bb[j] + e2;
-      pp[j] = p;
-    }
-  }
-}
-
-/** RWKV-7's gates for T tokens of C = H·N channels (vectors of C, matrices T × C). */
-export interface V7GatesArgs {
-  T: number;
-  H: number;
-  N: number;
-  /** In-context learning rate: bias (C) and low-rank term. */
-  a0: Float32Array;
-  al: Float32Array;
-  /** Decay: bias (C) and low-rank term. */
-  w0: Float32Array;
-  wl: Float32Array;
-  /** Value residual: bias (C) and low-rank term; `v0` absent in layer 0. */
-  v0: Float32Array | undefined;
-  vl: Float32Array;
-  /** This layer's value; layer 0 writes `vFirst`, later layers read it. */
-  v: Float32Array;
-  vFirst: Float32Array;
-  /** k_k and k_a (C), and the key. */
-  kkW: Float32Array;
-  ka: Float32Array;
-  k: Float32Array;
-  /** Outputs: decay, mixed value, normalised kk, kk ⊙ a, and the key scaled by the rate. */
-  wDecay: Float32Array;
-  vMix: Float32Array;
-  kkN: Float32Array;
-  kkA: Float32Array;
-  kMod: Float32Array;
-}
-
-/**
- * RWKV-7 before the recurrence: `a = σ(a0 + al)`, `w = exp(−e^−½·σ(w0 + wl))`, the value
- * residual `v + (v_first − v)·σ(v0 + vl)` (layer 0 defines v_first), `kk = k ⊙ k_k`
- * L2-normalised per head, `kk ⊙ a`, and `k ⊙ (1 + (a − 1)·k_a)`.
- */
-export function v7GatesTS(g: V7GatesArgs): void {
-  const { T, H, N, a0, al, w0, wl, v0, vl, v, vFirst, kkW, ka, k } = g;
-  const { wDecay, vMix, kkN, kkA, kMod } = g;
-  const C = H * N;
-  for (let t = 0; t < T; t++) {
-    const o = t * C;
-    for (let j = 0; j < C; j++) {
-      wDecay[o + j] = Math.exp(-0.606531 * sigmoid(w0[j] + wl[o + j]));
-      if (!v0) {
-        vFirst[o + j] = v[o + j];
-        vMix[o + j] = v[o + j];
-      } else {
-        const s = sigmoid(v0[j] + vl[o + j]);
-        vMix[o + j] = v[o + j] + (vFirst[o + j] - v[o + j]) * s;
-      }
-    }
-    for (let h = 0; h < H; h++) {
-      const ho = o + h * N;
-      let ss = 0;
-      for (let n = 0; n < N; n++) {
-        const z = k[ho + n] * kkW[h * N + n];
-        kkN[ho + n] = z;
-        ss += z * z;
-      }
-      const inv = 1 / Math.max(Math.sqrt(ss), 1e-12);
-      for (let n = 0; n < N; n++) {
-        const j = ho + n, a = sigmoid(a0[h * N + n] + al[j]);
-        kkN[j] *= inv;
-        kkA[j] = kkN[j] * a;
-        kMod[j] = k[j] * (1 + (a - 1) * ka[h * N + n]);
-      }
-    }
-  }
-}
-
-/** RWKV-7 after the recurrence, T tokens of C = H·N channels. */
-export interface V7OutArgs {
-  T: number;
-  H: number;
-  N: number;
-  /** The recurrence's output (T × C). */
-  y: Float32Array;
-  /** The gated result (T × C; may be `y`). */
-  out: Float32Array;
-  /** ln_x weight and bias (C). */
-  lnw: Float32Array;
-  lnb: Float32Array;
-  r: Float32Array;
-  kMod: Float32Array;
-  /** r_k (C). */
-  rk: Float32Array;
-  vMix: Float32Array;
-  /** The output gate (T × C). */
-  g: Float32Array;
-}
-
-/** `out = (GroupNorm(y) + (Σ_head r·k·r_k)·v) ⊙ g`, per token (GroupNorm eps 64e-5). */
-export function v7OutTS(a: V7OutArgs): void {
-  const { T, H, N, y, out, lnw, lnb, r, kMod, rk, vMix, g } = a;
-  const C = H * N;
-  normTS(y, lnw, lnb, out, N, T * H, H, 64e-5);
-  for (let t = 0; t < T; t++) {
-    const o = t * C;
-    for (let h = 0; h < H; h++) {
-      const ho = o + h * N;
-      let s = 0;
-      for (let n = 0; n < N; n++) s += r[ho + n] * kMod[ho + n] * rk[h * N + n];
-      for (let n = 0; n < N; n++) out[ho + n] = (out[ho + n] + s * vMix[ho + n]) * g[ho + n];
-    }
-  }
-}
-
-/** Everything {@link v7TimeMixTS} reads and writes. */
-export interface V7TimeMixArgs extends V7GatesArgs {
-  /** The wkv state (H, N, N), updated in place. */
-  S: Float32Array;
-  /** Receptance (T × C). */
-  r: Float32Array;
-  /** Scratch for the recurrence's output (T × C). */
-  y: Float32Array;
-  /** ln_x weight and bias, r_k (C). */
-  lnw: Float32Array;
-  lnb: Float32Array;
-  rk: Float32Array;
-  /** The output gate (T × C). */
-  g: Float32Array;
-  /** The result, input of the output product (T × C). */
-  out: Float32Array;
-}
-
-/** RWKV-7 between the products: {@link v7GatesTS}, {@link wkv7TS}, then {@link v7OutTS}. */
-export function v7TimeMixTS(a: V7TimeMixArgs): void {
-  v7GatesTS(a);
-  wkv7TS(a.S, a.r, a.wDecay, a.kMod, a.vMix, a.kkN, a.kkA, a.y, a.H, a.N, a.T);
-  v7OutTS(a);
-}
-
-/** Decodes row `r` of a row-major matrix into `out` as f32. */
-export function decodeRow(m: Matrix, r: number, out: Float32Array): void {
-  const c = m.cols, o = r * c;
-  switch (m.dtype) {
-    case "f32":
-      out.set((m.data as Float32Array).subarray(o, o + c));
-      return;
-    case "bf16": {
-      const d = m.data as Uint16Array;
-      const bits = new Uint32Array(out.buffer, out.byteOffset, c);
-      for (let i = 0; i < c; i++) bits[i] = d[o + i] << 16;
-      return;
-    }
-    case "f16":
-      f16ToF32((m.data as Uint16Array).subarray(o, o + c), out);
-      return;
-    case "q8": {
-      const d = m.data as Int8Array, s = m.scales, so = o >> 5;
-      for (let i = 0; i < c; i++) out[i] = d[o + i] * s[so + (i >> 5)];
-      return;
-    }
-    case "q4": {
-      // two values per byte, ggml's Q4_0 order: byte j of a block holds values j and j + 16
-      const d = m.data as Uint8Array, s = m.scales, so = o >> 5, bo = o >> 1;
-      for (let b = 0; b < c >> 5; b++) {
-        const sc = s[so + b];
-        for (let j = 0; j < 16; j++) {
-          const byte = d[bo + b * 16 + j];
-          out[b * 32 + j] = ((byte & 15) - 8) * sc;
-          out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
-        }
-      }
-      return;
-    }
-  }
-}
-
-/** Plain-TypeScript `matmul` over rows [r0, r1) of `m` (its rows read by `decode`: row-major). */
-export function matmulRowsTS(
-  m: Matrix,
-  x: Float32Array,
-  y: Float32Array,
-  T: number,
-  r0: number,
-  r1: number,
-  scratch: Float32Array,
-  decode: (m: Matrix, r: number, out: Float32Array) => void = decodeRow,
-): void {
-  const cols = m.cols, rows = m.rows;
-  const w = m.dtype === "f32" ? (m.data as Float32Array) : scratch;
-  for (let r = r0; r < r1; r++) {
-    let base = 0;
-    if (m.dtype === "f32") base = r * cols;
-    else decode(m, r, scratch);
-    for (let t = 0; t < T; t++) {
-      const xo = t * cols;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
-      for (; i + 3 < cols; i += 4) {
-        s0 += w[base + i] * x[xo + i];
-        s1 += w[base + i + 1] * x[xo + i + 1];
-        s2 += w[base + i + 2] * x[xo + i + 2];
-        s3 += w[base + i + 3] * x[xo + i + 3];
-      }
-      for (; i < cols; i++) s0 += w[base + i] * x[xo + i];
-      y[t * rows + r] = s0 + s1 + s2 + s3;
-    }
-  }
-}
-
-// ---- moving rows between the pass's buffers and the sequences' states ----
-
-/** A sequence's rows in a pass and its state tensors (see `Segment` in `lib/backend/mod.ts`). */
-type Rows = {
+export interface Segment<B> {
+  /** First row (token) of the segment in the pass's buffers. */
   readonly start: number;
+  /** Number of tokens (≥ 1). */
   readonly length: number;
-  readonly state: readonly Float32Array[];
-};
-
-/** Plain-TypeScript `Ops.keepLast`: each segment's state tensor `slot` ← its last row of `src`. */
-export function keepLastTS(
-  src: Float32Array,
-  segs: readonly Rows[],
-  slot: number,
-  C: number,
-): void {
-  for (const s of segs) {
-    const o = (s.start + s.length - 1) * C;
-    s.state[slot].set(src.subarray(o, o + C));
-  }
-}
-
-/** Plain-TypeScript `Ops.lastRows`: row i of `out` ← segment i's last row of `src`. */
-export function lastRowsTS(src: Float32Array, segs: readonly Rows[], out: Float32Array, C: number) {
-  segs.forEach((s, i) => {
-    const o = (s.start + s.length - 1) * C;
-    out.set(src.subarray(o, o + C), i * C);
-  });
-}
-
-/** Plain-TypeScript `Ops.columns`: `out[t] = src[t][offset..offset + width)` for T rows. */
-export function columnsTS(
-  src: Float32Array,
-  stride: number,
-  offset: number,
-  width: number,
-  out: Float32Array,
-  T: number,
-): void {
-  for (let t = 0; t < T; t++) {
-    out.set(src.subarray(t * stride + offset, t * stride + offset + width), t * width);
-  }
-}
-
-// ---- element-wise operations shared by every version ----
-
-/** `out = LayerNorm(x) · w + b` over `n` values at offset `o` (eps 1e-5, as torch). */
-export function layerNorm(
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array,
-  out: Float32Array,
-  n: number = w.length,
-  o = 0,
-): void {
-  normTS(x.subarray(o, o + n), w, b, out.subarray(o, o + n), n, 1, 1, 1e-5);
+  /** The sequence's state tensors, in the official order. */
+  readonly state: readonly B[];
 }
 
 /**
- * `groups` consecutive runs of `n` values, each normalised alone: `(x − mean)/√(var + eps)·w + b`
- * with run g's weights at `(g mod wrap)·n` (wrap 1: the same weights for every token).
+ * One product for {@link Ops.matmuls}: `y = m · x`.
+ * @example
+ * ```ts ignore
+ * const p: Product<Float32Array, Matrix> = [receptance, xr, r];
+ * ```
  */
-export function normTS(
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array,
-  out: Float32Array,
-  n: number,
-  groups: number,
-  wrap: number,
-  eps: number,
-): void {
-  for (let g = 0; g < groups; g++) {
-    const o = g * n, wo = (g % wrap) * n;
-    let mean = 0;
-    for (let i = 0; i < n; i++) mean += x[o + i];
-    mean /= n;
-    let v = 0;
-    for (let i = 0; i < n; i++) {
-      const d = x[o + i] - mean;
-      v += d * d;
-    }
-    const inv = 1 / Math.sqrt(v / n + eps);
-    for (let i = 0; i < n; i++) out[o + i] = (x[o + i] - mean) * inv * w[wo + i] + b[wo + i];
-  }
+export type Product<B, M> = [m: M, x: B, y: B];
+
+/**
+ * The activations of {@link Ops.act}: `tanh`, logistic `sigmoid`, `relusq` = relu(x)².
+ * @example
+ * ```ts ignore
+ * ops.act("relusq", hidden, hidden, T * F);
+ * ```
+ */
+export type Activation = "tanh" | "sigmoid" | "relusq";
+
+/**
+ * How the token shift mixes a token with the previous one, per channel with weight `m`:
+ * `toPrev` = cur + (prev − cur)·m (RWKV-6/7), `toCur` = cur·m + prev·(1 − m) (RWKV-4/5),
+ * `diff` = prev − cur (RWKV-6's dx; `mix` unused).
+ * @example
+ * ```ts ignore
+ * ops.shift(xn, segs, layer * 3, mixK, kx, C, "toPrev");
+ * ```
+ */
+export type ShiftForm = "toPrev" | "toCur" | "diff";
+
+/**
+ * RWKV-4's recurrence over a pass: see `wkv4TS` in `lib/backend/reference/math.ts`.
+ * @example
+ * ```ts ignore
+ * ops.wkv4({ A, r, k, v, first, decay, aa: s + 1, bb: s + 2, pp: s + 3, out }, segs);
+ * ```
+ */
+export interface Wkv4Args<B> {
+  /** Channels. */
+  A: number;
+  /** Receptance (T × A). */
+  r: B;
+  /** Key (T × A). */
+  k: B;
+  /** Value (T × A). */
+  v: B;
+  /** Bonus `u` (time_first, A). */
+  first: B;
+  /** Decay `−e^time_decay` (A). */
+  decay: B;
+  /** State slot of `aa` (A), updated. */
+  aa: number;
+  /** State slot of `bb` (A), updated. */
+  bb: number;
+  /** State slot of `pp` (A), updated. */
+  pp: number;
+  /** σ(r) ⊙ wkv (T × A). */
+  out: B;
 }
 
-/** Logistic sigmoid. */
-export function sigmoid(x: number): number {
-  return 1 / (1 + Math.exp(-x));
+/**
+ * RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/backend/reference/math.ts`).
+ * @example
+ * ```ts ignore
+ * ops.v7TimeMix({ ...gatesAndBuffers, S: layer * 3 + 1, out }, segs);
+ * ```
+ */
+export interface V7TimeMixArgs<B> {
+  /** Heads. */
+  H: number;
+  /** Channels per head. */
+  N: number;
+  /** In-context learning rate bias (C). */
+  a0: B;
+  /** In-context learning rate low-rank term (T × C). */
+  al: B;
+  /** Decay bias (C). */
+  w0: B;
+  /** Decay low-rank term (T × C). */
+  wl: B;
+  /** Value residual bias (C); absent in layer 0. */
+  v0: B | undefined;
+  /** Value residual low-rank term (T × C). */
+  vl: B;
+  /** This layer's value (T × C). */
+  v: B;
+  /** Layer 0's value (T × C): layer 0 writes it, later layers read it. */
+  vFirst: B;
+  /** k_k (C). */
+  kkW: B;
+  /** k_a (C). */
+  ka: B;
+  /** The key (T × C). */
+  k: B;
+  /** Scratch: the decay (T × C). */
+  wDecay: B;
+  /** Scratch: the mixed value (T × C). */
+  vMix: B;
+  /** Scratch: normalised kk (T × C). */
+  kkN: B;
+  /** Scratch: kk ⊙ a (T × C). */
+  kkA: B;
+  /** Scratch: the rate-scaled key (T × C). */
+  kMod: B;
+  /** State slot of the wkv tensor (H, N, N), updated in place. */
+  S: number;
+  /** Receptance (T × C). */
+  r: B;
+  /** Scratch for the recurrence's output (T × C). */
+  y: B;
+  /** ln_x weight (C). */
+  lnw: B;
+  /** ln_x bias (C). */
+  lnb: B;
+  /** r_k (C). */
+  rk: B;
+  /** The output gate (T × C). */
+  g: B;
+  /** The result, input of the output product (T × C). */
+  out: B;
+}
+
+/**
+ * The operations a version's forward pass runs on. `B`: a buffer of f32 values; `M`: a stored
+ * matrix. Vectors of weights are `B` too. Counts (`n`, `T`, `C`) are in values and tokens.
+ * @example
+ * ```ts ignore
+ * const xn = ops.buffer(maxT * C); // when binding
+ * ops.norm(x, lnw, lnb, xn, C, T, 1, 1e-5); // in a pass
+ * ops.matmul(receptance, xn, r, T);
+ * ```
+ */
+export interface Ops<B, M extends MatrixShape> {
+  /** A zeroed f32 scratch buffer of `n` values, made when the pass is bound. */
+  buffer(n: number): B;
+  /** `out[t] = row tokens[t] of emb` as f32 (the embedding look-up), T = tokens.length. */
+  embed(emb: M, tokens: ArrayLike<number>, out: B): void;
+  /**
+   * `y[t] = m · x[t]` for T rows of `x` (T × cols → T × rows). The hot operation: nearly all
+   * time goes here.
+   */
+  matmul(m: M, x: B, y: B, T: number): void;
+  /**
+   * Several independent products (no input is another's output), each as {@link matmul}.
+   * `heads`: the outputs (H·N rows each) are read next only by a step split by heads (RWKV-7's
+   * time mix), head h reading rows [h·N, (h + 1)·N) of each; a backend that splits that step
+   * may then compute each part's own heads' rows and not meet before it.
+   */
+  matmuls(products: Product<B, M>[], T: number, heads?: { H: number; N: number }): void;
+  /**
+   * `groups` runs of `n` values normalised alone, `(x − mean)/√(var + eps)·w + b` with run g's
+   * weights at `(g mod wrap)·n`; `out` may be `x`. LayerNorm over T tokens of C:
+   * `norm(x, w, b, out, C, T, 1, 1e-5)`; GroupNorm over H heads: `wrap` = H.
+   */
+  norm(x: B, w: B, b: B, out: B, n: number, groups: number, wrap: number, eps: number): void;
+  /** `out[i] = f(x[i])` for `n` values; `out` may be `x`. */
+  act(kind: Activation, x: B, out: B, n: number): void;
+  /**
+   * The token shift: each of the segments' tokens (rows of C values of `cur`) mixed with the
+   * one before it, the first with the segment's state tensor `slot`, into `out`.
+   */
+  shift(
+    cur: B,
+    segs: readonly Segment<B>[],
+    slot: number,
+    mix: B,
+    out: B,
+    C: number,
+    form: ShiftForm,
+  ): void;
+  /** Each segment's state tensor `slot` (C values) ← the segment's last row of `src`. */
+  keepLast(src: B, segs: readonly Segment<B>[], slot: number, C: number): void;
+  /**
+   * RWKV-6's data-dependent mixes over T tokens of C: `lerp`: out = x + dx·(base + off);
+   * `decay`: out = exp(−exp(base + off)) (x, dx unused).
+   */
+  tmix(
+    op: "lerp" | "decay",
+    x: B,
+    dx: B,
+    base: B,
+    off: B,
+    out: B,
+    T: number,
+    C: number,
+  ): void;
+  /** `out[t][0..width) = src[t][offset..offset + width)` for T rows of `stride` values. */
+  columns(src: B, stride: number, offset: number, width: number, out: B, T: number): void;
+  /** `x[i] += y[i]` (the residual stream). */
+  add(x: B, y: B, n: number): void;
+  /** `x[i] += σ(r[i])·v[i]` (the RWKV-4/5/6 channel-mix output). */
+  sigmoidMulAdd(r: B, v: B, x: B, n: number): void;
+  /** `y[i] *= g[i]·σ(g[i])` (the RWKV-5/6 SiLU gate). */
+  siluMul(g: B, y: B, n: number): void;
+  /** RWKV-4's recurrence, each segment against its own state. */
+  wkv4(a: Wkv4Args<B>, segs: readonly Segment<B>[]): void;
+  /**
+   * RWKV-5/6's recurrence, all heads, each segment against its own state tensor `slot`
+   * (H, N, N as [head][key][value]); `w` holds one decay per channel (RWKV-5, H·N values) or,
+   * with `decayPerToken`, one per token (RWKV-6, T × H·N). Writes `y` (T × H·N).
+   */
+  wkv5(
+    slot: number,
+    r: B,
+    k: B,
+    v: B,
+    w: B,
+    u: B,
+    y: B,
+    H: number,
+    N: number,
+    segs: readonly Segment<B>[],
+    decayPerToken: boolean,
+  ): void;
+  /** RWKV-7's time mix (gates, recurrence, group norm, bonus, gate), each segment alone. */
+  v7TimeMix(a: V7TimeMixArgs<B>, segs: readonly Segment<B>[]): void;
+  /** `out` row i ← the last row of segment i of `src` (C values each): the rows the head reads. */
+  lastRows(src: B, segs: readonly Segment<B>[], out: B, C: number): void;
+}
+
+/**
+ * A model's weights as the forward pass sees them: vectors and matrices by official name,
+ * shapes checked (a missing or mis-shaped tensor is a `ModelError` naming it).
+ * @example
+ * ```ts ignore
+ * const R = w.mat("blocks.0.att.receptance.weight", C, C);
+ * ```
+ */
+export interface WeightSource<B, M extends MatrixShape> {
+  /** The model's shape. */
+  readonly spec: ModelSpec;
+  /** Whether the checkpoint has the tensor. */
+  has(name: string): boolean;
+  /** A vector (its length checked when given). */
+  vec(name: string, length?: number): B;
+  /** A matrix (its shape checked when given). */
+  mat(name: string, rows?: number, cols?: number): M;
+}
+
+/**
+ * A version's forward pass bound to weights and a backend's {@link Ops}.
+ * @example
+ * ```ts ignore
+ * const runner = createRunner(weights, ops, 64);
+ * const logits = runner.forward(tokens, [{ start: 0, length: tokens.length, state }], false);
+ * ```
+ */
+export interface Runner<B> {
+  /** Largest number of tokens (all segments together) one pass takes. */
+  readonly maxT: number;
+  /**
+   * Runs `tokens` (at most `maxT`, the segments' rows one after another), updating each
+   * segment's state. Returns the buffer of logits: one row of `vocab` per segment (after its
+   * last token) or, with `every`, one per token. The buffer is reused by the next pass.
+   */
+  forward(tokens: ArrayLike<number>, segs: readonly Segment<B>[], every: boolean): B;
+}
+
+/**
+ * One sequence of a batched call, as the {@link Engine} gets it (the state's values live where
+ * the engine keeps them).
+ * @example
+ * ```ts ignore
+ * const item: EngineItem<State> = { tokens: Int32Array.of(510), state };
+ * ```
+ */
+export interface EngineItem<S> {
+  /** Token ids, validated. */
+  readonly tokens: Int32Array;
+  /** The sequence's state. */
+  readonly state: S;
+}
+
+/**
+ * What a {@link Model} needs from a backend: running batches of sequences, and freeing itself.
+ * Calls are made one at a time (the model queues them).
+ * @example
+ * ```ts ignore
+ * const [logits] = await engine.run([{ tokens, state }], false);
+ * ```
+ */
+export interface Engine<S> {
+  /** Shown in `model.info.engine`. */
+  readonly name: string;
+  /**
+   * Runs each item's tokens against its own state (updated), and returns per item the logits
+   * after its last token (`vocab` values) or, with `every`, after each of its tokens.
+   */
+  run(items: readonly EngineItem<S>[], every: boolean): Promise<Float32Array[]>;
+  /** Frees what the engine holds (workers, memory, device); brings held states home. */
+  dispose(): Promise<void>;
 }

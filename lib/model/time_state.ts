@@ -14,7 +14,7 @@ import { ModelError } from "../errors.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { toFloat32 } from "../formats/dtype.ts";
 import { openCheckpoint } from "../formats/open.ts";
-import type { ModelSpec } from "./spec.ts";
+import type { ModelSpec } from "../spec/spec.ts";
 import { State } from "./state.ts";
 
 const NAME = /^blocks\.(\d+)\.att\.time_state$/;

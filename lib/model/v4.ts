@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MatrixShape, Ops, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import type { MatrixShape, Ops, Runner, Segment, WeightSource } from "./ops.ts";
 import { ChannelMix, checkCommon, Head } from "./_common.ts";
 
 /** Binds RWKV-4 weights and buffers for up to `maxT` tokens per pass. */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "./ops.ts";
 import { ChannelMix, checkCommon, Head } from "./_common.ts";
 
 /** Binds RWKV-6 weights and buffers for up to `maxT` tokens per pass. */

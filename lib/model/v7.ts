@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "../backend/mod.ts";
+import type { MatrixShape, Ops, Product, Runner, Segment, WeightSource } from "./ops.ts";
 
 interface LayerV7<B, M extends MatrixShape> {
   ln1w: B; // (C)

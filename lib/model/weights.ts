@@ -11,9 +11,9 @@ import type { Checkpoint, TensorInfo } from "../formats/checkpoint.ts";
 import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
 import { isLargeMatrix, quantizedMatrices } from "../quant/format.ts";
-import { layerNorm } from "./ops.ts";
-import { type ModelSpec, squeezed } from "./spec.ts";
-import type { WeightSource } from "../backend/mod.ts";
+import { layerNorm } from "./norm.ts";
+import { type ModelSpec, squeezed } from "../spec/spec.ts";
+import type { WeightSource } from "./ops.ts";
 import {
   Arena,
   type Matrix,

@@ -7,7 +7,7 @@
 
 import { FormatError } from "../errors.ts";
 import type { Checkpoint, DType, TensorInfo } from "../formats/checkpoint.ts";
-import { type ModelSpec, squeezed } from "../model/spec.ts";
+import { type ModelSpec, squeezed } from "../spec/spec.ts";
 import { QBLOCK } from "./block.ts";
 
 /**

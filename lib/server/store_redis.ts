@@ -15,7 +15,7 @@
 
 import { Buffer } from "node:buffer";
 import { Redis } from "npm:ioredis@5.11.1";
-import { type StateStore, StoreUnavailableError } from "./store.ts";
+import { type StateStore, StoreUnavailableError } from "./store_types.ts";
 
 /**
  * A {@link StateStore} in Redis: values are plain binary strings, TTLs Redis expiries.

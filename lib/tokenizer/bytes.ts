@@ -5,7 +5,7 @@
  */
 
 import { UsageError } from "../errors.ts";
-import type { Tokenizer } from "./mod.ts";
+import type { Tokenizer } from "./types.ts";
 import { decodeUtf8, Utf8Stream } from "./_utf8.ts";
 
 const utf8 = new TextEncoder();

@@ -6,7 +6,7 @@
 
 import { Tokenizer as HfTokenizerImpl } from "npm:@huggingface/tokenizers@0.2.0";
 import { TokenizerError, UsageError } from "../errors.ts";
-import type { Tokenizer } from "./mod.ts";
+import type { Tokenizer } from "./types.ts";
 
 const utf8 = new TextEncoder();
 

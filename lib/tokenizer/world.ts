@@ -10,7 +10,7 @@
  */
 
 import { TokenizerError, UsageError } from "../errors.ts";
-import type { Tokenizer } from "./mod.ts";
+import type { Tokenizer } from "./types.ts";
 import { decodeUtf8, incompleteTail, Utf8Stream } from "./_utf8.ts";
 
 const utf8 = new TextEncoder();

@@ -15,7 +15,7 @@ import type {
   ShiftForm,
   V7TimeMixArgs,
   Wkv4Args,
-} from "../mod.ts";
+} from "../../model/ops.ts";
 import {
   columnsTS,
   keepLastTS,
@@ -26,7 +26,7 @@ import {
   v7TimeMixTS,
   wkv4TS,
   wkv5TS,
-} from "../../model/ops.ts";
+} from "../reference/math.ts";
 import type { Matrix } from "../../model/tensor.ts";
 import { type Kernels, quantizedBytes } from "./kernels.ts";
 import { decodeRowGrouped } from "./layout.ts";

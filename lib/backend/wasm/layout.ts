@@ -4,7 +4,7 @@
  * @module
  */
 
-import { decodeRow } from "../../model/ops.ts";
+import { decodeRow } from "../reference/math.ts";
 import type { Matrix, MatrixDesc, MatrixLayout, StorageDType } from "../../model/tensor.ts";
 
 /**

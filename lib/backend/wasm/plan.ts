@@ -18,7 +18,7 @@ import type {
   V7TimeMixArgs,
   WeightSource,
   Wkv4Args,
-} from "../mod.ts";
+} from "../../model/ops.ts";
 
 /** A placeholder buffer: its index in creation order (weights: −1). */
 export interface Slot {

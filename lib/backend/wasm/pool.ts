@@ -24,10 +24,10 @@ import {
   type Model,
   newModel,
 } from "../../model/model.ts";
-import { detectSpec } from "../../model/spec.ts";
+import { detectSpec } from "../../spec/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { loadWeights } from "../../model/weights.ts";
-import type { Engine, EngineItem } from "../mod.ts";
+import type { Engine, EngineItem } from "../../model/ops.ts";
 import {
   CHUNK_BYTES,
   CLAIM_SLOTS,

@@ -12,7 +12,7 @@ declare const self: {
   close(): void;
 };
 
-import type { Segment } from "../mod.ts";
+import type { Segment } from "../../model/ops.ts";
 import { createRunner } from "../../model/model.ts";
 import { stateShapes } from "../../model/state.ts";
 import { Weights, type WeightsLayout } from "../../model/weights.ts";

@@ -14,10 +14,10 @@ import {
   type Model,
   newModel,
 } from "../../model/model.ts";
-import { detectSpec, type ModelSpec } from "../../model/spec.ts";
+import { detectSpec, type ModelSpec } from "../../spec/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { checkShape, loadWeights } from "../../model/weights.ts";
-import type { Engine, EngineItem, WeightSource } from "../mod.ts";
+import type { Engine, EngineItem, WeightSource } from "../../model/ops.ts";
 import { type AdapterChoice, openGpu } from "./device.ts";
 import { fileLayout, type GpuBuf, type GpuMatrix, GpuOps } from "./ops.ts";
 

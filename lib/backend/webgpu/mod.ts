@@ -1,6 +1,6 @@
 /**
  * The WebGPU backend: WGSL compute shaders (in this folder, loaded relative to this module) over
- * the backend interface of `lib/backend/mod.ts`.
+ * the backend interface of `lib/model/ops.ts`.
  * @module
  */
 

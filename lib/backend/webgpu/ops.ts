@@ -19,7 +19,7 @@ import type {
   ShiftForm,
   V7TimeMixArgs,
   Wkv4Args,
-} from "../mod.ts";
+} from "../../model/ops.ts";
 import { UsageError } from "../../errors.ts";
 import { floatToHalf, halfToFloat } from "../../formats/dtype.ts";
 import type { Matrix, StorageDType } from "../../model/tensor.ts";

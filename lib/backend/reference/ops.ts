@@ -1,18 +1,9 @@
 /**
- * The reference backend: every operation in plain TypeScript (`lib/model/ops.ts`) on one thread,
- * over row-major weights. Slow, simple, and the oracle the other backends are tested against.
+ * The reference backend's {@link Ops}: every operation in plain TypeScript (`math.ts`) on one
+ * thread, over row-major weights.
  * @module
  */
 
-import type { Checkpoint } from "../formats/checkpoint.ts";
-import {
-  type CreateModelOptions,
-  createRunner,
-  describeWeights,
-  type Model,
-  newModel,
-} from "../model/model.ts";
-import { runPasses } from "../model/batch.ts";
 import {
   actTS,
   addTS,
@@ -29,22 +20,17 @@ import {
   v7TimeMixTS,
   wkv4TS,
   wkv5TS,
-} from "../model/ops.ts";
-import { detectSpec } from "../model/spec.ts";
-import type { State } from "../model/state.ts";
-import type { Matrix } from "../model/tensor.ts";
-import { loadWeights } from "../model/weights.ts";
+} from "./math.ts";
+import type { Matrix } from "../../model/tensor.ts";
 import type {
   Activation,
-  Engine,
-  EngineItem,
   Ops,
   Product,
   Segment,
   ShiftForm,
   V7TimeMixArgs,
   Wkv4Args,
-} from "./mod.ts";
+} from "../../model/ops.ts";
 
 /** Rows [start, start + length) of a (T × width) buffer. */
 function rows(b: Float32Array, s: Segment<Float32Array>, width: number): Float32Array {
@@ -247,36 +233,4 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
   ): void {
     lastRowsTS(src, segs, out, C);
   }
-}
-
-/**
- * Loads a model on the reference backend (plain TypeScript, one thread).
- * @example
- * ```ts ignore
- * const model = await createReferenceModel(await openCheckpoint("model.pth"), { dtype: "f32" });
- * ```
- */
-export async function createReferenceModel(
-  ck: Checkpoint,
-  options: CreateModelOptions = {},
-): Promise<Model> {
-  const spec = detectSpec(ck.tensors, ck.path);
-  const { weights } = await loadWeights(ck, spec, options);
-  const runner = createRunner(weights, new ReferenceOps(), options.chunk ?? 64, ck.path);
-  const engine: Engine<State> = {
-    name: "reference (TypeScript, 1 thread)",
-    run: (items: readonly EngineItem<State>[], every: boolean) =>
-      Promise.resolve(
-        runPasses(items, every, runner.maxT, spec.vocab, (tokens, pieces) => {
-          const segs = pieces.map((p) => ({
-            start: p.start,
-            length: p.length,
-            state: items[p.item].state.tensors,
-          }));
-          return runner.forward(tokens, segs, every);
-        }),
-      ),
-    dispose: () => Promise.resolve(),
-  };
-  return newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
 }
