@@ -47,3 +47,138 @@ export {
   UnsafePickleError,
   UsageError,
 } from "./lib/errors.ts";
+
+// Deprecated: the names that left mod.ts in 0.1.0 without a word (CHANGELOG.md), back for one
+// release as aliases marked @deprecated (editors strike them through) and @ignore (kept out of the
+// documentation). They leave mod.ts in 0.2.0.
+import {
+  bf16ToF32 as bf16ToF32_,
+  type Checkpoint as Checkpoint_,
+  type CheckpointFormat as CheckpointFormat_,
+  type DType as DType_,
+  f16ToF32 as f16ToF32_,
+  f32ToBf16 as f32ToBf16_,
+  f32ToF16 as f32ToF16_,
+  openCheckpoint as openCheckpoint_,
+  openSafetensors as openSafetensors_,
+  type SafetensorsCheckpoint as SafetensorsCheckpoint_,
+  type SafetensorsTensorInfo as SafetensorsTensorInfo_,
+  type TensorInfo as TensorInfo_,
+  type TensorToWrite as TensorToWrite_,
+  toFloat32 as toFloat32_,
+  writePth as writePth_,
+  type WritePthOptions as WritePthOptions_,
+  writeSafetensors as writeSafetensors_,
+  type WriteSafetensorsOptions as WriteSafetensorsOptions_,
+} from "./formats.ts";
+import {
+  type ConvertOptions as ConvertOptions_,
+  convertToSafetensors as convertToSafetensors_,
+} from "./convert.ts";
+import { detectSpec as detectSpec_ } from "./backend.ts";
+
+/**
+ * @deprecated Import `openCheckpoint` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const openCheckpoint: typeof openCheckpoint_ = openCheckpoint_;
+/**
+ * @deprecated Import `openSafetensors` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const openSafetensors: typeof openSafetensors_ = openSafetensors_;
+/**
+ * @deprecated Import `writeSafetensors` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const writeSafetensors: typeof writeSafetensors_ = writeSafetensors_;
+/**
+ * @deprecated Import `bf16ToF32` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const bf16ToF32: typeof bf16ToF32_ = bf16ToF32_;
+/**
+ * @deprecated Import `f16ToF32` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const f16ToF32: typeof f16ToF32_ = f16ToF32_;
+/**
+ * @deprecated Import `f32ToBf16` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const f32ToBf16: typeof f32ToBf16_ = f32ToBf16_;
+/**
+ * @deprecated Import `f32ToF16` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const f32ToF16: typeof f32ToF16_ = f32ToF16_;
+/**
+ * @deprecated Import `toFloat32` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const toFloat32: typeof toFloat32_ = toFloat32_;
+/**
+ * @deprecated Import `writePth` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const writePth: typeof writePth_ = writePth_;
+/**
+ * @deprecated Import `convertToSafetensors` from `./convert` (`convert.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const convertToSafetensors: typeof convertToSafetensors_ = convertToSafetensors_;
+/**
+ * @deprecated Import `detectSpec` from `./backend` (`backend.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export const detectSpec: typeof detectSpec_ = detectSpec_;
+/**
+ * @deprecated Import `Checkpoint` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type Checkpoint = Checkpoint_;
+/**
+ * @deprecated Import `CheckpointFormat` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type CheckpointFormat = CheckpointFormat_;
+/**
+ * @deprecated Import `DType` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type DType = DType_;
+/**
+ * @deprecated Import `TensorInfo` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type TensorInfo = TensorInfo_;
+/**
+ * @deprecated Import `SafetensorsCheckpoint` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type SafetensorsCheckpoint = SafetensorsCheckpoint_;
+/**
+ * @deprecated Import `SafetensorsTensorInfo` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type SafetensorsTensorInfo = SafetensorsTensorInfo_;
+/**
+ * @deprecated Import `TensorToWrite` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type TensorToWrite = TensorToWrite_;
+/**
+ * @deprecated Import `WriteSafetensorsOptions` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type WriteSafetensorsOptions = WriteSafetensorsOptions_;
+/**
+ * @deprecated Import `WritePthOptions` from `./formats` (`formats.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type WritePthOptions = WritePthOptions_;
+/**
+ * @deprecated Import `ConvertOptions` from `./convert` (`convert.ts`); it leaves `mod.ts` in 0.2.0.
+ * @ignore
+ */
+export type ConvertOptions = ConvertOptions_;

@@ -56,3 +56,65 @@ Deno.test("docs: every export of every export path has an @example", async () =>
   assert(total > 60, `only ${total} exports found: did the doc format change?`);
   assert(missing.length === 0, `exports without an @example: ${missing.join(", ")}`);
 });
+
+// The names that left mod.ts in 0.1.0 (CHANGELOG.md): still importable from it for one release,
+// the very same values as at their new homes, marked @deprecated, and listed in the changelog.
+import * as mod from "../mod.ts";
+import * as formats from "../formats.ts";
+import * as convert from "../convert.ts";
+import * as backend from "../backend.ts";
+
+const MOVED_VALUES = {
+  openCheckpoint: formats.openCheckpoint,
+  openSafetensors: formats.openSafetensors,
+  writeSafetensors: formats.writeSafetensors,
+  writePth: formats.writePth,
+  toFloat32: formats.toFloat32,
+  bf16ToF32: formats.bf16ToF32,
+  f16ToF32: formats.f16ToF32,
+  f32ToBf16: formats.f32ToBf16,
+  f32ToF16: formats.f32ToF16,
+  convertToSafetensors: convert.convertToSafetensors,
+  detectSpec: backend.detectSpec,
+};
+const MOVED_TYPES = [
+  "Checkpoint",
+  "CheckpointFormat",
+  "DType",
+  "TensorInfo",
+  "SafetensorsCheckpoint",
+  "SafetensorsTensorInfo",
+  "TensorToWrite",
+  "WriteSafetensorsOptions",
+  "WritePthOptions",
+  "ConvertOptions",
+];
+// a script of the first release compiles: these types are still exported by mod.ts
+type _FirstReleaseTypes = [
+  mod.Checkpoint,
+  mod.CheckpointFormat,
+  mod.DType,
+  mod.TensorInfo,
+  mod.SafetensorsCheckpoint,
+  mod.SafetensorsTensorInfo,
+  mod.TensorToWrite,
+  mod.WriteSafetensorsOptions,
+  mod.WritePthOptions,
+  mod.ConvertOptions,
+];
+
+Deno.test("docs: names that left mod.ts are deprecated re-exports, listed in CHANGELOG.md", async () => {
+  const source = await Deno.readTextFile(new URL("mod.ts", ROOT));
+  const changelog = await Deno.readTextFile(new URL("CHANGELOG.md", ROOT));
+  const unreleased = changelog.slice(changelog.indexOf("## [Unreleased]"));
+  for (const [name, value] of Object.entries(MOVED_VALUES)) {
+    assert((mod as Record<string, unknown>)[name] === value, `mod.ts ${name} is not the moved one`);
+  }
+  for (const name of [...Object.keys(MOVED_VALUES), ...MOVED_TYPES]) {
+    const decl = new RegExp(
+      `@deprecated(?:(?!\\*/)[\\s\\S])*\\*/\\s*export (const|type) ${name}\\b`,
+    );
+    assert(decl.test(source), `mod.ts: ${name} is not exported with @deprecated`);
+    assert(unreleased.includes(`\`${name}\``), `CHANGELOG.md does not name ${name}`);
+  }
+});
