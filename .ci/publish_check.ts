@@ -55,6 +55,7 @@ const required = [
   "LICENSE",
   "README.md",
   "lib/backend/wasm/kernels.wasm",
+  "lib/backend/wasm/kernels_split.wasm",
   ...exportTargets.map((t) => t.replace(/^\.\//, "")),
   ...await walk("lib", /\.wgsl$/),
   ...await walk("lib/server/static", /./),

@@ -3,7 +3,7 @@
  * equal to the TypeScript reference `matmulRowsTS` on random data for every storage dtype,
  * token count (the four-token prompt path and the one-token path) and row range.
  */
-import { buildKernels } from "../lib/backend/wasm/build.ts";
+import { buildKernels, KERNEL_FILES } from "../lib/backend/wasm/build.ts";
 import { compileKernels, instantiateKernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
 import {
   decodeRowGrouped,
@@ -24,25 +24,30 @@ import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
 import { makeRng } from "../lib/sample.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
 
-Deno.test("kernels: lib/backend/wasm/kernels.wasm is exactly what its source builds to", async () => {
-  const built = await buildKernels();
-  const committed = await Deno.readFile(
-    new URL("../lib/backend/wasm/kernels.wasm", import.meta.url),
-  );
-  assertEquals(built, committed, "run `deno task build:kernels` and commit the result");
-});
+for (const build of ["single", "split"] as const) {
+  const file = KERNEL_FILES[build];
+  Deno.test(`kernels: lib/backend/wasm/${file} is exactly what its source builds to`, async () => {
+    const built = await buildKernels(build);
+    const committed = await Deno.readFile(new URL(`../lib/backend/wasm/${file}`, import.meta.url));
+    assertEquals(built, committed, "run `deno task build:kernels` and commit the result");
+  });
+}
 
 /** A bump allocator over a fresh shared memory, as the engine's. */
-async function setup() {
-  const memory = new WebAssembly.Memory({ initial: 512, maximum: 65536, shared: true });
-  const k = instantiateKernels(await compileKernels(), memory);
-  let top = 64;
-  const alloc = (n: number) => {
+function allocator(start = 64): (n: number) => number {
+  let top = start;
+  return (n: number) => {
     const o = top;
     top += Math.ceil((n + 16) / 64) * 64;
     return o;
   };
-  return { k, buf: memory.buffer, alloc };
+}
+
+/** The single build over a fresh shared memory. */
+async function setup() {
+  const memory = new WebAssembly.Memory({ initial: 512, maximum: 65536, shared: true });
+  const k = instantiateKernels(await compileKernels(), memory);
+  return { k, buf: memory.buffer, alloc: allocator() };
 }
 
 /** Stores W in `dtype` in the memory and returns its Matrix. */
@@ -378,5 +383,73 @@ Deno.test("kernels: quantize gives each block's integers, scale and sum as defin
       }
       assertEquals(sums[b], (-8 * sum) | 0, `mode ${mode} block ${b}: sum`);
     }
+  }
+});
+
+Deno.test("kernels: the split build reads weights from their own memory, to the same bits", async () => {
+  // Weights at the same offsets in both setups; the split build's activation memory holds NaNs
+  // where its weights memory holds them, so a weight read from the wrong memory shows.
+  const single = await setup();
+  const act = new WebAssembly.Memory({ initial: 512, maximum: 65536, shared: true });
+  const wts = new WebAssembly.Memory({ initial: 512, maximum: 65536, shared: true });
+  new Float32Array(act.buffer).fill(NaN);
+  const split = {
+    k: instantiateKernels(await compileKernels("split"), act, wts),
+    buf: act.buffer,
+    alloc: allocator(16 << 20),
+  };
+  single.alloc = allocator(16 << 20);
+  const placeW = allocator(), placeS = allocator();
+  const rng = makeRng(3);
+  for (
+    const [rows, cols, T] of [[37, 96, 1], [64, 256, 3], [20, 1056, 4], [7, 100, 6], [4, 5, 1]]
+  ) {
+    const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
+    const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
+    for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
+      if ((dtype === "q8" || dtype === "q4") && cols % 32) continue;
+      const a = place(single.buf, placeS, W, rows, cols, dtype);
+      const b = place(wts.buffer, placeW, W, rows, cols, dtype);
+      assertEquals(a.offset, b.offset);
+      for (const t of [1, T]) {
+        const want = runKernel(single, a, X, t, 0, rows);
+        const got = runKernel(split, b, X, t, 0, rows);
+        assertEquals(
+          new Uint32Array(got.buffer, got.byteOffset, got.length),
+          new Uint32Array(want.buffer, want.byteOffset, want.length),
+          `${dtype} ${rows}×${cols}×${t}`,
+        );
+      }
+    }
+  }
+  const n = 1 << 16;
+  new Uint8Array(wts.buffer, 0, n).fill(1);
+  assertEquals(split.k.read_stream(0, n), Math.imul(n / 16, 0x01010101)); // the weights' bytes
+});
+
+Deno.test("kernels: the split build refuses a source that mixes weight and activation pointers", async () => {
+  const { parseWat, inlineTree } = await import("../lib/backend/wasm/_inline.ts");
+  const { weightMemoryTree, weightLoads } = await import("../lib/backend/wasm/_memories.ts");
+  const wrap = (body: string) =>
+    inlineTree(parseWat(`(module (import "env" "memory" (memory 1 65536 shared))
+      ;; @weights $w
+      (func (export "f") (param $w i32) (param $x i32) (result i32) (local $p i32) ${body}))`));
+  // derived pointers and helpers' parameters follow the weights; a loaded value does not
+  const ok = weightMemoryTree(wrap(`(local.set $p (i32.add (local.get $w) (i32.const 8)))
+    (i32.add (i32.load (local.get $p)) (i32.load (i32.load (local.get $x))))`));
+  assertEquals([...weightLoads(ok).values()], [1]);
+  for (
+    const bad of [
+      `(local.set $p (local.get $w)) (local.set $p (local.get $x)) (i32.load (local.get $p))`,
+      `(i32.store (local.get $w) (i32.const 1)) (i32.const 0)`,
+    ]
+  ) {
+    let threw = false;
+    try {
+      weightMemoryTree(wrap(bad));
+    } catch {
+      threw = true;
+    }
+    assert(threw, `not refused: ${bad}`);
   }
 });

@@ -16,17 +16,24 @@
  */
 
 /** An S-expression: an atom (keyword, name, number, string) or a list. */
-type Node = string | List;
-interface List extends Array<Node> {
+export type Node = string | List;
+/** A list of S-expressions, with the marks its comments gave it. */
+export interface List extends Array<Node> {
   /** Set on a `(func …)` preceded by a `;; @inline` comment. */
   inline?: boolean;
+  /** The parameters named by a `;; @weights $a $b` comment before a `(func …)`. */
+  weights?: string[];
 }
 
-/** Parses WAT text into S-expressions, dropping comments (a `;; @inline` marks the next list). */
-function parse(src: string): List {
+/**
+ * Parses WAT text into S-expressions, dropping comments (a `;; @inline` or `;; @weights …`
+ * comment marks the next list).
+ */
+export function parseWat(src: string): List {
   const root: List = [];
   const stack: List[] = [root];
   let mark = false;
+  let weights: string[] | undefined;
   let i = 0;
   while (i < src.length) {
     const c = src[i];
@@ -34,6 +41,8 @@ function parse(src: string): List {
       const end = src.indexOf("\n", i);
       const text = src.slice(i, end < 0 ? src.length : end);
       if (/^;;\s*@inline\b/.test(text)) mark = true;
+      const w = /^;;\s*@weights((?:\s+\$[\w.]+)+)\s*$/.exec(text);
+      if (w) weights = w[1].trim().split(/\s+/);
       i = end < 0 ? src.length : end + 1;
     } else if (c === "(" && src[i + 1] === ";") {
       let depth = 0;
@@ -46,6 +55,7 @@ function parse(src: string): List {
     } else if (c === "(") {
       const list: List = [];
       if (mark) list.inline = true, mark = false;
+      if (weights) list.weights = weights, weights = undefined;
       stack[stack.length - 1].push(list);
       stack.push(list);
       i++;
@@ -74,8 +84,9 @@ function parse(src: string): List {
   return root;
 }
 
-function emit(n: Node): string {
-  return typeof n === "string" ? n : `(${n.map(emit).join(" ")})`;
+/** WAT text of S-expressions. */
+export function emitWat(n: Node): string {
+  return typeof n === "string" ? n : `(${n.map(emitWat).join(" ")})`;
 }
 
 interface Helper {
@@ -130,7 +141,14 @@ function helperOf(fn: List): Helper {
 
 /** Expands every call of an `@inline` helper in `src`; returns WAT text for the assembler. */
 export function inlineWat(src: string): string {
-  const root = parse(src);
+  return inlineTree(parseWat(src)).map(emitWat).join("\n") + "\n";
+}
+
+/**
+ * Expands every call of an `@inline` helper in parsed WAT (`parseWat`); returns the top-level
+ * S-expressions, the module's functions keeping their `@weights` marks.
+ */
+export function inlineTree(root: List): List {
   const module = root.find((n): n is List => Array.isArray(n) && n[0] === "module");
   if (!module) throw new Error("kernels.wat: no (module …)");
   const helpers = new Map<string, Helper>();
@@ -181,7 +199,7 @@ export function inlineWat(src: string): string {
     if (h.result.length) block.push(["result", ...h.result]);
     return [...block, ...sets, ...body];
   };
-  const out: Node[] = ["module"];
+  const out: List = ["module"];
   for (const n of module.slice(1)) {
     if (!Array.isArray(n) || n[0] !== "func") {
       out.push(n);
@@ -193,9 +211,11 @@ export function inlineWat(src: string): string {
     let k = 1;
     while (k < n.length && (typeof n[k] === "string" || head.has((n[k] as List)[0] as string))) k++;
     const rest = n.slice(k).map((b) => expand(b, added, 0));
-    out.push([...n.slice(0, k), ...added.map(([v, t]) => ["local", v, t]), ...rest]);
+    const fn: List = [...n.slice(0, k), ...added.map(([v, t]): List => ["local", v, t]), ...rest];
+    if (n.weights) fn.weights = n.weights;
+    out.push(fn);
   }
-  const leftover = emit(out).match(/\(call (\$[\w.]+)/g)?.find((c) => helpers.has(c.slice(6)));
+  const leftover = emitWat(out).match(/\(call (\$[\w.]+)/g)?.find((c) => helpers.has(c.slice(6)));
   if (leftover) throw new Error(`kernels.wat: ${leftover} was not inlined`);
-  return [...root.filter((n) => n !== module).map(emit), emit(out)].join("\n") + "\n";
+  return [...root.filter((n) => n !== module), out];
 }

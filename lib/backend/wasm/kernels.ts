@@ -194,29 +194,46 @@ export function quantizedBytes(n: number): number {
   return n + (n / 32) * 8;
 }
 
-const WASM_URL = new URL("./kernels.wasm", import.meta.url);
+/**
+ * Which build of the kernels: `single` reads everything from one memory; `split` reads the
+ * weights of its products (and `read_stream`'s bytes) from a second memory, `env.weights`, so a
+ * model's matrices may lie in several 4 GiB memories beside the one of its activations.
+ */
+export type KernelBuild = "single" | "split";
+
+const WASM_URLS: Record<KernelBuild, URL> = {
+  single: new URL("./kernels.wasm", import.meta.url),
+  split: new URL("./kernels_split.wasm", import.meta.url),
+};
 
 /** The kernels' bytes, read from beside this module (file: or http(s): alike). */
-export async function kernelBytes(): Promise<Uint8Array<ArrayBuffer>> {
-  if (WASM_URL.protocol === "file:") return await Deno.readFile(WASM_URL);
-  const res = await fetch(WASM_URL);
-  if (!res.ok) throw new Error(`cannot fetch ${WASM_URL}: HTTP ${res.status}`);
+export async function kernelBytes(build: KernelBuild = "single"): Promise<Uint8Array<ArrayBuffer>> {
+  const url = WASM_URLS[build];
+  if (url.protocol === "file:") return await Deno.readFile(url);
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`cannot fetch ${url}: HTTP ${res.status}`);
   return new Uint8Array(await res.arrayBuffer());
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+const compiled: Partial<Record<KernelBuild, Promise<WebAssembly.Module>>> = {};
 
-/** Compiles the kernels (once per process; a Module can be posted to Workers). */
-export function compileKernels(): Promise<WebAssembly.Module> {
-  compiled ??= kernelBytes().then((b) => WebAssembly.compile(b));
-  return compiled;
+/** Compiles a build of the kernels (once per process; a Module can be posted to Workers). */
+export function compileKernels(build: KernelBuild = "single"): Promise<WebAssembly.Module> {
+  compiled[build] ??= kernelBytes(build).then((b) => WebAssembly.compile(b));
+  return compiled[build];
 }
 
-/** Instantiates the kernels over `memory` (synchronous: the module is compiled already). */
+/**
+ * Instantiates the kernels over `memory` (synchronous: the module is compiled already); the
+ * `split` build also takes the memory its products read weights from.
+ */
 export function instantiateKernels(
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
+  weights?: WebAssembly.Memory,
 ): Kernels {
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const env: WebAssembly.ModuleImports = { memory };
+  if (weights) env.weights = weights;
+  const instance = new WebAssembly.Instance(module, { env });
   return instance.exports as unknown as Kernels;
 }

@@ -93,6 +93,7 @@
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
   ;; tokens (prompt mode is compute bound, so fused multiply-adds); a lone token takes the
   ;; decode path (memory bound): 16 weights per step in four accumulators.
+  ;; @weights $w
   (func (export "matmul_f32") (param $w i32) (param $s i32) (param $x i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
     (local $r i32) (local $t i32) (local $i i32) (local $wr i32) (local $p i32) (local $io i32)
@@ -295,6 +296,7 @@
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
   ;; tokens (prompt mode is compute bound, so fused multiply-adds); a lone token takes the
   ;; decode path (memory bound): 16 weights per step in four accumulators.
+  ;; @weights $w
   (func (export "matmul_bf16") (param $w i32) (param $s i32) (param $x i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
     (local $r i32) (local $t i32) (local $i i32) (local $wr i32) (local $p i32) (local $io i32)
@@ -524,6 +526,7 @@
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
   ;; tokens (prompt mode is compute bound, so fused multiply-adds); a lone token takes the
   ;; decode path (memory bound): 16 weights per step in four accumulators.
+  ;; @weights $w
   (func (export "matmul_f16") (param $w i32) (param $s i32) (param $x i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
     (local $r i32) (local $t i32) (local $i i32) (local $wr i32) (local $p i32) (local $io i32)
@@ -979,6 +982,7 @@
   ;; scales, then as many i16 −Σq (each block's correction −64·Σq after a 6-bit shift: 2 bytes
   ;; where an i32 took 4, 5 % of a q8 token's reads). Four tokens at a time reuse each block's
   ;; weights from registers (prompt mode); the rest, and decoding, go one token at a time.
+  ;; @weights $w $s
   (func (export "matmul_q8") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
     (local $nb i32) (local $sb i32) (local $c i32) (local $xs i32) (local $T4 i32) (local $n i32)
@@ -1335,6 +1339,7 @@
   ;; $xq holds the activations as `quantize` left them (mode 0: signed, with −8·Σx per
   ;; block); $s the group-interleaved scales. A group-block is 64 bytes: four vectors whose low
   ;; nibbles are columns 0..15 and high nibbles 16..31. Tokens as in matmul_q8.
+  ;; @weights $w $s
   (func (export "matmul_q4") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
     (local $nb i32) (local $sb i32) (local $xs i32) (local $sum i32) (local $T4 i32) (local $n i32)
@@ -2095,6 +2100,7 @@
   ;; ---- the machine's read ceiling: n bytes from p (n a multiple of 128) streamed with 16-byte
   ;; loads, 8 a step into 4 accumulators and nothing else; the result keeps the loads alive.
   ;; bench/decode.ts measures the bandwidth the kernels are compared with by running it. ----
+  ;; @weights $p
   (func (export "read_stream") (param $p i32) (param $n i32) (result i32)
     (local $e i32) (local $a v128) (local $b v128) (local $c v128) (local $d v128)
     (local.set $e (i32.add (local.get $p) (local.get $n)))
