@@ -9,7 +9,7 @@
  * @module
  */
 
-import wabtInit from "npm:wabt@1.0.39";
+import wabtInit from "wabt";
 
 const chains = 8;
 const step = (op: string) =>

@@ -103,7 +103,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const { chromium } = await import("npm:playwright-core@1.65.1");
+    const { chromium } = await import("playwright-core");
     const { dir, cleanup } = await tempDir();
     const inner = await loadModel(MODEL!, { engine: "reference" });
     const ctl: Control = { reply: null, stepMs: 15, calls: 0, prompts: [] };

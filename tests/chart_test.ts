@@ -5,7 +5,7 @@
  * @module
  */
 
-import { XMLValidator } from "npm:fast-xml-parser@5.12.1";
+import { XMLValidator } from "fast-xml-parser";
 import {
   ChartInputError,
   decodeChart,

@@ -118,3 +118,40 @@ Deno.test("docs: names that left mod.ts are deprecated re-exports, listed in CHA
     assert(unreleased.includes(`\`${name}\``), `CHANGELOG.md does not name ${name}`);
   }
 });
+
+Deno.test("docs: test-only npm packages are pinned in deno.json; the library never uses the map", async () => {
+  const imports = config.imports as Record<string, string>;
+  const pinned = new Map(
+    Object.entries(imports).map(([name, spec]) => {
+      const m = spec.match(/^npm:((?:@[^/@]+\/)?[^/@]+)@(\d+\.\d+\.\d+)$/);
+      assert(m && m[1] === name, `deno.json imports ${name}: ${spec} is not npm:${name}@x.y.z`);
+      return [name, m[2]];
+    }),
+  );
+  // what a remote importer loads (it never reads deno.json): every specifier relative, node: or
+  // a full pinned npm:, and a package the tests also use at the version the map pins
+  const files: string[] = [];
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
+      else if (e.name.endsWith(".ts")) files.push(new URL(e.name, dir).pathname);
+    }
+  };
+  for (const d of ["lib/", "cli/", "convert/"]) await walk(new URL(d, ROOT));
+  files.push(...ENTRIES);
+  for (const f of files) {
+    const text = await Deno.readTextFile(f);
+    const specs = [
+      ...text.matchAll(/^\s*(?:import|export)\b[^;"]*?\bfrom\s*"([^"]+)"/gm),
+      ...text.matchAll(/^\s*import\s*"([^"]+)"/gm),
+      ...text.matchAll(/\bimport\(\s*"([^"]+)"\s*\)/g),
+    ];
+    for (const [, spec] of specs) {
+      if (spec.startsWith(".") || spec.startsWith("node:")) continue;
+      const m = spec.match(/^npm:((?:@[^/@]+\/)?[^/@]+)@(\d+\.\d+\.\d+)(\/.*)?$/);
+      assert(m, `${f}: "${spec}" is neither relative, node: nor a pinned npm: specifier`);
+      const want = pinned.get(m[1]);
+      assert(want === undefined || want === m[2], `${f}: ${m[1]}@${m[2]}, deno.json: ${want}`);
+    }
+  }
+});

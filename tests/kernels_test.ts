@@ -311,7 +311,7 @@ Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's
 
 Deno.test("kernels: the build's @inline expansion keeps call semantics", async () => {
   const { inlineWat } = await import("../lib/backend/wasm/_inline.ts");
-  const wabt = await (await import("npm:wabt@1.0.39")).default();
+  const wabt = await (await import("wabt")).default();
   // $twice reads its parameter twice and has a local: the argument (which bumps a global)
   // must run exactly once, and nested helpers expand too
   const src = `(module

@@ -26,16 +26,24 @@ Deno.test("loadModel options: each bad value is a UsageError naming the option",
   }
 });
 
-Deno.test("loadModel: a missing file or a bad option fails before loading, naming it", async () => {
+Deno.test("loadModel: a missing file fails before loading, naming it", async () => {
   await assertRejects(
     () => loadModel("/nonexistent-rwkv/model.pth"),
     UsageError,
     /model file \/nonexistent-rwkv\/model\.pth does not exist/,
   );
-  const st7 = fixture("tiny-rwkv-7v0.safetensors");
-  if (!st7) return;
-  await assertRejects(() => loadModel(st7, { dtype: "q5" as "q8" }), UsageError, /dtype/);
-  const model = await loadModel(st7, { device: "cpu", threads: 1, engine: "reference" });
-  assertEquals(model.info.vocab, 256);
-  await model.dispose();
+});
+
+// absent, the fixture is named in a NOTICE and the test shows as ignored (CI: an error)
+const st7 = fixture("tiny-rwkv-7v0.safetensors");
+
+Deno.test({
+  name: "loadModel: a bad option on a real model fails before loading; good ones load it",
+  ignore: !st7,
+  async fn() {
+    await assertRejects(() => loadModel(st7!, { dtype: "q5" as "q8" }), UsageError, /dtype/);
+    const model = await loadModel(st7!, { device: "cpu", threads: 1, engine: "reference" });
+    assertEquals(model.info.vocab, 256);
+    await model.dispose();
+  },
 });

@@ -8,7 +8,7 @@
  * @module
  */
 
-import OpenAI from "npm:openai@5.23.2";
+import OpenAI from "openai";
 import { loadModel } from "../lib/load.ts";
 import { decodeState, MemoryStore, modelIdentity, startServer } from "../lib/server/mod.ts";
 import { encodeChat, type TemplateMessage, WORLD_TEMPLATE } from "../lib/server/template.ts";

@@ -4,7 +4,7 @@
  * the adapter choice.
  */
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
-import { openGpu } from "../lib/backend/webgpu/mod.ts";
+import { hasHardwareGpu, openGpu } from "../lib/backend/webgpu/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import type { Model } from "../lib/model/model.ts";
@@ -141,11 +141,24 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu: a software adapter is refused where a hardware one is required",
+  name: "webgpu: a software adapter is refused where a hardware one is required, a GPU is taken",
   ignore: !HAVE_WEBGPU,
   fn: async () => {
-    const adapter = await navigator.gpu.requestAdapter();
-    if (!adapter?.info.isFallbackAdapter) return; // a real GPU: nothing to refuse
-    await assertRejects(() => openGpu({ adapter: "hardware" }), UsageError, "software");
+    // the adapter's own word, read here apart from the backend's reading of it
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    assert(adapter, "an adapter was found a moment ago");
+    if (adapter.info.isFallbackAdapter) {
+      await assertRejects(() => openGpu({ adapter: "hardware" }), UsageError, "software");
+      assertEquals(await hasHardwareGpu(), false, "a software adapter counts as no GPU");
+    } else {
+      // a real GPU: accepted where hardware is required, and what device "auto" picks
+      const gpu = await openGpu({ adapter: "hardware" });
+      try {
+        assertEquals(gpu.isFallback, false);
+        assertEquals(await hasHardwareGpu(), true, "a hardware adapter counts as a GPU");
+      } finally {
+        gpu.destroy();
+      }
+    }
   },
 });
