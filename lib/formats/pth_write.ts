@@ -6,10 +6,10 @@
  * @module
  */
 
-import { FormatError } from "../errors.ts";
 import { type DType, DTYPE_SIZE } from "./checkpoint.ts";
 import { crc32 } from "./_crc32.ts";
 import { writeAll, writeAtomic } from "./_file.ts";
+import { emitTensor } from "./_emit.ts";
 import type { TensorToWrite } from "./safetensors.ts";
 
 const STORAGE: Record<DType, string> = {
@@ -236,17 +236,18 @@ export async function writePth(
   await writeAtomic(path, async (file) => {
     const entries: Entry[] = [];
     let at = 0;
-    async function entry(name: string, size: number, fill: () => Promise<number>) {
+    async function entry(name: string, size: number, fill: (at: number) => Promise<number>) {
       const n = enc.encode(`${prefix}/${name}`);
       const h = localHeader(n, at, size, 0);
       await writeAll(file, h);
-      const crc = await fill();
+      const crc = await fill(at + h.length);
       // patch the CRC now that the data is written
       await file.seek(at + 14, Deno.SeekMode.Start);
       const c = new Uint8Array(4);
       new DataView(c.buffer).setUint32(0, crc, true);
       await writeAll(file, c);
-      await file.seek(0, Deno.SeekMode.End);
+      // past the data (not to the end: a trailing hole has not lengthened the file yet)
+      await file.seek(at + h.length + size, Deno.SeekMode.Start);
       entries.push({ name: n, offset: at, size, crc });
       at += h.length + size;
     }
@@ -261,18 +262,7 @@ export async function writePth(
     for (let i = 0; i < tensors.length; i++) {
       const t = tensors[i];
       const size = t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[t.dtype];
-      await entry(`data/${i}`, size, async () => {
-        const bytes = await t.data();
-        if (bytes.length !== size) {
-          throw new FormatError(
-            path,
-            t.name,
-            `data has ${bytes.length} bytes, shape needs ${size}`,
-          );
-        }
-        await writeAll(file, bytes);
-        return crc32(bytes);
-      });
+      await entry(`data/${i}`, size, (start) => emitTensor(file, path, t, start, size, true));
       done += size;
       options.onProgress?.(done, total, t.name);
     }

@@ -16,6 +16,7 @@ import {
   type TensorInfo,
 } from "./checkpoint.ts";
 import { RandomAccessFile, writeAll, writeAtomic } from "./_file.ts";
+import { emitTensor } from "./_emit.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** Headers larger than this are refused by default, as the Rust reference refuses them. */
@@ -478,8 +479,17 @@ export interface TensorToWrite {
   readonly dtype: DType;
   /** Shape (C order). */
   readonly shape: readonly number[];
-  /** Produces exactly product(shape) × dtype size bytes, little-endian, C-contiguous. */
-  data(): Promise<Uint8Array> | Uint8Array;
+  /**
+   * Produces exactly product(shape) × dtype size bytes, little-endian, C-contiguous: all at once,
+   * or as successive chunks; a number stands for that many zero bytes (the writer leaves a hole
+   * there, so a model of zero matrices spends no disk). A chunk may be reused once the next is
+   * asked for.
+   */
+  data():
+    | Promise<Uint8Array | number>
+    | Uint8Array
+    | number
+    | AsyncIterable<Uint8Array | number>;
 }
 
 /**
@@ -542,16 +552,14 @@ export async function writeSafetensors(
     new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
     await writeAll(file, len);
     await writeAll(file, json);
+    const start = 8 + json.length;
     let done = 0;
     for (const t of tensors) {
-      const bytes = await t.data();
       const size = product(t.shape) * DTYPE_SIZE[t.dtype];
-      if (bytes.length !== size) {
-        throw new FormatError(path, t.name, `data has ${bytes.length} bytes, shape needs ${size}`);
-      }
-      await writeAll(file, bytes);
+      await emitTensor(file, path, t, start + done, size);
       done += size;
       options.onProgress?.(done, total, t.name);
     }
+    await file.truncate(start + total); // the length a trailing hole did not write
   }, options.overwrite);
 }

@@ -118,13 +118,15 @@ export function quantizeQ4(
         m = v;
       }
     }
-    const d = roundScale(m / -8);
-    const id = d ? 1 / d : 0;
+    // A block of zeros stores scale +0 and q = 0 (any q reads back as 0 there): zero bytes,
+    // so zero matrices quantize to runs a writer can leave as holes, as in q8.
+    const d = m ? roundScale(m / -8) : 0;
+    const id = d ? 1 / d : 0, mid = d ? 8 : 0;
     scales[b] = d;
     const qo = b * (QBLOCK / 2);
     for (let j = 0; j < QBLOCK / 2; j++) {
-      const lo = Math.max(0, Math.min(15, Math.round(src[o + j] * id + 8)));
-      const hi = Math.max(0, Math.min(15, Math.round(src[o + j + 16] * id + 8)));
+      const lo = Math.max(0, Math.min(15, Math.round(src[o + j] * id + mid)));
+      const hi = Math.max(0, Math.min(15, Math.round(src[o + j + 16] * id + mid)));
       q[qo + j] = lo | (hi << 4);
     }
   }

@@ -51,6 +51,12 @@ export interface WriteQuantizedOptions {
   source?: string;
   /** Recorded as `__metadata__.tokenizer` (default: guessed from the vocabulary size). */
   tokenizer?: string;
+  /**
+   * Bytes of a matrix's stored rows quantized at once (default 4 MiB): with the checkpoint's
+   * ranged reads, what bounds the memory a conversion takes, whatever the model's size. The
+   * output does not depend on it (`Infinity`: each matrix whole).
+   */
+  rowBlockBytes?: number;
 }
 
 const SCHEMES: readonly QuantScheme[] = ["q8", "q4", "bf16", "f16", "f32"];
@@ -65,8 +71,9 @@ const TOKENIZER_BY_VOCAB: Readonly<Record<number, string>> = {
 };
 
 /**
- * Writes `ck` as a `rwkv-deno-quant` SafeTensors file at `out`, tensor by tensor (peak memory
- * about the largest tensor), atomically (nothing is left at `out` on failure). Large matrices
+ * Writes `ck` as a `rwkv-deno-quant` SafeTensors file at `out`, tensor by tensor, the large
+ * matrices a block of rows at a time (peak memory about the largest non-quantized tensor and
+ * one matrix's scales, not the model), zero runs left as holes, atomically (nothing is left at `out` on failure). Large matrices
  * are stored in `quant`; in q8/q4, those and the embedding, when their rows are whole blocks of
  * 32, are stored as `NAME` (I8 [rows, cols] or U8 [rows, cols/2]) plus `NAME.qscale` (BF16
  * [rows, cols/32]). Other tensors keep their own dtype.
@@ -107,6 +114,8 @@ export async function writeQuantized(
   const tokenizer = opts.tokenizer ?? TOKENIZER_BY_VOCAB[spec.vocab];
   if (tokenizer) metadata.tokenizer = tokenizer;
 
+  const rowBlock = opts.rowBlockBytes ?? ROW_BLOCK_BYTES;
+  if (!(rowBlock >= 1)) throw new UsageError(`rowBlockBytes must be ≥ 1, not ${rowBlock}`);
   const tensors: TensorToWrite[] = [];
   for (const info of ck.tensors.values()) {
     const sq = squeezed(info.shape);
@@ -114,7 +123,8 @@ export async function writeQuantized(
     const blocks = isQuantizable(info.name, info.shape) && FLOATS.has(info.dtype) &&
       sq[1] % QBLOCK === 0;
     if (blocks && (quant === "q8" || quant === "q4")) {
-      tensors.push(...quantizedPair(ck, info, sq[0], sq[1], quant));
+      const job = { ck, info, rows: sq[0], cols: sq[1], quant, rowBlockBytes: rowBlock };
+      tensors.push(...quantizedPair(job));
     } else if (large && (quant === "f32" || quant === "f16" || quant === "bf16")) {
       const to = FLOAT[quant];
       tensors.push({
@@ -122,16 +132,18 @@ export async function writeQuantized(
         dtype: to,
         shape: info.shape,
         data: async () =>
-          info.dtype === to
-            ? await ck.read(info.name)
-            : fromFloat32(toFloat32(await ck.read(info.name), info.dtype), to),
+          holeIfZero(
+            info.dtype === to
+              ? await ck.read(info.name)
+              : fromFloat32(toFloat32(await ck.read(info.name), info.dtype), to),
+          ),
       });
     } else {
       tensors.push({
         name: info.name,
         dtype: info.dtype,
         shape: info.shape,
-        data: () => ck.read(info.name),
+        data: async () => holeIfZero(await ck.read(info.name)),
       });
     }
   }
@@ -142,14 +154,74 @@ export async function writeQuantized(
   });
 }
 
+/** Bytes of source rows quantized at once by default. */
+const ROW_BLOCK_BYTES = 1 << 22;
+
+/** True when every byte is zero (on real weights the first word already says no). */
+function isAllZero(bytes: Uint8Array): boolean {
+  const head = (4 - (bytes.byteOffset % 4)) % 4;
+  if (bytes.length < head + 4) return bytes.every((b) => b === 0);
+  for (let i = 0; i < head; i++) if (bytes[i] !== 0) return false;
+  const words = Math.floor((bytes.length - head) / 4);
+  const w = new Uint32Array(bytes.buffer, bytes.byteOffset + head, words);
+  for (let i = 0; i < words; i++) if (w[i] !== 0) return false;
+  for (let i = head + words * 4; i < bytes.length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** `bytes`, or their length when all are zero (a hole for the writer). */
+function holeIfZero(bytes: Uint8Array): Uint8Array | number {
+  return bytes.length >= 1 << 16 && isAllZero(bytes) ? bytes.length : bytes;
+}
+
+/**
+ * The tensor's rows quantized a block of about `rowBlockBytes` of stored rows at a time (read
+ * in ranges when the checkpoint can, so only one block is in memory; else the tensor is read
+ * once), their scales gathered in `scales`. Rows are quantized independently, so the bytes do not
+ * depend on the block size; a block of zero rows quantizes to zeros without arithmetic.
+ */
+async function* quantizedRows(
+  job: QuantJob,
+  scales: Float32Array,
+): AsyncIterable<Uint8Array | number> {
+  const { ck, info, rows, cols, quant, rowBlockBytes } = job;
+  const srcRow = info.byteLength / rows, qRow = quant === "q8" ? cols : cols / 2;
+  const step = Math.max(1, Math.min(rows, Math.floor(rowBlockBytes / srcRow)));
+  const whole = ck.readRange ? undefined : await ck.read(info.name);
+  const raw = whole ? undefined : new Uint8Array(step * srcRow);
+  const floats = new Float32Array(step * cols), out = new Uint8Array(step * qRow);
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const n = Math.min(step, rows - r0);
+    const bytes = whole
+      ? whole.subarray(r0 * srcRow, (r0 + n) * srcRow)
+      : await ck.readRange!(info.name, r0 * srcRow, raw!.subarray(0, n * srcRow));
+    const s = scales.subarray((r0 * cols) / QBLOCK, ((r0 + n) * cols) / QBLOCK);
+    if (isAllZero(bytes)) {
+      s.fill(0);
+      yield n * qRow;
+      continue;
+    }
+    const values = toFloat32(bytes, info.dtype, floats.subarray(0, n * cols));
+    const q = out.subarray(0, n * qRow);
+    if (quant === "q8") quantizeQ8(values, new Int8Array(q.buffer, 0, q.length), s);
+    else quantizeQ4(values, q, s);
+    yield q;
+  }
+}
+
+/** One matrix to quantize: rows × cols of `info` in `ck`. */
+interface QuantJob {
+  ck: Checkpoint;
+  info: TensorInfo;
+  rows: number;
+  cols: number;
+  quant: "q8" | "q4";
+  rowBlockBytes: number;
+}
+
 /** `NAME` (quantized values) then `NAME.qscale` (bf16 scales), from one quantization. */
-function quantizedPair(
-  ck: Checkpoint,
-  info: TensorInfo,
-  rows: number,
-  cols: number,
-  quant: "q8" | "q4",
-): TensorToWrite[] {
+function quantizedPair(job: QuantJob): TensorToWrite[] {
+  const { info, rows, cols, quant } = job;
   // The writer asks for NAME then NAME.qscale: the scales of the last quantization wait here.
   let scales: Float32Array | undefined;
   return [
@@ -157,11 +229,9 @@ function quantizedPair(
       name: info.name,
       dtype: quant === "q8" ? "I8" : "U8",
       shape: [rows, quant === "q8" ? cols : cols / 2],
-      data: async () => {
-        const values = toFloat32(await ck.read(info.name), info.dtype);
-        const r = quant === "q8" ? quantizeQ8(values) : quantizeQ4(values);
-        scales = r.scales;
-        return new Uint8Array(r.q.buffer, r.q.byteOffset, r.q.byteLength);
+      data: () => {
+        scales = new Float32Array((rows * cols) / QBLOCK);
+        return quantizedRows(job, scales);
       },
     },
     {
@@ -173,7 +243,7 @@ function quantizedPair(
         // exact: the quantizer rounded every scale to bf16 already
         const halves = f32ToBf16(scales);
         scales = undefined;
-        return new Uint8Array(halves.buffer);
+        return holeIfZero(new Uint8Array(halves.buffer));
       },
     },
   ];
