@@ -1,13 +1,18 @@
 /**
- * Byte-level writers of hostile checkpoints, for the fuzz suite and the hostile tests: zips
- * (stored or deflated, lying or duplicated entries, any flags), pickles opcode by opcode,
- * SafeTensors headers written as text, rwkv.cpp files, legacy torch files.
+ * The one place tests craft checkpoint bytes (the reader tests, the hostile tests, the fuzz
+ * suite): zips (stored or deflated, lying or duplicated entries, any flags; or laid out as torch
+ * writes them, aligned, with data descriptors and ZIP64), pickles opcode by opcode (the
+ * {@link Pickle} builder, or raw pieces with {@link pickle}), SafeTensors headers written as text,
+ * rwkv.cpp files, legacy torch files.
  * @module
  */
 
 import { crc32 } from "../lib/formats/_crc32.ts";
 
 const enc = new TextEncoder();
+
+/** Bytes of a string of code points 0..255 (a pickle written as Python would show it). */
+export const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 
 /** Little-endian bytes of a 16-bit value. */
 export const u16 = (n: number): number[] => [n & 255, (n >>> 8) & 255];
@@ -49,12 +54,29 @@ export interface ZipFile {
   deflated?: { body: Uint8Array; size: number; crc: number };
 }
 
-/** A zip archive of `files`, in order (duplicates allowed). */
-export async function makeZip(files: ZipFile[]): Promise<Uint8Array> {
+/** Options of {@link makeZip} for every entry. */
+export interface ZipOptions {
+  /** Deflate the entries given as `[name, data]` pairs. */
+  deflate?: boolean;
+  /** Sizes to declare, by entry name: `[compressed, uncompressed]`. */
+  declare?: Record<string, [number, number]>;
+}
+
+/**
+ * A zip archive of `files`, in order (duplicates allowed), with plain local headers; an entry is a
+ * {@link ZipFile} or a `[name, data]` pair that takes `opt`'s settings.
+ */
+export async function makeZip(
+  files: (ZipFile | [string, Uint8Array])[],
+  opt: ZipOptions = {},
+): Promise<Uint8Array> {
   const parts: ArrayLike<number>[] = [], central: number[] = [];
   let at = 0;
   const put = (b: ArrayLike<number>) => (parts.push(b), at += b.length);
-  for (const f of files) {
+  for (const entry of files) {
+    const f: ZipFile = Array.isArray(entry)
+      ? { name: entry[0], data: entry[1], deflate: opt.deflate, declare: opt.declare?.[entry[0]] }
+      : entry;
     const body = f.deflated?.body ?? (f.deflate ? await deflateRaw(f.data) : f.data);
     const [csize, size] = f.declare ?? [body.length, f.deflated?.size ?? f.data.length];
     const n = enc.encode(f.name), method = f.deflate || f.deflated ? 8 : 0;
@@ -71,6 +93,81 @@ export async function makeZip(files: ZipFile[]): Promise<Uint8Array> {
   put([...u32(central.length), ...u32(cdAt), 0, 0]);
   return concat(parts);
 }
+
+/** Options of {@link makeTorchZip}. */
+export interface TorchZipOptions {
+  /** Compress entries with deflate. */
+  deflate?: boolean;
+  /** Write ZIP64 records and extra fields even though the archive is small. */
+  zip64?: boolean;
+}
+
+/**
+ * A zip as torch writes it: local headers padded so the data is 64-byte aligned (so the local
+ * extra length differs from the central one), sizes in a data descriptor (flag bit 3), and
+ * optionally ZIP64 records.
+ */
+export async function makeTorchZip(
+  files: [string, Uint8Array][],
+  opt: TorchZipOptions = {},
+): Promise<Uint8Array> {
+  const out: number[] = [];
+  const central: number[] = [];
+  for (const [name, data] of files) {
+    const stored = opt.deflate ? await deflateRaw(data) : data;
+    const n = enc.encode(name);
+    const at = out.length;
+    const pad = (64 - ((at + 30 + n.length + 4) % 64)) % 64;
+    out.push(...u32(0x04034b50), ...u16(20), ...u16(8), ...u16(opt.deflate ? 8 : 0));
+    out.push(0, 0, 0, 0, ...u32(0), ...u32(0), ...u32(0), ...u16(n.length));
+    out.push(...u16(pad + 4), ...n, ...u16(0xcafe), ...u16(pad), ...new Array(pad).fill(0));
+    out.push(...stored);
+    const crc = crc32(data);
+    out.push(...u32(0x08074b50), ...u32(crc), ...u32(stored.length), ...u32(data.length));
+    const big = opt.zip64;
+    const extra = big
+      ? [...u16(1), ...u16(24), ...u64(data.length), ...u64(stored.length), ...u64(at)]
+      : [];
+    central.push(...u32(0x02014b50), ...u16(45), ...u16(45), ...u16(8));
+    central.push(...u16(opt.deflate ? 8 : 0), 0, 0, 0, 0, ...u32(crc));
+    central.push(...u32(big ? 0xffffffff : stored.length), ...u32(big ? 0xffffffff : data.length));
+    central.push(...u16(n.length), ...u16(extra.length), ...u16(0), ...u16(0), ...u16(0));
+    central.push(...u32(0), ...u32(big ? 0xffffffff : at), ...n, ...extra);
+  }
+  const cdAt = out.length;
+  out.push(...central);
+  const count = files.length;
+  if (opt.zip64) {
+    const recAt = out.length;
+    out.push(...u32(0x06064b50), ...u64(44), ...u16(45), ...u16(45), ...u32(0), ...u32(0));
+    out.push(...u64(count), ...u64(count), ...u64(central.length), ...u64(cdAt));
+    out.push(...u32(0x07064b50), ...u32(0), ...u64(recAt), ...u32(1));
+  }
+  const sat = (n: number, max: number) => (opt.zip64 ? max : n);
+  out.push(...u32(0x06054b50), 0, 0, 0, 0, ...u16(sat(count, 0xffff)), ...u16(sat(count, 0xffff)));
+  out.push(...u32(sat(central.length, 0xffffffff)), ...u32(sat(cdAt, 0xffffffff)), 0, 0);
+  return new Uint8Array(out);
+}
+
+/** Protocol-2 pickle bytes from pieces: numbers and arrays are raw bytes, strings BINUNICODE. */
+export function pickle(...parts: (number | string | number[])[]): Uint8Array {
+  const b: number[] = [0x80, 2];
+  for (const p of parts) {
+    if (typeof p === "number") b.push(p);
+    else if (Array.isArray(p)) { for (const x of p) b.push(x); }
+    else {
+      const e = enc.encode(p);
+      b.push(0x58, ...u32(e.length), ...e);
+    }
+  }
+  return new Uint8Array(b);
+}
+
+/** The bytes of `GLOBAL module\nname\n`, for {@link pickle}. */
+export const globalOp = (module: string, name: string): number[] => [
+  0x63,
+  ...enc.encode(`${module}\n${name}\n`),
+];
 
 /** A pickle written opcode by opcode (protocol 2 header included). */
 export class Pickle {
@@ -127,7 +224,8 @@ export class Pickle {
     this.str("cpu");
     if (t.numelText !== undefined) this.textInt(t.numelText);
     else this.int(t.numel);
-    if (t.legacyView !== undefined) this.op(0x4e);
+    if (t.view) this.op(0x28).str(`${t.key}v`).int(t.view[0]).int(t.view[1]).op(0x74);
+    else if (t.legacyView !== undefined) this.op(0x4e);
     this.op(0x74, 0x51);
     if (t.offsetText !== undefined) this.textInt(t.offsetText);
     else this.int(t.offset ?? 0);
@@ -160,6 +258,8 @@ export interface CraftTensor {
   numelText?: string;
   /** Append a None view (legacy persistent ids have six items). */
   legacyView?: null;
+  /** Legacy view metadata: (offset, size) in elements of the root storage. */
+  view?: [number, number];
 }
 
 /** C-contiguous strides of `shape`. */
@@ -217,12 +317,18 @@ export function rwkvCppFile(
   return concat(parts);
 }
 
-/** A legacy (pre-1.6) torch file: `main` pickle, storage keys, then each storage's data. */
-export function legacyFile(main: Uint8Array, storages: [string, number, Uint8Array][]): Uint8Array {
-  const magic = new Pickle()
-    .op(0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19).done();
+/**
+ * A legacy (pre-1.6) torch file: the magic number pickle (or `magic`), protocol, sys info, the
+ * `main` pickle, storage keys, then each storage's data.
+ */
+export function legacyFile(
+  main: Uint8Array,
+  storages: [string, number, Uint8Array][] = [],
+  magic: Uint8Array = LEGACY_MAGIC,
+): Uint8Array {
   const proto = new Pickle().op(0x4d, ...u16(1001)).done();
-  const sys = new Pickle().op(0x7d, 0x28).str("little_endian").op(0x88, 0x75).done();
+  const sys = new Pickle().op(0x7d, 0x28).str("protocol_version").op(0x4d, ...u16(1001))
+    .str("little_endian").op(0x88, 0x75).done();
   const keys = new Pickle().op(0x5d, 0x28);
   for (const [k] of storages) keys.str(k);
   const parts: ArrayLike<number>[] = [magic, proto, sys, main, keys.op(0x65).done()];
@@ -233,6 +339,15 @@ export function legacyFile(main: Uint8Array, storages: [string, number, Uint8Arr
 /** Little-endian bytes of float32 values. */
 export function f32(values: ArrayLike<number>): Uint8Array {
   return new Uint8Array(Float32Array.from(values).buffer);
+}
+
+/** The legacy format's magic number pickle (LONG1 0x1950a86a20f9469cfc6c). */
+export const LEGACY_MAGIC: Uint8Array = new Pickle()
+  .op(0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19).done();
+
+/** Little-endian bytes of a typed array (a copy). */
+export function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice();
 }
 
 /** A seeded generator (mulberry32): the same seed gives the same numbers. */

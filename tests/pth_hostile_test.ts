@@ -12,7 +12,20 @@ import { openPth } from "../lib/formats/pth.ts";
 import { FormatError, RwkvError, UnsafePickleError } from "../lib/errors.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
-import { deflateZeros, f32, makeZip as zipOf, Pickle as P } from "./_craft.ts";
+import {
+  deflateRaw,
+  deflateZeros,
+  f32,
+  globalOp,
+  latin1,
+  LEGACY_MAGIC,
+  legacyFile,
+  makeZip,
+  Pickle as P,
+  pickle,
+  rng,
+  u32,
+} from "./_craft.ts";
 
 /** Opens `path` and reads every tensor; returns "ok" or the (typed) error. Fails on anything else. */
 async function openAndReadAll(path: string, what: string): Promise<"ok" | RwkvError> {
@@ -46,97 +59,7 @@ async function withBytes<T>(bytes: Uint8Array, fn: (path: string) => Promise<T>)
   }
 }
 
-/** A seeded generator (mulberry32), so every run flips the same bytes. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Minimal writers (tests only)
-
 const enc = new TextEncoder();
-/** Bytes of a string of code points 0..255 (a pickle written as Python would show it). */
-const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
-const u16 = (n: number) => [n & 255, (n >>> 8) & 255];
-const u32 = (n: number) => [...u16(n & 0xffff), ...u16(n >>> 16)];
-
-async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
-  const s = new Blob([data as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new CompressionStream("deflate-raw"));
-  return new Uint8Array(await new Response(s).arrayBuffer());
-}
-
-/**
- * A zip of `files`; `declare` may lie about an entry's sizes in both headers
- * (`[compressed, uncompressed]`).
- */
-async function makeZip(
-  files: [string, Uint8Array][],
-  opt: { deflate?: boolean; declare?: Record<string, [number, number]> } = {},
-): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [], central: number[] = [];
-  let at = 0;
-  const put = (b: ArrayLike<number>) => (parts.push(Uint8Array.from(b)), at += b.length);
-  for (const [name, data] of files) {
-    const body = opt.deflate ? await deflateRaw(data) : data;
-    const [csize, size] = opt.declare?.[name] ?? [body.length, data.length];
-    const n = enc.encode(name), crc = crc32(data), method = opt.deflate ? 8 : 0;
-    const common = [
-      ...u16(0),
-      ...u16(method),
-      0,
-      0,
-      0,
-      0,
-      ...u32(crc),
-      ...u32(csize),
-      ...u32(size),
-    ];
-    central.push(...u32(0x02014b50), ...u16(20), ...u16(20), ...common, ...u16(n.length));
-    central.push(...u16(0), ...u16(0), ...u16(0), ...u16(0), ...u32(0), ...u32(at), ...n);
-    put([...u32(0x04034b50), ...u16(20), ...common, ...u16(n.length), ...u16(0), ...n]);
-    put(body);
-  }
-  const cdAt = at, k = files.length;
-  put([...central, ...u32(0x06054b50), 0, 0, 0, 0, ...u16(k), ...u16(k)]);
-  put([...u32(central.length), ...u32(cdAt), 0, 0]);
-  const out = new Uint8Array(at);
-  let o = 0;
-  for (const p of parts) (out.set(p, o), o += p.length);
-  return out;
-}
-
-/** Protocol-2 pickle bytes from pieces (numbers are opcodes/bytes, strings are BINUNICODE). */
-function pickle(...parts: (number | string | number[])[]): Uint8Array {
-  const b: number[] = [0x80, 2];
-  for (const p of parts) {
-    if (typeof p === "number") b.push(p);
-    else if (Array.isArray(p)) { for (const x of p) b.push(x); }
-    else {
-      const s = enc.encode(p);
-      b.push(0x58, ...u32(s.length), ...s);
-    }
-  }
-  return new Uint8Array(b);
-}
-
-/** `GLOBAL module\nname\n` */
-const global = (module: string, name: string) => [0x63, ...enc.encode(`${module}\n${name}\n`)];
-
-/** A legacy file whose main pickle is `main` (and whose magic pickle is `magic`). */
-function makeLegacy(main: Uint8Array, magic?: Uint8Array): Uint8Array {
-  const m = magic ??
-    pickle(0x8a, 10, [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19], 0x2e);
-  const proto = pickle(0x4d, [0xe9, 0x03], 0x2e);
-  const sys = pickle(0x7d, 0x28, "little_endian", 0x88, 0x75, 0x2e);
-  const keys = pickle(0x5d, 0x2e);
-  return new Uint8Array([...m, ...proto, ...sys, ...main, ...keys]);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pickles that would run code
@@ -156,8 +79,8 @@ Deno.test("pth hostile: os.system in a zip or legacy file is refused by name; no
     const cases: [string, Uint8Array][] = [
       ["zip", await makeZip([["archive/data.pkl", payload]])],
       ["zip with another prefix", await makeZip([["evil/data.pkl", payload]])],
-      ["legacy main pickle", makeLegacy(payload)],
-      ["legacy magic pickle", makeLegacy(pickle(0x2e), payload)],
+      ["legacy main pickle", legacyFile(payload)],
+      ["legacy magic pickle", legacyFile(pickle(0x2e), [], payload)],
     ];
     for (const [what, bytes] of cases) {
       const p = `${dir}/${what.replaceAll(" ", "_")}.pth`;
@@ -190,16 +113,16 @@ Deno.test("pth hostile: other dangerous globals are refused, via GLOBAL and STAC
     ["builtins", "set"],
   ];
   for (const [module, name] of refused) {
-    const viaGlobal = pickle(global(module, name), "print(1)", 0x85, 0x52, 0x2e);
+    const viaGlobal = pickle(globalOp(module, name), "print(1)", 0x85, 0x52, 0x2e);
     // protocol 4 style: module and name as strings, then STACK_GLOBAL
     const viaStack = pickle(module, name, 0x93, "x", 0x85, 0x52, 0x2e);
     // hidden as the callable inside a tensor's arguments, after an allowed global
     const nested = pickle(
-      global("collections", "OrderedDict"),
+      globalOp("collections", "OrderedDict"),
       0x29,
       0x52,
       "w",
-      global(module, name),
+      globalOp(module, name),
       0x29,
       0x52,
       0x73,
@@ -356,15 +279,15 @@ Deno.test({
 Deno.test("pth hostile: lying sizes in crafted stored and deflated zips", async () => {
   // One float32 tensor "w" of 4 elements in storage "0".
   const pkl = pickle(
-    global("collections", "OrderedDict"),
+    globalOp("collections", "OrderedDict"),
     0x29,
     0x52,
     "w",
-    global("torch._utils", "_rebuild_tensor_v2"),
+    globalOp("torch._utils", "_rebuild_tensor_v2"),
     0x28,
     0x28,
     "storage",
-    global("torch", "FloatStorage"),
+    globalOp("torch", "FloatStorage"),
     "0",
     "cpu",
     0x4b,
@@ -380,7 +303,7 @@ Deno.test("pth hostile: lying sizes in crafted stored and deflated zips", async 
     1,
     0x85,
     0x89,
-    global("collections", "OrderedDict"),
+    globalOp("collections", "OrderedDict"),
     0x29,
     0x52,
     0x74,
@@ -435,15 +358,15 @@ Deno.test("pth hostile: lying sizes in crafted stored and deflated zips", async 
 function tensorPickle(shape: number[], stride: number[], offset = 0): Uint8Array {
   const ints = (xs: number[]) => [0x28, ...xs.flatMap((x) => [0x4a, ...u32(x)]), 0x74];
   return pickle(
-    global("collections", "OrderedDict"),
+    globalOp("collections", "OrderedDict"),
     0x29,
     0x52,
     "w",
-    global("torch._utils", "_rebuild_tensor_v2"),
+    globalOp("torch._utils", "_rebuild_tensor_v2"),
     0x28,
     0x28,
     "storage",
-    global("torch", "FloatStorage"),
+    globalOp("torch", "FloatStorage"),
     "0",
     "cpu",
     0x4b,
@@ -455,7 +378,7 @@ function tensorPickle(shape: number[], stride: number[], offset = 0): Uint8Array
     ints(shape),
     ints(stride),
     0x89,
-    global("collections", "OrderedDict"),
+    globalOp("collections", "OrderedDict"),
     0x29,
     0x52,
     0x74,
@@ -486,7 +409,7 @@ Deno.test("pth hostile: resource-exhausting and malformed pickles fail typed and
     for (let i = 0; i < n; i++) {
       body.push(0x4a, ...u32(i), 0x68, 2, 0x68, 1, 0x68, 3, 0x86, 0x52, 0x73);
     }
-    const encode = global("_codecs", "encode");
+    const encode = globalOp("_codecs", "encode");
     return pickle(
       0x7d,
       "a".repeat(len),
@@ -530,7 +453,7 @@ Deno.test("pth hostile: resource-exhausting and malformed pickles fail typed and
   }
   // The same pickles in a legacy file (no storages follow, so stop at the pickle).
   for (const [what, pkl, re] of cases.slice(0, 8)) {
-    await withBytes(makeLegacy(pkl), async (p) => {
+    await withBytes(legacyFile(pkl), async (p) => {
       const r = await openAndReadAll(p, `legacy ${what}`);
       assert(r === "ok" ? re.test(r) : r instanceof FormatError, what);
     });
@@ -539,7 +462,7 @@ Deno.test("pth hostile: resource-exhausting and malformed pickles fail typed and
 
 Deno.test("pth hostile: legacy storage counts that lie, and files that are not checkpoints", async () => {
   const main = tensorPickle([4], [1]);
-  const m = pickle(0x8a, 10, [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19], 0x2e);
+  const m = LEGACY_MAGIC;
   const proto = pickle(0x4d, [0xe9, 0x03], 0x2e);
   const sys = pickle(0x7d, 0x28, "little_endian", 0x88, 0x75, 0x2e);
   const keys = (...k: string[]) => pickle(0x5d, 0x28, ...k, 0x65, 0x2e);
@@ -591,7 +514,7 @@ Deno.test("pth hostile: budgets are options: a lowered one refuses, naming file 
   const tail = f32([1, 2, 3, 4]);
   const full = new Uint8Array(size);
   full.set(tail, size - 16);
-  const zip = await zipOf([
+  const zip = await makeZip([
     { name: "a/data.pkl", data: new P().stateDict(tensors).done() },
     {
       name: "a/data/0",

@@ -12,7 +12,7 @@ import { openSafetensors } from "../lib/formats/safetensors.ts";
 import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
 import type { Checkpoint, DType } from "../lib/formats/checkpoint.ts";
 import { FormatError } from "../lib/errors.ts";
-import { crc32 } from "../lib/formats/_crc32.ts";
+import { bytesOf, type CraftTensor, legacyFile, makeTorchZip, Pickle } from "./_craft.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -196,175 +196,7 @@ Deno.test({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Crafted archives: a tiny pickle and zip writer, for tests only.
-
-/** Emits pickle opcodes (protocol 2, as torch.save writes). */
-class Pickle {
-  bytes: number[] = [0x80, 2];
-  #enc = new TextEncoder();
-  op(...b: number[]): this {
-    this.bytes.push(...b);
-    return this;
-  }
-  global(module: string, name: string): this {
-    return this.op(0x63, ...this.#enc.encode(`${module}\n${name}\n`));
-  }
-  str(s: string): this {
-    const b = this.#enc.encode(s);
-    return this.op(0x58, ...u32le(b.length), ...b);
-  }
-  int(n: number): this {
-    return n >= 0 && n < 256 ? this.op(0x4b, n) : this.op(0x4a, ...u32le(n));
-  }
-  ints(xs: number[]): this {
-    this.op(0x28);
-    for (const x of xs) this.int(x);
-    return this.op(0x74);
-  }
-  /** `collections.OrderedDict()`, left on the stack. */
-  dict(): this {
-    return this.global("collections", "OrderedDict").op(0x29, 0x52);
-  }
-  /** A `_rebuild_tensor_v2` call left on the stack. */
-  tensor(t: CraftTensor): this {
-    this.global("torch._utils", "_rebuild_tensor_v2").op(0x28);
-    this.op(0x28).str("storage").global("torch", t.storage).str(t.key).str("cpu").int(t.numel);
-    if (t.view) this.op(0x28).str(`${t.key}v`).int(t.view[0]).int(t.view[1]).op(0x74);
-    this.op(0x74, 0x51); // TUPLE, BINPERSID
-    this.int(t.offset ?? 0).ints(t.shape).ints(t.stride ?? contiguousStrides(t.shape));
-    return this.op(0x89).dict().op(0x74, 0x52); // requires_grad, hooks; TUPLE, REDUCE
-  }
-  /** `{name: tensor, …}` as an OrderedDict filled by SETITEMS. */
-  stateDict(tensors: Record<string, CraftTensor>): this {
-    this.dict().op(0x28);
-    for (const [name, t] of Object.entries(tensors)) this.str(name).tensor(t);
-    return this.op(0x75);
-  }
-  done(): Uint8Array {
-    return new Uint8Array([...this.bytes, 0x2e]);
-  }
-}
-
-interface CraftTensor {
-  storage: string;
-  key: string;
-  numel: number;
-  shape: number[];
-  stride?: number[];
-  offset?: number;
-  /** Legacy view metadata: (offset, size) in elements of the root storage. */
-  view?: [number, number];
-}
-
-function u32le(n: number): number[] {
-  return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255];
-}
-
-function contiguousStrides(shape: number[]): number[] {
-  return shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
-}
-
-async function deflateRaw(data: Uint8Array): Promise<Uint8Array> {
-  const s = new Blob([data as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new CompressionStream("deflate-raw"));
-  return new Uint8Array(await new Response(s).arrayBuffer());
-}
-
-interface ZipOptions {
-  /** Compress entries with deflate. */
-  deflate?: boolean;
-  /** Write ZIP64 records and extra fields even though the archive is small. */
-  zip64?: boolean;
-}
-
-/**
- * A zip as torch writes it: local headers padded so the data is 64-byte aligned (so the local
- * extra length differs from the central one), sizes in a data descriptor (flag bit 3).
- */
-async function makeZip(files: [string, Uint8Array][], opt: ZipOptions = {}): Promise<Uint8Array> {
-  const out: number[] = [];
-  const central: number[] = [];
-  const u16 = (n: number) => [n & 255, n >> 8];
-  const u64 = (n: number) => [...u32le(n), ...u32le(Math.floor(n / 2 ** 32))];
-  const enc = new TextEncoder();
-  for (const [name, data] of files) {
-    const stored = opt.deflate ? await deflateRaw(data) : data;
-    const n = enc.encode(name);
-    const at = out.length;
-    const pad = (64 - ((at + 30 + n.length + 4) % 64)) % 64;
-    out.push(...u32le(0x04034b50), ...u16(20), ...u16(8), ...u16(opt.deflate ? 8 : 0));
-    out.push(0, 0, 0, 0, ...u32le(0), ...u32le(0), ...u32le(0), ...u16(n.length));
-    out.push(...u16(pad + 4), ...n, ...u16(0xcafe), ...u16(pad), ...new Array(pad).fill(0));
-    out.push(...stored);
-    const crc = crc32(data);
-    out.push(...u32le(0x08074b50), ...u32le(crc), ...u32le(stored.length), ...u32le(data.length));
-    const big = opt.zip64;
-    const extra = big
-      ? [...u16(1), ...u16(24), ...u64(data.length), ...u64(stored.length), ...u64(at)]
-      : [];
-    central.push(...u32le(0x02014b50), ...u16(45), ...u16(45), ...u16(8));
-    central.push(...u16(opt.deflate ? 8 : 0), 0, 0, 0, 0, ...u32le(crc));
-    central.push(
-      ...u32le(big ? 0xffffffff : stored.length),
-      ...u32le(big ? 0xffffffff : data.length),
-    );
-    central.push(...u16(n.length), ...u16(extra.length), ...u16(0), ...u16(0), ...u16(0));
-    central.push(...u32le(0), ...u32le(big ? 0xffffffff : at), ...n, ...extra);
-  }
-  const cdAt = out.length;
-  out.push(...central);
-  const count = files.length;
-  if (opt.zip64) {
-    const recAt = out.length;
-    out.push(...u32le(0x06064b50), ...u64(44), ...u16(45), ...u16(45), ...u32le(0), ...u32le(0));
-    out.push(...u64(count), ...u64(count), ...u64(central.length), ...u64(cdAt));
-    out.push(...u32le(0x07064b50), ...u32le(0), ...u64(recAt), ...u32le(1));
-  }
-  const sat = (n: number, max: number) => (opt.zip64 ? max : n);
-  out.push(
-    ...u32le(0x06054b50),
-    0,
-    0,
-    0,
-    0,
-    ...u16(sat(count, 0xffff)),
-    ...u16(sat(count, 0xffff)),
-  );
-  out.push(...u32le(sat(central.length, 0xffffffff)), ...u32le(sat(cdAt, 0xffffffff)), 0, 0);
-  return new Uint8Array(out);
-}
-
-/** A legacy (pre-1.6) file: magic, protocol, sys info, main pickle, keys, storages. */
-function makeLegacy(main: Uint8Array, storages: [string, number, Uint8Array][]): Uint8Array {
-  const magic = new Pickle().op(
-    0x8a,
-    10,
-    0x6c,
-    0xfc,
-    0x9c,
-    0x46,
-    0xf9,
-    0x20,
-    0x6a,
-    0xa8,
-    0x50,
-    0x19,
-  )
-    .done();
-  const proto = new Pickle().op(0x4d, 0xe9, 0x03).done();
-  const sys = new Pickle().op(0x7d, 0x28).str("protocol_version").op(0x4d, 0xe9, 0x03)
-    .str("little_endian").op(0x88).op(0x75).done();
-  const keys = new Pickle().op(0x5d, 0x28);
-  for (const [k] of storages) keys.str(k);
-  const parts: number[] = [...magic, ...proto, ...sys, ...main, ...keys.op(0x65).done()];
-  for (const [, count, data] of storages) parts.push(...u32le(count), 0, 0, 0, 0, ...data);
-  return new Uint8Array(parts);
-}
-
-/** Little-endian bytes of a typed array. */
-function le(a: ArrayBufferView): Uint8Array {
-  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice();
-}
+// Crafted archives (tests/_craft.ts)
 
 async function withFile<T>(bytes: Uint8Array, fn: (ck: Checkpoint) => Promise<T>): Promise<T> {
   const { dir, cleanup } = await tempDir();
@@ -438,7 +270,7 @@ async function checkViews(ck: Checkpoint): Promise<void> {
 for (const opt of [{}, { deflate: true }, { zip64: true }, { deflate: true, zip64: true }]) {
   Deno.test(`pth: crafted zip ${JSON.stringify(opt)} with views, offsets and strides`, async () => {
     const pkl = new Pickle().stateDict(VIEWS).done();
-    const zip = await makeZip([["tiny/data.pkl", pkl], ["tiny/data/0", le(M)]], opt);
+    const zip = await makeTorchZip([["tiny/data.pkl", pkl], ["tiny/data/0", bytesOf(M)]], opt);
     await withFile(zip, async (ck) => {
       assertEquals(ck.format, "pth");
       assertEquals([...ck.tensors.keys()], Object.keys(VIEWS));
@@ -454,7 +286,7 @@ Deno.test("pth: crafted legacy file with views (incl. a legacy storage view)", a
     inView: { storage: "FloatStorage", key: "0", numel: 12, shape: [4], view: [6, 6], offset: 2 },
   };
   const main = new Pickle().stateDict(tensors).done();
-  await withFile(makeLegacy(main, [["0", 12, le(M)]]), async (ck) => {
+  await withFile(legacyFile(main, [["0", 12, bytesOf(M)]]), async (ck) => {
     assertEquals(ck.format, "pth-legacy");
     await checkViews(ck);
     assertEquals([...new Float32Array((await ck.read("inView")).slice().buffer)], [8, 9, 10, 11]);
@@ -478,20 +310,20 @@ Deno.test("pth: every dtype maps to its DType name", async () => {
   const files: [string, Uint8Array][] = [];
   kinds.forEach(([storage, , data], i) => {
     tensors[storage] = { storage, key: String(i), numel: 2, shape: [2] };
-    files.push([`archive/data/${i}`, le(data)]);
+    files.push([`archive/data/${i}`, bytesOf(data)]);
   });
   const pkl = new Pickle().stateDict(tensors).done();
-  await withFile(await makeZip([["archive/data.pkl", pkl], ...files]), async (ck) => {
+  await withFile(await makeTorchZip([["archive/data.pkl", pkl], ...files]), async (ck) => {
     for (const [storage, dtype, data] of kinds) {
       assertEquals(ck.tensors.get(storage)?.dtype, dtype, storage);
-      assertEquals(await ck.read(storage), le(data), storage);
+      assertEquals(await ck.read(storage), bytesOf(data), storage);
     }
   });
 });
 
 Deno.test("pth: wrapped state dicts are unwrapped; other entries become metadata", async () => {
   const w: CraftTensor = { storage: "FloatStorage", key: "0", numel: 2, shape: [2] };
-  const data = le(new Float32Array([1, 2]));
+  const data = bytesOf(new Float32Array([1, 2]));
   for (const wrapper of ["model", "state_dict", "module"]) {
     const p = new Pickle().op(0x7d, 0x28); // EMPTY_DICT, MARK
     p.str("epoch").int(3).str("lr").op(0x47, 0x3f, 0xb9, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9a);
@@ -502,7 +334,7 @@ Deno.test("pth: wrapped state dicts are unwrapped; other entries become metadata
     p.str("version").int(7).op(0x75);
     p.str("optimizer").op(0x7d).str("m").tensor(w).op(0x73); // a tensor outside the model
     const pkl = p.op(0x75).done();
-    await withFile(await makeZip([["x/data.pkl", pkl], ["x/data/0", data]]), async (ck) => {
+    await withFile(await makeTorchZip([["x/data.pkl", pkl], ["x/data/0", data]]), async (ck) => {
       assertEquals([...ck.tensors.keys()], ["emb.weight", "blocks.0.w"], wrapper);
       assertEquals(await ck.read("blocks.0.w"), data);
       assertEquals(ck.metadata, {
@@ -532,7 +364,7 @@ Deno.test("pth: parameters, tensor subclasses and bytes (protocol 2) are underst
   p.str("size").global("torch", "Size").ints([2, 3]).op(0x85, 0x52);
   const pkl = p.op(0x75).done();
   const data = new Uint8Array([0x00, 0x3c]);
-  await withFile(await makeZip([["a/data.pkl", pkl], ["a/data/k", data]]), async (ck) => {
+  await withFile(await makeTorchZip([["a/data.pkl", pkl], ["a/data/k", data]]), async (ck) => {
     assertEquals([...ck.tensors.keys()], ["param", "sub"]);
     assertEquals(await ck.read("sub"), data);
     assertEquals(ck.metadata, { blob: "<2 bytes>", size: [2, 3] });
