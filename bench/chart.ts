@@ -19,7 +19,7 @@ import {
   parseDecodeRows,
   parseThroughput,
   throughputChart,
-} from "./_chart.ts";
+} from "../testing/chart.ts";
 
 function fail(message: string): never {
   console.error(`chart: ${message}`);

@@ -14,7 +14,7 @@
 
 import { parseArgs } from "node:util";
 import { RedisStore } from "../lib/server/store_redis.ts";
-import { binary, freePort, startHaproxy, startRedis, startServe } from "../tests/_services.ts";
+import { binary, freePort, startHaproxy, startRedis, startServe } from "../testing/services.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,

@@ -25,6 +25,7 @@
 import { parseArgs } from "node:util";
 import { writeAll, writeAtomic } from "../lib/formats/_file.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
+import type { ThroughputRow } from "../testing/chart.ts";
 
 const { values: v } = parseArgs({
   args: Deno.args,
@@ -185,18 +186,7 @@ async function one(i: number, text = prompt(i), max = maxTokens): Promise<Stream
   return { ttft, gaps, tokens };
 }
 
-interface Row {
-  streams: number;
-  aggregateTokPerSec: number;
-  ratio: number;
-  ttftP50Ms: number;
-  ttftP99Ms: number;
-  itlP50Ms: number;
-  itlP99Ms: number;
-  peakRssMiB: number;
-}
-
-const rows: Row[] = [];
+const rows: ThroughputRow[] = [];
 try {
   await one(1_000_000); // warm-up: compile paths, fault the weights in
   for (const n of streams) {

@@ -10,7 +10,7 @@
  */
 
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
-import { fixture } from "../tests/_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 
 /** ~`bytes` of mixed text; the same every run (a small LCG picks the pieces). */
 function mixedText(bytes: number): string {

@@ -350,15 +350,8 @@ export function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice();
 }
 
-/** A seeded generator (mulberry32): the same seed gives the same numbers. */
-export function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (the one in testing/random.ts). */
+export { rng } from "../testing/random.ts";
 
 /**
  * A raw deflate stream of `zeros` zero bytes then `tail`, written directly with fixed Huffman

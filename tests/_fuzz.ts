@@ -8,7 +8,7 @@
  */
 
 import type { CheckpointLimits } from "../lib/formats/checkpoint.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";
 import {
   concat,

@@ -6,7 +6,7 @@
 
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { Model } from "../lib/model/model.ts";
-import { FIXTURES_DIR, listFixtures } from "./_fixtures.ts";
+import { FIXTURES_DIR, listFixtures } from "../testing/fixtures.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
 
 /** One ref-*.json file. */

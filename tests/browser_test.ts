@@ -16,7 +16,7 @@ import type { State } from "../lib/model/state.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const REQUIRE = Deno.env.get("RWKV_REQUIRE_BROWSER") === "1";

@@ -1,5 +1,5 @@
 /**
- * The benchmark charts (bench/_chart.ts, bench/chart.ts): valid SVG (checked by an XML
+ * The benchmark charts (testing/chart.ts, bench/chart.ts): valid SVG (checked by an XML
  * validator), bars and lines where the numbers put them, text escaped, and the command's
  * handling of files and bad input.
  * @module
@@ -14,9 +14,9 @@ import {
   parseThroughput,
   throughputChart,
   type ThroughputResult,
-} from "../bench/_chart.ts";
+} from "../testing/chart.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { tempDir } from "./_fixtures.ts";
+import { tempDir } from "../testing/fixtures.ts";
 
 const row = (model: string, dtype: string, ms: number, mib: number, gbs = 20): DecodeRow => ({
   model,

@@ -3,7 +3,7 @@ import { loadModel } from "../lib/load.ts";
 import { type Model, newModel } from "../lib/model/model.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertClose, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 

@@ -3,7 +3,7 @@
  * on stderr naming the problem and exit code 2: no stack trace.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 
 const st7 = fixture("tiny-rwkv-7v0.safetensors");
 const cli = (name: string) => new URL(`../cli/${name}.ts`, import.meta.url).pathname;

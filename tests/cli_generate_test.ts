@@ -2,7 +2,7 @@
  * `cli/generate.ts` end to end on fixture models.
  */
 import { goldens } from "./_golden.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { assert, assertEquals } from "./_assert.ts";
 
 const cli = new URL("../cli/generate.ts", import.meta.url).pathname;

@@ -6,7 +6,7 @@ import { openSafetensors } from "../lib/formats/safetensors.ts";
 import { convertToSafetensors } from "../convert/safetensors.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
 import { FormatError } from "../lib/errors.ts";
-import { fixture, listFixtures, tempDir } from "./_fixtures.ts";
+import { fixture, listFixtures, tempDir } from "../testing/fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 
 const pths = listFixtures(/^tiny-rwkv-.*\.pth$/, "", "conversions of the tiny .pth models");

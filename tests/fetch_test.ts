@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { cacheDir, DownloadError, remoteOf, resolveModel } from "../lib/fetch.ts";
 import { loadModel } from "../lib/load.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 

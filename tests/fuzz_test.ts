@@ -4,12 +4,12 @@
  * the Rust SafeTensors rules, pickle and zip rules) plus seeded mutants of the fixtures and of
  * crafted files. Each case runs in its own process, killed past 20 s or 1 GiB of RSS; it must
  * end in a typed error naming the file (matching what the reference refuses) or read exactly
- * what the reference reads, within 5 s and 1 GiB. Longer campaigns: `bench/fuzz.ts --cases N`.
+ * what the reference reads, within 5 s and 1 GiB. Longer campaigns: `tests/fuzz_campaign.ts --cases N`.
  * @module
  */
 
 import { assert } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import {
   attackCases,
   craftedMutantCases,

@@ -4,7 +4,7 @@
  * the log-likelihood computed token by token.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { generate, generateBatch, type GenerateStats } from "../lib/generate.ts";
 import { loadModel } from "../lib/load.ts";
 import { perplexity } from "../lib/perplexity.ts";

@@ -3,7 +3,7 @@
  */
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { assertMatchesGolden, goldens, openGolden } from "./_golden.ts";
-import { REQUIRE_FIXTURES } from "./_fixtures.ts";
+import { REQUIRE_FIXTURES } from "../testing/fixtures.ts";
 import { assert } from "./_assert.ts";
 
 const all = goldens();

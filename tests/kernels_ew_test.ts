@@ -19,7 +19,7 @@ import {
   type Wkv4Arrays,
   wkv4TS,
 } from "../lib/backend/reference/math.ts";
-import { makeRng } from "../lib/sample.ts";
+import { randomFloats } from "../testing/random.ts";
 import { assert } from "./_assert.ts";
 
 /** A one-member team over a fresh shared memory, and a way to place arrays in it. */
@@ -47,10 +47,7 @@ async function team() {
   return { c, put };
 }
 
-function randoms(n: number, seed: number, scale = 1): Float32Array {
-  const rng = makeRng(seed);
-  return Float32Array.from({ length: n }, () => (rng() * 2 - 1) * scale);
-}
+const randoms = (n: number, seed: number, scale = 1) => randomFloats(n, seed, -scale, scale);
 
 /** Each value within `rel`·|expected| + `abs` of the reference (NaN only where it has NaN). */
 function assertClose(

@@ -2,7 +2,7 @@
  * `loadModel` checks every option before it loads anything and names the bad one.
  */
 import { assertEquals, assertRejects, assertThrows } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { UsageError } from "../lib/errors.ts";
 import { loadModel, type LoadModelOptions, validateLoadOptions } from "../lib/load.ts";
 

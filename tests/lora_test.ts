@@ -6,19 +6,13 @@ import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors
 import { writePth } from "../lib/formats/pth_write.ts";
 import { loadModel } from "../lib/load.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { randomFloats } from "../testing/random.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 
-function random(n: number, seed: number, amp = 0.1): Float32Array {
-  let x = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x = (x * 1664525 + 1013904223) >>> 0;
-    out[i] = (x / 2 ** 32 - 0.5) * amp;
-  }
-  return out;
-}
+/** Seeded values in [-amp/2, amp/2). */
+const random = (n: number, seed: number, amp = 0.1) => randomFloats(n, seed, -amp / 2, amp / 2);
 
 function f32(name: string, shape: number[], data: Float32Array): TensorToWrite {
   return { name, dtype: "F32", shape, data: () => new Uint8Array(data.buffer) };

@@ -4,7 +4,7 @@
 import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { FormatError, ModelError, UsageError } from "../lib/errors.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { assertRejects } from "./_assert.ts";
 
 const src = fixture("tiny-rwkv-7v0.safetensors");

@@ -5,7 +5,7 @@
  * encode/decode on the fixtures' tokenizers; and a real model end to end.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { Pipeline, PIPELINE_ARGS, type PipelineArgs, type PipelineModel } from "../lib/pipeline.ts";
 import type { State } from "../lib/model/state.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";

@@ -7,7 +7,7 @@
  */
 
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { openPth } from "../lib/formats/pth.ts";
 import { FormatError, RwkvError, UnsafePickleError } from "../lib/errors.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";

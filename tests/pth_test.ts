@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { openPth } from "../lib/formats/pth.ts";
 import { openSafetensors } from "../lib/formats/safetensors.ts";
 import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";

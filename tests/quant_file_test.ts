@@ -3,7 +3,7 @@
  * validated by lib/quant, loaded by lib/model/weights.ts without re-quantizing.
  */
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { FormatError, UsageError } from "../lib/errors.ts";
 import type { Checkpoint } from "../lib/formats/checkpoint.ts";
 import {

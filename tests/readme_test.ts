@@ -8,7 +8,7 @@
  * lines must appear in their output.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, FIXTURES_DIR } from "./_fixtures.ts";
+import { fixture, FIXTURES_DIR } from "../testing/fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const README = await Deno.readTextFile(`${ROOT}README.md`);

@@ -3,7 +3,7 @@
  * official layout against the official checkpoints, and hostile files.
  */
 import { assert, assertClose, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { FormatError } from "../lib/errors.ts";
 import { dequantizeGgml, openRwkvCpp } from "../lib/formats/rwkvcpp.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";

@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
 import { FormatError } from "../lib/errors.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const st7 = fixture("tiny-rwkv-7v0.safetensors");
 

@@ -12,7 +12,7 @@ import { Scheduler } from "../lib/server/scheduler.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 

@@ -12,8 +12,8 @@ import { loadModel } from "../lib/load.ts";
 import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
-import { binary, freePort, startHaproxy, startRedis, startServe } from "./_services.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
+import { binary, freePort, startHaproxy, startRedis, startServe } from "../testing/services.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const REDIS = binary("redis-server");

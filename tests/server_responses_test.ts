@@ -14,7 +14,7 @@ import { decodeState, MemoryStore, modelIdentity, startServer } from "../lib/ser
 import { encodeChat, type TemplateMessage, WORLD_TEMPLATE } from "../lib/server/template.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 
 type ChatMsg = TemplateMessage;
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");

@@ -20,8 +20,8 @@ import {
 import { RedisStore } from "../lib/server/store_redis.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
-import { binary, startRedis } from "./_services.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
+import { binary, startRedis } from "../testing/services.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const OTHER = fixture("tiny-rwkv-7v0-bf16.pth");

@@ -4,7 +4,7 @@
  * the zeros), and a zip's CRC of a zero run is computed without the run.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
 import { writePth } from "../lib/formats/pth_write.ts";

@@ -9,20 +9,11 @@ import type { ModelSpec } from "../lib/spec/spec.ts";
 import { State } from "../lib/model/state.ts";
 import { applyTimeState, loadTimeStateFile, timeStateName } from "../lib/model/time_state.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
+import { randomFloats } from "../testing/random.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const PROMPT = [34, 105, 110];
-
-function randomTensor(n: number, seed: number): Float32Array {
-  let x = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    x = (x * 1664525 + 1013904223) >>> 0;
-    out[i] = (x / 2 ** 32 - 0.5) * 0.5;
-  }
-  return out;
-}
 
 function f32(name: string, shape: number[], data: Float32Array): TensorToWrite {
   return { name, dtype: "F32", shape, data: () => new Uint8Array(data.buffer) };
@@ -36,7 +27,10 @@ Deno.test({
     const model = await loadModel(MODEL!, { engine: "reference" });
     try {
       const { layers, heads: H, headSize: N } = model.spec;
-      const ts = Array.from({ length: layers }, (_, i) => randomTensor(H * N * N, 100 + i));
+      const ts = Array.from(
+        { length: layers },
+        (_, i) => randomFloats(H * N * N, 100 + i, -0.25, 0.25),
+      );
       const side = `${dir}/state.safetensors`;
       await writeSafetensors(side, ts.map((t, i) => f32(timeStateName(i), [H, N, N], t)));
 

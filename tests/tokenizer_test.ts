@@ -8,7 +8,7 @@ import {
   WorldTokenizer,
 } from "../lib/tokenizer/mod.ts";
 import { TokenizerError, UsageError } from "../lib/errors.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
 
 interface Cases {

@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");

@@ -11,19 +11,7 @@ import { f32ToBf16, f32ToF16, floatToHalf, halfToFloat } from "../lib/formats/dt
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { assert, assertClose } from "./_assert.ts";
 import { HAVE_WEBGPU } from "./_webgpu.ts";
-
-/** Deterministic uniform values in [lo, hi). */
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    a[i] = lo + ((s >>> 0) / 2 ** 32) * (hi - lo);
-  }
-  return a;
-}
+import { randomFloats } from "../testing/random.ts";
 
 /**
  * A row-major matrix of `dtype` from f32 values (as loadWeights stores it); `f16Scales`: q8/q4
@@ -126,11 +114,11 @@ for (const tpr of [1, 32]) {
     gpuTest(`matmul ${dtype}, ${tpr} per row, 1/3/9 tokens, split, and embed = TS`, async () => {
       const rows = 37, cols = 96;
       const [type, f16] = [dtype.split(" ")[0] as StorageDType, dtype.includes("f16 scales")];
-      const m = makeMatrix(rand(rows * cols, 7), rows, cols, type, f16);
+      const m = makeMatrix(randomFloats(rows * cols, 7), rows, cols, type, f16);
       const inputs: Record<string, Float32Array> = {};
       const outputs: Record<string, number> = { emb: 3 * cols };
       for (const T of [1, 3, 9]) {
-        inputs[`x${T}`] = rand(T * cols, 11 + T);
+        inputs[`x${T}`] = randomFloats(T * cols, 11 + T);
         outputs[`y${T}`] = T * rows;
       }
       const tokens = [29, 0, 36]; // rows in the first, a middle and the last part
@@ -159,12 +147,12 @@ for (const tpr of [1, 32]) {
     );
     await compare({
       inputs: {
-        x: rand(n, 1, -3, 3),
-        w: rand(C, 2),
-        b: rand(C, 3),
-        y: rand(n, 4, -3, 3),
-        big: Float32Array.from(rand(n, 6), (v) => v * 60),
-        acc: rand(n, 7),
+        x: randomFloats(n, 1, -3, 3),
+        w: randomFloats(C, 2),
+        b: randomFloats(C, 3),
+        y: randomFloats(n, 4, -3, 3),
+        big: Float32Array.from(randomFloats(n, 6), (v) => v * 60),
+        acc: randomFloats(n, 7),
       },
       outputs,
       segments: [{ length: T, state: [new Float32Array(1)] }],
@@ -190,14 +178,14 @@ for (const tpr of [1, 32]) {
 function threeSegments(sizes: number[], seed: number, lo = -1, hi = 1) {
   return [4, 1, 2].map((length, i) => ({
     length,
-    state: sizes.map((n, j) => rand(n, seed + 10 * i + j, lo, hi)),
+    state: sizes.map((n, j) => randomFloats(n, seed + 10 * i + j, lo, hi)),
   }));
 }
 
 gpuTest("token shift, keepLast and lastRows over three segments = TS", async () => {
   const C = 24, T = 7;
   await compare({
-    inputs: { x: rand(T * C, 1), mix: rand(C, 2) },
+    inputs: { x: randomFloats(T * C, 1), mix: randomFloats(C, 2) },
     outputs: { s0: T * C, s1: T * C, s2: T * C, last: 3 * C },
     segments: threeSegments([5, C, C], 3),
     // measured 1.2e-7 (toPrev): the GPU fuses c + (p − c)·m into one multiply-add
@@ -221,11 +209,11 @@ gpuTest("wkv4 over three segments = TS", async () => {
   }
   await compare({
     inputs: {
-      r: rand(T * A, 1, -3, 3),
-      k: rand(T * A, 2, -3, 3),
-      v: rand(T * A, 3, -3, 3),
-      first: rand(A, 4),
-      decay: rand(A, 5, -2, -0.01),
+      r: randomFloats(T * A, 1, -3, 3),
+      k: randomFloats(T * A, 2, -3, 3),
+      v: randomFloats(T * A, 3, -3, 3),
+      first: randomFloats(A, 4),
+      decay: randomFloats(A, 5, -2, -0.01),
     },
     outputs: { out: T * A },
     segments,
@@ -241,11 +229,11 @@ for (const perToken of [false, true]) {
     const T = 7, H = 3, N = 8, C = H * N;
     return compare({
       inputs: {
-        r: rand(T * C, 2),
-        k: rand(T * C, 3),
-        v: rand(T * C, 4),
-        w: rand(perToken ? T * C : C, 5, 0.5, 1),
-        u: rand(C, 6),
+        r: randomFloats(T * C, 2),
+        k: randomFloats(T * C, 3),
+        v: randomFloats(T * C, 4),
+        w: randomFloats(perToken ? T * C : C, 5, 0.5, 1),
+        u: randomFloats(C, 6),
       },
       outputs: { y: T * C },
       segments: threeSegments([C, H * N * N], 20),
@@ -263,10 +251,10 @@ for (const layer0 of [true, false]) {
     const inputs: Record<string, Float32Array> = {};
     let seed = 1;
     for (const k of ["a0", "w0", "v0", "kkW", "ka", "lnw", "lnb", "rk"]) {
-      inputs[k] = rand(C, seed++);
+      inputs[k] = randomFloats(C, seed++);
     }
     for (const k of ["al", "wl", "vl", "v", "k", "r", "g", "vFirst"]) {
-      inputs[k] = rand(T * C, seed++);
+      inputs[k] = randomFloats(T * C, seed++);
     }
     const outputs = Object.fromEntries(
       ["wDecay", "vMix", "kkN", "kkA", "kMod", "y", "out"].map((k) => [k, T * C]),

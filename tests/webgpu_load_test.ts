@@ -9,7 +9,7 @@ import { loadModel } from "../lib/load.ts";
 import { hasHardwareGpu } from "../lib/backend/webgpu/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { assert, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { HAVE_WEBGPU } from "./_webgpu.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");

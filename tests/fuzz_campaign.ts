@@ -5,7 +5,7 @@
  * (5 s of CPU, 1 GiB of RSS, killed past 60 s). Prints a summary per attack class and every
  * case that broke a rule (with its seed, so it can be replayed), and exits 1 when any did.
  *
- *   deno run -A bench/fuzz.ts --cases 2000 [--seed 7] [--jobs 2] [--no-attacks] [--torch]
+ *   deno run -A tests/fuzz_campaign.ts --cases 2000 [--seed 7] [--jobs 2] [--no-attacks] [--torch]
  *
  * With `--torch` (needs Debian's python3-torch, torch 1.13) every `.pth` case is also loaded by
  * torch, through an unpickler restricted to our allow-list, and the outcomes compared: a file
@@ -16,7 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { BOUNDS, campaign, compareWithTorch, runPool } from "../tests/_fuzz.ts";
+import { BOUNDS, campaign, compareWithTorch, runPool } from "./_fuzz.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
