@@ -1,7 +1,9 @@
 /**
- * Weights in one arena of CPU memory (a shared `WebAssembly.Memory`, so a CPU backend may read
- * them in place from several threads). Every tensor is described by plain numbers (offsets,
- * shapes) that can be sent elsewhere and turned back into the same views over the same memory.
+ * Weights in an arena of CPU memory (shared `WebAssembly.Memory`s, so a CPU backend may read
+ * them in place from several threads): one memory while the weights fit beside a backend's
+ * buffers in 4 GiB (a 32-bit memory's reach), else the matrices in memories of their own, each
+ * up to 4 GiB, and everything else in the first. Every tensor is described by plain numbers
+ * (memory, offsets, shapes) that can be sent elsewhere and turned back into the same views.
  * Matrices are stored row-major; a backend that wants another arrangement supplies a
  * {@link MatrixLayout} that rearranges each matrix once it is loaded.
  * @module
@@ -36,6 +38,11 @@ export interface MatrixDesc {
   readonly scaleOffset: number;
   /** Rows the values occupy (≥ rows: a {@link MatrixLayout} may pad). */
   readonly storedRows: number;
+  /**
+   * Which of the arena's memories holds values and scales: 0 (or absent) the first, k ≥ 1 its
+   * k-th memory of matrices ({@link Arena.memories}).
+   */
+  readonly memory?: number;
 }
 
 /**
@@ -108,71 +115,141 @@ export function matrixBytes(
 
 const PAGE = 65536;
 const ALIGN = 64;
+/** Pages of a 32-bit WebAssembly memory at most: 4 GiB. */
+const MAX_PAGES = 65536;
 
 /**
- * One shared memory and a bump allocator over it. Its size is planned up front (weights are
- * listed before any is read), so it never grows while views are live.
+ * Weights that may share one memory with a backend's buffers (its activations and states): a
+ * larger model puts its matrices in memories of their own. Measured: the kernels reading weights
+ * from a second memory run 0.95× as fast from cache, no slower from DRAM (kernels_test, the
+ * README's Engine section), so models that fit keep the one memory.
+ */
+export const SINGLE_MEMORY_BYTES = 3 * 2 ** 30;
+
+/**
+ * Options of an {@link Arena}.
+ * @example
+ * ```ts ignore
+ * const arena = new Arena(bytes, 64, KERNEL_LAYOUT, { matrixMemoryBytes: 2 ** 20 });
+ * ```
+ */
+export interface ArenaOptions {
+  /**
+   * Puts the matrices in memories of their own, each holding at most this many bytes (a matrix
+   * larger than it gets a memory to itself). Default: only when `bytes` exceeds
+   * {@link SINGLE_MEMORY_BYTES}, then 4 GiB less 64 KiB a memory. Small values make tests take
+   * the large-model path on small models.
+   */
+  matrixMemoryBytes?: number;
+}
+
+/**
+ * Shared memories and a bump allocator over each. Vectors and a backend's buffers go to the
+ * first memory ({@link Arena.memory}); matrices go there too, or, for a model too large for one
+ * 32-bit memory, to memories of matrices that grow as they fill. Growing a shared memory keeps
+ * every view made before valid.
  */
 export class Arena {
+  /** The first memory: vectors, a backend's buffers, and the matrices unless split. */
   readonly memory: WebAssembly.Memory;
+  /** The first memory's current buffer. */
   buffer: SharedArrayBuffer;
   /** How matrices are laid out. */
   readonly layout: MatrixLayout;
+  /**
+   * Every memory, the first at 0, then the memories of matrices (none unless split). A matrix's
+   * {@link MatrixDesc.memory} indexes this.
+   */
+  readonly memories: WebAssembly.Memory[];
+  /** Bytes a memory of matrices holds at most (0: matrices share the first memory). */
+  readonly matrixMemoryBytes: number;
   #top: number;
+  #tops: number[] = [0];
 
-  /** Creates an arena of at least `bytes` (plus `reserveStart` bytes kept free at offset 0). */
-  constructor(bytes: number, reserveStart = ALIGN, layout: MatrixLayout = PLAIN_LAYOUT) {
+  /**
+   * Creates an arena for `bytes` of weights (plus `reserveStart` bytes kept free at offset 0):
+   * one memory of that size, or, beyond {@link SINGLE_MEMORY_BYTES} or with
+   * `options.matrixMemoryBytes`, a small first memory and memories of matrices made as needed.
+   */
+  constructor(
+    bytes: number,
+    reserveStart = ALIGN,
+    layout: MatrixLayout = PLAIN_LAYOUT,
+    options: ArenaOptions = {},
+  ) {
     this.layout = layout;
-    const pages = Math.max(1, Math.ceil((bytes + reserveStart + ALIGN) / PAGE));
-    if (pages > 65536) {
-      throw new RangeError(
-        `the model needs ${(bytes / 2 ** 30).toFixed(2)} GiB of weights in memory, over the ` +
-          `4 GiB a WebAssembly memory can address: choose a smaller dtype (bf16, q8, q4)`,
-      );
+    const split = options.matrixMemoryBytes ??
+      (bytes > SINGLE_MEMORY_BYTES ? (MAX_PAGES - 1) * PAGE : 0);
+    if (!(split >= 0) || split > (MAX_PAGES - 1) * PAGE) {
+      throw new RangeError(`matrixMemoryBytes must be from 1 to 4 GiB − 64 KiB, not ${split}`);
     }
+    this.matrixMemoryBytes = split;
+    const pages = split ? 1 : Math.max(1, Math.ceil((bytes + reserveStart + ALIGN) / PAGE));
+    if (pages > MAX_PAGES) throw new RangeError("the weights need more than 4 GiB of memory");
     // The maximum is the whole 4 GiB: only address space is reserved, and a backend grows the
     // memory once after loading to add its activation buffers.
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true });
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+    this.memories = [this.memory];
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.#top = reserveStart;
   }
 
-  /** Grows the memory so that `bytes` more can be allocated; views made before stay valid. */
+  /** Grows the first memory so that `bytes` more can be allocated; views made before stay valid. */
   reserve(bytes: number): void {
-    const need = Math.ceil(this.#top / ALIGN) * ALIGN + bytes + ALIGN;
-    const have = this.memory.buffer.byteLength;
+    this.#grow(0, Math.ceil(this.#top / ALIGN) * ALIGN + bytes + ALIGN);
+  }
+
+  /** Grows memory `k` to at least `need` bytes. */
+  #grow(k: number, need: number): void {
+    const m = this.memories[k];
+    const have = m.buffer.byteLength;
     if (need > have) {
       const pages = Math.ceil((need - have) / PAGE);
-      if (have / PAGE + pages > 65536) {
-        throw new RangeError("the model and its buffers need more than 4 GiB of memory");
+      if (have / PAGE + pages > MAX_PAGES) {
+        throw new RangeError(
+          k ? "a memory of matrices is full" : "the model's buffers need more than 4 GiB of memory",
+        );
       }
-      this.memory.grow(pages);
+      m.grow(pages);
     }
-    this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
+    if (k === 0) this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
   }
 
   /** Wraps an existing memory (in another thread): no allocation. */
   static wrap(memory: WebAssembly.Memory, top: number): Arena {
     const a = Object.create(Arena.prototype) as Arena;
-    Object.assign(a, { memory, buffer: memory.buffer, layout: PLAIN_LAYOUT });
+    Object.assign(a, {
+      memory,
+      buffer: memory.buffer,
+      layout: PLAIN_LAYOUT,
+      memories: [memory],
+      matrixMemoryBytes: 0,
+    });
     a.#top = top;
+    a.#tops = [0];
     return a;
   }
 
-  /** Bytes allocated so far. */
+  /** Bytes allocated so far in the first memory. */
   get used(): number {
     return this.#top;
   }
 
-  /** Bytes in the arena. */
+  /** Bytes allocated so far in every memory. */
+  get usedTotal(): number {
+    return this.#tops.reduce((a, b) => a + b, this.#top);
+  }
+
+  /** Bytes in the first memory. */
   get size(): number {
     return this.buffer.byteLength;
   }
 
-  /** Reserves `bytes`, aligned to 64 bytes; returns the offset. */
+  /** Reserves `bytes` in the first memory, aligned to 64 bytes; returns the offset. */
   alloc(bytes: number): number {
     const off = Math.ceil(this.#top / ALIGN) * ALIGN;
-    if (off + bytes > this.buffer.byteLength) {
+    if (this.matrixMemoryBytes) this.#grow(0, off + bytes);
+    else if (off + bytes > this.buffer.byteLength) {
       throw new RangeError(`arena full: need ${off + bytes} bytes, have ${this.buffer.byteLength}`);
     }
     this.#top = off + bytes;
@@ -187,19 +264,59 @@ export class Arena {
   /** Reserves space for a matrix and returns its description. */
   allocMatrix(rows: number, cols: number, dtype: StorageDType): MatrixDesc {
     const b = this.layout.bytes(rows, cols, dtype);
-    const offset = this.alloc(b.data);
-    const scaleOffset = b.scales ? this.alloc(b.scales) : 0;
-    return { rows, cols, dtype, offset, scaleOffset, storedRows: b.storedRows };
+    if (!this.matrixMemoryBytes) {
+      const offset = this.alloc(b.data);
+      const scaleOffset = b.scales ? this.alloc(b.scales) : 0;
+      return { rows, cols, dtype, offset, scaleOffset, storedRows: b.storedRows };
+    }
+    // Values and scales in one memory of matrices: the last one, or a new one when full.
+    const need = (top: number) => {
+      const offset = Math.ceil(top / ALIGN) * ALIGN;
+      const scaleOffset = b.scales ? Math.ceil((offset + b.data) / ALIGN) * ALIGN : 0;
+      return { offset, scaleOffset, end: b.scales ? scaleOffset + b.scales : offset + b.data };
+    };
+    let k = this.memories.length - 1;
+    let at = k ? need(this.#tops[k]) : undefined;
+    if (!at || (at.end > this.matrixMemoryBytes && this.#tops[k] > ALIGN)) {
+      at = need(ALIGN); // offset 0 stays unused, as in the first memory
+      if (at.end > MAX_PAGES * PAGE) {
+        throw new RangeError(`a ${rows}×${cols} ${dtype} matrix needs more than 4 GiB`);
+      }
+      this.memories.push(new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }));
+      this.#tops.push(0);
+      k++;
+    }
+    this.#grow(k, at.end);
+    this.#tops[k] = at.end;
+    const { offset, scaleOffset } = at;
+    return { rows, cols, dtype, offset, scaleOffset, storedRows: b.storedRows, memory: k };
+  }
+
+  /** The current buffer of the memory holding matrix `d`. */
+  bufferOf(d: MatrixDesc): SharedArrayBuffer {
+    return this.memories[d.memory ?? 0].buffer as unknown as SharedArrayBuffer;
+  }
+
+  /** The current buffers of every memory ({@link Arena.memories}' order). */
+  get buffers(): SharedArrayBuffer[] {
+    return this.memories.map((m) => m.buffer as unknown as SharedArrayBuffer);
   }
 
   /** Typed views of a matrix description over this arena. */
   view(d: MatrixDesc): Matrix {
-    return viewMatrix(this.buffer, d);
+    return viewMatrix(this.bufferOf(d), d);
   }
 }
 
-/** Typed views of a matrix description over `buffer`. */
-export function viewMatrix(buffer: ArrayBufferLike, d: MatrixDesc): Matrix {
+/**
+ * Typed views of a matrix description over `buffer`, or over the one of `buffers` (an arena's
+ * memories' buffers, {@link Arena.buffers}) that holds it.
+ */
+export function viewMatrix(
+  buffers: ArrayBufferLike | readonly ArrayBufferLike[],
+  d: MatrixDesc,
+): Matrix {
+  const buffer = Array.isArray(buffers) ? buffers[d.memory ?? 0] : buffers as ArrayBufferLike;
   const n = d.storedRows * d.cols;
   let data: Matrix["data"];
   switch (d.dtype) {
@@ -227,6 +344,7 @@ export function viewMatrix(buffer: ArrayBufferLike, d: MatrixDesc): Matrix {
     offset: d.offset,
     scaleOffset: d.scaleOffset,
     storedRows: d.storedRows,
+    memory: d.memory ?? 0,
     data,
     scales,
   };

@@ -53,13 +53,17 @@ export interface WeightsLayout {
 /** Loaded weights: typed views by name over the arena. */
 export class Weights implements WeightSource<Float32Array, Matrix> {
   readonly layout: WeightsLayout;
+  /** The arena's first memory (vectors, and the matrices unless they have memories of their own). */
   readonly buffer: ArrayBufferLike;
+  #buffers: readonly ArrayBufferLike[];
   #vecs = new Map<string, Float32Array>();
   #mats = new Map<string, Matrix>();
 
-  constructor(layout: WeightsLayout, buffer: ArrayBufferLike) {
+  /** Views over `buffers`: the arena's memories' buffers ({@link Arena.buffers}), or its one. */
+  constructor(layout: WeightsLayout, buffers: ArrayBufferLike | readonly ArrayBufferLike[]) {
     this.layout = layout;
-    this.buffer = buffer;
+    this.#buffers = Array.isArray(buffers) ? buffers : [buffers as ArrayBufferLike];
+    this.buffer = this.#buffers[0];
   }
 
   /** The model's shape. */
@@ -93,7 +97,7 @@ export class Weights implements WeightSource<Float32Array, Matrix> {
       const d = this.layout.tensors[name];
       if (!d) throw new ModelError(`missing tensor ${name}`);
       if (d.kind !== "mat") throw new ModelError(`tensor ${name} is a vector, expected a matrix`);
-      m = viewMatrix(this.buffer, d.desc);
+      m = viewMatrix(this.#buffers, d.desc);
       this.#mats.set(name, m);
     }
     checkShape(name, m.rows, m.cols, rows, cols);
@@ -138,6 +142,11 @@ export interface LoadWeightsOptions {
   extraBytes?: number;
   /** How matrices are arranged in memory (default row-major: {@link PLAIN_LAYOUT}). */
   layout?: MatrixLayout;
+  /**
+   * Matrices in memories of their own of at most this many bytes each (see {@link Arena}); by
+   * default only a model too large for one memory beside a backend's buffers.
+   */
+  matrixMemoryBytes?: number;
   /** Called after each tensor. */
   onProgress?: (done: number, total: number, name: string) => void;
 }
@@ -307,7 +316,9 @@ export async function loadWeights(
   }
   plans.sort((a, b) => readRank(a.name) - readRank(b.name)); // stable: the file's order within
   const matrixLayout = options.layout ?? PLAIN_LAYOUT;
-  const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout);
+  const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout, {
+    matrixMemoryBytes: options.matrixMemoryBytes,
+  });
   const tensors: Record<string, TensorDesc> = {};
   const ln0w = ck.tensors.has("blocks.0.ln0.weight")
     ? toFloat32(await ck.read("blocks.0.ln0.weight"), ck.tensors.get("blocks.0.ln0.weight")!.dtype)
@@ -325,7 +336,7 @@ export async function loadWeights(
     } else if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
       // Same type: bytes go straight from the file into the arena.
       const d = arena.allocMatrix(p.rows, p.cols, "bf16");
-      await ck.read(name, new Uint8Array(arena.buffer, d.offset, p.count * 2));
+      await ck.read(name, new Uint8Array(arena.bufferOf(d), d.offset, p.count * 2));
       tensors[name] = { kind: "mat", desc: d };
     } else if (p.kind === "emb") {
       const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
@@ -369,10 +380,10 @@ export async function loadWeights(
     options.onProgress?.(done, plans.length, name);
   }
   for (const t of Object.values(tensors)) {
-    if (t.kind === "mat") arena.layout.finish(arena.buffer, t.desc);
+    if (t.kind === "mat") arena.layout.finish(arena.bufferOf(t.desc), t.desc);
   }
-  const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.used };
-  return { weights: new Weights(layout, arena.buffer), arena };
+  const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.usedTotal };
+  return { weights: new Weights(layout, arena.buffers), arena };
 }
 
 /**
@@ -472,7 +483,7 @@ async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promi
   const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
   const m = arena.view(d);
   if (p.dtype === quant) {
-    await ck.read(p.name, new Uint8Array(arena.buffer, d.offset, p.info.byteLength));
+    await ck.read(p.name, new Uint8Array(arena.bufferOf(d), d.offset, p.info.byteLength));
     m.scales.subarray(0, nb).set(scales);
     return d;
   }
