@@ -126,7 +126,12 @@ export async function createFastModel(
   }
   const spec = detectSpec(ck.tensors, ck.path);
   const module = await compileKernels();
-  const { weights, arena } = await loadWeights(ck, spec, { ...options, layout: KERNEL_LAYOUT });
+  // one memory until the workers read matrices from memories of their own
+  const { weights, arena } = await loadWeights(ck, spec, {
+    ...options,
+    layout: KERNEL_LAYOUT,
+    matrixMemoryBytes: 0,
+  });
 
   // Where each buffer lives: bind the pass once to placeholders and see what writes what.
   const shapes = stateShapes(spec).map((s) => s.reduce((a, b) => a * b, 1));
