@@ -37,7 +37,10 @@ export interface Gpu {
    * barriers: its SIMD lanes run eight rows side by side), 32 on a GPU (see matmul.wgsl).
    */
   readonly threadsPerRow: number;
-  /** Largest storage buffer binding in bytes (a bigger tensor is split across bindings). */
+  /**
+   * Largest storage buffer binding in bytes, and no more than the largest buffer (a bigger
+   * tensor is split across buffers, one binding each): the device's own limits, the adapter's.
+   */
   readonly maxBinding: number;
   /** The compiled pipeline of `entry` in module `module` (`ops`, `f32`, `bf16`, …). */
   pipeline(module: ShaderModuleName, entry: string): GPUComputePipeline;
@@ -213,7 +216,10 @@ export async function openGpu(
     adapterName: info.description || info.device || info.vendor || "unknown adapter",
     isFallback,
     threadsPerRow: tpr,
-    maxBinding: device.limits.maxStorageBufferBindingSize,
+    // rounded down to the 16 bytes a buffer is padded to
+    maxBinding: Math.floor(
+      Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / 16,
+    ) * 16,
     pipeline(module, entry) {
       const p = pipelines.get(`${module}.${entry}`);
       if (!p) throw new Error(`no WebGPU kernel ${module}.${entry}`);
