@@ -1,6 +1,6 @@
 /**
  * Checkpoint formats without Python: read PyTorch `.pth` (zip and legacy, through a safe pickle
- * subset), SafeTensors and rwkv.cpp `.bin`; write SafeTensors and `.pth`; convert between float
+ * subset), SafeTensors, GGUF (llama.cpp) and rwkv.cpp `.bin`; write SafeTensors and `.pth`; convert between float
  * types.
  *
  * @example
@@ -15,6 +15,7 @@
 
 export { openCheckpoint } from "./lib/formats/open.ts";
 export type {
+  BlockQuantized,
   Checkpoint,
   CheckpointFormat,
   CheckpointLimits,
@@ -31,6 +32,13 @@ export {
   type WriteSafetensorsOptions,
 } from "./lib/formats/safetensors.ts";
 export { openRwkvCpp } from "./lib/formats/rwkvcpp.ts";
+export {
+  type GgufFile,
+  type GgufTensor,
+  type GgufValue,
+  openGguf,
+  readGguf,
+} from "./lib/formats/gguf.ts";
 export { writePth, type WritePthOptions } from "./lib/formats/pth_write.ts";
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, toFloat32 } from "./lib/formats/dtype.ts";
 export { DEFAULT_LIMITS } from "./lib/formats/checkpoint.ts";

@@ -30,7 +30,7 @@ export const MODEL_FLAGS = {
 
 /** Help lines of {@link MODEL_FLAGS}. */
 export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
-                          .pth, .safetensors, rwkv.cpp .bin or quantized .safetensors file;
+                          .pth, .safetensors, .gguf, rwkv.cpp .bin or quantized .safetensors;
                           URLs are downloaded once into the cache ($RWKV_CACHE or
                           ~/.cache/rwkv-deno)
   --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";

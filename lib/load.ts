@@ -68,7 +68,7 @@ export async function toPath(pathOrUrl: string | URL, download?: ResolveOptions)
 }
 
 /**
- * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, rwkv.cpp `.bin`, or our quantized
+ * Loads an RWKV-4/5/6/7 checkpoint (`.pth`, `.safetensors`, GGUF, rwkv.cpp `.bin`, or our quantized
  * file; a local path, or `hf:OWNER/REPO/FILE` / an `https://` URL downloaded once into the cache) and returns a model whose `forward(tokens, state)` matches the official package.
  * @example
  * ```ts

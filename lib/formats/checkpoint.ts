@@ -69,7 +69,28 @@ export interface TensorInfo {
  * console.log(ck.format); // "pth"
  * ```
  */
-export type CheckpointFormat = "safetensors" | "pth" | "pth-legacy" | "rwkv.cpp";
+export type CheckpointFormat = "safetensors" | "pth" | "pth-legacy" | "rwkv.cpp" | "gguf";
+
+/**
+ * A matrix a checkpoint stores block-quantized in one of our in-memory schemes (a GGUF file's
+ * Q8_0, Q5_0 and Q4_0 matrices): the tensor `NAME` holds the integers (q8: I8 `[rows, cols]`,
+ * value = q·d; q4: U8 `[rows, cols/2]`, value = (q − 8)·d, ggml's nibble order) and `scale`
+ * (`NAME.qscale`, `[rows, cols/32]`) one scale `d` per 32 values of a row.
+ * @example
+ * ```ts ignore
+ * const q = checkpoint.blockQuantized?.get("head.weight"); // { quant: "q8", rows, cols, scale }
+ * ```
+ */
+export interface BlockQuantized {
+  /** The scheme. */
+  readonly quant: "q8" | "q4";
+  /** Rows of the matrix. */
+  readonly rows: number;
+  /** Columns (values, not bytes). */
+  readonly cols: number;
+  /** Its scales tensor. */
+  readonly scale: TensorInfo;
+}
 
 /**
  * An open checkpoint: lists tensors without reading them, reads each one on demand.
@@ -92,6 +113,11 @@ export interface Checkpoint {
    * entries of a `.pth` state dict, or a rwkv.cpp header.
    */
   readonly metadata: Readonly<Record<string, unknown>>;
+  /**
+   * Matrices stored block-quantized in our q8/q4 schemes (GGUF), by name: loaded as they are,
+   * never quantized again. Absent for checkpoints of float tensors.
+   */
+  readonly blockQuantized?: ReadonlyMap<string, BlockQuantized>;
   /**
    * Reads one tensor's data as little-endian, C-contiguous bytes. With `into`, writes there
    * (it must be exactly `byteLength` long) and returns it, so data can stream straight into

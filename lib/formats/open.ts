@@ -5,6 +5,7 @@
 
 import { FormatError } from "../errors.ts";
 import type { Checkpoint, OpenCheckpointOptions } from "./checkpoint.ts";
+import { GGUF_MAGIC, openGguf } from "./gguf.ts";
 import { openPth } from "./pth.ts";
 import { openRwkvCpp } from "./rwkvcpp.ts";
 import { openSafetensors } from "./safetensors.ts";
@@ -12,7 +13,7 @@ import { openSafetensors } from "./safetensors.ts";
 /** Which container a file is, from its first bytes. */
 export async function sniffFormat(
   path: string,
-): Promise<"safetensors" | "pth-zip" | "pth-legacy" | "rwkv.cpp"> {
+): Promise<"safetensors" | "pth-zip" | "pth-legacy" | "rwkv.cpp" | "gguf"> {
   const f = await Deno.open(path, { read: true });
   const head = new Uint8Array(16);
   let n = 0;
@@ -29,17 +30,19 @@ export async function sniffFormat(
     return "pth-zip";
   }
   if (n >= 4 && new DataView(head.buffer).getUint32(0, true) === 0x67676d66) return "rwkv.cpp";
+  if (n >= 4 && new DataView(head.buffer).getUint32(0, true) === GGUF_MAGIC) return "gguf";
   if (n >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) return "pth-legacy";
   if (n >= 9 && head[8] === 0x7b) return "safetensors";
   throw new FormatError(
     path,
     undefined,
-    "not a checkpoint we can read (expected a PyTorch .pth, a .safetensors or a rwkv.cpp .bin file)",
+    "not a checkpoint we can read (expected a PyTorch .pth, a .safetensors, a GGUF or a rwkv.cpp " +
+      ".bin file)",
   );
 }
 
 /**
- * Opens a `.pth` (zip or legacy), `.safetensors` or rwkv.cpp `.bin` checkpoint: names,
+ * Opens a `.pth` (zip or legacy), `.safetensors`, GGUF (llama.cpp) or rwkv.cpp `.bin` checkpoint: names,
  * dtypes and shapes at once, tensor bytes on demand. A hostile or corrupt file fails with a
  * `FormatError` naming the file and what is wrong, within the budgets of `options.limits`
  * (see `CheckpointLimits` and `DEFAULT_LIMITS`); raise one for a trusted file that needs more.
@@ -63,5 +66,7 @@ export async function openCheckpoint(
       return await openPth(path, options);
     case "rwkv.cpp":
       return await openRwkvCpp(path, options);
+    case "gguf":
+      return await openGguf(path, options);
   }
 }

@@ -39,7 +39,9 @@
 
 import { FormatError } from "../errors.ts";
 import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
-import { f16ToF32, halfToFloat } from "./dtype.ts";
+import { f16ToF32 } from "./dtype.ts";
+import { dequantizeGgmlType, GGML } from "./_ggml_quants.ts";
+import { swapLastAxes } from "./_transpose.ts";
 import { RandomAccessFile } from "./_file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
@@ -501,24 +503,6 @@ async function readExposed(
   return out;
 }
 
-/** (batch, rows, cols) → (batch, cols, rows). */
-function swapLastAxes<T extends Float32Array | Uint16Array>(
-  src: T,
-  t: { batch: number; rows: number; cols: number },
-): T {
-  const dst =
-    (src instanceof Float32Array ? new Float32Array(src.length) : new Uint16Array(src.length)) as T;
-  const { batch, rows, cols } = t;
-  const plane = rows * cols;
-  for (let b = 0; b < batch; b++) {
-    const o = b * plane;
-    for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++) dst[o + c * rows + r] = src[o + r * cols + c];
-    }
-  }
-  return dst;
-}
-
 /** Dequantizes ggml blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) of `count` values. */
 export function dequantizeGgml(raw: Uint8Array, type: number, count: number): Float32Array {
   if (!Object.hasOwn(BLOCK, type) || type < 2) {
@@ -531,60 +515,15 @@ export function dequantizeGgml(raw: Uint8Array, type: number, count: number): Fl
   return dequantize(raw, type, count);
 }
 
+/** rwkv.cpp's type codes → ggml's (they differ from Q5_0 on). */
+const GGML_CODE: Readonly<Record<number, number>> = {
+  2: GGML.Q4_0,
+  3: GGML.Q4_1,
+  7: GGML.Q5_0,
+  8: GGML.Q5_1,
+  9: GGML.Q8_0,
+};
+
 function dequantize(raw: Uint8Array, type: number, count: number): Float32Array {
-  const out = new Float32Array(count);
-  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const size = BLOCK[type].bytes;
-  const nb = count / 32;
-  for (let b = 0; b < nb; b++) {
-    const o = b * size, y = b * 32;
-    const d = halfToFloat(dv.getUint16(o, true));
-    switch (type) {
-      case 2: { // Q4_0: d, qs[16]
-        for (let j = 0; j < 16; j++) {
-          const q = raw[o + 2 + j];
-          out[y + j] = ((q & 15) - 8) * d;
-          out[y + j + 16] = ((q >> 4) - 8) * d;
-        }
-        break;
-      }
-      case 3: { // Q4_1: d, m, qs[16]
-        const m = halfToFloat(dv.getUint16(o + 2, true));
-        for (let j = 0; j < 16; j++) {
-          const q = raw[o + 4 + j];
-          out[y + j] = Math.fround((q & 15) * d) + m;
-          out[y + j + 16] = Math.fround((q >> 4) * d) + m;
-        }
-        break;
-      }
-      case 7: { // Q5_0: d, qh (uint32), qs[16]
-        const qh = dv.getUint32(o + 2, true);
-        for (let j = 0; j < 16; j++) {
-          const q = raw[o + 6 + j];
-          const lo = (q & 15) | (((qh >>> j) << 4) & 0x10);
-          const hi = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
-          out[y + j] = (lo - 16) * d;
-          out[y + j + 16] = (hi - 16) * d;
-        }
-        break;
-      }
-      case 8: { // Q5_1: d, m, qh (uint32), qs[16]
-        const m = halfToFloat(dv.getUint16(o + 2, true));
-        const qh = dv.getUint32(o + 4, true);
-        for (let j = 0; j < 16; j++) {
-          const q = raw[o + 8 + j];
-          const lo = (q & 15) | (((qh >>> j) << 4) & 0x10);
-          const hi = (q >> 4) | ((qh >>> (j + 12)) & 0x10);
-          out[y + j] = Math.fround(lo * d) + m;
-          out[y + j + 16] = Math.fround(hi * d) + m;
-        }
-        break;
-      }
-      case 9: { // Q8_0: d, qs[32] int8
-        for (let j = 0; j < 32; j++) out[y + j] = ((raw[o + 2 + j] << 24) >> 24) * d;
-        break;
-      }
-    }
-  }
-  return out;
+  return dequantizeGgmlType(raw, GGML_CODE[type], count);
 }

@@ -111,6 +111,8 @@ export function quantizedMatrices(
   spec?: ModelSpec,
 ): Map<string, QuantizedMatrix> {
   const out = new Map<string, QuantizedMatrix>();
+  // A container that stores our schemes itself (GGUF's Q8_0/Q5_0/Q4_0) lists them.
+  if (ck.blockQuantized) return new Map(ck.blockQuantized);
   const meta = ck.metadata as Record<string, unknown>;
   if (meta.format !== QUANT_FORMAT) return out;
   const field = (k: string): string => {
