@@ -4,6 +4,7 @@
  */
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
+import { withQuantized } from "./_with.ts";
 import { FormatError, UsageError } from "../lib/errors.ts";
 import type { Checkpoint } from "../lib/formats/checkpoint.ts";
 import {
@@ -49,97 +50,87 @@ Deno.test({
   name: "quant file: q8/q4 files give logits identical to quantizing the source on load",
   ignore: !st7,
   fn: async () => {
-    const { dir, cleanup } = await tempDir();
-    const src = await openSafetensors(st7!);
-    try {
+    await withQuantized(st7!, ["q8", "q4"], async (out, quant, src) => {
       let params = 0, largeParams = 0;
       for (const t of src.tensors.values()) {
         const n = t.shape.reduce((a, b) => a * b, 1);
         params += n;
         if (isQuantizable(t.name, t.shape)) largeParams += n;
       }
-      for (const quant of ["q8", "q4"] as const) {
-        const out = `${dir}/tiny-${quant}.safetensors`;
-        await writeQuantized(src, out, { quant });
-        const ck = await openSafetensors(out);
-        try {
-          assertEquals(ck.metadata, {
-            format: "rwkv-deno-quant",
-            format_version: "3",
-            quant,
-            block_size: "32",
-            rwkv_version: "7",
-            source: "tiny-rwkv-7v0.safetensors",
-            tokenizer: "bytes",
-          });
-          const key = ck.tensors.get("blocks.0.att.key.weight")!;
-          assertEquals(key.dtype, quant === "q8" ? "I8" : "U8");
-          assertEquals(key.shape, [64, quant === "q8" ? 64 : 32]);
-          const scale = ck.tensors.get("blocks.0.att.key.weight.qscale")!;
-          assertEquals([scale.dtype, scale.shape], ["BF16", [64, 2]]);
-          // the embedding is block-quantized too; small tensors stay float, as in the source
-          assertEquals(ck.tensors.get("emb.weight")!.dtype, quant === "q8" ? "I8" : "U8");
-          assertEquals(ck.tensors.get("emb.weight.qscale")!.shape, [256, 2]);
-          assertEquals(ck.tensors.get("blocks.0.att.w1")!.dtype, "F32");
+      const ck = await openSafetensors(out);
+      try {
+        assertEquals(ck.metadata, {
+          format: "rwkv-deno-quant",
+          format_version: "3",
+          quant,
+          block_size: "32",
+          rwkv_version: "7",
+          source: "tiny-rwkv-7v0.safetensors",
+          tokenizer: "bytes",
+        });
+        const key = ck.tensors.get("blocks.0.att.key.weight")!;
+        assertEquals(key.dtype, quant === "q8" ? "I8" : "U8");
+        assertEquals(key.shape, [64, quant === "q8" ? 64 : 32]);
+        const scale = ck.tensors.get("blocks.0.att.key.weight.qscale")!;
+        assertEquals([scale.dtype, scale.shape], ["BF16", [64, 2]]);
+        // the embedding is block-quantized too; small tensors stay float, as in the source
+        assertEquals(ck.tensors.get("emb.weight")!.dtype, quant === "q8" ? "I8" : "U8");
+        assertEquals(ck.tensors.get("emb.weight.qscale")!.shape, [256, 2]);
+        assertEquals(ck.tensors.get("blocks.0.att.w1")!.dtype, "F32");
 
-          // loading copies the stored integers: the arena holds the file's bytes, each row
-          // where the Worker kernels' grouped layout puts it (backend/wasm/layout.ts)
-          const { weights } = await loadWeights(ck, detectSpec(ck.tensors, out), {
-            layout: KERNEL_LAYOUT,
-          });
-          assertEquals(weights.layout.dtype, quant);
-          const m = weights.mat("blocks.0.ffn.value.weight");
-          assertEquals(m.dtype, quant);
-          const stored = await ck.read("blocks.0.ffn.value.weight");
-          const arena = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
-          const rowBytes = quant === "q8" ? m.cols : m.cols / 2;
-          const placed = new Uint8Array(stored.length);
-          for (let r = 0; r < m.rows; r++) {
-            for (let p = 0; p < rowBytes; p++) {
-              placed[r * rowBytes + p] =
-                arena[groupedByte(r, p, rowBytes, bandRows(m.rows, quant))];
-            }
+        // loading copies the stored integers: the arena holds the file's bytes, each row
+        // where the Worker kernels' grouped layout puts it (backend/wasm/layout.ts)
+        const { weights } = await loadWeights(ck, detectSpec(ck.tensors, out), {
+          layout: KERNEL_LAYOUT,
+        });
+        assertEquals(weights.layout.dtype, quant);
+        const m = weights.mat("blocks.0.ffn.value.weight");
+        assertEquals(m.dtype, quant);
+        const stored = await ck.read("blocks.0.ffn.value.weight");
+        const arena = new Uint8Array(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+        const rowBytes = quant === "q8" ? m.cols : m.cols / 2;
+        const placed = new Uint8Array(stored.length);
+        for (let r = 0; r < m.rows; r++) {
+          for (let p = 0; p < rowBytes; p++) {
+            placed[r * rowBytes + p] = arena[groupedByte(r, p, rowBytes, bandRows(m.rows, quant))];
           }
-          assertEquals(placed, stored);
-
-          const fromFile = await run(ck);
-          const onLoad = await run(src, quant);
-          assertEquals(fromFile, onLoad, `${quant} logits`);
-          // asking another dtype of a quantized file dequantizes: the values q × scale exactly
-          const f32 = await loadWeights(ck, detectSpec(ck.tensors, out), { dtype: "f32" });
-          const name = "blocks.2.ffn.key.weight";
-          const values = toFloat32(await src.read(name), "F32");
-          const r = quant === "q8" ? quantizeQ8(values) : quantizeQ4(values);
-          const expected = quant === "q8"
-            ? dequantizeQ8(r.q as Int8Array, r.scales)
-            : dequantizeQ4(r.q as Uint8Array, r.scales);
-          assertEquals(f32.weights.mat(name).data, expected, `${quant} file loaded as f32`);
-
-          // sizes: the large matrices, and the whole file
-          let largeBytes = 0;
-          for (const t of ck.tensors.values()) {
-            if (t.dtype === "I8" || t.dtype === "U8" || t.name.endsWith(".qscale")) {
-              largeBytes += t.byteLength;
-            }
-          }
-          const fileBytes = (await Deno.stat(out)).size;
-          const header = fileBytes - [...ck.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
-          const limit = quant === "q8" ? 1.07 : 0.6;
-          console.log(
-            `${quant}: large matrices and embedding ${largeBytes} B for ${largeParams} params ` +
-              `(${(largeBytes / largeParams).toFixed(4)} B/param, limit ${limit}); whole file ` +
-              `${fileBytes} B for ${params} params (${(fileBytes / params).toFixed(4)} B/param, ` +
-              `header ${header} B; low-rank factors and vectors stay f32)`,
-          );
-          assert(largeBytes <= limit * largeParams, `${quant} large matrices too big`);
-        } finally {
-          ck.close();
         }
+        assertEquals(placed, stored);
+
+        const fromFile = await run(ck);
+        const onLoad = await run(src, quant);
+        assertEquals(fromFile, onLoad, `${quant} logits`);
+        // asking another dtype of a quantized file dequantizes: the values q × scale exactly
+        const f32 = await loadWeights(ck, detectSpec(ck.tensors, out), { dtype: "f32" });
+        const name = "blocks.2.ffn.key.weight";
+        const values = toFloat32(await src.read(name), "F32");
+        const r = quant === "q8" ? quantizeQ8(values) : quantizeQ4(values);
+        const expected = quant === "q8"
+          ? dequantizeQ8(r.q as Int8Array, r.scales)
+          : dequantizeQ4(r.q as Uint8Array, r.scales);
+        assertEquals(f32.weights.mat(name).data, expected, `${quant} file loaded as f32`);
+
+        // sizes: the large matrices, and the whole file
+        let largeBytes = 0;
+        for (const t of ck.tensors.values()) {
+          if (t.dtype === "I8" || t.dtype === "U8" || t.name.endsWith(".qscale")) {
+            largeBytes += t.byteLength;
+          }
+        }
+        const fileBytes = (await Deno.stat(out)).size;
+        const header = fileBytes - [...ck.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
+        const limit = quant === "q8" ? 1.07 : 0.6;
+        console.log(
+          `${quant}: large matrices and embedding ${largeBytes} B for ${largeParams} params ` +
+            `(${(largeBytes / largeParams).toFixed(4)} B/param, limit ${limit}); whole file ` +
+            `${fileBytes} B for ${params} params (${(fileBytes / params).toFixed(4)} B/param, ` +
+            `header ${header} B; low-rank factors and vectors stay f32)`,
+        );
+        assert(largeBytes <= limit * largeParams, `${quant} large matrices too big`);
+      } finally {
+        ck.close();
       }
-    } finally {
-      src.close();
-      await cleanup();
-    }
+    });
   },
 });
 
@@ -318,29 +309,20 @@ Deno.test({
   name: "quant file: the fast engine runs a q8/q4 file exactly as it runs the source quantized",
   ignore: !st7,
   fn: async () => {
-    const { dir, cleanup } = await tempDir();
-    const src = await openSafetensors(st7!);
-    try {
-      for (const quant of ["q8", "q4"] as const) {
-        const out = `${dir}/tiny-${quant}.safetensors`;
-        await writeQuantized(src, out, { quant });
-        const a = await loadModel(out, { engine: "fast", threads: 2 });
-        const b = await loadModel(st7!, { engine: "fast", threads: 2, dtype: quant });
-        try {
-          assertEquals(a.info.dtype, quant);
-          assertEquals(a.info.weightBytes, b.info.weightBytes);
-          const la = await a.forward(TOKENS, a.createState());
-          const lb = await b.forward(TOKENS, b.createState());
-          assertEquals(la, lb, `${quant} fast engine logits`);
-        } finally {
-          await a.dispose();
-          await b.dispose();
-        }
+    await withQuantized(st7!, ["q8", "q4"], async (out, quant) => {
+      const a = await loadModel(out, { engine: "fast", threads: 2 });
+      const b = await loadModel(st7!, { engine: "fast", threads: 2, dtype: quant });
+      try {
+        assertEquals(a.info.dtype, quant);
+        assertEquals(a.info.weightBytes, b.info.weightBytes);
+        const la = await a.forward(TOKENS, a.createState());
+        const lb = await b.forward(TOKENS, b.createState());
+        assertEquals(la, lb, `${quant} fast engine logits`);
+      } finally {
+        await a.dispose();
+        await b.dispose();
       }
-    } finally {
-      src.close();
-      await cleanup();
-    }
+    });
   },
 });
 
@@ -356,51 +338,41 @@ Deno.test({
   name: "quant file: q8 and q4 files of tiny-rwkv-4v0 keep every non-zero block non-zero",
   ignore: !pth4,
   fn: async () => {
-    const { dir, cleanup } = await tempDir();
-    const { openCheckpoint } = await import("../lib/formats/open.ts");
-    const src = await openCheckpoint(pth4!);
-    try {
-      for (const quant of ["q8", "q4"] as const) {
-        const out = `${dir}/4v0-${quant}.safetensors`;
-        await writeQuantized(src, out, { quant });
-        const ck = await openSafetensors(out);
-        try {
-          let blocks = 0, f16Zero = 0;
-          for (const [name, t] of ck.tensors) {
-            if (name.endsWith(".qscale") || (t.dtype !== "I8" && t.dtype !== "U8")) continue;
-            const info = src.tensors.get(name)!;
-            const want = toFloat32(await src.read(name), info.dtype);
-            const raw = await ck.read(name);
-            const scaleInfo = ck.tensors.get(`${name}.qscale`)!;
-            const scales = toFloat32(await ck.read(scaleInfo.name), scaleInfo.dtype);
-            const got = quant === "q8"
-              ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
-              : dequantizeQ4(raw, scales);
-            for (let b = 0; b < want.length / 32; b++) {
-              let amax = 0, any = false;
-              for (let i = b * 32; i < b * 32 + 32; i++) {
-                amax = Math.max(amax, Math.abs(want[i]));
-                if (got[i] !== 0) any = true;
-              }
-              blocks++;
-              const d = quant === "q8" ? amax / 127 : amax / 8;
-              if (amax > 0 && (f32ToF16(Float32Array.of(d))[0] & 0x7fff) === 0) f16Zero++;
-              assert(
-                amax === 0 || any,
-                `${quant} ${name} block ${b} (max |x| ${amax}) became zero`,
-              );
+    await withQuantized(pth4!, ["q8", "q4"], async (out, quant, src) => {
+      const ck = await openSafetensors(out);
+      try {
+        let blocks = 0, f16Zero = 0;
+        for (const [name, t] of ck.tensors) {
+          if (name.endsWith(".qscale") || (t.dtype !== "I8" && t.dtype !== "U8")) continue;
+          const info = src.tensors.get(name)!;
+          const want = toFloat32(await src.read(name), info.dtype);
+          const raw = await ck.read(name);
+          const scaleInfo = ck.tensors.get(`${name}.qscale`)!;
+          const scales = toFloat32(await ck.read(scaleInfo.name), scaleInfo.dtype);
+          const got = quant === "q8"
+            ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
+            : dequantizeQ4(raw, scales);
+          for (let b = 0; b < want.length / 32; b++) {
+            let amax = 0, any = false;
+            for (let i = b * 32; i < b * 32 + 32; i++) {
+              amax = Math.max(amax, Math.abs(want[i]));
+              if (got[i] !== 0) any = true;
             }
+            blocks++;
+            const d = quant === "q8" ? amax / 127 : amax / 8;
+            if (amax > 0 && (f32ToF16(Float32Array.of(d))[0] & 0x7fff) === 0) f16Zero++;
+            assert(
+              amax === 0 || any,
+              `${quant} ${name} block ${b} (max |x| ${amax}) became zero`,
+            );
           }
-          console.log(`${quant}: ${blocks} blocks, ${f16Zero} had an f16 scale of 0, none zeroed`);
-          assert(f16Zero > 0, "the fixture still has the tiny blocks this test is about");
-        } finally {
-          ck.close();
         }
+        console.log(`${quant}: ${blocks} blocks, ${f16Zero} had an f16 scale of 0, none zeroed`);
+        assert(f16Zero > 0, "the fixture still has the tiny blocks this test is about");
+      } finally {
+        ck.close();
       }
-    } finally {
-      src.close();
-      await cleanup();
-    }
+    });
   },
 });
 

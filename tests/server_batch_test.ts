@@ -9,10 +9,10 @@ import { loadModel } from "../lib/load.ts";
 import type { BatchItem, Model } from "../lib/model/model.ts";
 import { Sampler } from "../lib/sample.ts";
 import { Scheduler } from "../lib/server/scheduler.ts";
-import { startServer } from "../lib/server/mod.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture } from "../testing/fixtures.ts";
+import { withModel, withServer } from "./_with.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 
@@ -125,44 +125,43 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
-    const tokenizer = await loadTokenizer("bytes");
-    const log: number[][] = [];
-    const server = startServer({
-      model: spy(model, log, 5), // 5 ms a step, so all eight requests arrive while others run
-      tokenizer,
-      port: 0,
-      maxBatch: 8,
-      maxPrefillTokensPerStep: 16,
-    });
-    const ask = async (prompt: string, stream: boolean) => {
-      const res = await fetch(`${server.url}/v1/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ prompt, max_tokens: 24, temperature: 0, stream }),
+    await withModel(MODEL!, { engine: "reference" }, async (model) => {
+      const tokenizer = await loadTokenizer("bytes");
+      const log: number[][] = [];
+      await withServer({
+        model: spy(model, log, 5), // 5 ms a step, so all eight requests arrive while others run
+        tokenizer,
+        maxBatch: 8,
+        maxPrefillTokensPerStep: 16,
+      }, async (server) => {
+        const ask = async (prompt: string, stream: boolean) => {
+          const res = await fetch(`${server.url}/v1/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ prompt, max_tokens: 24, temperature: 0, stream }),
+          });
+          assertEquals(res.status, 200);
+          if (!stream) return (await res.json()).choices[0].text as string;
+          let text = "";
+          for (const ev of (await res.text()).split("\n\n")) {
+            if (!ev.startsWith("data: {")) continue;
+            text += JSON.parse(ev.slice(6)).choices[0].text;
+          }
+          return text;
+        };
+        const prompts = Array.from(
+          { length: 8 },
+          (_, i) => `Story ${i}: the ${"ab".repeat(i)} cat`,
+        );
+        const alone: string[] = [];
+        for (const p of prompts) alone.push(await ask(p, false));
+        log.length = 0;
+        const together = await Promise.all(prompts.map((p, i) => ask(p, i % 2 === 0)));
+        assertEquals(together, alone);
+        const widest = Math.max(...log.map((s) => s.length));
+        assertEquals(widest, 8, "all eight decoded in one step");
       });
-      assertEquals(res.status, 200);
-      if (!stream) return (await res.json()).choices[0].text as string;
-      let text = "";
-      for (const ev of (await res.text()).split("\n\n")) {
-        if (!ev.startsWith("data: {")) continue;
-        text += JSON.parse(ev.slice(6)).choices[0].text;
-      }
-      return text;
-    };
-    try {
-      const prompts = Array.from({ length: 8 }, (_, i) => `Story ${i}: the ${"ab".repeat(i)} cat`);
-      const alone: string[] = [];
-      for (const p of prompts) alone.push(await ask(p, false));
-      log.length = 0;
-      const together = await Promise.all(prompts.map((p, i) => ask(p, i % 2 === 0)));
-      assertEquals(together, alone);
-      const widest = Math.max(...log.map((s) => s.length));
-      assertEquals(widest, 8, "all eight decoded in one step");
-    } finally {
-      await server.shutdown();
-      await model.dispose();
-    }
+    });
   },
 });
 
@@ -172,41 +171,38 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
-    const tokenizer = await loadTokenizer("bytes");
-    const log: number[][] = [];
-    const server = startServer({ model: spy(model, log, 10), tokenizer, port: 0, maxBatch: 2 });
-    const health = async () => await (await fetch(`${server.url}/health`)).json();
-    const waitFor = async (f: (h: Record<string, number>) => boolean) => {
-      // bounded: at most 500 polls
-      for (let i = 0; i < 500; i++) {
-        const h = await health();
-        if (f(h)) return h;
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      throw new Error("condition never met");
-    };
-    try {
-      for (const stream of [false, true]) {
-        const ctrl = new AbortController();
-        const req = fetch(`${server.url}/v1/completions`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ prompt: "x".repeat(50), max_tokens: 4000, stream }),
-          signal: ctrl.signal,
-        });
-        await waitFor((h) => h.batch === 1 && h.generatedTokens > 5);
-        const before = (await health()).steps;
-        ctrl.abort();
-        await req.then((r) => r.body?.cancel()).catch(() => {});
-        const after = await waitFor((h) => h.batch === 0);
-        // the step in flight when the client left, plus at most one more started meanwhile
-        assert(after.steps - before <= 2, `${after.steps - before} steps after the disconnect`);
-        assert(after.finished.abort >= 1);
-      }
-    } finally {
-      await server.shutdown();
-      await model.dispose();
-    }
+    await withModel(MODEL!, { engine: "reference" }, async (model) => {
+      const tokenizer = await loadTokenizer("bytes");
+      const log: number[][] = [];
+      await withServer({ model: spy(model, log, 10), tokenizer, maxBatch: 2 }, async (server) => {
+        const health = async () => await (await fetch(`${server.url}/health`)).json();
+        const waitFor = async (f: (h: Record<string, number>) => boolean) => {
+          // bounded: at most 500 polls
+          for (let i = 0; i < 500; i++) {
+            const h = await health();
+            if (f(h)) return h;
+            await new Promise((r) => setTimeout(r, 5));
+          }
+          throw new Error("condition never met");
+        };
+        for (const stream of [false, true]) {
+          const ctrl = new AbortController();
+          const req = fetch(`${server.url}/v1/completions`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ prompt: "x".repeat(50), max_tokens: 4000, stream }),
+            signal: ctrl.signal,
+          });
+          await waitFor((h) => h.batch === 1 && h.generatedTokens > 5);
+          const before = (await health()).steps;
+          ctrl.abort();
+          await req.then((r) => r.body?.cancel()).catch(() => {});
+          const after = await waitFor((h) => h.batch === 0);
+          // the step in flight when the client left, plus at most one more started meanwhile
+          assert(after.steps - before <= 2, `${after.steps - before} steps after the disconnect`);
+          assert(after.finished.abort >= 1);
+        }
+      });
+    });
   },
 });
