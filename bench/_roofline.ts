@@ -6,7 +6,7 @@
  */
 
 import { compileKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
-import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/compute.ts";
+import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import type { WeightsLayout } from "../lib/model/weights.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
@@ -177,7 +177,7 @@ export type CostRow = [string, number];
 
 /**
  * Where a step's time went, from a Worker team's `profile` array (see `PROFILE` in
- * `lib/backend/wasm/compute.ts`) after `steps` steps of `wallMs` each: products by storage,
+ * `lib/backend/wasm/_profile.ts`) after `steps` steps of `wallMs` each: products by storage,
  * recurrences, per-token steps, embedding, barrier waits (member 0's view), the rest of the
  * pass and the time outside it; and the slowest member's products.
  * @example

@@ -4,7 +4,7 @@
  * life cycle (event loop left free, dispose).
  */
 import { createFastModel } from "../lib/backend/wasm/mod.ts";
-import { CHUNK_BYTES, groupPlan } from "../lib/backend/wasm/compute.ts";
+import { CHUNK_BYTES, groupPlan } from "../lib/backend/wasm/_schedule.ts";
 import type { Matrix } from "../lib/model/tensor.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";

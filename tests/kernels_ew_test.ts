@@ -3,7 +3,10 @@
  * run through the Worker backend's own `WorkerOps` and compared with the TypeScript
  * reference of lib/backend/reference/math.ts on random data, extreme values and tails.
  */
-import { CTRL, productScratchBytes, Region, WorkerOps } from "../lib/backend/wasm/compute.ts";
+import { productScratchBytes } from "../lib/backend/wasm/_products.ts";
+import { CTRL } from "../lib/backend/wasm/_protocol.ts";
+import { Region } from "../lib/backend/wasm/_region.ts";
+import { WorkerOps } from "../lib/backend/wasm/_worker_ops.ts";
 import { compileKernels, instantiateKernels } from "../lib/backend/wasm/kernels.ts";
 import type { Activation } from "../lib/model/ops.ts";
 import {

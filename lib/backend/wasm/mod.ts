@@ -5,4 +5,4 @@
 
 export { createFastModel, defaultThreads, type FastModelOptions } from "./pool.ts";
 export { compileKernels, instantiateKernels, type Kernels, quantizedBytes } from "./kernels.ts";
-export { PROFILE, PROFILE_STRIDE } from "./compute.ts";
+export { PROFILE, PROFILE_STRIDE } from "./_profile.ts";

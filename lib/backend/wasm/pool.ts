@@ -28,14 +28,10 @@ import { detectSpec } from "../../spec/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem } from "../../model/ops.ts";
-import {
-  CHUNK_BYTES,
-  CLAIM_SLOTS,
-  CTRL,
-  GROUP_MAX,
-  productScratchBytes,
-  PROFILE_STRIDE,
-} from "./compute.ts";
+import { productScratchBytes } from "./_products.ts";
+import { PROFILE_STRIDE } from "./_profile.ts";
+import { CLAIM_SLOTS, CTRL } from "./_protocol.ts";
+import { CHUNK_BYTES, GROUP_MAX } from "./_schedule.ts";
 import { compileKernels } from "./kernels.ts";
 import { KERNEL_LAYOUT } from "./layout.ts";
 import { planPlacement } from "./plan.ts";
@@ -62,12 +58,12 @@ export interface FastModelOptions extends CreateModelOptions {
   /**
    * For benchmarks: a Float64Array over a SharedArrayBuffer of at least `threads` × 16 values,
    * where each Worker adds up the milliseconds it spends in each kind of step (see `PROFILE` in
-   * `compute.ts`). Off by default (profiling costs a little).
+   * `_profile.ts`). Off by default (profiling costs a little).
    */
   profile?: Float64Array;
   /**
    * Weight bytes of the largest row chunks Workers claim in turn within a decoding product
-   * (default 2 MiB, `CHUNK_BYTES` in `compute.ts`; prompts a sixteenth of it): for tests (a
+   * (default 2 MiB, `CHUNK_BYTES` in `_schedule.ts`; prompts a sixteenth of it): for tests (a
    * tiny value makes every product many chunks) and tuning; results do not depend on it.
    */
   rowChunkBytes?: number;

@@ -16,7 +16,11 @@ import type { Segment } from "../../model/ops.ts";
 import { createRunner } from "../../model/model.ts";
 import { stateShapes } from "../../model/state.ts";
 import { Weights, type WeightsLayout } from "../../model/weights.ts";
-import { barrier, CTRL, PROFILE, Region, WorkerOps } from "./compute.ts";
+import { barrier } from "./_barrier.ts";
+import { PROFILE } from "./_profile.ts";
+import { CTRL } from "./_protocol.ts";
+import { Region } from "./_region.ts";
+import { WorkerOps } from "./_worker_ops.ts";
 import { instantiateKernels } from "./kernels.ts";
 import type { Placement } from "./plan.ts";
 

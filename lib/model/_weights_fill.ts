@@ -1,0 +1,286 @@
+/**
+ * Filling the arena: each planned tensor read from the checkpoint (a block of rows at a time for
+ * the large ones), transformed as the official package does at load, and stored in its dtype.
+ * @module
+ */
+
+import { FormatError } from "../errors.ts";
+import type { Checkpoint } from "../formats/checkpoint.ts";
+import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
+import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
+import { type ModelSpec, squeezed } from "../spec/spec.ts";
+import { layerNorm } from "./norm.ts";
+import type { Arena, Matrix, MatrixDesc } from "./tensor.ts";
+import type { Plan } from "./_weights_plan.ts";
+import type { TensorDesc } from "./weights.ts";
+
+/** `blocks.0.ln0`'s weight and bias, folded into the embedding (absent: none). */
+export interface Ln0 {
+  w: Float32Array | undefined;
+  b: Float32Array | undefined;
+}
+
+/** Reads `blocks.0.ln0` (the embedding's layer norm) when the checkpoint has it. */
+export async function readLn0(ck: Checkpoint): Promise<Ln0> {
+  const read = async (name: string) =>
+    ck.tensors.has(name) ? toFloat32(await ck.read(name), ck.tensors.get(name)!.dtype) : undefined;
+  return { w: await read("blocks.0.ln0.weight"), b: await read("blocks.0.ln0.bias") };
+}
+
+/**
+ * Reads, transforms and stores the planned tensor `p` into `arena`; adds what it became (one
+ * entry, or five for RWKV-6's stacked `time_maa_w2`) to `tensors`.
+ */
+export async function fillTensor(
+  ck: Checkpoint,
+  arena: Arena,
+  spec: ModelSpec,
+  p: Plan,
+  ln0: Ln0,
+  scratch: Scratch,
+  tensors: Record<string, TensorDesc>,
+): Promise<void> {
+  const { name, info } = p;
+  if (p.kind === "qmat") {
+    tensors[name] = { kind: "mat", desc: await loadStoredQuantized(ck, arena, p) };
+  } else if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
+    // Same type: bytes go straight from the file into the arena.
+    const d = arena.allocMatrix(p.rows, p.cols, "bf16");
+    await ck.read(name, new Uint8Array(arena.bufferOf(d), d.offset, p.count * 2));
+    tensors[name] = { kind: "mat", desc: d };
+  } else if (p.kind === "emb") {
+    const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+    await loadEmbedding(ck, arena.view(d), p, ln0.w, ln0.b, scratch);
+    tensors[name] = { kind: "mat", desc: d };
+  } else if (p.kind === "mat") {
+    // Large matrices: converted and stored a block of rows at a time, so neither the whole
+    // stored tensor (with ranged reads) nor a float copy of it is ever in memory.
+    const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+    const m = arena.view(d);
+    const rowBytes = info.byteLength / p.rows;
+    await eachRowBlock(ck, name, p.rows, rowBytes, scratch, (bytes, r0, r1) => {
+      const values = toFloat32(bytes, info.dtype, scratch.floats((r1 - r0) * p.cols));
+      storeRows(m, values, r0, r1, ck.path, name);
+    });
+    tensors[name] = { kind: "mat", desc: d };
+  } else {
+    const raw = toFloat32(await ck.read(name), info.dtype);
+    if (p.kind === "vec") {
+      const v = transformVector(spec, name, raw);
+      const off = arena.alloc(v.length * 4);
+      new Float32Array(arena.buffer, off, v.length).set(v);
+      tensors[name] = { kind: "vec", offset: off, length: v.length };
+    } else if (p.kind === "lowrank") {
+      tensors[name] = {
+        kind: "mat",
+        desc: store(arena, transpose(raw, p.cols, p.rows), p, ck.path),
+      };
+    } else if (p.kind === "lowrank3") {
+      const parts = squeezed(info.shape)[0];
+      for (let i = 0; i < parts; i++) {
+        const part = raw.subarray(i * p.rows * p.cols, (i + 1) * p.rows * p.cols);
+        tensors[`${name}.${i}`] = {
+          kind: "mat",
+          desc: store(arena, transpose(part, p.cols, p.rows), p, ck.path),
+        };
+      }
+    }
+  }
+}
+
+/** Vector transforms the official package applies at load, per version. */
+function transformVector(spec: ModelSpec, name: string, v: Float32Array): Float32Array {
+  const ver = spec.version;
+  if (name.endsWith(".time_decay")) {
+    if (ver === "4") return v.map((x) => -Math.exp(x));
+    if (ver.startsWith("5")) return expandHeads(spec, v.map((x) => Math.exp(-Math.exp(x))));
+    return v; // RWKV-6: the decay is data-dependent, exponentiated per token.
+  }
+  if (name.endsWith(".time_first") && ver !== "4") {
+    return expandHeads(spec, v.map((x) => Math.exp(x)));
+  }
+  if (name.endsWith(".time_faaaa")) return expandHeads(spec, v);
+  return v;
+}
+
+/** RWKV-5.0/5.1 store one decay per head: repeat it over the head's channels. */
+function expandHeads(spec: ModelSpec, v: Float32Array): Float32Array {
+  if (v.length !== spec.heads || spec.heads === spec.attDim) return v;
+  const out = new Float32Array(spec.attDim);
+  for (let h = 0; h < spec.heads; h++) {
+    out.fill(v[h], h * spec.headSize, (h + 1) * spec.headSize);
+  }
+  return out;
+}
+
+/**
+ * The embedding, a block of rows at a time: decoded to float (dequantized when the file stores it
+ * quantized, passed through `p.roundTrip` when the model is quantized from a float source),
+ * layer-normed with `blocks.0.ln0` as the official package does at load, stored in `m`'s dtype.
+ */
+async function loadEmbedding(
+  ck: Checkpoint,
+  m: Matrix,
+  p: Plan,
+  ln0w: Float32Array | undefined,
+  ln0b: Float32Array | undefined,
+  scratch: Scratch,
+): Promise<void> {
+  const { rows: nr, cols } = p;
+  let scales: Float32Array | undefined;
+  if (p.stored) {
+    scales = toFloat32(await ck.read(p.stored.scale.name), p.stored.scale.dtype);
+  }
+  await eachRowBlock(ck, p.name, nr, p.info.byteLength / nr, scratch, (bytes, r0, r1) => {
+    let rows: Float32Array;
+    if (p.stored) {
+      const s = scales!.subarray((r0 * cols) / 32, (r1 * cols) / 32);
+      const out = scratch.floats((r1 - r0) * cols);
+      rows = p.stored.quant === "q8"
+        ? dequantizeQ8(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), s, out)
+        : dequantizeQ4(bytes, s, out);
+    } else {
+      rows = toFloat32(bytes, p.info.dtype, scratch.floats((r1 - r0) * cols));
+      if (p.roundTrip === "q8") {
+        const r = quantizeQ8(rows);
+        dequantizeQ8(r.q, r.scales, rows);
+      } else if (p.roundTrip === "q4") {
+        const r = quantizeQ4(rows);
+        dequantizeQ4(r.q, r.scales, rows);
+      }
+    }
+    if (ln0w && ln0b) {
+      for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
+    }
+    storeRows(m, rows, r0, r1, ck.path, p.name);
+  });
+}
+
+/**
+ * Reusable buffers that grow to the largest request: one for stored bytes, one for their
+ * float values (fresh arrays per block would pile up outside the JS heap until a GC).
+ */
+export class Scratch {
+  #buf = new Uint8Array(0);
+  #floats = new Float32Array(0);
+  get(n: number): Uint8Array {
+    if (this.#buf.length < n) this.#buf = new Uint8Array(n);
+    return this.#buf.subarray(0, n);
+  }
+  floats(n: number): Float32Array {
+    if (this.#floats.length < n) this.#floats = new Float32Array(n);
+    return this.#floats.subarray(0, n);
+  }
+}
+
+/** Bytes of stored rows a streamed read brings in at once. */
+const BLOCK_BYTES = 1 << 22;
+
+/**
+ * Hands the stored bytes of a tensor's rows to `use`, a block of rows at a time. With ranged
+ * reads only one block is ever in memory; without, the tensor is read once into `scratch`.
+ */
+async function eachRowBlock(
+  ck: Checkpoint,
+  name: string,
+  rows: number,
+  rowBytes: number,
+  scratch: Scratch,
+  use: (bytes: Uint8Array, r0: number, r1: number) => void,
+): Promise<void> {
+  const step = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
+  const whole = ck.readRange ? undefined : await ck.read(name, scratch.get(rows * rowBytes));
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const bytes = whole
+      ? whole.subarray(r0 * rowBytes, r1 * rowBytes)
+      : await ck.readRange!(name, r0 * rowBytes, scratch.get((r1 - r0) * rowBytes));
+    use(bytes, r0, r1);
+  }
+}
+
+/**
+ * A matrix stored as integers + block scales: in its own scheme the bytes go straight into
+ * the arena and only the scales are widened to f32; in any other dtype it is dequantized first.
+ */
+async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promise<MatrixDesc> {
+  const { quant, scale } = p.stored!;
+  const nb = (p.rows * p.cols) / 32;
+  const scales = toFloat32(await ck.read(scale.name), scale.dtype);
+  const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+  const m = arena.view(d);
+  if (p.dtype === quant) {
+    await ck.read(p.name, new Uint8Array(arena.bufferOf(d), d.offset, p.info.byteLength));
+    m.scales.subarray(0, nb).set(scales);
+    return d;
+  }
+  const raw = await ck.read(p.name);
+  const values = quant === "q8"
+    ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
+    : dequantizeQ4(raw, scales);
+  storeRows(m, values, 0, p.rows, ck.path, p.name);
+  return d;
+}
+
+function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  }
+  return out;
+}
+
+/**
+ * Stores rows [r0, r1) of a matrix from their float values, in the matrix's dtype. f16 storage
+ * refuses infinities and NaNs (also values past ±65504, which round to infinity): the f16
+ * products may convert without handling them, and such a model could only produce NaN anyway.
+ */
+function storeRows(
+  m: Matrix,
+  values: Float32Array,
+  r0: number,
+  r1: number,
+  file: string,
+  tensor: string,
+): void {
+  const c = m.cols, a = r0 * c, b = r1 * c;
+  switch (m.dtype) {
+    case "f32":
+      (m.data as Float32Array).set(values, a);
+      break;
+    case "bf16":
+      f32ToBf16(values, (m.data as Uint16Array).subarray(a, b));
+      break;
+    case "f16": {
+      const h = (m.data as Uint16Array).subarray(a, b);
+      f32ToF16(values, h);
+      for (let i = 0; i < h.length; i++) {
+        if ((h[i] & 0x7c00) === 0x7c00) {
+          throw new FormatError(
+            file,
+            tensor,
+            `value ${values[i]} at row ${r0 + Math.floor(i / c)} cannot be stored as f16 ` +
+              "(infinite, NaN or beyond ±65504): load it as bf16 or f32",
+          );
+        }
+      }
+      break;
+    }
+    case "q8":
+      quantizeQ8(values, (m.data as Int8Array).subarray(a, b), m.scales.subarray(a / 32, b / 32));
+      break;
+    case "q4":
+      quantizeQ4(
+        values,
+        (m.data as Uint8Array).subarray(a / 2, b / 2),
+        m.scales.subarray(a / 32, b / 32),
+      );
+      break;
+  }
+}
+
+function store(arena: Arena, values: Float32Array, p: Plan, file: string): MatrixDesc {
+  const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+  storeRows(arena.view(d), values, 0, p.rows, file, p.name);
+  return d;
+}
