@@ -7,6 +7,9 @@
  */
 
 import { UsageError } from "./errors.ts";
+import { Constraint } from "./grammar/constraint.ts";
+import { compileGbnf, Grammar } from "./grammar/grammar.ts";
+import { compileJsonSchema } from "./grammar/mod.ts";
 import type { Model } from "./model/model.ts";
 import type { State } from "./model/state.ts";
 import { Sampler, type SamplerOptions } from "./sample.ts";
@@ -38,6 +41,17 @@ export interface GenerateOptions extends SamplerOptions {
   chunkLen?: number;
   /** Stops generation early. */
   signal?: AbortSignal;
+  /**
+   * Constrains the output to JSON that this JSON Schema accepts (see `compileJsonSchema` in
+   * `./grammar`: unsupported keywords throw a `GrammarError`). The output ends, with stop
+   * reason "end-of-text", once the value is whole (at the end token where more could follow).
+   */
+  jsonSchema?: unknown;
+  /**
+   * Constrains the output to a grammar: GBNF text (llama.cpp's format, start rule `root`) or
+   * a compiled `Grammar` from `./grammar`. Not with `jsonSchema`.
+   */
+  grammar?: string | Grammar;
   /**
    * State to continue from; it is updated in place (so a chat can go on). Default: a new
    * zeroed state.
@@ -76,8 +90,16 @@ export interface GenerateStats {
   promptTokensPerSecond: number;
   /** Generated tokens per second. */
   tokensPerSecond: number;
-  /** Why it ended. */
+  /**
+   * Why it ended: "end-of-text" when the model drew the end token or a grammar's output is
+   * finished (nothing may follow), "stop" on a stop string or stop token.
+   */
   stopReason: "length" | "stop" | "end-of-text" | "abort";
+  /**
+   * With `jsonSchema` or `grammar`: whether the output is a whole match of it. False when it
+   * was cut short (by `maxTokens`, a stop string or an abort): the output is incomplete.
+   */
+  complete?: boolean;
 }
 
 /**
@@ -114,6 +136,8 @@ class Decoding {
   #ban: readonly number[];
   #decoder: { push(id: number): string; flush(): string };
   #pending = ""; // decoded text not yet emitted (may start a stop string)
+  /** The grammar's position, when the output is constrained. */
+  readonly constraint: Constraint | undefined;
 
   constructor(model: Model, tokenizer: Tokenizer, options: GenerateOptions) {
     if (tokenizer.vocabSize > model.info.vocab) {
@@ -128,28 +152,49 @@ class Decoding {
     this.#tokenizer = tokenizer;
     this.#stops = (options.stop ?? []).filter((s) => s.length > 0);
     this.#stopTokens = new Set(options.stopTokens ?? []);
-    if (options.stopOnEndOfText ?? tokenizer.kind !== "bytes") this.#stopTokens.add(0);
+    const endOfText = options.stopOnEndOfText ?? tokenizer.kind !== "bytes";
+    if (endOfText) this.#stopTokens.add(0);
+    this.constraint = constraintFor(tokenizer, options, endOfText);
     this.#ban = options.banTokens ?? [];
     this.sampler = new Sampler(options);
     this.#decoder = tokenizer.createDecoder();
   }
 
-  /** The next token from the logits after the last one (masked in place), or undefined: ended. */
-  pick(logits: Float32Array, signal?: AbortSignal): number | undefined {
+  /**
+   * The next tokens from the logits after the last one (masked in place): one drawn token, or
+   * the run a grammar forces (no drawing); undefined when generation ends.
+   */
+  pick(logits: Float32Array, signal?: AbortSignal): number[] | undefined {
+    const c = this.constraint;
     if (signal?.aborted) this.reason = "abort";
     else if (this.generated >= this.maxTokens) this.reason = "length";
+    else if (c?.finished) this.reason = "end-of-text";
     if (this.reason) return undefined;
+    if (c) {
+      const forced = c.forced().slice(0, this.maxTokens - this.generated);
+      if (forced.length) {
+        for (const t of forced) this.#take(t);
+        return forced;
+      }
+    }
     // A World vocabulary has fewer ids than the model's 65536 logits: never pick one it lacks.
     for (let i = this.#tokenizer.vocabSize; i < logits.length; i++) logits[i] = -Infinity;
     for (const t of this.#ban) if (t >= 0 && t < logits.length) logits[t] = -Infinity;
+    c?.mask(logits);
     const token = this.sampler.sample(logits);
     if (this.#stopTokens.has(token)) {
-      this.reason = "end-of-text";
+      this.reason = c && token !== c.endToken ? "stop" : "end-of-text";
+      if (token === c?.endToken) c.accept(token);
       return undefined;
     }
+    this.#take(token);
+    return [token];
+  }
+
+  #take(token: number): void {
+    this.constraint?.accept(token);
     this.sampler.accept(token);
     this.generated++;
-    return token;
   }
 
   /** Text to emit once `token` has been fed (stop strings held back until ruled out). */
@@ -185,6 +230,24 @@ class Decoding {
   }
 }
 
+/** The constraint of `options.jsonSchema` / `options.grammar`, if any. */
+function constraintFor(
+  tokenizer: Tokenizer,
+  options: GenerateOptions,
+  endOfText: boolean,
+): Constraint | undefined {
+  const { jsonSchema, grammar } = options;
+  if (jsonSchema !== undefined && grammar !== undefined) {
+    throw new UsageError("give jsonSchema or grammar, not both");
+  }
+  let g: Grammar | undefined;
+  if (jsonSchema !== undefined) g = compileJsonSchema(jsonSchema);
+  else if (typeof grammar === "string") g = compileGbnf(grammar);
+  else if (grammar instanceof Grammar) g = grammar;
+  else if (grammar !== undefined) throw new UsageError("grammar must be GBNF text or a Grammar");
+  return g && new Constraint(g, tokenizer, { endToken: endOfText ? 0 : null });
+}
+
 function stats(
   prompt: number,
   generated: number,
@@ -192,8 +255,10 @@ function stats(
   t1: number,
   t2: number,
   reason: GenerateStats["stopReason"],
+  constraint?: Constraint,
 ): GenerateStats {
   return {
+    ...(constraint ? { complete: constraint.complete } : {}),
     promptTokens: prompt,
     generatedTokens: generated,
     promptSeconds: (t1 - t0) / 1000,
@@ -258,20 +323,31 @@ export async function* generate(
   const t1 = performance.now();
 
   for (
-    let token = dec.pick(logits, signal);
-    token !== undefined;
-    token = dec.pick(logits, signal)
+    let tokens = dec.pick(logits, signal);
+    tokens !== undefined;
+    tokens = dec.pick(logits, signal)
   ) {
     // Feed every kept token so the state always matches the text (a chat can go on).
-    logits = await model.forward([token], state);
-    options.onToken?.(token);
-    const text = dec.push(token);
+    logits = await model.forward(tokens, state);
+    let text = "";
+    for (const token of tokens) {
+      options.onToken?.(token);
+      if (!dec.reason) text += dec.push(token);
+    }
     if (text) yield text;
     if (dec.reason) break;
   }
   const rest = dec.finish();
   if (rest) yield rest;
-  const s = stats(ids.length, dec.generated, t0, t1, performance.now(), dec.reason!);
+  const s = stats(
+    ids.length,
+    dec.generated,
+    t0,
+    t1,
+    performance.now(),
+    dec.reason!,
+    dec.constraint,
+  );
   options.onStats?.(s);
   return s;
 }
@@ -364,26 +440,28 @@ export async function generateBatch(
   const t1 = performance.now();
   let live = seqs.map((_, i) => i);
   while (live.length) {
-    const step: { i: number; token: number }[] = [];
+    const step: { i: number; tokens: number[] }[] = [];
     for (const i of live) {
       const s = seqs[i];
-      const token = s.dec.pick(s.logits, aborted(s.r) ? AbortSignal.abort() : undefined);
-      if (token === undefined) {
+      const tokens = s.dec.pick(s.logits, aborted(s.r) ? AbortSignal.abort() : undefined);
+      if (tokens === undefined) {
         emit(i, s.dec.finish());
         s.t2 = performance.now();
-      } else step.push({ i, token });
+      } else step.push({ i, tokens });
     }
     if (!step.length) break;
     const out = await model.forwardBatch(
-      step.map(({ i, token }) => ({ tokens: [token], state: seqs[i].state })),
+      step.map(({ i, tokens }) => ({ tokens, state: seqs[i].state })),
     );
     live = [];
-    step.forEach(({ i, token }, k) => {
+    step.forEach(({ i, tokens }, k) => {
       const s = seqs[i];
       s.logits = out[k];
-      s.tokens.push(token);
-      s.r.onToken?.(token);
-      emit(i, s.dec.push(token));
+      for (const token of tokens) {
+        s.tokens.push(token);
+        s.r.onToken?.(token);
+        if (!s.dec.reason) emit(i, s.dec.push(token));
+      }
       if (s.dec.reason) {
         emit(i, s.dec.finish());
         s.t2 = performance.now();
@@ -391,7 +469,7 @@ export async function generateBatch(
     });
   }
   return seqs.map((s) => {
-    const st = stats(s.ids.length, s.dec.generated, t0, t1, s.t2, s.dec.reason!);
+    const st = stats(s.ids.length, s.dec.generated, t0, t1, s.t2, s.dec.reason!, s.dec.constraint);
     s.r.onStats?.(st);
     return { text: s.text, tokens: s.tokens, stats: st };
   });

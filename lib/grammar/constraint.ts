@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Tokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/types.ts";
 import { GrammarError } from "./error.ts";
 import { engineOf, type Grammar } from "./grammar.ts";
 import { DEAD, type Engine } from "./matcher.ts";
@@ -187,6 +187,16 @@ export class Constraint {
       );
     }
     this.#state = s;
+  }
+
+  /**
+   * The shortest bytes that would make the output so far complete (empty when it is), or
+   * undefined when none is found within a search budget. Useful to close an output that
+   * `maxTokens` cut short, or to check that it can still be completed.
+   */
+  completion(): Uint8Array | undefined {
+    if (this.#ended) return new Uint8Array(0);
+    return this.#engine.shortestCompletion(this.#state);
   }
 
   /**

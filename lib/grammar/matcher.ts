@@ -149,6 +149,38 @@ export class Engine {
     return this.stacks[s].length === 0;
   }
 
+  /**
+   * The shortest bytes that take state `s` to a complete state (breadth first over bytes),
+   * or undefined when none is found within `limit` states.
+   */
+  shortestCompletion(s: number, limit = 200_000): Uint8Array | undefined {
+    const from = new Map<number, [number, number]>([[s, [-1, -1]]]);
+    let frontier = [s];
+    while (frontier.length && from.size < limit) {
+      const next: number[] = [];
+      for (const x of frontier) {
+        if (this.complete[x]) {
+          const out: number[] = [];
+          for (let y = x; y !== s;) {
+            const [prev, byte] = from.get(y)!;
+            out.push(byte);
+            y = prev;
+          }
+          return Uint8Array.from(out.reverse());
+        }
+        for (let b = 0; b < 256; b++) {
+          const t = this.step(x, b);
+          if (t !== DEAD && !from.has(t)) {
+            from.set(t, [x, b]);
+            next.push(t);
+          }
+        }
+      }
+      frontier = next;
+    }
+    return undefined;
+  }
+
   /** The only byte state `s` accepts, or -1 when it accepts several or may end. */
   singleByte(s: number): number {
     let b = this.#single[s];

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Tokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/types.ts";
 
 /** A tokenizer's tokens as a flattened byte trie. */
 export class TokenTrie {

@@ -1,0 +1,197 @@
+/**
+ * The JSON-Schema suite of constrained decoding: 26 schemas (tests/grammar_schemas.ts), each
+ * generated greedily (streamed, `generate`) and sampled (six seeds, `generateBatch`, some cut
+ * short by `maxTokens`) on a tiny trained byte-level model and on a random-weight RWKV-7 with
+ * the World vocabulary; every output is checked with Ajv (a real JSON-Schema validator): a
+ * complete one as it is, an incomplete one (stop reason "length", `complete: false`) after the
+ * grammar's shortest completion. Every generated token is replayed through a fresh
+ * `Constraint` (so each was allowed). And invalid schemas throw a GrammarError naming the path.
+ * @module
+ */
+
+import * as ajv2020Module from "npm:ajv@8.17.1/dist/2020.js";
+import * as ajvModule from "npm:ajv@8.17.1";
+import * as formatsModule from "npm:ajv-formats@3.0.1";
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { fixture, tempDir } from "./_fixtures.ts";
+import { SCHEMAS } from "./grammar_schemas.ts";
+import { compileJsonSchema, Constraint, GrammarError } from "../lib/grammar/mod.ts";
+import { generate, generateBatch, type GenerateStats } from "../lib/generate.ts";
+import { loadModel } from "../lib/load.ts";
+import type { Model } from "../lib/model/model.ts";
+import { loadTokenizer } from "../lib/tokenizer/mod.ts";
+import type { Tokenizer } from "../lib/tokenizer/types.ts";
+
+type Validate = ((x: unknown) => boolean) & { errors?: unknown };
+interface AjvLike {
+  compile(schema: unknown): Validate;
+}
+// The CommonJS modules' default exports, whichever way the npm layer hands them over.
+const unwrap = <T>(m: unknown): T => {
+  const d = (m as { default?: unknown }).default;
+  return ((d as { default?: unknown })?.default ?? d ?? m) as T;
+};
+type AjvClass = new (options: Record<string, unknown>) => AjvLike;
+const addFormats = unwrap<(ajv: AjvLike) => void>(formatsModule);
+const ajv2020 = new (unwrap<AjvClass>(ajv2020Module))({ strict: false });
+addFormats(ajv2020);
+const ajv7 = new (unwrap<AjvClass>(ajvModule))({ strict: false });
+addFormats(ajv7);
+const validators = SCHEMAS.map((s): Validate => (s.draft7 ? ajv7 : ajv2020).compile(s.schema));
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Checks one output; returns whether it was complete. */
+function check(
+  where: string,
+  i: number,
+  tokenizer: Tokenizer,
+  text: string,
+  tokens: number[],
+  stats: GenerateStats,
+): boolean {
+  const c = new Constraint(compileJsonSchema(SCHEMAS[i].schema), tokenizer, {
+    endToken: tokenizer.kind === "bytes" ? null : 0,
+  });
+  for (const t of tokens) c.accept(t); // throws if a token was not allowed
+  assertEquals(stats.complete, c.complete, `${where}: stats.complete`);
+  const rest = c.completion();
+  assert(rest !== undefined, `${where}: no completion of ${JSON.stringify(text)}`);
+  const produced = tokenizer.decodeBytes(tokens);
+  const full = new Uint8Array(produced.length + rest.length);
+  full.set(produced);
+  full.set(rest, produced.length);
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(full));
+  } catch (e) {
+    throw new Error(`${where}: not JSON: ${JSON.stringify(utf8.decode(full))} (${e})`);
+  }
+  const ok = validators[i](value);
+  assert(
+    ok,
+    `${where}: ${JSON.stringify(value)} fails the schema: ${JSON.stringify(validators[i].errors)}`,
+  );
+  if (c.complete) {
+    assertEquals(rest.length, 0);
+    assertEquals(JSON.stringify(JSON.parse(text)), JSON.stringify(value), `${where}: text`);
+    assert(stats.stopReason !== "abort" && stats.stopReason !== "stop", where);
+  } else {
+    assertEquals(stats.stopReason, "length", `${where}: incomplete but ${stats.stopReason}`);
+  }
+  return c.complete;
+}
+
+async function suite(label: string, model: Model, tokenizer: Tokenizer, prompt: string) {
+  let runs = 0, complete = 0;
+  for (const [i, s] of SCHEMAS.entries()) {
+    // greedy, streamed
+    const tokens: number[] = [];
+    let text = "";
+    const it = generate(model, tokenizer, prompt, {
+      jsonSchema: s.schema,
+      temperature: 0,
+      maxTokens: 48,
+      onToken: (t) => tokens.push(t),
+    });
+    let r = await it.next();
+    for (; !r.done; r = await it.next()) text += r.value;
+    if (check(`${label} greedy "${s.name}"`, i, tokenizer, text, tokens, r.value)) complete++;
+    runs++;
+    // sampled: six seeds, half of them cut short
+    const seeds = [1, 2, 3, 4, 5, 6];
+    const got = seeds.map(() => [] as number[]);
+    const results = await generateBatch(
+      model,
+      tokenizer,
+      seeds.map((seed, k) => ({
+        prompt,
+        jsonSchema: s.schema,
+        seed,
+        temperature: 1,
+        topK: 50,
+        topP: 0.95,
+        presencePenalty: 0.2,
+        maxTokens: k % 2 ? 6 : 64,
+        onToken: (t: number) => got[k].push(t),
+      })),
+    );
+    for (const [k, res] of results.entries()) {
+      assertEquals(res.tokens, got[k]);
+      const where = `${label} seed ${seeds[k]} "${s.name}"`;
+      if (check(where, i, tokenizer, res.text, res.tokens, res.stats)) complete++;
+      runs++;
+    }
+  }
+  console.log(`${label}: ${runs} generations, ${complete} complete, all valid`);
+  assert(complete >= runs / 4, `${label}: only ${complete} of ${runs} complete`);
+  return runs;
+}
+
+Deno.test("grammar: the schema suite on a tiny byte-level RWKV-7 (tiny-rwkv-7v0-bf16.pth)", async () => {
+  const path = fixture("tiny-rwkv-7v0-bf16.pth");
+  if (!path) return;
+  const model = await loadModel(path, { threads: 1 });
+  try {
+    const runs = await suite("tiny-7v0", model, await loadTokenizer("bytes"), "JSON: ");
+    assert(runs >= 180);
+  } finally {
+    await model.dispose();
+  }
+});
+
+Deno.test("grammar: the schema suite on a random RWKV-7 with the World vocabulary", async () => {
+  const vocab = fixture("tokenizers/rwkv_vocab_v20230424.txt");
+  if (!vocab) return;
+  const { dir, cleanup } = await tempDir();
+  try {
+    const path = `${dir}/world-r7.safetensors`;
+    const make = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../bench/make_model.ts", import.meta.url).pathname,
+        ...["--version", "7", "--layers", "1", "--embd", "64", "--vocab", "65536"],
+        ...["--out", path],
+      ],
+      stdout: "null",
+    }).output();
+    assert(make.success, new TextDecoder().decode(make.stderr));
+    const model = await loadModel(path, { threads: 1 });
+    try {
+      const tokenizer = await loadTokenizer(vocab);
+      const runs = await suite("world-r7", model, tokenizer, "User: answer in JSON\n\nAssistant:");
+      assert(runs >= 180);
+    } finally {
+      await model.dispose();
+    }
+  } finally {
+    await cleanup();
+  }
+});
+
+Deno.test("grammar: invalid schemas throw a GrammarError naming the path and keyword", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ type: "string", not: {} }, /JSON Schema #\/not: unsupported keyword "not"/],
+    [
+      { type: "object", properties: { a: { type: "strin" } } },
+      /#\/properties\/a\/type: unknown type "strin"/,
+    ],
+    [{ type: "array", uniqueItems: true }, /#\/uniqueItems: uniqueItems is not supported/],
+    [{ type: "number", minimum: 0 }, /#\/minimum: "minimum" is supported on type integer only/],
+    [{ $ref: "#/$defs/missing" }, /#\/\$ref: cannot resolve #\/\$defs\/missing/],
+    [{ enum: [] }, /#\/enum: enum must be a non-empty array/],
+    [{ type: "array", minItems: -1 }, /#\/minItems: minItems must be a whole number/],
+    [{ properties: { a: { multipleOf: 2 } } }, /#\/properties\/a\/multipleOf: unsupported keyword/],
+    [{ $ref: "https://example.com/s.json" }, /#\/\$ref: only local references/],
+    [false, /JSON Schema #: the schema false allows no value/],
+    [{ type: "string", format: "email" }, /#\/format: unsupported format "email"/],
+    [{ type: "integer", minimum: 5, maximum: 4 }, /#\/minimum: no integer lies within/],
+    [{ type: "array", items: false, minItems: 1 }, /#\/minItems: minItems 1 is more than/],
+    [{ anyOf: [{ type: "integer" }], type: "string" }, /#\/type: "type" beside "anyOf"/],
+    [{ type: "object", properties: { "a/b": { pattern: "x" } } }, /#\/properties\/a~1b\/pattern/],
+    [{ type: "string", maxLength: 2, minLength: 3 }, /#\/minLength: minLength is above maxLength/],
+    ["string", /#: a schema must be an object or a boolean/],
+  ];
+  for (const [schema, re] of cases) assertThrows(() => compileJsonSchema(schema), GrammarError, re);
+});
