@@ -20,3 +20,4 @@
  */
 
 export * from "./lib/grammar/mod.ts";
+export { RwkvError } from "./lib/errors.ts";

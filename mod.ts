@@ -15,7 +15,8 @@
  * ```
  * Subpath exports carry the rest: `./formats` (checkpoint readers and writers), `./convert`
  * (SafeTensors, quantized files, LoRA merges), `./quant` (block math), `./chat`, `./server`
- * (OpenAI-compatible), `./backend` (the interface for backend authors).
+ * (OpenAI-compatible), `./backend` (the interface for backend authors), `./grammar` (structured
+ * output: JSON Schema, GBNF, JSON mode; its main names are here too).
  * @module
  */
 
@@ -39,6 +40,15 @@ export { Pipeline, PIPELINE_ARGS, type PipelineArgs, type PipelineModel } from "
 export { perplexity, type PerplexityOptions, type PerplexityResult } from "./lib/perplexity.ts";
 export { type ResolvedSamplerOptions, Sampler, type SamplerOptions } from "./lib/sample.ts";
 export { findTokenizerFor, loadTokenizer, type Tokenizer } from "./lib/tokenizer/mod.ts";
+export {
+  compileGbnf,
+  compileJsonSchema,
+  Constraint,
+  type ConstraintOptions,
+  Grammar,
+  GrammarError,
+  jsonObjectGrammar,
+} from "./lib/grammar/mod.ts";
 export {
   FormatError,
   ModelError,

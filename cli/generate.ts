@@ -9,6 +9,7 @@
 import { UsageError } from "../lib/errors.ts";
 import { download, DownloadError, resolveModel } from "../lib/fetch.ts";
 import { generate, type GenerateStats } from "../lib/generate.ts";
+import { readGrammarFlags } from "./_grammar.ts";
 import { State } from "../lib/model/state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { loadFromFlags, MODEL_FLAGS, numberFlag, parseFlags, readAllText } from "./_common.ts";
@@ -71,6 +72,10 @@ Prompt and length:
   --prompt-file FILE
   --max-tokens N          (default ${DEFAULTS["max-tokens"]})
   --stop TEXT             stop when TEXT appears (repeatable)
+
+Structured output (the output is guaranteed to match; stderr says when --max-tokens cut it):
+  --json-schema FILE      JSON accepted by this JSON Schema (a .json file)
+  --grammar FILE          text matching this GBNF grammar (llama.cpp's format, rule root)
 
 Sampling (applied in this order: logit bias, penalties, temperature, filters):
   --temperature T         0 = greedy (default ${DEFAULTS.temperature})
@@ -165,6 +170,8 @@ export async function main(argv: string[]): Promise<number> {
       "mirostat-eta": { type: "string" },
       "logit-bias": { type: "string" },
       seed: { type: "string" },
+      "json-schema": { type: "string" },
+      grammar: { type: "string" },
     },
   });
   const v = parsed.values;
@@ -190,6 +197,7 @@ export async function main(argv: string[]): Promise<number> {
     seed: v.seed !== undefined ? num(v, "seed") : undefined,
   };
   const maxTokens = numberFlag(v["max-tokens"], "max-tokens", 200, { integer: true, min: 0 });
+  const constrained = await readGrammarFlags(v["json-schema"], v.grammar);
 
   let prompt: string;
   if (v.prompt !== undefined) prompt = v.prompt;
@@ -223,6 +231,7 @@ export async function main(argv: string[]): Promise<number> {
       for await (
         const piece of generate(model, tokenizer, prompt, {
           ...sampling,
+          ...constrained,
           maxTokens,
           stop: v.stop,
           state,
@@ -245,6 +254,9 @@ export async function main(argv: string[]): Promise<number> {
           `generated: ${stats.generatedTokens} tokens, ${stats.tokensPerSecond.toFixed(2)} tok/s ` +
           `(${stats.stopReason})`,
       );
+    }
+    if (stats?.complete === false) {
+      console.error("warning: the output is incomplete (cut short before the grammar's end)");
     }
     if (v["state-out"]) await state.save(v["state-out"]);
   } finally {

@@ -13,7 +13,7 @@ import * as ajv2020Module from "npm:ajv@8.17.1/dist/2020.js";
 import * as ajvModule from "npm:ajv@8.17.1";
 import * as formatsModule from "npm:ajv-formats@3.0.1";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
-import { fixture, tempDir } from "./_fixtures.ts";
+import { fixture, tempDir } from "../testing/fixtures.ts";
 import { SCHEMAS } from "./grammar_schemas.ts";
 import { compileJsonSchema, Constraint, GrammarError } from "../lib/grammar/mod.ts";
 import { generate, generateBatch, type GenerateStats } from "../lib/generate.ts";
