@@ -31,7 +31,11 @@ import {
 } from "./_http.ts";
 import { finishReason, parseMessages, parseSampling } from "./_parse.ts";
 import type { PrefixCache } from "./_prefix_cache.ts";
+import { chatChoice, chatDeltas, makeReply, type ReplyEvent } from "./_reply.ts";
+import { parseCompletionFormat, parseResponseFormat } from "./formats.ts";
+import { completionLogprobs, parseLogprobs, type TokenLogprob } from "./logprobs.ts";
 import { encodeChat } from "./template.ts";
+import { parseToolFields, toolsPrompt } from "./tools.ts";
 
 interface Parsed {
   stream: boolean;
@@ -97,11 +101,19 @@ export async function handleCompletions(
   const body = await readJson(req, core.maxBody);
   checkModel(core, body.model);
   const p = parseCommon(body, core, chat);
+  const logprobs = parseLogprobs(body, chat);
+  const tools = chat ? parseToolFields(body, "chat") : undefined;
+  const format = chat ? parseResponseFormat(body) : parseCompletionFormat(body);
+  const reply = makeReply(core, format, tools, chat ? "chat" : "completions");
   const start = await namedState(core, body.state);
   let tokens: number[];
   let boundaries: number[] = [];
   if (chat) {
-    ({ tokens, boundaries } = encodeChat(tokenizer, template, parseMessages(body.messages)));
+    const messages = parseMessages(body.messages);
+    if (reply.offersTools) {
+      messages.unshift({ role: "system", content: toolsPrompt(template, tools!.tools), raw: true });
+    }
+    ({ tokens, boundaries } = encodeChat(tokenizer, template, messages));
   } else {
     const pr = body.prompt;
     let prompt: string;
@@ -143,7 +155,7 @@ export async function handleCompletions(
   const abort = new AbortController();
   const onGone = () => abort.abort();
   req.signal.addEventListener("abort", onGone, { once: true });
-  let emit: (piece: string) => void = () => {};
+  let emit: (events: ReplyEvent[]) => void = () => {};
   const run = startRun(core, {
     prompt: tokens.slice(cached),
     state,
@@ -156,55 +168,73 @@ export async function handleCompletions(
     checkpoints: caching && lastBoundary !== undefined ? [lastBoundary - cached] : undefined,
     onCheckpoint: (_pos, s) => saves.push(prefixes.save(tokens.slice(0, lastBoundary), s.clone())),
     signal: abort.signal,
-    onText: (piece) => emit(piece),
+    constraint: reply.constraint,
+    stopsOff: reply.stopsOff,
+    logprobs,
+    onText: (piece, lps) => emit(reply.push(piece, lps)),
   });
   const finished = run.done.then(async (r) => {
     req.signal.removeEventListener("abort", onGone);
     if (caching && r.reason !== "abort") await prefixes.cacheReply(tokens, r, state, saves);
     await Promise.all(saves);
-    return r;
+    return { r, ...reply.end(r) };
   }, (e) => {
     req.signal.removeEventListener("abort", onGone);
     throw e;
   });
+  const lpOn = logprobs !== undefined;
+  let offset = 0; // completions' text_offset of the next piece
+  const completionLp = (lps: readonly TokenLogprob[], text: string) => {
+    if (!lpOn) return null;
+    const out = completionLogprobs(tokenizer, lps, offset);
+    offset += text.length;
+    return out;
+  };
 
   if (!p.stream) {
-    let text = "";
-    emit = (piece) => text += piece;
-    const r = await finished;
+    const { r, end } = await finished;
     if (r.reason === "abort") throw new HttpError(499, "client closed the request");
-    const choice = chat
-      ? {
-        index: 0,
-        message: { role: "assistant", content: text },
-        finish_reason: finishReason(r),
-      }
-      : { index: 0, text, logprobs: null, finish_reason: finishReason(r) };
+    const choice = chat ? chatChoice(tokenizer, end, lpOn) : {
+      index: 0,
+      text: end.content ?? "",
+      logprobs: completionLp(end.logprobs, ""),
+      finish_reason: finishReason(r),
+    };
     return json({ ...base, choices: [choice], usage: usage(r) });
   }
 
-  const chunk = (content: string | undefined, finish: string | null, role = false) =>
-    chat
-      ? {
-        ...base,
-        choices: [{
-          index: 0,
-          delta: finish !== null ? {} : { ...(role && { role: "assistant" }), content },
-          finish_reason: finish,
-        }],
-      }
-      : {
-        ...base,
-        choices: [{ index: 0, text: content ?? "", logprobs: null, finish_reason: finish }],
-      };
+  const chunk = (choice: Record<string, unknown>) => sseEvent({ ...base, choices: [choice] });
+  const send = (out: ReturnType<typeof sink>, events: ReplyEvent[]) => {
+    if (chat) {
+      for (const c of chatDeltas(tokenizer, events, lpOn)) out.send(chunk(c));
+      return;
+    }
+    for (const e of events) {
+      if (e.kind !== "text") continue;
+      const lp = completionLp(e.logprobs, e.text);
+      out.send(chunk({ index: 0, text: e.text, logprobs: lp, finish_reason: null }));
+    }
+  };
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
       const out = sink(controller);
-      if (chat) out.send(sseEvent(chunk("", null, true)));
-      emit = (piece) => out.send(sseEvent(chunk(piece, null)));
-      finished.then((r) => {
+      if (chat) {
+        out.send(chunk({
+          index: 0,
+          delta: { role: "assistant", content: "" },
+          logprobs: null,
+          finish_reason: null,
+        }));
+      }
+      emit = (events) => send(out, events);
+      finished.then(({ r, end, events }) => {
         if (r.reason === "abort") return;
-        out.send(sseEvent(chunk(chat ? undefined : "", finishReason(r))));
+        send(out, events);
+        out.send(chunk(
+          chat
+            ? { index: 0, delta: {}, logprobs: null, finish_reason: end.finish }
+            : { index: 0, text: "", logprobs: null, finish_reason: finishReason(r) },
+        ));
         if (p.includeUsage) {
           out.send(sseEvent({ ...base, choices: [], usage: usage(r) }));
         }

@@ -11,7 +11,13 @@ import { Sampler, type SamplerOptions } from "../sample.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
 import { HttpError } from "./_http.ts";
 import { TextStream } from "./_text.ts";
-import { type FinishReason, QueueFullError, type Scheduler } from "./scheduler.ts";
+import type { TokenLogprob } from "./logprobs.ts";
+import {
+  type FinishReason,
+  QueueFullError,
+  type Scheduler,
+  type TokenConstraint,
+} from "./scheduler.ts";
 import { StateBank, StateMismatchError } from "./states.ts";
 import { StoreUnavailableError } from "./store.ts";
 import type { ChatTemplate } from "./template.ts";
@@ -46,6 +52,8 @@ export interface RunResult {
   readonly reason: FinishReason;
   readonly promptTokens: number;
   readonly generatedTokens: number;
+  /** Log probabilities of the tokens behind `text` (when asked; a stop string's are left out). */
+  readonly logprobs: TokenLogprob[];
 }
 
 /** A generation to run. */
@@ -65,8 +73,17 @@ export interface RunSpec {
   readonly checkpoints?: readonly number[];
   readonly onCheckpoint?: (position: number, state: State) => void;
   readonly signal: AbortSignal;
-  /** Each text piece as it is decoded. */
-  readonly onText?: (piece: string) => void;
+  /** Constrained decoding (a grammar's state, or the tools' call format). */
+  readonly constraint?: TokenConstraint;
+  /** Report log probabilities with this many alternatives (0–20); undefined: none. */
+  readonly logprobs?: number;
+  /** Asked after every token: true once stop strings must no longer end the text. */
+  readonly stopsOff?: () => boolean;
+  /**
+   * Each text piece as it is decoded, with the log probabilities of the tokens it completes
+   * (empty unless asked; a piece may be "" when only log probabilities are new at the end).
+   */
+  readonly onText?: (piece: string, logprobs: readonly TokenLogprob[]) => void;
 }
 
 /** Checks a prompt's length against the limit (400 `prompt_too_long`). */
@@ -100,6 +117,15 @@ export function startRun(
   for (const t of spec.context) sampler.accept(t);
   const text = new TextStream(core.tokenizer, spec.stops, spec.trimStart);
   const tokens: number[] = [];
+  const reported: TokenLogprob[] = [];
+  let unsent: TokenLogprob[] = [];
+  const send = (piece: string) => {
+    if (!piece && unsent.length === 0) return;
+    reported.push(...unsent);
+    const lps = unsent;
+    unsent = [];
+    spec.onText?.(piece, lps);
+  };
   let seq: ReturnType<Scheduler["submit"]>;
   try {
     seq = core.scheduler.submit({
@@ -108,15 +134,19 @@ export function startRun(
       sampler,
       maxTokens: spec.maxTokens,
       vocabLimit: core.tokenizer.vocabSize,
-      endToken: core.tokenizer.kind === "bytes" ? undefined : 0,
+      endToken: endToken(core.tokenizer),
       feedLast: spec.feedLast,
       checkpoints: spec.checkpoints,
       onCheckpoint: spec.onCheckpoint,
       signal: spec.signal,
-      onToken: (t) => {
+      constraint: spec.constraint,
+      logprobs: spec.logprobs,
+      onToken: (t, lp) => {
         tokens.push(t);
+        if (lp) unsent.push(lp);
+        if (spec.stopsOff?.()) text.disableStops();
         const piece = text.push(t);
-        if (piece) spec.onText?.(piece);
+        if (piece || (lp && !text.stopped && !text.holding)) send(piece);
         if (text.stopped) seq.stop();
       },
     });
@@ -128,19 +158,22 @@ export function startRun(
   }
   const done = seq.done.then((r) => {
     if (r.reason === "error") throw r.error;
-    if (r.reason !== "abort" && r.reason !== "stop") {
-      const rest = text.flush();
-      if (rest) spec.onText?.(rest);
-    }
+    if (r.reason !== "abort" && !text.stopped) send(text.flush());
     return {
       text: text.text,
       tokens,
       reason: text.stopped ? "stop" : r.reason,
       promptTokens: r.promptTokens,
       generatedTokens: r.generatedTokens,
+      logprobs: reported,
     } satisfies RunResult;
   });
   return { done, cancel: () => seq.cancel() };
+}
+
+/** The id that ends a text, if the tokenizer has one (World and HF: 0; bytes: none). */
+export function endToken(tokenizer: Tokenizer): number | undefined {
+  return tokenizer.kind === "bytes" ? undefined : 0;
 }
 
 /** Maps the store's and states' errors to HTTP ones (503 unavailable, 409 another model). */

@@ -5,7 +5,9 @@
 
 import type { Core } from "./_core.ts";
 import { json } from "./_http.ts";
+import { MAX_TOP_LOGPROBS } from "./logprobs.ts";
 import type { SchedulerStats } from "./scheduler.ts";
+import { TOOL_TEMPLATE } from "./tools.ts";
 import type { StateStore } from "./store_types.ts";
 
 /**
@@ -49,6 +51,17 @@ export async function handleHealth(
     promptTokens: s.promptTokens,
     finished: s.finished,
     store: storeInfo,
+    // what requests may ask for beyond plain text
+    features: {
+      responseFormat: ["text", "json_object", "json_schema"],
+      completionsFormat: ["grammar", "json_schema"],
+      tools: {
+        toolChoice: ["none", "auto", "required", "function"],
+        parallelToolCalls: true,
+        callTag: core.template.toolCall ?? TOOL_TEMPLATE.toolCall,
+      },
+      logprobs: { maxTopLogprobs: MAX_TOP_LOGPROBS, values: "model log-softmax (raw)" },
+    },
     engine: model.info.engine,
     dtype: model.info.dtype,
     rssMiB: Math.round(Deno.memoryUsage().rss / 2 ** 20),

@@ -7,6 +7,7 @@ import type { SamplerOptions } from "../sample.ts";
 import type { RunResult } from "./_core.ts";
 import { type Body, field, HttpError, isInt, isNum, isStr, range } from "./_http.ts";
 import type { TemplateMessage } from "./template.ts";
+import type { ToolCall } from "./tools.ts";
 
 /**
  * Sampling fields shared by the endpoints (`temperature`, `top_p`, penalties, `seed`, …), as
@@ -52,43 +53,90 @@ export function parseSampling(body: Body, base: SamplerOptions): SamplerOptions 
   };
 }
 
-/** `messages` (or a Responses `input` list) as template messages; 400 naming the bad one. */
+/**
+ * `messages` (or a Responses `input` list) as template messages; 400 naming the bad one. An
+ * assistant message may carry `tool_calls` (its content then may be null); a `tool` message
+ * needs the `tool_call_id` of a call.
+ */
 export function parseMessages(msgs: unknown, name = "messages"): TemplateMessage[] {
   if (!Array.isArray(msgs) || msgs.length === 0) {
     throw new HttpError(400, `'${name}' must be a non-empty array`, "invalid_request_error", name);
   }
-  return msgs.map((m, i) => {
-    const param = `${name}[${i}]`;
-    if (typeof m !== "object" || m === null) {
-      throw new HttpError(400, `${param} must be an object`, "invalid_request_error", param);
-    }
-    const { role, content } = m as Record<string, unknown>;
-    if (role !== "system" && role !== "user" && role !== "assistant" && role !== "developer") {
-      throw new HttpError(
-        400,
-        `${param}.role must be system, developer, user or assistant`,
-        "invalid_request_error",
-        `${param}.role`,
-      );
-    }
-    let text: string;
-    if (typeof content === "string") text = content;
-    else if (
-      Array.isArray(content) &&
-      content.every((p) =>
-        typeof p === "object" && p !== null &&
-        ["text", "input_text", "output_text"].includes(p.type) && isStr(p.text)
-      )
-    ) text = content.map((p) => p.text).join("");
-    else {
-      throw new HttpError(
-        400,
-        `${param}.content must be a string or a list of text parts`,
-        "invalid_request_error",
-        `${param}.content`,
-      );
-    }
-    return { role: role === "developer" ? "system" : role, content: text };
+  return msgs.map((m, i) => parseMessage(m, `${name}[${i}]`));
+}
+
+/** One message (`param`: where it is, for errors). */
+export function parseMessage(m: unknown, param: string): TemplateMessage {
+  if (typeof m !== "object" || m === null) {
+    throw new HttpError(400, `${param} must be an object`, "invalid_request_error", param);
+  }
+  const { role, content, tool_calls: calls, tool_call_id: callId } = m as Record<
+    string,
+    unknown
+  >;
+  if (
+    role !== "system" && role !== "user" && role !== "assistant" && role !== "developer" &&
+    role !== "tool"
+  ) {
+    throw new HttpError(
+      400,
+      `${param}.role must be system, developer, user, assistant or tool`,
+      "invalid_request_error",
+      `${param}.role`,
+    );
+  }
+  const toolCalls = role === "assistant" && calls !== undefined && calls !== null
+    ? parseToolCalls(calls, `${param}.tool_calls`)
+    : undefined;
+  if (role === "tool" && !isStr(callId)) {
+    throw new HttpError(
+      400,
+      `${param}.tool_call_id must be the id of the call this is the result of`,
+      "invalid_request_error",
+      `${param}.tool_call_id`,
+    );
+  }
+  let text: string;
+  if (typeof content === "string") text = content;
+  else if ((content === null || content === undefined) && toolCalls?.length) text = "";
+  else if (
+    Array.isArray(content) &&
+    content.every((p) =>
+      typeof p === "object" && p !== null &&
+      ["text", "input_text", "output_text"].includes(p.type) && isStr(p.text)
+    )
+  ) text = content.map((p) => p.text).join("");
+  else {
+    throw new HttpError(
+      400,
+      `${param}.content must be a string or a list of text parts`,
+      "invalid_request_error",
+      `${param}.content`,
+    );
+  }
+  return {
+    role: role === "developer" ? "system" : role,
+    content: text,
+    ...(toolCalls && { toolCalls }),
+  };
+}
+
+/** An assistant message's `tool_calls` (chat completions' shape). */
+function parseToolCalls(v: unknown, param: string): ToolCall[] {
+  if (!Array.isArray(v)) {
+    throw new HttpError(400, `${param} must be an array`, "invalid_request_error", param);
+  }
+  return v.map((c, j) => {
+    const at = `${param}[${j}]`;
+    const f = (c as { function?: Record<string, unknown> })?.function;
+    const bad = (what: string, p: string) =>
+      new HttpError(400, `${p} must be ${what}`, "invalid_request_error", p);
+    if (typeof c !== "object" || c === null) throw bad("an object", at);
+    if (!isStr((c as Record<string, unknown>).id)) throw bad("a string", `${at}.id`);
+    if (typeof f !== "object" || f === null) throw bad("an object", `${at}.function`);
+    if (!isStr(f.name)) throw bad("a string", `${at}.function.name`);
+    if (!isStr(f.arguments)) throw bad("a JSON string", `${at}.function.arguments`);
+    return { id: (c as { id: string }).id, name: f.name, arguments: f.arguments };
   });
 }
 

@@ -39,8 +39,12 @@ import {
   SSE_HEADERS,
   sseEvent,
 } from "./_http.ts";
-import { parseMessages, parseSampling } from "./_parse.ts";
+import { parseMessage, parseSampling } from "./_parse.ts";
+import { makeReply, type ReplyEnd, type ReplyEvent } from "./_reply.ts";
+import { formatEcho, parseTextFormat } from "./formats.ts";
+import { chatLogprob, MAX_TOP_LOGPROBS, type TokenLogprob } from "./logprobs.ts";
 import { encodeChat, type TemplateMessage } from "./template.ts";
+import { parseToolFields, type ToolCall, toolsPrompt } from "./tools.ts";
 
 const stateKey = (id: string) => `resp-state:${id}`;
 const respKey = (id: string) => `resp:${id}`;
@@ -85,34 +89,87 @@ export async function handleResponses(core: Core, req: Request, path: string): P
   throw methodNotAllowed(req.method, path, ["GET", "DELETE"]);
 }
 
+/** `input` and `instructions` as template messages (message, function call and result items). */
 function parseInput(body: Body, instructions: string | undefined): TemplateMessage[] {
   const input = body.input;
   const msgs: TemplateMessage[] = [];
   if (instructions) msgs.push({ role: "system", content: instructions });
   if (typeof input === "string") msgs.push({ role: "user", content: input });
-  else if (Array.isArray(input)) {
-    // message items; `type` is optional ("message") in the API
+  else if (Array.isArray(input) && input.length > 0) {
     for (const [i, item] of input.entries()) {
-      const t = (item as Record<string, unknown>)?.type;
-      if (t !== undefined && t !== "message") {
+      const param = `input[${i}]`;
+      const it = item as Record<string, unknown>;
+      const t = it?.type;
+      if (t === undefined || t === "message") msgs.push(parseMessage(item, param));
+      else if (t === "function_call") {
+        for (const k of ["call_id", "name", "arguments"]) {
+          if (!isStr(it[k])) {
+            throw new HttpError(400, `${param}.${k} must be a string`, undefined, `${param}.${k}`);
+          }
+        }
+        const call = { id: it.call_id as string, name: it.name as string };
+        const last = msgs.at(-1);
+        const entry = { ...call, arguments: it.arguments as string };
+        // consecutive calls are one assistant turn
+        if (last?.role === "assistant" && last.toolCalls && !last.content) {
+          msgs[msgs.length - 1] = { ...last, toolCalls: [...last.toolCalls, entry] };
+        } else msgs.push({ role: "assistant", content: "", toolCalls: [entry] });
+      } else if (t === "function_call_output") {
+        if (!isStr(it.call_id)) {
+          throw new HttpError(
+            400,
+            `${param}.call_id must be the id of the call this is the result of`,
+            undefined,
+            `${param}.call_id`,
+          );
+        }
+        const out = it.output;
+        const text = isStr(out)
+          ? out
+          : Array.isArray(out) && out.every((p) => isStr(p?.text))
+          ? out.map((p) => p.text).join("")
+          : undefined;
+        if (text === undefined) {
+          throw new HttpError(
+            400,
+            `${param}.output must be a string or a list of text parts`,
+            undefined,
+            `${param}.output`,
+          );
+        }
+        msgs.push({ role: "tool", content: text });
+      } else {
         throw new HttpError(
           400,
-          `input[${i}]: only message items are supported, not '${t}'`,
+          `${param}: items of type '${t}' are not supported (message, function_call, ` +
+            "function_call_output)",
           "invalid_request_error",
-          `input[${i}].type`,
+          `${param}.type`,
         );
       }
     }
-    msgs.push(...parseMessages(input, "input"));
   } else {
     throw new HttpError(
       400,
-      "'input' must be a string or a list of messages",
+      "'input' must be a string or a non-empty list of items",
       "invalid_request_error",
       "input",
     );
   }
   return msgs;
+}
+
+/** `include` and `top_logprobs`: how many alternatives to report (undefined: no logprobs). */
+function parseLogprobs(body: Body): number | undefined {
+  const include = field(
+    body,
+    "include",
+    (v): v is string[] => Array.isArray(v) && v.every(isStr),
+    "a list of strings",
+  ) ?? [];
+  const top = field(body, "top_logprobs", isInt, "an integer");
+  range("top_logprobs", top, 0, MAX_TOP_LOGPROBS);
+  return include.includes("message.output_text.logprobs") ? top ?? 0 : undefined;
 }
 
 async function create(core: Core, req: Request): Promise<Response> {
@@ -125,7 +182,19 @@ async function create(core: Core, req: Request): Promise<Response> {
   const maxTokens = field(body, "max_output_tokens", isInt, "an integer") ?? core.defaultMaxTokens;
   range("max_output_tokens", maxTokens, 1, core.maxTokensLimit);
   const sampling = parseSampling(body, CHAT_SAMPLING);
+  const logprobs = parseLogprobs(body);
+  const format = parseTextFormat(body);
+  const tools = parseToolFields(body, "responses");
+  const reply = makeReply(core, format, tools, "responses");
   const messages = parseInput(body, instructions);
+  // the functions are shown once, at the start of a conversation
+  if (reply.offersTools && prevId === undefined) {
+    messages.unshift({
+      role: "system",
+      content: toolsPrompt(core.template, tools.tools),
+      raw: true,
+    });
+  }
   const { tokens } = encodeChat(core.tokenizer, core.template, messages);
   if (tokens.length === 0) {
     throw new HttpError(400, "the input is empty", "invalid_request_error", "input");
@@ -162,11 +231,42 @@ async function create(core: Core, req: Request): Promise<Response> {
   const id = newId("resp", "_");
   const msgId = newId("msg", "_");
   const createdAt = Math.floor(Date.now() / 1000);
-  const responseObject = (
-    status: string,
-    text: string | undefined,
-    r?: RunResult,
-  ) => ({
+  const toolsEcho = (body.tools as unknown[] | undefined) ?? [];
+  const lpEntries = (lps: readonly TokenLogprob[]) =>
+    lps.map((lp) => chatLogprob(core.tokenizer, lp));
+  const textPart = (text: string, lps: readonly TokenLogprob[]) => ({
+    type: "output_text",
+    text,
+    annotations: [],
+    ...(logprobs !== undefined && { logprobs: lpEntries(lps) }),
+  });
+  const callItem = (c: ToolCall, status: string) => ({
+    id: "fc_" + c.id.slice(5),
+    type: "function_call",
+    status,
+    arguments: c.arguments,
+    call_id: c.id,
+    name: c.name,
+  });
+  const outputOf = (end: ReplyEnd) => [
+    ...(end.content !== null
+      ? [{
+        id: msgId,
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [textPart(end.content, end.logprobs)],
+      }]
+      : []),
+    // a call cut by the token limit is incomplete (its arguments may not parse)
+    ...end.calls.map((c, i) =>
+      callItem(
+        c,
+        end.finish === "length" && i === end.calls.length - 1 ? "incomplete" : "completed",
+      )
+    ),
+  ];
+  const responseObject = (status: string, end?: ReplyEnd, r?: RunResult) => ({
     id,
     object: "response",
     created_at: createdAt,
@@ -176,21 +276,18 @@ async function create(core: Core, req: Request): Promise<Response> {
     instructions: instructions ?? null,
     max_output_tokens: maxTokens,
     model: core.modelName,
-    output: text === undefined ? [] : [{
-      id: msgId,
-      type: "message",
-      status: status === "in_progress" ? "in_progress" : "completed",
-      role: "assistant",
-      content: [{ type: "output_text", text, annotations: [] }],
-    }],
-    parallel_tool_calls: false,
+    output: end ? outputOf(end) : [],
+    parallel_tool_calls: tools.parallel,
     previous_response_id: prevId ?? null,
     store,
     temperature: sampling.temperature ?? 1,
     top_p: sampling.topP ?? 1,
-    text: { format: { type: "text" } },
-    tool_choice: "auto",
-    tools: [],
+    text: { format: formatEcho(format) },
+    tool_choice: typeof tools.choice === "object"
+      ? { type: "function", name: tools.choice.name }
+      : tools.choice,
+    tools: toolsEcho,
+    ...(logprobs !== undefined && { top_logprobs: logprobs }),
     truncation: "disabled",
     metadata: {},
     usage: r
@@ -207,7 +304,7 @@ async function create(core: Core, req: Request): Promise<Response> {
   const abort = new AbortController();
   const onGone = () => abort.abort();
   req.signal.addEventListener("abort", onGone, { once: true });
-  let emit: (piece: string) => void = () => {};
+  let emit: (events: ReplyEvent[]) => void = () => {};
   const run = startRun(core, {
     prompt: tokens,
     state,
@@ -218,11 +315,15 @@ async function create(core: Core, req: Request): Promise<Response> {
     trimStart: true,
     feedLast: store,
     signal: abort.signal,
-    onText: (piece) => emit(piece),
+    constraint: reply.constraint,
+    stopsOff: reply.stopsOff,
+    logprobs,
+    onText: (piece, lps) => emit(reply.push(piece, lps)),
   });
   const finished = run.done.then(async (r) => {
-    if (r.reason === "abort") return { r, obj: undefined };
-    const obj = responseObject(r.reason === "length" ? "incomplete" : "completed", r.text, r);
+    if (r.reason === "abort") return { r, obj: undefined, events: [] };
+    const { end, events } = reply.end(r);
+    const obj = responseObject(r.reason === "length" ? "incomplete" : "completed", end, r);
     if (store) {
       await withStore(async () => {
         await bank.save(stateKey(id), state!, {
@@ -236,7 +337,7 @@ async function create(core: Core, req: Request): Promise<Response> {
         );
       });
     }
-    return { r, obj };
+    return { r, obj, events };
   }).finally(() => req.signal.removeEventListener("abort", onGone));
 
   if (!stream) {
@@ -248,35 +349,116 @@ async function create(core: Core, req: Request): Promise<Response> {
   let seq = 0;
   const ev = (type: string, data: Record<string, unknown>) =>
     sseEvent({ type, sequence_number: seq++, ...data }, type);
-  const where = { item_id: msgId, output_index: 0, content_index: 0 };
   const body$ = new ReadableStream<Uint8Array>({
     start(controller) {
       const out = sink(controller);
-      const initial = responseObject("in_progress", undefined);
+      const initial = responseObject("in_progress");
       out.send(ev("response.created", { response: initial }));
       out.send(ev("response.in_progress", { response: initial }));
-      const item = { id: msgId, type: "message", status: "in_progress", role: "assistant" };
-      out.send(ev("response.output_item.added", {
-        output_index: 0,
-        item: { ...item, content: [] },
-      }));
-      out.send(ev("response.content_part.added", {
-        ...where,
-        part: { type: "output_text", text: "", annotations: [] },
-      }));
-      emit = (delta) =>
-        out.send(ev("response.output_text.delta", { ...where, delta, logprobs: [] }));
-      finished.then(({ r, obj }) => {
-        if (!obj) return;
-        const part = { type: "output_text", text: r.text, annotations: [] };
-        out.send(
-          ev("response.output_text.done", { ...where, text: r.text, logprobs: [] }),
-        );
+      // output items open as the reply shows what it is: a message, then or instead calls
+      let items = 0;
+      let message: { index: number; text: string; lps: TokenLogprob[] } | undefined;
+      const calls = new Map<number, { index: number; call: ToolCall }>();
+      let openCall: { index: number; call: ToolCall } | undefined;
+      const msgItem = { id: msgId, type: "message", status: "in_progress", role: "assistant" };
+      const openMessage = () => {
+        if (message) return message;
+        message = { index: items++, text: "", lps: [] };
+        out.send(ev("response.output_item.added", {
+          output_index: message.index,
+          item: { ...msgItem, content: [] },
+        }));
+        out.send(ev("response.content_part.added", {
+          item_id: msgId,
+          output_index: message.index,
+          content_index: 0,
+          part: textPart("", []),
+        }));
+        return message;
+      };
+      const closeMessage = () => {
+        if (!message || message.index < 0) return;
+        const where = { item_id: msgId, output_index: message.index, content_index: 0 };
+        const part = textPart(message.text, message.lps);
+        out.send(ev("response.output_text.done", {
+          ...where,
+          text: message.text,
+          logprobs: lpEntries(message.lps),
+        }));
         out.send(ev("response.content_part.done", { ...where, part }));
         out.send(ev("response.output_item.done", {
-          output_index: 0,
-          item: { ...item, status: "completed", content: [part] },
+          output_index: message.index,
+          item: { ...msgItem, status: "completed", content: [part] },
         }));
+        message.index = -1; // closed
+      };
+      const closeCall = () => {
+        if (!openCall) return;
+        const { index, call } = openCall;
+        out.send(ev("response.function_call_arguments.done", {
+          item_id: callItem(call, "completed").id,
+          output_index: index,
+          arguments: call.arguments,
+        }));
+        out.send(ev("response.output_item.done", {
+          output_index: index,
+          item: callItem(call, "completed"),
+        }));
+        openCall = undefined;
+      };
+      const send = (events: ReplyEvent[]) => {
+        for (const e of events) {
+          if (e.kind === "text") {
+            const m = openMessage();
+            if (m.index < 0) continue; // text after calls: not shown
+            m.text += e.text;
+            m.lps.push(...e.logprobs);
+            out.send(ev("response.output_text.delta", {
+              item_id: msgId,
+              output_index: m.index,
+              content_index: 0,
+              delta: e.text,
+              logprobs: lpEntries(e.logprobs),
+            }));
+          } else if (e.event.kind === "start") {
+            closeMessage();
+            closeCall();
+            const call = { id: e.event.id, name: e.event.name, arguments: "" };
+            openCall = { index: items++, call };
+            calls.set(e.event.index, openCall);
+            out.send(ev("response.output_item.added", {
+              output_index: openCall.index,
+              item: callItem(call, "in_progress"),
+            }));
+          } else {
+            const c = calls.get(e.event.index)!;
+            c.call = { ...c.call, arguments: c.call.arguments + e.event.text };
+            out.send(ev("response.function_call_arguments.delta", {
+              item_id: callItem(c.call, "in_progress").id,
+              output_index: c.index,
+              delta: e.event.text,
+            }));
+          }
+        }
+      };
+      if (!reply.offersTools) openMessage();
+      emit = send;
+      finished.then(({ obj, events }) => {
+        if (!obj) return;
+        send(events);
+        if (openCall) {
+          // the call as parsed at the end (its arguments trimmed of trailing whitespace)
+          const final = obj.output.find((o) =>
+            o.type === "function_call" &&
+            (o as { call_id: string }).call_id === openCall!.call.id
+          ) as
+            | { arguments: string }
+            | undefined;
+          if (final) openCall.call = { ...openCall.call, arguments: final.arguments };
+        }
+        closeCall();
+        if (!message && calls.size === 0) openMessage();
+        closeMessage();
         out.send(ev(`response.${obj.status}`, { response: obj }));
         out.close();
       }).catch((e) => {
@@ -290,7 +472,7 @@ async function create(core: Core, req: Request): Promise<Response> {
         }));
         out.send(ev("response.failed", {
           response: {
-            ...responseObject("failed", undefined),
+            ...responseObject("failed"),
             error: { code: "server_error", message },
           },
         }));

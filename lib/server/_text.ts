@@ -34,6 +34,16 @@ export class TextStream {
     return piece;
   }
 
+  /** True while some decoded text is held back (it may start a stop string). */
+  get holding(): boolean {
+    return this.#pending.length > 0;
+  }
+
+  /** From now on no stop string ends the text (what is held back is released next push). */
+  disableStops(): void {
+    this.#stops = [];
+  }
+
   /** Text completed by `token` (may be ""); sets {@link TextStream.stopped} on a stop string. */
   push(token: number): string {
     if (this.stopped) return "";

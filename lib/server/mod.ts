@@ -26,7 +26,10 @@ export {
   type Sequence,
   type SequenceJob,
   type SequenceResult,
+  type TokenConstraint,
 } from "./scheduler.ts";
+export { MAX_TOP_LOGPROBS, type TokenLogprob } from "./logprobs.ts";
+export { TOOL_TEMPLATE, type ToolCall, type ToolChoice, type ToolDef } from "./tools.ts";
 export {
   decodeState,
   encodeState,

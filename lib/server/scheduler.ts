@@ -23,6 +23,28 @@ import { setImmediate } from "node:timers";
 import type { BatchItem, Model } from "../model/model.ts";
 import type { State } from "../model/state.ts";
 import type { Sampler } from "../sample.ts";
+import { type TokenLogprob, tokenLogprob } from "./logprobs.ts";
+
+/**
+ * What the scheduler needs of a constrained-decoding state (the grammar module's `Constraint`
+ * has this shape): it masks impossible tokens before each draw and follows the accepted ones.
+ * @example
+ * ```ts ignore
+ * const job: SequenceJob = { tokens, state, sampler, maxTokens: 64, constraint: new Constraint(g, tok) };
+ * ```
+ */
+export interface TokenConstraint {
+  /** Sets every token that cannot continue the output to −Infinity. */
+  mask(logits: Float32Array): void;
+  /** Advances over `token` (one that `mask` allowed). */
+  accept(token: number): void;
+  /** The run of tokens that must come next (may be empty): emitted without sampling. */
+  forced(): number[];
+  /** The output so far is a full match (it may end here). */
+  readonly complete: boolean;
+  /** Nothing can follow: the sequence ends now. */
+  readonly finished: boolean;
+}
 
 /**
  * The waiting line is full: the caller should answer 429.
@@ -79,8 +101,22 @@ export interface SequenceJob {
   readonly checkpoints?: readonly number[];
   /** The state after the first `position` prompt tokens (clone it to keep it). */
   readonly onCheckpoint?: (position: number, state: State) => void;
-  /** Each generated token, as soon as it is drawn; may call {@link Sequence.stop}. */
-  readonly onToken?: (token: number) => void;
+  /**
+   * Constrained decoding: masked before every draw, told every generated token; the sequence
+   * ends (reason `stop`) once it is `finished`, and its forced runs are fed without sampling.
+   */
+  readonly constraint?: TokenConstraint;
+  /**
+   * Report each generated token's log probability with this many alternatives (0–20; see
+   * {@link TokenLogprob}); undefined: none. Forced runs are then fed one token per step, so
+   * every token has the model's own distribution.
+   */
+  readonly logprobs?: number;
+  /**
+   * Each generated token, as soon as it is drawn (with its log probability when
+   * {@link SequenceJob.logprobs} is set); may call {@link Sequence.stop}.
+   */
+  readonly onToken?: (token: number, logprob?: TokenLogprob) => void;
   /** Cancels the sequence (waiting or running) when it fires. */
   readonly signal?: AbortSignal;
 }
@@ -182,8 +218,8 @@ class Seq implements Sequence {
   fed = 0;
   nextCheckpoint = 0;
   generated = 0;
-  /** The last accepted token, not yet fed. */
-  pending = -1;
+  /** Accepted tokens not yet fed (the last drawn one, then any forced run). */
+  pending: number[] = [];
   firstTokenMs: number | undefined;
   /** Set once the sequence should end: after one last feed when `finalFeed`. */
   ending: FinishReason | undefined;
@@ -206,7 +242,7 @@ class Seq implements Sequence {
   stop(): void {
     if (this.finished || this.ending) return;
     this.ending = "stop";
-    this.finalFeed = this.job.feedLast === true && this.pending >= 0;
+    this.finalFeed = this.job.feedLast === true && this.pending.length > 0;
     this.#wake();
   }
 
@@ -383,7 +419,7 @@ export class Scheduler {
       let budget = this.maxPrefillTokensPerStep;
       for (const s of this.#running) {
         if (s.fed >= s.job.tokens.length) {
-          items.push({ tokens: [s.pending], state: s.job.state });
+          items.push({ tokens: s.pending, state: s.job.state });
           owners.push(s);
         }
       }
@@ -429,36 +465,68 @@ export class Scheduler {
             continue;
           }
         } else {
-          s.pending = -1;
+          s.pending = [];
           if (s.finalFeed) {
             s.finalFeed = false; // fed: the next tidy ends it
             continue;
           }
           if (s.ending) continue;
         }
-        guard(s, () => this.#sample(s, logits[i]));
+        try {
+          this.#sample(s, logits[i]);
+        } catch (e) {
+          // a constraint that refuses every token, or a sampler fed no candidate
+          this.#running.splice(this.#running.indexOf(s), 1);
+          this.#end(s, "error", e);
+        }
       }
     }
   }
 
   #sample(s: Seq, logits: Float32Array): void {
-    const limit = s.job.vocabLimit ?? logits.length;
+    const job = s.job;
+    const limit = job.vocabLimit ?? logits.length;
     for (let i = limit; i < logits.length; i++) logits[i] = -Infinity;
-    const token = s.job.sampler.sample(logits);
-    if (token === s.job.endToken) {
+    const c = job.constraint;
+    // log probabilities are the model's own, before bias, penalties, temperature and mask
+    const lp = job.logprobs !== undefined ? tokenLogprob(logits, job.logprobs) : undefined;
+    const forced = c?.forced() ?? [];
+    let token: number;
+    if (forced.length > 0) token = forced[0];
+    else {
+      c?.mask(logits);
+      token = job.sampler.sample(logits);
+    }
+    if (token === job.endToken && (!c || c.complete) && forced.length === 0) {
       s.ending = "end";
       return;
     }
-    s.job.sampler.accept(token);
+    this.#emit(s, token, lp?.(token));
+    // without log probabilities, a forced run is fed at once (one step for the whole run)
+    if (lp || !c) return;
+    for (const t of c.forced()) {
+      if (s.ending || s.cancelled) return;
+      this.#emit(s, t, undefined);
+    }
+  }
+
+  /** Records a generated token: constraint, penalties, counters, the caller; ends if due. */
+  #emit(s: Seq, token: number, logprob: TokenLogprob | undefined): void {
+    const job = s.job;
+    job.constraint?.accept(token);
+    job.sampler.accept(token);
     s.generated++;
     this.#generated++;
-    s.pending = token;
+    s.pending.push(token);
     s.firstTokenMs ??= performance.now() - s.submitted;
-    guard(s, () => s.job.onToken?.(token));
+    guard(s, () => job.onToken?.(token, logprob));
     if (s.ending || s.cancelled) return; // stop() called from onToken (it set finalFeed)
-    if (s.generated >= s.job.maxTokens) {
+    if (job.constraint?.finished) {
+      s.ending = "stop";
+      s.finalFeed = job.feedLast === true;
+    } else if (s.generated >= job.maxTokens) {
       s.ending = "length";
-      s.finalFeed = s.job.feedLast === true;
+      s.finalFeed = job.feedLast === true;
     }
   }
 }

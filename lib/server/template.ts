@@ -9,6 +9,7 @@
 
 import { normalizeMessage } from "../chat.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
+import { callsText, TOOL_TEMPLATE, type ToolCall } from "./tools.ts";
 
 /**
  * How messages become text: `{content}` in each pattern is replaced by the message.
@@ -28,6 +29,15 @@ export interface ChatTemplate {
   readonly generation: string;
   /** Collapse runs of newlines and trim each message as ChatRWKV does (default true). */
   readonly normalize?: boolean;
+  /**
+   * The turn that lists the functions a request offers; `{tools}` becomes one JSON line per
+   * function (default {@link TOOL_TEMPLATE}`.tools`).
+   */
+  readonly tools?: string;
+  /** A function's result sent back, e.g. `Tool: {content}\n\n` (default `TOOL_TEMPLATE.tool`). */
+  readonly tool?: string;
+  /** The tag that opens a reply's calls, a JSON list of them after it (default `<tool_call>`). */
+  readonly toolCall?: string;
 }
 
 /**
@@ -43,6 +53,7 @@ export const WORLD_TEMPLATE: ChatTemplate = {
   assistant: "Assistant: {content}\n\n",
   generation: "Assistant:",
   normalize: true,
+  ...TOOL_TEMPLATE,
 };
 
 /**
@@ -62,10 +73,14 @@ export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
  * ```
  */
 export interface TemplateMessage {
-  /** Who speaks. */
-  readonly role: "system" | "user" | "assistant";
+  /** Who speaks (`tool`: a function's result). */
+  readonly role: "system" | "user" | "assistant" | "tool";
   /** What they say. */
   readonly content: string;
+  /** An assistant's function calls (written after its content in the call format). */
+  readonly toolCalls?: readonly ToolCall[];
+  /** Text already in its final form (no pattern, no normalizing), e.g. the tools' turn. */
+  readonly raw?: boolean;
 }
 
 /**
@@ -95,6 +110,15 @@ export function validateTemplate(t: ChatTemplate): void {
       throw new RangeError(`chat template: '${k}' must be a string holding {content}`);
     }
   }
+  if (t.tool !== undefined && (typeof t.tool !== "string" || !t.tool.includes("{content}"))) {
+    throw new RangeError("chat template: 'tool' must be a string holding {content}");
+  }
+  if (t.tools !== undefined && (typeof t.tools !== "string" || !t.tools.includes("{tools}"))) {
+    throw new RangeError("chat template: 'tools' must be a string holding {tools}");
+  }
+  if (t.toolCall !== undefined && (typeof t.toolCall !== "string" || !t.toolCall.trim())) {
+    throw new RangeError("chat template: 'toolCall' must be a non-empty string");
+  }
   if (typeof t.generation !== "string") {
     throw new RangeError("chat template: 'generation' must be a string");
   }
@@ -118,9 +142,16 @@ export function encodeChat(
   const tokens: number[] = [];
   const boundaries: number[] = [];
   for (const m of messages) {
-    const text = template.normalize === false ? m.content : normalizeMessage(m.content);
+    if (m.raw) {
+      tokens.push(...tokenizer.encode(m.content));
+      if (tokens.length > 0) boundaries.push(tokens.length);
+      continue;
+    }
+    let text = template.normalize === false ? m.content : normalizeMessage(m.content);
+    if (m.toolCalls?.length) text = (text ? text + "\n" : "") + callsText(template, m.toolCalls);
     if (text === "" && m.role !== "assistant") continue;
-    const whole = template[m.role].replaceAll("{content}", text);
+    const pattern = m.role === "tool" ? template.tool ?? TOOL_TEMPLATE.tool : template[m.role];
+    const whole = pattern.replaceAll("{content}", text);
     if (m.role === "assistant" && template.generation && whole.startsWith(template.generation)) {
       tokens.push(...tokenizer.encode(template.generation));
       tokens.push(...tokenizer.encode(whole.slice(template.generation.length)));

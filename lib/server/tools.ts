@@ -1,0 +1,536 @@
+/**
+ * Tool (function) calling for the server: the request fields (`tools`, `tool_choice`,
+ * `parallel_tool_calls`, tool messages), the prompt that shows the model its functions, the
+ * constraint that makes a call's arguments match the function's parameter schema, and the
+ * parser that turns the reply back into OpenAI's `tool_calls` while it streams.
+ *
+ * The call format (RWKV models have no standard one; see the README's serving section): the
+ * functions are listed in a system turn, and a reply that calls functions is the opening tag
+ * `<tool_call>` followed by one JSON array of calls, `[{"name": …, "arguments": {…}}, …]`.
+ * Results come back as `Tool:` turns. Every piece is a field of the chat template, so
+ * `--template` can change them.
+ * @module
+ */
+
+import type { Tokenizer } from "../tokenizer/mod.ts";
+import { type Body, HttpError, isBool, isStr } from "./_http.ts";
+import type { TokenConstraint } from "./scheduler.ts";
+import type { ChatTemplate } from "./template.ts";
+
+/**
+ * A function the model may call.
+ * @example
+ * ```ts ignore
+ * const t: ToolDef = { name: "get_weather", description: "Weather now", parameters: { type: "object" } };
+ * ```
+ */
+export interface ToolDef {
+  /** Its name (letters, digits, `_`, `-`; at most 64). */
+  readonly name: string;
+  /** What it does, for the model. */
+  readonly description?: string;
+  /** A JSON Schema of its arguments (an object schema). */
+  readonly parameters: Record<string, unknown>;
+}
+
+/**
+ * How the model may use the tools: `none`, `auto` (it decides), `required` (at least one call),
+ * or one named function.
+ * @example
+ * ```ts ignore
+ * const choice: ToolChoice = { name: "get_weather" };
+ * ```
+ */
+export type ToolChoice = "none" | "auto" | "required" | { readonly name: string };
+
+/**
+ * A call the model made.
+ * @example
+ * ```ts ignore
+ * const c: ToolCall = { id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' };
+ * ```
+ */
+export interface ToolCall {
+  /** The call's id (`call_…`), which its result refers to. */
+  readonly id: string;
+  /** The function's name. */
+  readonly name: string;
+  /** The arguments as JSON text. */
+  readonly arguments: string;
+}
+
+/**
+ * The template fields of the call format, and their defaults.
+ * @example
+ * ```ts ignore
+ * const template = { ...WORLD_TEMPLATE, tool: "Observation: {content}\n\n" }; // others default
+ * console.log(TOOL_TEMPLATE.toolCall); // "<tool_call>"
+ * ```
+ */
+export const TOOL_TEMPLATE = {
+  /** The system turn listing the functions; `{tools}`: one JSON line per function. */
+  tools: "System: You can call these functions. To call them, reply with <tool_call> and then " +
+    'a JSON list of calls, [{"name": "FUNCTION", "arguments": {...}}]. Functions:\n{tools}\n\n',
+  /** A function's result, sent back as a turn; `{content}`: the result. */
+  tool: "Tool: {content}\n\n",
+  /** What opens a reply's calls (a JSON array of calls follows it). */
+  toolCall: "<tool_call>",
+} as const;
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+function bad(message: string, param: string): HttpError {
+  return new HttpError(400, message, "invalid_request_error", param);
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * The `tools` field: chat completions' `{type: "function", function: {name, …}}` or the
+ * Responses API's flat `{type: "function", name, …}`; 400 naming the bad entry.
+ * @example
+ * ```ts ignore
+ * const tools = parseTools(body.tools, "responses");
+ * ```
+ */
+export function parseTools(v: unknown, api: "chat" | "responses"): ToolDef[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw bad("'tools' must be an array of function tools", "tools");
+  const seen = new Set<string>();
+  return v.map((t, i) => {
+    const param = `tools[${i}]`;
+    if (!isObj(t) || t.type !== "function") {
+      throw bad(`${param} must be a function tool ({"type": "function", …})`, `${param}.type`);
+    }
+    const f = api === "chat" ? t.function : t;
+    const at = api === "chat" ? `${param}.function` : param;
+    if (!isObj(f)) throw bad(`${at} must be an object`, at);
+    if (!isStr(f.name) || !NAME.test(f.name)) {
+      throw bad(`${at}.name must be letters, digits, _ or - (at most 64)`, `${at}.name`);
+    }
+    if (seen.has(f.name)) throw bad(`${at}.name '${f.name}' is given twice`, `${at}.name`);
+    seen.add(f.name);
+    if (f.description !== undefined && f.description !== null && !isStr(f.description)) {
+      throw bad(`${at}.description must be a string`, `${at}.description`);
+    }
+    const p = f.parameters ?? { type: "object", properties: {} };
+    if (!isObj(p)) throw bad(`${at}.parameters must be a JSON Schema object`, `${at}.parameters`);
+    if (f.strict !== undefined && f.strict !== null && !isBool(f.strict)) {
+      throw bad(`${at}.strict must be a boolean`, `${at}.strict`);
+    }
+    return {
+      name: f.name,
+      ...(isStr(f.description) && { description: f.description }),
+      parameters: p,
+    };
+  });
+}
+
+/**
+ * The `tool_choice` field (default `auto` with tools, `none` without); a named function must be
+ * one of `tools` (400 `tool_choice` otherwise).
+ * @example
+ * ```ts ignore
+ * parseToolChoice({ type: "function", function: { name: "f" } }, tools, "chat"); // { name: "f" }
+ * ```
+ */
+export function parseToolChoice(
+  v: unknown,
+  tools: readonly ToolDef[],
+  api: "chat" | "responses",
+): ToolChoice {
+  if (v === undefined || v === null) return tools.length ? "auto" : "none";
+  let choice: ToolChoice;
+  if (v === "none" || v === "auto" || v === "required") choice = v;
+  else if (isObj(v) && v.type === "function") {
+    const name = api === "chat" && isObj(v.function) ? v.function.name : v.name;
+    if (!isStr(name)) {
+      const at = api === "chat" ? "tool_choice.function.name" : "tool_choice.name";
+      throw bad(`'${at}' must be a string`, at);
+    }
+    choice = { name };
+  } else {
+    throw bad(
+      "'tool_choice' must be 'none', 'auto', 'required' or a function to call",
+      "tool_choice",
+    );
+  }
+  if (typeof choice === "object" && !tools.some((t) => t.name === choice.name)) {
+    throw bad(`'tool_choice' names '${choice.name}', which is not in 'tools'`, "tool_choice");
+  }
+  if (choice === "required" && tools.length === 0) {
+    throw bad("'tool_choice' is 'required' but no 'tools' are given", "tool_choice");
+  }
+  return choice;
+}
+
+/**
+ * `tools`, `tool_choice` and `parallel_tool_calls` of a request body, validated.
+ * @example
+ * ```ts ignore
+ * const spec = parseToolFields(body, "chat"); // undefined: no calls possible
+ * ```
+ */
+export function parseToolFields(
+  body: Body,
+  api: "chat" | "responses",
+): { tools: ToolDef[]; choice: ToolChoice; parallel: boolean } {
+  const tools = parseTools(body.tools, api);
+  const choice = parseToolChoice(body.tool_choice, tools, api);
+  const parallel = body.parallel_tool_calls ?? true;
+  if (!isBool(parallel)) {
+    throw bad("'parallel_tool_calls' must be a boolean", "parallel_tool_calls");
+  }
+  return { tools, choice, parallel };
+}
+
+/**
+ * The JSON Schema a reply's calls must match: a list of `{name, arguments}` objects, one
+ * alternative per function allowed, each `arguments` the function's parameter schema. The
+ * parameter schemas' `$defs`/`definitions` move to the root under the function's name, their
+ * `$ref`s rewritten to match.
+ * @example
+ * ```ts ignore
+ * const schema = callsSchema(tools, "required", true);
+ * ```
+ */
+export function callsSchema(
+  tools: readonly ToolDef[],
+  choice: ToolChoice,
+  parallel: boolean,
+): Record<string, unknown> {
+  const allowed = typeof choice === "object" ? tools.filter((t) => t.name === choice.name) : tools;
+  const defs: Record<string, unknown> = {};
+  const items = allowed.map((t) => {
+    const prefix = `${t.name}__`;
+    const { $defs, definitions, ...params } = t.parameters as Record<string, unknown>;
+    const rewrite = (x: unknown): unknown => {
+      if (Array.isArray(x)) return x.map(rewrite);
+      if (!isObj(x)) return x;
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(x)) {
+        if (k === "$ref" && isStr(v)) out[k] = rewriteRef(v, prefix, t.name);
+        else out[k] = rewrite(v);
+      }
+      return out;
+    };
+    for (const group of [$defs, definitions]) {
+      if (!isObj(group)) continue;
+      for (const [k, v] of Object.entries(group)) defs[prefix + k] = rewrite(v);
+    }
+    const args = rewrite(params);
+    defs[t.name] = args; // the root ("#") of its own schema
+    return {
+      type: "object",
+      properties: { name: { const: t.name }, arguments: args },
+      required: ["name", "arguments"],
+      additionalProperties: false,
+    };
+  });
+  return {
+    type: "array",
+    items: items.length === 1 ? items[0] : { anyOf: items },
+    minItems: 1,
+    ...(!parallel && { maxItems: 1 }),
+    ...(Object.keys(defs).length && { $defs: defs }),
+  };
+}
+
+function rewriteRef(ref: string, prefix: string, root: string): string {
+  if (ref === "#") return `#/$defs/${root}`;
+  const m = /^#\/(\$defs|definitions)\/(.+)$/.exec(ref);
+  if (m) return `#/$defs/${prefix}${m[2]}`;
+  return ref; // a reference elsewhere is the grammar compiler's to refuse, naming it
+}
+
+/**
+ * The system turn showing `tools` to the model (`template.tools` with `{tools}` replaced).
+ * @example
+ * ```ts ignore
+ * const text = toolsPrompt(WORLD_TEMPLATE, tools);
+ * ```
+ */
+export function toolsPrompt(template: ChatTemplate, tools: readonly ToolDef[]): string {
+  const lines = tools.map((t) =>
+    JSON.stringify({
+      name: t.name,
+      ...(t.description && { description: t.description }),
+      parameters: t.parameters,
+    })
+  );
+  return (template.tools ?? TOOL_TEMPLATE.tools).replaceAll("{tools}", lines.join("\n"));
+}
+
+/**
+ * The text of an assistant turn's calls, as the model writes them.
+ * @example
+ * ```ts ignore
+ * callsText(WORLD_TEMPLATE, [{ id: "c", name: "f", arguments: "{}" }]); // '<tool_call>[{"name":"f","arguments":{}}]'
+ * ```
+ */
+export function callsText(template: ChatTemplate, calls: readonly ToolCall[]): string {
+  const list = calls.map((c) => {
+    let args: unknown;
+    try {
+      args = JSON.parse(c.arguments);
+    } catch {
+      args = c.arguments; // not JSON: shown as the string it is
+    }
+    return { name: c.name, arguments: args };
+  });
+  return (template.toolCall ?? TOOL_TEMPLATE.toolCall) + JSON.stringify(list);
+}
+
+/**
+ * A fresh call id.
+ * @example
+ * ```ts ignore
+ * callId(); // "call_3f9a…"
+ * ```
+ */
+export function callId(): string {
+  const r = crypto.getRandomValues(new Uint8Array(12));
+  return "call_" + Array.from(r, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Where a {@link ReplyConstraint} is. */
+type Phase = "undecided" | "marker" | "call" | "plain";
+
+/**
+ * A reply's constraint: an opening text, then a grammar. With `forced`, the opening (the tools'
+ * call tag, or just the space a reply starts with before a response format's JSON) is emitted
+ * as forced tokens, then the grammar's constraint takes over. With `auto` (tools the model may
+ * or may not call), the model's first words decide: a reply starting with (a prefix of) the
+ * opening goes on with the rest of it, forced, then the calls' grammar; any other reply is free
+ * text.
+ * @example
+ * ```ts ignore
+ * const c = new ReplyConstraint(tokenizer, " <tool_call>", "auto", () => new Constraint(g, tokenizer));
+ * ```
+ */
+export class ReplyConstraint implements TokenConstraint {
+  #tokenizer: Tokenizer;
+  #marker: string;
+  #makeCalls: () => TokenConstraint;
+  #phase: Phase;
+  #head = "";
+  #rest: number[] = [];
+  #calls: TokenConstraint | undefined;
+
+  /**
+   * `marker`: the tag as it opens a reply (with the space a reply starts with, if any);
+   * `makeCalls`: a fresh constraint of the calls' grammar.
+   */
+  constructor(
+    tokenizer: Tokenizer,
+    marker: string,
+    mode: "auto" | "forced",
+    makeCalls: () => TokenConstraint,
+  ) {
+    this.#tokenizer = tokenizer;
+    this.#marker = marker;
+    this.#makeCalls = makeCalls;
+    this.#phase = mode === "auto" ? "undecided" : "marker";
+    if (mode === "forced") {
+      this.#rest = tokenizer.encode(marker);
+      this.#enter();
+    }
+  }
+
+  /** From the tag to the calls once the tag is through. */
+  #enter(): void {
+    if (this.#phase === "marker" && this.#rest.length === 0) {
+      this.#phase = "call";
+      this.#calls = this.#makeCalls();
+    }
+  }
+
+  /** True once the reply is calling functions (its text is the calls, not content). */
+  get calling(): boolean {
+    return this.#phase === "marker" || this.#phase === "call";
+  }
+
+  /** True while the reply could still become calls (its text must be held back). */
+  get undecided(): boolean {
+    return this.#phase === "undecided";
+  }
+
+  mask(logits: Float32Array): void {
+    if (this.#phase === "call") return this.#calls!.mask(logits);
+    if (this.#phase === "marker") {
+      const only = this.#rest[0];
+      const keep = logits[only];
+      logits.fill(-Infinity);
+      logits[only] = keep;
+    }
+  }
+
+  accept(token: number): void {
+    switch (this.#phase) {
+      case "call":
+        return this.#calls!.accept(token);
+      case "marker":
+        if (token !== this.#rest[0]) {
+          throw new RangeError(`token ${token} does not continue the tool-call tag`);
+        }
+        this.#rest.shift();
+        break;
+      case "undecided": {
+        this.#head += String.fromCharCode(...this.#tokenizer.decodeBytes([token]));
+        const said = this.#head.trimStart();
+        const tag = this.#marker.trimStart();
+        if (said === "") return;
+        if (tag.startsWith(said)) {
+          this.#phase = "marker";
+          this.#rest = this.#tokenizer.encode(tag.slice(said.length));
+        } else this.#phase = "plain";
+        break;
+      }
+      default:
+        return;
+    }
+    this.#enter();
+  }
+
+  forced(): number[] {
+    if (this.#phase === "marker") return [...this.#rest];
+    if (this.#phase === "call") return this.#calls!.forced();
+    return [];
+  }
+
+  get complete(): boolean {
+    if (this.#phase === "call") return this.#calls!.complete;
+    return this.#phase !== "marker";
+  }
+
+  get finished(): boolean {
+    return this.#phase === "call" && this.#calls!.finished;
+  }
+}
+
+/**
+ * A streamed call's news: a new call (with its name), or more of its arguments.
+ * @example
+ * ```ts ignore
+ * for (const e of scanner.push(piece)) if (e.kind === "args") send(e.index, e.text);
+ * ```
+ */
+export type CallEvent =
+  | { readonly kind: "start"; readonly index: number; readonly id: string; readonly name: string }
+  | { readonly kind: "args"; readonly index: number; readonly text: string };
+
+/**
+ * Reads a reply's calls (`<tool_call>[{"name": …, "arguments": …}, …]`) as it streams, and says
+ * when a call starts and which fragments of its arguments arrived (the arguments' JSON text,
+ * exactly as generated). Arguments seen before their call's name wait for it.
+ * @example
+ * ```ts ignore
+ * const scanner = new CallScanner("<tool_call>");
+ * scanner.push('<tool_call>[{"name": "f", "arguments": {"x"'); // start f, args '{"x"'
+ * ```
+ */
+export class CallScanner {
+  #marker: string;
+  #pre = "";
+  #open = false;
+  #depth = 0;
+  #inStr = false;
+  #esc = false;
+  #raw = "";
+  #expectKey = false;
+  #key = "";
+  #capturing = false;
+  #calls: { id: string; name?: string; args: string; sent: number; started: boolean }[] = [];
+
+  /** `marker`: the tag that opens the calls (text before it is skipped). */
+  constructor(marker: string) {
+    this.#marker = marker.trim();
+  }
+
+  /** The calls so far (arguments as generated; complete once the reply is). */
+  get calls(): ToolCall[] {
+    return this.#calls.map((c) => ({ id: c.id, name: c.name ?? "", arguments: c.args.trim() }));
+  }
+
+  /** Feeds more of the reply; returns what became known. */
+  push(text: string): CallEvent[] {
+    if (!this.#open) {
+      this.#pre += text;
+      const at = this.#pre.indexOf(this.#marker);
+      if (at < 0) return [];
+      this.#open = true;
+      text = this.#pre.slice(at + this.#marker.length);
+    }
+    for (const ch of text) this.#step(ch);
+    const events: CallEvent[] = [];
+    this.#calls.forEach((c, index) => {
+      if (c.name === undefined) return;
+      if (!c.started) {
+        c.started = true;
+        events.push({ kind: "start", index, id: c.id, name: c.name });
+      }
+      const upTo = this.#capturing && index === this.#calls.length - 1
+        ? c.args.length
+        : c.args.trimEnd().length;
+      if (upTo > c.sent) {
+        events.push({ kind: "args", index, text: c.args.slice(c.sent, upTo) });
+        c.sent = upTo;
+      }
+    });
+    return events;
+  }
+
+  #step(ch: string): void {
+    const call = this.#calls.at(-1);
+    if (this.#inStr) {
+      if (this.#capturing) call!.args += ch;
+      if (this.#esc) this.#esc = false;
+      else if (ch === "\\") this.#esc = true;
+      else if (ch === '"') {
+        this.#inStr = false;
+        if (!this.#capturing && this.#depth === 2) this.#string(this.#raw);
+        return;
+      }
+      this.#raw += ch;
+      return;
+    }
+    if (this.#capturing) {
+      if (this.#depth === 2 && (ch === "," || ch === "}")) this.#capturing = false;
+      else {
+        if (call!.args === "" && /\s/.test(ch)) return;
+        call!.args += ch;
+        if (ch === '"') (this.#inStr = true, this.#raw = "");
+        else if (ch === "{" || ch === "[") this.#depth++;
+        else if (ch === "}" || ch === "]") this.#depth--;
+        return;
+      }
+    }
+    if (ch === '"') {
+      this.#inStr = true;
+      this.#raw = "";
+    } else if (ch === "{" || ch === "[") {
+      this.#depth++;
+      if (this.#depth === 2 && ch === "{") {
+        this.#calls.push({ id: callId(), args: "", sent: 0, started: false });
+        this.#expectKey = true;
+      }
+    } else if (ch === "}" || ch === "]") this.#depth--;
+    else if (ch === "," && this.#depth === 2) this.#expectKey = true;
+    else if (ch === ":" && this.#depth === 2) {
+      this.#expectKey = false;
+      if (this.#key === "arguments") this.#capturing = true;
+    }
+  }
+
+  #string(raw: string): void {
+    let s: string;
+    try {
+      s = JSON.parse(`"${raw}"`);
+    } catch {
+      s = raw;
+    }
+    if (this.#expectKey) this.#key = s;
+    else if (this.#key === "name") this.#calls.at(-1)!.name = s;
+  }
+}
