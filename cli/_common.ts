@@ -14,6 +14,8 @@ import type { Model } from "../lib/model/model.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import { progressBar } from "../lib/progress.ts";
 import { findTokenizerFor, loadTokenizer, type Tokenizer } from "../lib/tokenizer/mod.ts";
+import { isGgufFile, loadGgufTokenizer } from "../lib/tokenizer/gguf.ts";
+import { type ChatTemplate, namedTemplate, WORLD_STOPS } from "../lib/server/template.ts";
 
 /** The flags of {@link loadFromFlags}, for a CLI's `parseArgs` options. */
 export const MODEL_FLAGS = {
@@ -127,6 +129,11 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   /** Where the tokenizer came from (`bytes` for the byte-level one). */
   tokenizerPath: string;
+  /**
+   * The chat format the model file names (a GGUF's `tokenizer.chat_template`, when it is one we
+   * know) and its stop strings (the defaults plus the text of its end-of-turn token).
+   */
+  chat?: { template?: ChatTemplate; stops: string[] };
 }
 
 /** Loading options from the model flags, validated (a UsageError naming the flag). */
@@ -172,21 +179,34 @@ export async function loadFromFlags(
     bar.finish(
       `RWKV-${i.version} ${i.layers}×${i.embd}, vocab ${i.vocab}, ${i.dtype}, ${i.engine}`,
     );
-    const tokenizerPath = v.tokenizer ?? await findTokenizerFor(modelPath, i.vocab);
+    // A GGUF file carries its tokenizer, chat template and end-of-turn token.
+    const inFile = v.tokenizer === undefined && await isGgufFile(modelPath)
+      ? await loadGgufTokenizer(modelPath).catch(() => undefined)
+      : undefined;
+    const tokenizerPath = v.tokenizer ??
+      (inFile ? modelPath : await findTokenizerFor(modelPath, i.vocab));
     if (!tokenizerPath) {
       throw new UsageError(
         `no tokenizer for vocab ${i.vocab} next to ${modelPath}: pass --tokenizer ` +
           `(tokenizer.json, rwkv_vocab_v20230424.txt or "bytes")`,
       );
     }
-    const tokenizer = await loadTokenizer(tokenizerPath);
+    const tokenizer = inFile?.tokenizer ?? await loadTokenizer(tokenizerPath);
     if (tokenizer.vocabSize > i.vocab) {
       throw new UsageError(
         `tokenizer ${tokenizerPath} has ${tokenizer.vocabSize} tokens but the model only ${i.vocab}`,
       );
     }
     if (v.state !== undefined) model.initialState = await loadTimeStateFile(model, v.state);
-    return { model, modelPath, tokenizer, tokenizerPath };
+    let chat: LoadedModel["chat"];
+    if (inFile) {
+      const eot = inFile.eotToken !== undefined ? tokenizer.decode([inFile.eotToken]) : "";
+      chat = {
+        template: namedTemplate(inFile.chatTemplate),
+        stops: eot && !WORLD_STOPS.includes(eot) ? [...WORLD_STOPS, eot] : [...WORLD_STOPS],
+      };
+    }
+    return { model, modelPath, tokenizer, tokenizerPath, chat };
   } catch (e) {
     await model.dispose();
     throw e;

@@ -185,7 +185,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
     return [m[1], m[2]];
   });
   const maxBody = int(v["max-body"], "max-body", 1024 * 1024, 1);
-  const { model, tokenizer } = await loadFromFlags(v);
+  const { model, tokenizer, chat } = await loadFromFlags(v);
   try {
     const namedStates = new Map<string, State>();
     for (const [name, file] of named) namedStates.set(name, await readStateFile(model, file));
@@ -218,8 +218,8 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
       maxPromptTokens: maxPrompt,
       aliases: v.alias,
       cors: v.cors,
-      template,
-      stop: v.stop,
+      template: template ?? chat?.template,
+      stop: v.stop ?? chat?.stops,
       store,
       stateTtlSeconds: ttl,
       prefixCache: !v["no-prefix-cache"],

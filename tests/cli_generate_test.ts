@@ -107,3 +107,23 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "generate CLI: a GGUF model runs with the tokenizer it carries (greedy = official argmax)",
+  ignore: !fixture("gguf/rwkv7-2x256-F16.gguf"),
+  fn: async () => {
+    const base = fixture("gguf/rwkv7-2x256-F16.gguf")!.replace(/\.gguf$/, "");
+    const llama = JSON.parse(await Deno.readTextFile(`${base}.llamacpp.json`));
+    const ref = JSON.parse(await Deno.readTextFile(`${base}.official-deq.json`));
+    // no --tokenizer: text_B must encode to tokens_B with the file's own vocabulary
+    const r = await run([
+      ...["--model", `${base}.gguf`, "--prompt", llama.text_B, "--dtype", "f32"],
+      ...["--temperature", "0", "--max-tokens", "1", "--quiet"],
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    const { loadTokenizer } = await import("../lib/tokenizer/mod.ts");
+    const tok = await loadTokenizer(`${base}.gguf`);
+    assertEquals(tok.encode(llama.text_B), ref.tokens_B);
+    assertEquals(r.stdout.replace(/\n$/, ""), tok.decode([ref.argmax_B_each_step.at(-1)]));
+  },
+});

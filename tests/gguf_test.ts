@@ -5,7 +5,7 @@
  * from; ggml's block types decode as ggml's C loops decode them.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture, FIXTURES_DIR, listFixtures } from "./_fixtures.ts";
+import { fixture, FIXTURES_DIR, listFixtures } from "../testing/fixtures.ts";
 import { loadModel } from "../lib/load.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
@@ -310,4 +310,40 @@ Deno.test("gguf: Q4_1, Q5_1, Q4_K, Q5_K, Q6_K and BF16 decode exactly as ggml's 
   for (let i = 0; i < 256; i++) {
     assertEquals(bits[i], ((raw[2 * i] | (raw[2 * i + 1] << 8)) << 16) >>> 0);
   }
+});
+
+Deno.test({
+  name: "gguf: the tokenizer a file carries is the World vocabulary's (rwkv) or the bytes",
+  ignore: !fixture("gguf/rwkv7-2x256-Q8_0.gguf") ||
+    !fixture("tokenizers/rwkv_vocab_v20230424.txt") || !fixture("gguf/tiny-rwkv-6v0-Q8_0.gguf"),
+  fn: async () => {
+    const { loadGgufTokenizer, unescapeRwkvToken } = await import("../lib/tokenizer/gguf.ts");
+    const { loadTokenizer } = await import("../lib/tokenizer/mod.ts");
+    const g = await loadGgufTokenizer(`${dir}/rwkv7-2x256-Q8_0.gguf`);
+    assertEquals([g.tokenizer.kind, g.tokenizer.vocabSize], ["world", 512]);
+    assertEquals([g.chatTemplate, g.eotToken, g.eosToken], ["rwkv-world", 261, 0]);
+    assertEquals(g.tokenizer.decode([261]), "\n\n");
+    const world = await loadTokenizer(`${FIXTURES_DIR}/tokenizers/rwkv_vocab_v20230424.txt`);
+    for (let id = 1; id < 512; id++) {
+      assertEquals(g.tokenizer.decodeBytes([id]), world.decodeBytes([id]), `token ${id}`);
+    }
+    assertEquals(g.tokenizer.decodeBytes([0]).length, 0, "<s> (control) decodes to nothing");
+    // llama.cpp's tokenizer gives tokens_B for text_B with this vocabulary: so does ours
+    const llama = JSON.parse(await Deno.readTextFile(`${dir}/rwkv7-2x256-Q8_0.llamacpp.json`));
+    assertEquals(g.tokenizer.encode(llama.text_B), llama.tokens_B);
+    const tiny = await loadGgufTokenizer(`${dir}/tiny-rwkv-6v0-Q8_0.gguf`);
+    assertEquals(tiny.tokenizer.kind, "bytes");
+    // repr() escapes
+    assertEquals([...unescapeRwkvToken("\\'a\\\\\\t\\n\\r\\x00\\xff\"")], [
+      39,
+      97,
+      92,
+      9,
+      10,
+      13,
+      0,
+      255,
+      34,
+    ]);
+  },
 });

@@ -66,6 +66,19 @@ export const WORLD_TEMPLATE: ChatTemplate = {
 export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
 
 /**
+ * The chat template a model file names (a GGUF's `tokenizer.chat_template`), when it is one of
+ * llama.cpp's named formats we know: `rwkv-world` is {@link WORLD_TEMPLATE} (llama.cpp's
+ * `User: …\n\nAssistant: …\n\n`). Undefined for anything else (a Jinja template is not run).
+ * @example
+ * ```ts ignore
+ * namedTemplate("rwkv-world") === WORLD_TEMPLATE; // true
+ * ```
+ */
+export function namedTemplate(name: string | undefined): ChatTemplate | undefined {
+  return name === "rwkv-world" ? WORLD_TEMPLATE : undefined;
+}
+
+/**
  * A message of a conversation.
  * @example
  * ```ts ignore

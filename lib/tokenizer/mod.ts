@@ -19,6 +19,7 @@
 import { TokenizerError } from "../errors.ts";
 import { ByteTokenizer } from "./bytes.ts";
 import { HfTokenizer } from "./hf.ts";
+import { isGgufFile, loadGgufTokenizer } from "./gguf.ts";
 import type { Tokenizer } from "./types.ts";
 import { WorldTokenizer } from "./world.ts";
 
@@ -27,7 +28,8 @@ export type { Tokenizer } from "./types.ts";
 
 /**
  * Loads a tokenizer: a `tokenizer.json` path (Hugging Face), a World vocabulary file
- * (`rwkv_vocab_v20230424.txt` format), or `"bytes"` for the byte-level one.
+ * (`rwkv_vocab_v20230424.txt` format), a GGUF model file (the tokenizer it carries), or `"bytes"`
+ * for the byte-level one.
  * @example
  * ```ts ignore
  * const tok = await loadTokenizer("rwkv_vocab_v20230424.txt");
@@ -36,6 +38,7 @@ export type { Tokenizer } from "./types.ts";
  */
 export async function loadTokenizer(pathOrKind: string): Promise<Tokenizer> {
   if (pathOrKind === "bytes") return new ByteTokenizer();
+  if (await isGgufFile(pathOrKind)) return (await loadGgufTokenizer(pathOrKind)).tokenizer;
   let text: string;
   try {
     text = await Deno.readTextFile(pathOrKind);

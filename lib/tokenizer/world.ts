@@ -178,6 +178,19 @@ export class WorldTokenizer implements Tokenizer {
   }
 
   /**
+   * A World tokenizer over the given token bytes: token `id` is `tokens[id]`; empty tokens (id 0,
+   * control and unused ones) are never produced by encoding and decode to nothing.
+   * @example
+   * ```ts ignore
+   * const tok = WorldTokenizer.fromTokens([new Uint8Array(0), Uint8Array.of(97)]);
+   * tok.encode("aa"); // [1, 1]
+   * ```
+   */
+  static fromTokens(tokens: readonly Uint8Array[]): WorldTokenizer {
+    return new WorldTokenizer(tokens);
+  }
+
+  /**
    * Parses the text of a vocabulary file. Errors name `file` and the line.
    * @example
    * ```ts ignore
