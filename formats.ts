@@ -27,10 +27,12 @@ export {
   openSafetensors,
   type SafetensorsCheckpoint,
   type SafetensorsTensorInfo,
+} from "./lib/formats/safetensors.ts";
+export {
   type TensorToWrite,
   writeSafetensors,
   type WriteSafetensorsOptions,
-} from "./lib/formats/safetensors.ts";
+} from "./lib/formats/safetensors_write.ts";
 export { openRwkvCpp } from "./lib/formats/rwkvcpp.ts";
 export {
   type GgufFile,

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { f32ToBf16, f32ToF16 } from "../lib/formats/dtype.ts";
 import type { Checkpoint, DType, TensorInfo } from "../lib/formats/checkpoint.ts";
 import { DTYPE_SIZE } from "../lib/formats/checkpoint.ts";
-import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { writePth } from "../lib/formats/pth_write.ts";
 import { writeQuantized } from "../lib/quant/write.ts";
 import { makeRng } from "../lib/sample.ts";

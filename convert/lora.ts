@@ -18,7 +18,7 @@ import type { Checkpoint, DType } from "../lib/formats/checkpoint.ts";
 import { fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { writePth } from "../lib/formats/pth_write.ts";
-import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 
 /**
  * Options of {@link mergeLora}.

@@ -6,13 +6,13 @@
 import { UsageError } from "../lib/errors.ts";
 import { type Checkpoint, type DType, DTYPE_SIZE } from "../lib/formats/checkpoint.ts";
 import { fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
-import { writeSafetensors } from "../lib/formats/safetensors.ts";
+import { writeSafetensors } from "../lib/formats/safetensors_write.ts";
 
 /**
  * Options of {@link convertToSafetensors}.
  * @example
  * ```ts
- * import type { ConvertOptions } from "./safetensors.ts";
+ * import  type { ConvertOptions } from "./safetensors.ts";
  * const opts: ConvertOptions = { dtype: "bf16", force: true };
  * ```
  */
@@ -45,7 +45,7 @@ const CAST: Record<string, "F32" | "F16" | "BF16"> = { f32: "F32", f16: "F16", b
  * only when complete.
  * @example
  * ```ts
- * import { convertToSafetensors } from "./safetensors.ts";
+ * import  { convertToSafetensors } from "./safetensors.ts";
  * import { openCheckpoint } from "../lib/formats/open.ts";
  * const ck = await openCheckpoint("../shared/fixtures/tiny-rwkv-4v0.pth");
  * const out = await Deno.makeTempFile({ suffix: ".safetensors" });

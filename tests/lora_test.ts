@@ -2,7 +2,7 @@ import { applyLora, findLoraPairs, mergeLora } from "../convert/lora.ts";
 import { UsageError } from "../lib/errors.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
-import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { writePth } from "../lib/formats/pth_write.ts";
 import { loadModel } from "../lib/load.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";

@@ -1,7 +1,8 @@
 /**
  * Bad input to the inference core gets clear errors naming the problem.
  */
-import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { openSafetensors } from "../lib/formats/safetensors.ts";
+import { writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { FormatError, ModelError, UsageError } from "../lib/errors.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";

@@ -7,11 +7,8 @@ import { fixture, tempDir } from "../testing/fixtures.ts";
 import { withQuantized } from "./_with.ts";
 import { FormatError, UsageError } from "../lib/errors.ts";
 import type { Checkpoint } from "../lib/formats/checkpoint.ts";
-import {
-  openSafetensors,
-  type TensorToWrite,
-  writeSafetensors,
-} from "../lib/formats/safetensors.ts";
+import { openSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/spec/spec.ts";

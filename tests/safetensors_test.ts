@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { openSafetensors, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { openSafetensors } from "../lib/formats/safetensors.ts";
+import { writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { FormatError } from "../lib/errors.ts";
 import { toFloat32 } from "../lib/formats/dtype.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
-import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { writePth } from "../lib/formats/pth_write.ts";
 import { crc32, crc32Zeros } from "../lib/formats/_crc32.ts";
 import { quantizeQ4, quantizeQ8, writeQuantized } from "../lib/quant/mod.ts";

@@ -1,9 +1,6 @@
 import { ModelError } from "../lib/errors.ts";
-import {
-  openSafetensors,
-  type TensorToWrite,
-  writeSafetensors,
-} from "../lib/formats/safetensors.ts";
+import { openSafetensors } from "../lib/formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../lib/formats/safetensors_write.ts";
 import { loadModel } from "../lib/load.ts";
 import type { ModelSpec } from "../lib/spec/spec.ts";
 import { State } from "../lib/model/state.ts";

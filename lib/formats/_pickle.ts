@@ -13,6 +13,7 @@
 
 import { FormatError, UnsafePickleError } from "../errors.ts";
 import { Counter, type Limits, overBudget } from "./_limits.ts";
+import { DEFAULT_LIMITS } from "./checkpoint.ts";
 
 const MAX_LINE = 256;
 
@@ -612,13 +613,20 @@ export function unpickle(
   }
 }
 
-/** The budgets one file's pickles share. */
+/**
+ * The budgets one file's pickles share: opcodes, the memory the values hold, bytes of names and
+ * keys, and the work their values make the reader do (copies, walks). Shared values (memo
+ * references) let a small pickle describe a huge DAG; charging each visit against a budget
+ * proportional to the pickle's size (and at most `limits.pickleOps`) keeps hostile input linear.
+ */
 export class PickleBudget {
   opsLeft: number;
   readonly memory: Counter;
   readonly names: Counter;
   readonly keys: KeyCanon;
-  constructor(readonly file: string, readonly limits: Limits) {
+  readonly #work: Counter;
+  /** `inputBytes`: the size of the pickle whose values are walked. */
+  constructor(readonly file: string, readonly limits: Limits, inputBytes: number) {
     this.opsLeft = limits.pickleOps;
     this.memory = new Counter(
       file,
@@ -628,9 +636,21 @@ export class PickleBudget {
     );
     this.names = new Counter(file, "nameBytes", limits.nameBytes, "bytes of names and keys");
     this.keys = new KeyCanon(file, this.names, limits.depth);
+    // A raised limits.pickleOps lifts the proportional bound too.
+    const ops = limits.pickleOps;
+    this.#work = new Counter(
+      file,
+      "pickleOps",
+      ops > DEFAULT_LIMITS.pickleOps ? ops : Math.min(ops, 16 * inputBytes + 65536),
+      "work on the pickle's values (16 steps per pickle byte, at most limits.pickleOps)",
+    );
   }
   outOfOps(): FormatError {
     return overBudget(this.file, "pickleOps", this.limits.pickleOps, "pickle opcodes executed");
+  }
+  /** Charges `n` steps of work on the values. */
+  charge(n: number): void {
+    this.#work.spend(n);
   }
 }
 

@@ -210,3 +210,30 @@ export interface OpenCheckpointOptions {
   /** Budgets to raise (or lower); the others keep {@link DEFAULT_LIMITS}. */
   readonly limits?: CheckpointLimits;
 }
+
+/**
+ * One tensor to write: its bytes are produced only when the writer gets to it.
+ * @example
+ * ```ts ignore
+ * const t: TensorToWrite = { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(8) };
+ * ```
+ */
+export interface TensorToWrite {
+  /** Tensor name, as in the state dict. */
+  readonly name: string;
+  /** Element type. */
+  readonly dtype: DType;
+  /** Shape (C order). */
+  readonly shape: readonly number[];
+  /**
+   * Produces exactly product(shape) × dtype size bytes, little-endian, C-contiguous: all at once,
+   * or as successive chunks; a number stands for that many zero bytes (the writer leaves a hole
+   * there, so a model of zero matrices spends no disk). A chunk may be reused once the next is
+   * asked for.
+   */
+  data():
+    | Promise<Uint8Array | number>
+    | Uint8Array
+    | number
+    | AsyncIterable<Uint8Array | number>;
+}

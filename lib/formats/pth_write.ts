@@ -10,7 +10,7 @@ import { type DType, DTYPE_SIZE } from "./checkpoint.ts";
 import { crc32 } from "./_crc32.ts";
 import { writeAll, writeAtomic } from "./_file.ts";
 import { emitTensor } from "./_emit.ts";
-import type { TensorToWrite } from "./safetensors.ts";
+import type { TensorToWrite } from "./checkpoint.ts";
 
 const STORAGE: Record<DType, string> = {
   F64: "DoubleStorage",

@@ -1,8 +1,8 @@
 /**
  * SafeTensors: an 8-byte little-endian header length, a JSON header mapping each tensor name
  * to `{dtype, shape, data_offsets}` (plus an optional `__metadata__` of strings), then the data.
- * The reader validates everything before any data is read; the writer streams tensors one by
- * one into a temporary file renamed into place.
+ * The reader validates everything before any data is read (the writer is
+ * `safetensors_write.ts`).
  * @module
  */
 
@@ -15,8 +15,7 @@ import {
   type OpenCheckpointOptions,
   type TensorInfo,
 } from "./checkpoint.ts";
-import { RandomAccessFile, writeAll, writeAtomic } from "./_file.ts";
-import { emitTensor } from "./_emit.ts";
+import { RandomAccessFile } from "./_file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** Headers larger than this are refused by default, as the Rust reference refuses them. */
@@ -463,103 +462,4 @@ export async function openSafetensors(
     file.close();
     throw e;
   }
-}
-
-/**
- * One tensor to write: its bytes are produced only when the writer gets to it.
- * @example
- * ```ts ignore
- * const t: TensorToWrite = { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(8) };
- * ```
- */
-export interface TensorToWrite {
-  /** Tensor name, as in the state dict. */
-  readonly name: string;
-  /** Element type. */
-  readonly dtype: DType;
-  /** Shape (C order). */
-  readonly shape: readonly number[];
-  /**
-   * Produces exactly product(shape) × dtype size bytes, little-endian, C-contiguous: all at once,
-   * or as successive chunks; a number stands for that many zero bytes (the writer leaves a hole
-   * there, so a model of zero matrices spends no disk). A chunk may be reused once the next is
-   * asked for.
-   */
-  data():
-    | Promise<Uint8Array | number>
-    | Uint8Array
-    | number
-    | AsyncIterable<Uint8Array | number>;
-}
-
-/**
- * Options of {@link writeSafetensors}.
- * @example
- * ```ts ignore
- * await writeSafetensors("out.safetensors", tensors, { metadata: { format: "pt" }, overwrite: true });
- * ```
- */
-export interface WriteSafetensorsOptions {
-  /** Strings stored as `__metadata__`. */
-  metadata?: Record<string, string>;
-  /** Replace an existing file. */
-  overwrite?: boolean;
-  /** Called after each tensor with bytes written so far and the total. */
-  onProgress?: (done: number, total: number, name: string) => void;
-}
-
-/**
- * Writes tensors to a SafeTensors file one at a time (peak memory ≈ the largest tensor), into
- * a temporary file renamed into place; on error nothing is left.
- * @example
- * ```ts ignore
- * await writeSafetensors("out.safetensors", [
- *   { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(new Float32Array([1, 2]).buffer) },
- * ], { metadata: { format: "pt" } });
- * ```
- */
-export async function writeSafetensors(
-  path: string,
-  tensors: readonly TensorToWrite[],
-  options: WriteSafetensorsOptions = {},
-): Promise<void> {
-  const header: Record<string, unknown> = {};
-  if (options.metadata && Object.keys(options.metadata).length) {
-    header.__metadata__ = options.metadata;
-  }
-  let offset = 0;
-  const seen = new Set<string>();
-  for (const t of tensors) {
-    if (seen.has(t.name) || t.name === "__metadata__") {
-      throw new FormatError(path, t.name, "duplicate or reserved tensor name");
-    }
-    seen.add(t.name);
-    const size = product(t.shape) * DTYPE_SIZE[t.dtype];
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
-    offset += size;
-  }
-  const total = offset;
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) {
-    const p = new Uint8Array(padded).fill(0x20);
-    p.set(json);
-    json = p;
-  }
-  await writeAtomic(path, async (file) => {
-    const len = new Uint8Array(8);
-    new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
-    await writeAll(file, len);
-    await writeAll(file, json);
-    const start = 8 + json.length;
-    let done = 0;
-    for (const t of tensors) {
-      const size = product(t.shape) * DTYPE_SIZE[t.dtype];
-      await emitTensor(file, path, t, start + done, size);
-      done += size;
-      options.onProgress?.(done, total, t.name);
-    }
-    await file.truncate(start + total); // the length a trailing hole did not write
-  }, options.overwrite);
 }

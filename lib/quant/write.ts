@@ -11,7 +11,7 @@ import { UsageError } from "../errors.ts";
 import { basename } from "node:path";
 import type { Checkpoint, DType, TensorInfo } from "../formats/checkpoint.ts";
 import { f32ToBf16, fromFloat32, toFloat32 } from "../formats/dtype.ts";
-import { type TensorToWrite, writeSafetensors } from "../formats/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../formats/safetensors_write.ts";
 import { detectSpec, squeezed } from "../spec/spec.ts";
 import { QBLOCK, quantizeQ4, quantizeQ8 } from "./block.ts";
 import {
