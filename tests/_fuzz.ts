@@ -59,6 +59,8 @@ export interface FuzzCase {
   make(): Uint8Array | Promise<Uint8Array>;
   expect: Expect;
   limits?: CheckpointLimits;
+  /** Run through `loadModel` (the whole load: spec, plan, weights) instead of reading tensors. */
+  load?: boolean;
 }
 
 /**
@@ -79,10 +81,15 @@ export interface RunOutcome {
 const CHILD = new URL("./_fuzz_child.ts", import.meta.url).pathname;
 
 /** Runs the child on `path`, killing it past {@link BOUNDS}.killMs or past the RSS bound. */
-export async function runChild(path: string, limits?: CheckpointLimits): Promise<RunOutcome> {
+export async function runChild(
+  path: string,
+  limits?: CheckpointLimits,
+  load = false,
+): Promise<RunOutcome> {
   // -A: the child reads /proc/self/status for its peak RSS (nothing in it runs the file).
   const args = ["run", "--quiet", "--no-prompt", "-A", CHILD, path];
-  if (limits) args.push(JSON.stringify(limits));
+  if (limits || load) args.push(limits ? JSON.stringify(limits) : "");
+  if (load) args.push("load");
   const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" })
     .spawn();
   let killed: RunOutcome["killed"];
@@ -167,7 +174,7 @@ export async function runCase(
   const path = `${dir}/case-${index}.${c.ext}`;
   await Deno.writeFile(path, await c.make());
   try {
-    const outcome = await runChild(path, c.limits);
+    const outcome = await runChild(path, c.limits, c.load);
     const other = compare ? await compare(c, path, outcome) : undefined;
     return { problem: judge(c, path, outcome), outcome, path, other };
   } finally {
@@ -943,6 +950,113 @@ export function craftedMutantCases(count: number, seed: number): FuzzCase[] {
       expect: "any",
     };
   });
+}
+
+/**
+ * The tiny RWKV-7 fixture with its SafeTensors header edited (`edit` may change shapes, drop
+ * entries or add ones whose bytes it appends to `extra`); offsets are laid out again.
+ */
+function editedSafetensors(
+  base: Uint8Array,
+  edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void,
+  extra: Record<string, Uint8Array> = {},
+): Uint8Array {
+  const n = Number(new DataView(base.buffer, base.byteOffset).getBigUint64(0, true));
+  const h = JSON.parse(new TextDecoder().decode(base.subarray(8, 8 + n)));
+  const data = base.subarray(8 + n);
+  const bytes: Record<string, Uint8Array> = { ...extra };
+  for (const [k, v] of Object.entries(h)) {
+    if (k === "__metadata__") continue;
+    const [a, b] = (v as { data_offsets: number[] }).data_offsets;
+    bytes[k] ??= data.subarray(a, b);
+  }
+  edit(h);
+  const parts: Uint8Array[] = [];
+  let at = 0;
+  for (const [k, v] of Object.entries(h)) {
+    if (k === "__metadata__") continue;
+    const b = bytes[k];
+    (v as { data_offsets: number[] }).data_offsets = [at, at + b.length];
+    parts.push(b);
+    at += b.length;
+  }
+  return safetensorsFromText(JSON.stringify(h), concat(parts));
+}
+
+/**
+ * Model shapes that lie, through `loadModel`: layer indices far beyond the tensors present, a
+ * gap, an incomplete layer, dimensions that contradict each other or are huge. Each must be
+ * refused with a typed error before anything is sized from it (the bounds of every case).
+ */
+export function modelShapeCases(fixturePath: string): FuzzCase[] {
+  const base = () => Deno.readFileSync(fixturePath);
+  type H = Parameters<Parameters<typeof editedSafetensors>[1]>[0];
+  const ln = { dtype: "F32", shape: [64], data_offsets: [0, 0] };
+  const cases: [string, (h: H) => void, RegExp, Record<string, Uint8Array>?][] = [
+    ["layer index 100000000", (h) => void (h["blocks.100000000.ln1.weight"] = ln), /layer index/, {
+      "blocks.100000000.ln1.weight": new Uint8Array(256),
+    }],
+    [
+      "layer index 2^53 + 1",
+      (h) => void (h["blocks.9007199254740993.ln1.weight"] = ln),
+      /layer index/,
+      { "blocks.9007199254740993.ln1.weight": new Uint8Array(256) },
+    ],
+    [
+      "layer index with a leading zero",
+      (h) => {
+        h["blocks.01.ln1.weight"] = ln;
+      },
+      /layer index/,
+      { "blocks.01.ln1.weight": new Uint8Array(256) },
+    ],
+    ["a layer beyond the last", (h) => void (h["blocks.12.ln1.weight"] = ln), /without a gap/, {
+      "blocks.12.ln1.weight": new Uint8Array(256),
+    }],
+    ["a gap", (h) => {
+      for (const k of Object.keys(h)) if (k.startsWith("blocks.2.")) delete h[k];
+    }, /without a gap: .*blocks\.2\./],
+    ["an incomplete layer", (h) => void delete h["blocks.3.att.w1"], /blocks\.3\.att\.w1/],
+    ["a core matrix missing everywhere", (h) => {
+      for (const k of Object.keys(h)) if (k.endsWith("ffn.value.weight")) delete h[k];
+    }, /ffn\.value\.weight/],
+    ["a stray tensor in one layer", (h) => void (h["blocks.4.att.extra"] = ln), /no twin/, {
+      "blocks.4.att.extra": new Uint8Array(256),
+    }],
+    ["contradictory FFN width", (h) => {
+      h["blocks.2.ffn.key.weight"].shape = [512, 32];
+    }, /blocks\.2\.ffn\.key\.weight has shape/],
+    ["a low-rank factor unlike its twins", (h) => {
+      h["blocks.1.att.w1"].shape = [h["blocks.1.att.w1"].shape[1], h["blocks.1.att.w1"].shape[0]];
+    }, /blocks\.1\.att\.w1 has shape/],
+    [
+      "huge heads (r_k of 2^20 per head)",
+      (h) => {
+        h["blocks.0.att.r_k"].shape = [1, 1 << 20];
+      },
+      /shape/,
+      { "blocks.0.att.r_k": new Uint8Array(4 << 20) },
+    ],
+    [
+      "an empty embedding of 2^40 columns",
+      (h) => {
+        h["emb.weight"].shape = [0, 2 ** 40];
+      },
+      /≥ 1|shape/,
+      { "emb.weight": new Uint8Array(0) },
+    ],
+    ["a head wider than the model", (h) => {
+      h["head.weight"].shape = [128, 128];
+    }, /head\.weight has shape/],
+  ];
+  return cases.map(([name, edit, error, extra]) => ({
+    cls: "model shapes",
+    name,
+    ext: "safetensors",
+    make: () => editedSafetensors(base(), edit, extra),
+    expect: { error },
+    load: true,
+  }));
 }
 
 /** Every crafted attack, one list per class. */

@@ -1,6 +1,7 @@
 /**
  * One fuzz case, in its own process: opens the file given as the first argument with
- * `openCheckpoint` (limits as JSON in the second, optional), reads every tensor, and prints one
+ * `openCheckpoint` (limits as JSON in the second, optional), reads every tensor (or, with `load`
+ * as the third, runs `loadModel` on it), and prints one
  * JSON line: the outcome, a CRC-32 of each tensor's bytes (up to 256 tensors), the metadata
  * (cut short), the wall and CPU time of opening and reading (CPU time does not grow when other
  * work shares the machine) and the process's peak RSS. An error that is not a typed RwkvError is reported as "untyped";
@@ -9,16 +10,19 @@
  */
 
 import { openCheckpoint } from "../lib/formats/open.ts";
+import { loadModel } from "../lib/load.ts";
 import { RwkvError } from "../lib/errors.ts";
 import { crc32 } from "../lib/formats/_crc32.ts";
 import { cpuUsage } from "node:process";
 
-const [path, limitsJson] = Deno.args;
+const [path, limitsJson, mode] = Deno.args;
+const limits = limitsJson ? { limits: JSON.parse(limitsJson) } : {};
 const t0 = performance.now(), cpu0 = cpuUsage();
 let cpuMs = 0;
 const result: Record<string, unknown> = {};
-try {
-  const ck = await openCheckpoint(path, limitsJson ? { limits: JSON.parse(limitsJson) } : {});
+/** Opens the file and reads every tensor. */
+async function readAll(): Promise<void> {
+  const ck = await openCheckpoint(path, limits);
   try {
     const crcs: Record<string, number> = {};
     const few = ck.tensors.size <= 256;
@@ -27,9 +31,6 @@ try {
       if (bytes.length !== t.byteLength) throw new Error(`${name}: read ${bytes.length} bytes`);
       if (few) crcs[name] = crc32(bytes);
     }
-    const c = cpuUsage(cpu0);
-    cpuMs = (c.user + c.system) / 1000;
-    result.outcome = "ok";
     result.format = ck.format;
     result.count = ck.tensors.size;
     result.crcs = ck.tensors.size <= 256 ? crcs : undefined;
@@ -41,6 +42,20 @@ try {
   } finally {
     ck.close();
   }
+}
+
+/** The whole load, as a user's `loadModel` runs it (spec, plan, weights, workers). */
+async function load(): Promise<void> {
+  const model = await loadModel(path, { threads: 1, ...limits });
+  result.count = model.info.layers;
+  await model.dispose();
+}
+
+try {
+  await (mode === "load" ? load() : readAll());
+  const c = cpuUsage(cpu0);
+  cpuMs = (c.user + c.system) / 1000;
+  result.outcome = "ok";
 } catch (e) {
   result.outcome = e instanceof RwkvError ? "error" : "untyped";
   result.error = e instanceof RwkvError ? e.name : String((e as Error)?.stack ?? e);

@@ -15,6 +15,7 @@ import {
   craftedMutantCases,
   dataFlipCases,
   type FuzzCase,
+  modelShapeCases,
   MUTANT_BASES,
   mutantCases,
   runPool,
@@ -50,5 +51,15 @@ for (const base of MUTANT_BASES) {
     name: `fuzz: ${base} mutated (30 seeded cases)`,
     ignore: path === undefined,
     fn: () => runAll(mutantCases(path!, 30, 1)),
+  });
+}
+
+const tiny7 = fixture("tiny-rwkv-7v0.safetensors");
+{
+  const cases = tiny7 ? modelShapeCases(tiny7) : [];
+  Deno.test({
+    name: `fuzz: model shapes that lie, through loadModel (${cases.length} crafted cases)`,
+    ignore: !tiny7,
+    fn: () => runAll(cases),
   });
 }
