@@ -258,6 +258,31 @@ Deno.test({
         await page.context().close();
       });
 
+      await t.step("JSON output: the switch and schema box constrain the reply", async () => {
+        ctl.reply = null; // the real tiny model, held to the schema by the server's grammar
+        const page = await open();
+        const bodies: Record<string, unknown>[] = [];
+        page.on("request", (r) => {
+          if (r.url().endsWith("/v1/chat/completions")) bodies.push(JSON.parse(r.postData()!));
+        });
+        // (at this width the settings are beside the chat)
+        assert(await page.isHidden("#schema-box"), "the schema box shows only when switched on");
+        await page.check("#json");
+        const schema = {
+          type: "object",
+          properties: { city: { type: "string", enum: ["Paris", "Rome"] } },
+          required: ["city"],
+          additionalProperties: false,
+        };
+        await page.fill("#schema", JSON.stringify(schema));
+        const box = await say(page, "Where?");
+        const format = bodies[0].response_format as { json_schema: { schema: unknown } };
+        assertEquals(format.json_schema.schema, schema);
+        const reply = JSON.parse((await box.locator(".text").textContent())!);
+        assert(["Paris", "Rome"].includes(reply.city), JSON.stringify(reply));
+        await page.context().close();
+      });
+
       await t.step("stop (Esc) cancels within one step and frees the slot", async () => {
         ctl.reply = "word ".repeat(200);
         ctl.stepMs = 80;
