@@ -3,10 +3,11 @@
  * runs.
  *
  * @example
- * ```ts ignore
- * import { ChatSession } from "./chat.ts";
+ * ```ts
+ * import { ChatSession, type Model, type Tokenizer } from "./chat.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const chat = new ChatSession(model, tokenizer);
- * for await (const piece of chat.reply("Hello!")) Deno.stdout.writeSync(new TextEncoder().encode(piece));
+ * for await (const piece of chat.send("Hello!")) Deno.stdout.writeSync(new TextEncoder().encode(piece));
  * ```
  * @module
  */

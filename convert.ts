@@ -3,9 +3,12 @@
  * LoRA merges — what `cli/convert.ts` and `cli/merge_lora.ts` run.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { writeQuantized } from "./convert.ts";
- * await writeQuantized("model.pth", "model-q8.safetensors", { quant: "q8" });
+ * import { openCheckpoint } from "./formats.ts";
+ * const ck = await openCheckpoint("model.pth");
+ * await writeQuantized(ck, "model-q8.safetensors", { quant: "q8" });
+ * ck.close();
  * ```
  * @module
  */

@@ -4,8 +4,9 @@
  * `docs/QUANT_FORMAT.md`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { dequantizeQ8, quantizeQ8 } from "./quant.ts";
+ * const values = new Float32Array(64).map((_, i) => Math.sin(i));
  * const { q, scales } = quantizeQ8(values);
  * const back = dequantizeQ8(q, scales);
  * ```

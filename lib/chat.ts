@@ -120,7 +120,8 @@ export interface ChatOptions extends SamplerOptions {
 /**
  * How a reply ended.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const chat: ChatSession;
  * const it = chat.send("Hi"); let r = await it.next(); while (!r.done) r = await it.next();
  * console.log(r.value.stopReason);
  * ```
@@ -348,7 +349,8 @@ export class ChatSession {
 /**
  * What {@link runChatCommand} did.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const session: ChatSession;
  * const r: ChatCommandResult = await runChatCommand(session, "/reset");
  * if (r.kind === "message") console.log(r.text);
  * ```
@@ -378,7 +380,8 @@ export const CHAT_HELP = `Commands:
 /**
  * Interprets one input line: a `/command` (run against `chat`) or text to send.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const chat: ChatSession;
  * const r = await runChatCommand(chat, "/save my.state"); // { kind: "message", text: "saved …" }
  * ```
  */

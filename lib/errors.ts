@@ -7,7 +7,8 @@
 /**
  * Base class of every error this toolkit throws on purpose.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof RwkvError) console.error(e.message); }
  * ```
  */
@@ -22,7 +23,8 @@ export class RwkvError extends Error {
 /**
  * A file is malformed, truncated or not of the expected format.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof FormatError) console.error(e.message); }
  * ```
  */
@@ -43,7 +45,8 @@ export class FormatError extends RwkvError {
 /**
  * A pickle asked for a global outside the allow-list; nothing was executed.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof UnsafePickleError) console.error(e.message); }
  * ```
  */
@@ -61,7 +64,8 @@ export class UnsafePickleError extends FormatError {
 /**
  * A checkpoint opened fine but does not describe a model we can run.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof ModelError) console.error(e.message); }
  * ```
  */
@@ -76,7 +80,8 @@ export class ModelError extends RwkvError {
 /**
  * A tokenizer file is bad, or does not fit the model.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof TokenizerError) console.error(e.message); }
  * ```
  */
@@ -91,7 +96,8 @@ export class TokenizerError extends RwkvError {
 /**
  * A command-line or API argument is invalid.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try { await loadModel("model.pth"); } catch (e) { if (e instanceof UsageError) console.error(e.message); }
  * ```
  */

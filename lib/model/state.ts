@@ -18,7 +18,9 @@ const MAGIC = "RWKVSTATE1\n";
 /**
  * Shapes of the state tensors of a model, in order.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model.ts";
+ * declare const model: Model;
  * stateShapes(model.spec); // RWKV-7: [[C], [H, N, N], [C], ...] per layer
  * ```
  */
@@ -43,7 +45,8 @@ function key(spec: ModelSpec): string {
  * the public API): `raw` gives the state's own array without bringing values home; `hold` says
  * a backend now holds newer values, and `pull` copies them into `raw` (undefined: none does).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const state: State, engineCopy: Float32Array;
  * stateResidency().hold(state, () => stateResidency().raw(state).set(engineCopy));
  * ```
  */
@@ -59,7 +62,7 @@ let residency: StateResidency;
 /**
  * The residency hooks of {@link State} for backends (see {@link StateResidency}).
  * @example
- * ```ts ignore
+ * ```ts
  * const { raw, hold } = stateResidency();
  * ```
  */
@@ -70,7 +73,10 @@ export function stateResidency(): StateResidency {
 /**
  * A model's recurrent state. Forward calls update it in place.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer, longPrompt: string;
  * const state = model.createState();
  * await model.forward(tokenizer.encode(longPrompt), state);
  * await state.save("prompt.state");                  // reuse a processed prompt later

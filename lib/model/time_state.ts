@@ -22,7 +22,7 @@ const NAME = /^blocks\.(\d+)\.att\.time_state$/;
 /**
  * The tensor name holding layer `i`'s tuned state.
  * @example
- * ```ts ignore
+ * ```ts
  * timeStateName(3); // "blocks.3.att.time_state"
  * ```
  */
@@ -40,7 +40,8 @@ export function hasTimeState(ck: Pick<Checkpoint, "tensors">): boolean {
  * Reads every `blocks.N.att.time_state` tensor of a checkpoint as float32 (undefined when it
  * has none).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../formats/open.ts";
  * const ts = await readTimeState(await openCheckpoint("state.pth"));
  * ```
  */
@@ -60,8 +61,12 @@ export async function readTimeState(
  * part becomes that layer's `time_state` (transposed to our order for RWKV-5/6). Every layer
  * must be present with H·N·N values; RWKV-4 has no such state.
  * @example
- * ```ts ignore
- * const state = applyTimeState(model.createState(), await readTimeState(ck));
+ * ```ts
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * import type { Model } from "./model.ts";
+ * declare const model: Model, ck: Checkpoint;
+ * const tuned = await readTimeState(ck); // undefined when the file has no time_state
+ * if (tuned) applyTimeState(model.createState(), tuned);
  * ```
  */
 export function applyTimeState(
@@ -111,7 +116,9 @@ export function applyTimeState(
  * tensors) as the initial state for `model`. Set it as `model.initialState` so
  * `model.createState()` starts from it.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model.ts";
+ * declare const model: Model;
  * model.initialState = await loadTimeStateFile(model, "rwkv-7-role-play.pth");
  * ```
  */

@@ -32,7 +32,7 @@ function hex(bytes: ArrayBuffer): string {
 /**
  * SHA-256 of a token sequence (as little-endian int32), hex: the prefix cache's keys.
  * @example
- * ```ts ignore
+ * ```ts
  * await tokensHash([1, 2, 3]); // "…64 hex digits…"
  * ```
  */
@@ -44,7 +44,7 @@ export async function tokensHash(tokens: readonly number[]): Promise<string> {
  * The weights hash of a checkpoint file (see the module doc), hex; `"no-file"` when the path is
  * not a readable file.
  * @example
- * ```ts ignore
+ * ```ts
  * await weightsHash("model.safetensors"); // "3f2a…"
  * ```
  */
@@ -88,7 +88,9 @@ export async function weightsHash(path: string): Promise<string> {
  * The identity a stored state records (see the module doc), e.g.
  * `rwkv7 L6 C64 H1x64 V256 f32 w:3f2a…`.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * declare const model: Model;
  * const id = await modelIdentity(model);
  * ```
  */
@@ -102,8 +104,9 @@ export async function modelIdentity(model: Model): Promise<string> {
 /**
  * A stored state belongs to another model (or is not a state at all).
  * @example
- * ```ts ignore
- * try { await bank.load(key); } catch (e) { if (e instanceof StateMismatchError) return conflict(); }
+ * ```ts
+ * declare const bank: StateBank, key: string;
+ * try { await bank.load(key); } catch (e) { if (e instanceof StateMismatchError) console.log(409, e.message); }
  * ```
  */
 export class StateMismatchError extends Error {
@@ -117,7 +120,7 @@ export class StateMismatchError extends Error {
 /**
  * What a stored state says about itself besides the values (JSON).
  * @example
- * ```ts ignore
+ * ```ts
  * const meta: StateMeta = { tokens: 120, output_tokens: [11, 12] };
  * ```
  */
@@ -126,7 +129,9 @@ export type StateMeta = Record<string, unknown>;
 /**
  * Wraps a state in the envelope (see the module doc).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { State } from "../model/state.ts";
+ * declare const identity: string, state: State;
  * const bytes = encodeState(identity, state, { tokens: 42 });
  * ```
  */
@@ -148,7 +153,9 @@ export function encodeState(
  * `State.toBytes()` / `State.save` file of the right shape. Throws {@link StateMismatchError}
  * for another model's state or bytes that are not a state.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * declare const model: Model, identity: string, bytes: Uint8Array;
  * const { state, meta } = decodeState(model, identity, bytes);
  * ```
  */
@@ -194,7 +201,11 @@ export function decodeState(
 /**
  * States of one model in a {@link StateStore}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { State } from "../model/state.ts";
+ * import type { StateStore } from "./store_types.ts";
+ * declare const store: StateStore, model: Model, state: State;
  * const bank = new StateBank(store, model, await modelIdentity(model), 3600);
  * await bank.save("state:abc", state, { tokens: 10 });
  * const got = await bank.load("state:abc"); // { state, meta } or undefined

@@ -8,8 +8,9 @@
  * The store cannot be reached (Redis down, restarting): the request gets a 503 and may be
  * retried; the store reconnects by itself.
  * @example
- * ```ts ignore
- * try { await store.get(key); } catch (e) { if (e instanceof StoreUnavailableError) return busy(); }
+ * ```ts
+ * declare const store: StateStore, key: string;
+ * try { await store.get(key); } catch (e) { if (e instanceof StoreUnavailableError) console.log(503, e.message); }
  * ```
  */
 export class StoreUnavailableError extends Error {
@@ -24,7 +25,7 @@ export class StoreUnavailableError extends Error {
  * Key → bytes with an optional time to live. Implementations throw
  * {@link StoreUnavailableError} when their backend is unreachable.
  * @example
- * ```ts ignore
+ * ```ts
  * async function copy(a: StateStore, b: StateStore, key: string) {
  *   const v = await a.get(key);
  *   if (v) await b.set(key, v);

@@ -10,7 +10,9 @@ import type { TensorInfo } from "../formats/checkpoint.ts";
 /**
  * RWKV architecture versions, named as the official package names them.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * declare const model: Model;
  * if (model.info.version === "7") console.log("Goose");
  * ```
  */
@@ -19,7 +21,9 @@ export type RwkvVersion = "4" | "5.0" | "5.1" | "5.2" | "6" | "7";
 /**
  * The shape of a model.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * declare const checkpoint: Checkpoint;
  * const spec: ModelSpec = detectSpec(checkpoint.tensors);
  * console.log(spec.version, spec.heads, spec.headSize);
  * ```
@@ -58,7 +62,8 @@ export function squeezed(shape: readonly number[]): number[] {
  * Detects version and sizes. Throws a ModelError listing what was found when the layout is
  * not one we know.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../formats/open.ts";
  * const ck = await openCheckpoint("model.pth");
  * const spec = detectSpec(ck.tensors); // { version: "7", layers: 12, embd: 768, ... }
  * ```
