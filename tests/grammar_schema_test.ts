@@ -1,5 +1,5 @@
 /**
- * The JSON-Schema suite of constrained decoding: 26 schemas (tests/grammar_schemas.ts), each
+ * The JSON-Schema suite of constrained decoding: 28 schemas (tests/grammar_schemas.ts), each
  * generated greedily (streamed, `generate`) and sampled (six seeds, `generateBatch`, some cut
  * short by `maxTokens`) on a tiny trained byte-level model and on a random-weight RWKV-7 with
  * the World vocabulary; every output is checked with Ajv (a real JSON-Schema validator): a
@@ -178,7 +178,8 @@ Deno.test("grammar: invalid schemas throw a GrammarError naming the path and key
       /#\/properties\/a\/type: unknown type "strin"/,
     ],
     [{ type: "array", uniqueItems: true }, /#\/uniqueItems: uniqueItems is not supported/],
-    [{ type: "number", minimum: 0 }, /#\/minimum: "minimum" is supported on type integer only/],
+    [{ type: "number", minimum: 0.2, maximum: 0.8 }, /#\/minimum: no value lies within the bounds/],
+    [{ type: "number", exclusiveMinimum: true }, /#\/exclusiveMinimum: a boolean exclusive bound/],
     [{ $ref: "#/$defs/missing" }, /#\/\$ref: cannot resolve #\/\$defs\/missing/],
     [{ enum: [] }, /#\/enum: enum must be a non-empty array/],
     [{ type: "array", minItems: -1 }, /#\/minItems: minItems must be a whole number/],
@@ -186,7 +187,7 @@ Deno.test("grammar: invalid schemas throw a GrammarError naming the path and key
     [{ $ref: "https://example.com/s.json" }, /#\/\$ref: only local references/],
     [false, /JSON Schema #: the schema false allows no value/],
     [{ type: "string", format: "email" }, /#\/format: unsupported format "email"/],
-    [{ type: "integer", minimum: 5, maximum: 4 }, /#\/minimum: no integer lies within/],
+    [{ type: "integer", minimum: 5, maximum: 4 }, /#\/minimum: no value lies within/],
     [{ type: "array", items: false, minItems: 1 }, /#\/minItems: minItems 1 is more than/],
     [{ anyOf: [{ type: "integer" }], type: "string" }, /#\/type: "type" beside "anyOf"/],
     [{ type: "object", properties: { "a/b": { pattern: "x" } } }, /#\/properties\/a~1b\/pattern/],

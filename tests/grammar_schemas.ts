@@ -12,7 +12,7 @@ export interface SuiteSchema {
   draft7?: boolean;
 }
 
-/** The suite: 26 schemas. */
+/** The suite: 28 schemas. */
 export const SCHEMAS: SuiteSchema[] = [
   { name: "boolean", schema: { type: "boolean" } },
   { name: "null", schema: { type: "null" } },
@@ -23,6 +23,11 @@ export const SCHEMAS: SuiteSchema[] = [
   },
   { name: "integer minimum only", schema: { type: "integer", minimum: 1000 } },
   { name: "number", schema: { type: "number" } },
+  { name: "number bounds", schema: { type: "number", minimum: -2.5, maximum: 3 } },
+  {
+    name: "number exclusive bounds",
+    schema: { type: "number", exclusiveMinimum: 0, exclusiveMaximum: 1 },
+  },
   { name: "string lengths", schema: { type: "string", minLength: 2, maxLength: 8 } },
   { name: "enum", schema: { enum: ["red", "green", "blue", 42, null, { a: [1] }] } },
   { name: "enum unicode", schema: { enum: ["café", "日本", "😀", 'q"uote\\'] } },

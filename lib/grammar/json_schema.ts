@@ -13,7 +13,9 @@
  *   object is any JSON object (or `{}` under `additionalProperties: false`, or a map of
  *   `additionalProperties` values);
  * - numbers: at most 16 integer digits, 16 fraction digits and 2 exponent digits; `minimum` /
- *   `maximum` / `exclusive*` on integers exactly, on `number` refused;
+ *   `maximum` / `exclusive*` exactly on integers; on `number` the bounds are moved inward to
+ *   whole numbers (minimum 0.5 generates from 1; an exclusive whole bound from the next
+ *   integer) and bounded numbers have no exponent;
  * - `oneOf` is generated as `anyOf` (write disjoint branches);
  * - formats `date` (February up to the 28th), `time` (with a time zone), `date-time`, `uuid`.
  * @module
@@ -472,9 +474,6 @@ class Converter {
   #number(schema: Record<string, unknown>, path: string, type: string): string {
     const bounded = NUMBER_KEYWORDS.filter((k) => schema[k] !== undefined);
     if (bounded.length === 0) return this.#use(type === "integer" ? "json-integer" : "json-number");
-    if (type === "number") {
-      this.#fail(`${path}/${bounded[0]}`, `"${bounded[0]}" is supported on type integer only`);
-    }
     const num = (k: string): number | boolean | undefined => {
       const v = schema[k];
       if (v === undefined) return undefined;
@@ -486,27 +485,56 @@ class Converter {
       }
       return v;
     };
-    let lo: bigint | undefined, hi: bigint | undefined;
-    const raise = (x: bigint) => (lo = lo === undefined || x > lo ? x : lo);
-    const lower = (x: bigint) => (hi = hi === undefined || x < hi ? x : hi);
     const min = num("minimum"), max = num("maximum");
     const emin = num("exclusiveMinimum"), emax = num("exclusiveMaximum");
-    const big = (x: number) => BigInt(x);
-    if (typeof min === "number") {
-      raise(emin === true ? big(Math.floor(min)) + 1n : big(Math.ceil(min)));
+    if (
+      (emin === true && typeof min !== "number") || (emax === true && typeof max !== "number")
+    ) {
+      this.#fail(
+        `${path}/${emin === true ? "exclusiveMinimum" : "exclusiveMaximum"}`,
+        "a boolean exclusive bound needs its minimum/maximum",
+      );
     }
-    if (typeof max === "number") {
-      lower(emax === true ? big(Math.ceil(max)) - 1n : big(Math.floor(max)));
-    }
-    if (typeof emin === "number") raise(big(Math.floor(emin)) + 1n);
-    if (typeof emax === "number") lower(big(Math.ceil(emax)) - 1n);
+    // Whole-number bounds, each inclusive or exclusive; a fractional bound moves inward to the
+    // next whole number (inclusive): a subset of the schema's values is generated.
     const cap = 10n ** 16n - 1n;
-    const from = lo ?? -cap, to = hi ?? cap;
-    if (from > cap || to < -cap) {
-      this.#fail(`${path}/${bounded[0]}`, "bound beyond the 16 digits generated");
+    let lo = -cap, loEx = false, hi = cap, hiEx = false;
+    const raise = (x: number, exclusive: boolean) => {
+      const [v, ex] = Number.isInteger(x) ? [BigInt(x), exclusive] : [BigInt(Math.ceil(x)), false];
+      if (v > lo || (v === lo && ex)) (lo = v, loEx = ex);
+    };
+    const lower = (x: number, exclusive: boolean) => {
+      const [v, ex] = Number.isInteger(x) ? [BigInt(x), exclusive] : [BigInt(Math.floor(x)), false];
+      if (v < hi || (v === hi && ex)) (hi = v, hiEx = ex);
+    };
+    if (typeof min === "number") raise(min, emin === true);
+    if (typeof max === "number") lower(max, emax === true);
+    if (typeof emin === "number") raise(emin, true);
+    if (typeof emax === "number") lower(emax, true);
+    const where = `${path}/${bounded[0]}`;
+    if (lo > cap || hi < -cap) this.#fail(where, "bound beyond the 16 digits generated");
+    if (lo < -cap) (lo = -cap, loEx = false);
+    if (hi > cap) (hi = cap, hiEx = false);
+    const wholeLo = loEx ? lo + 1n : lo, wholeHi = hiEx ? hi - 1n : hi;
+    const alts: string[] = [];
+    if (wholeLo <= wholeHi) alts.push(integerRange(wholeLo, wholeHi));
+    if (type === "number") {
+      // "p.ddd" lies in [p, p + 1) (in (p, p + 1) with a nonzero digit), "-k.ddd" in
+      // (-(k + 1), -k] (in (-(k + 1), -k) with a nonzero digit).
+      const frac = '"." [0-9]{1,16}', nonzero = '"." [0-9]{0,15} [1-9]';
+      const side = (from: bigint, to: bigint, openAt: bigint | undefined, sign: string) => {
+        if (from > to) return;
+        if (openAt === from) {
+          alts.push(`${sign}"${from}" ${nonzero}`);
+          from++;
+        }
+        if (from <= to) alts.push(`${sign}${naturalRange(from, to)} ${frac}`);
+      };
+      side(lo > 0n ? lo : 0n, hi - 1n, loEx ? lo : undefined, "");
+      side(-hi > 0n ? -hi : 0n, -lo - 1n, hiEx ? -hi : undefined, '"-" ');
     }
-    if (from > to) this.#fail(`${path}/${bounded[0]}`, "no integer lies within the bounds");
-    return integerRange(from < -cap ? -cap : from, to > cap ? cap : to);
+    if (alts.length === 0) this.#fail(where, "no value lies within the bounds");
+    return alts.length === 1 ? alts[0] : `( ${alts.join(" | ")} )`;
   }
 }
 

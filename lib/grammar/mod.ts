@@ -45,7 +45,8 @@ const schemaCache = new GrammarCache();
  * (cached by the schema's JSON text). Supported: `type` (and type arrays), `properties` (in
  * declared order), `required`, `additionalProperties`, `items`, `prefixItems`, `minItems`,
  * `maxItems`, `enum`, `const`, `minLength`, `maxLength`, `format` (date, time, date-time,
- * uuid), integer `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`, `anyOf`, `oneOf`,
+ * uuid), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (exact on integers; on
+ * numbers moved inward to whole numbers), `anyOf`, `oneOf`,
  * one-schema `allOf`, local `$ref` with `$defs`/`definitions` (recursion included),
  * `nullable`, and annotations. Anything else throws a `GrammarError` naming the keyword and
  * its JSON path. Whitespace between tokens is bounded (one space, or a newline and up to 20
