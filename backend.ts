@@ -3,7 +3,7 @@
  * (`docs/ARCHITECTURE.md`), the bundled backends, and the pieces a new one reuses.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { createReferenceModel, openCheckpoint } from "./backend.ts";
  * const model = await createReferenceModel(await openCheckpoint("model.pth"));
  * ```

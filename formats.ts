@@ -4,7 +4,7 @@
  * types.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { openCheckpoint } from "./formats.ts";
  * const ck = await openCheckpoint("model.pth");
  * for (const [name, t] of ck.tensors) console.log(name, t.dtype, t.shape);

@@ -3,7 +3,7 @@
  * models from TypeScript, with nothing but Deno.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { generate, loadModel, loadTokenizer } from "./mod.ts";
  *
  * const model = await loadModel("RWKV-x070-World-0.1B.pth", { dtype: "q8", threads: 2 });

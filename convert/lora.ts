@@ -42,7 +42,7 @@ export interface MergeLoraOptions {
 /**
  * What a merge did.
  * @example
- * ```ts ignore
+ * ```ts
  * const r = await mergeLora("base.pth", "lora.pth", "out.safetensors", { alpha: 32 });
  * console.log(r.merged.length, r.replaced.length);
  * ```
@@ -61,7 +61,8 @@ const PAIR = /^(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?(?:\.weigh
 /**
  * Finds LoRA pairs: target weight name → names of its A and B tensors.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../lib/formats/open.ts";
  * const pairs = findLoraPairs(await openCheckpoint("lora.pth"));
  * // Map { "blocks.0.att.key.weight" => { a: "...lora_A", b: "...lora_B" }, ... }
  * ```
@@ -132,7 +133,7 @@ const CAST = { f32: "F32", f16: "F16", bf16: "BF16" } as const;
  * Merges the LoRA file into the base checkpoint and writes `out` (`.safetensors`, or `.pth`
  * when the name ends so), tensor by tensor.
  * @example
- * ```ts ignore
+ * ```ts
  * await mergeLora("RWKV-x070-World-0.1B.pth", "rwkv-lora.pth", "merged.safetensors", { alpha: 32 });
  * ```
  */

@@ -13,7 +13,7 @@ import { progressBar } from "./progress.ts";
 /**
  * A download failed or its bytes do not match the expected checksum.
  * @example
- * ```ts ignore
+ * ```ts
  * try { await resolveModel("hf:BlinkDL/rwkv-7-world/x.pth"); } catch (e) { if (e instanceof DownloadError) console.error(e.url); }
  * ```
  */
@@ -30,7 +30,7 @@ export class DownloadError extends RwkvError {
 /**
  * Options of {@link resolveModel} and {@link download}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: ResolveOptions = { cacheDir: "/tmp/models", sha256: "ab12…", quiet: true };
  * ```
  */
@@ -54,7 +54,7 @@ export interface ResolveOptions {
  * (`$XDG_CACHE_HOME` or `~/.cache` on Linux, `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on
  * Windows).
  * @example
- * ```ts ignore
+ * ```ts
  * cacheDir(); // "/home/me/.cache/rwkv-deno"
  * ```
  */
@@ -84,7 +84,7 @@ export function cacheDir(): string {
  * `hf:OWNER/REPO/FILE` → `https://huggingface.co/OWNER/REPO/resolve/main/FILE` (FILE may
  * contain folders; `hf:OWNER/REPO@REV/FILE` picks a revision).
  * @example
- * ```ts ignore
+ * ```ts
  * remoteOf("hf:BlinkDL/rwkv-7-world/RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth");
  * ```
  */
@@ -116,7 +116,8 @@ export function remoteOf(spec: string): { url: string; relPath: string } | undef
  * A local path for a model spec: local paths (and `file:` URLs) are returned unchanged;
  * `hf:OWNER/REPO/FILE` and `https://` URLs are downloaded into the cache first (once).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * const path = await resolveModel("hf:BlinkDL/rwkv-7-world/RWKV-x070-World-0.1B-v2.8-20241210-ctx4096.pth");
  * const model = await loadModel(path);
  * ```
@@ -146,7 +147,7 @@ function shaFromEtag(h: Headers): string | undefined {
  * Downloads `url` to `dest`: into `dest.part` (resumed with a Range request when it exists),
  * verified, then renamed to `dest`. Returns the sha256 of the file.
  * @example
- * ```ts ignore
+ * ```ts
  * await download("https://example.com/model.pth", "/tmp/model.pth", { sha256: "…" });
  * ```
  */

@@ -103,7 +103,8 @@ export const PIPELINE_ARGS: Readonly<PipelineArgs> = Object.freeze({
  * What a {@link Pipeline} needs of a model: the official `forward(tokens, state)` (state
  * updated in place here) and a fresh state. A `Model` is one.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * const m: PipelineModel = await loadModel("model.pth");
  * ```
  */

@@ -7,7 +7,8 @@
 /**
  * Element types, named as SafeTensors names them.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const checkpoint: Checkpoint;
  * const t = checkpoint.tensors.get("emb.weight")!;
  * if (t.dtype === "BF16") console.log("bfloat16 weights");
  * ```
@@ -46,7 +47,8 @@ export function isDType(s: unknown): s is DType {
 /**
  * What a checkpoint says of one tensor, before any of its data is read.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const checkpoint: Checkpoint;
  * for (const t of checkpoint.tensors.values()) console.log(t.name, t.dtype, t.shape, t.byteLength);
  * ```
  */
@@ -64,7 +66,8 @@ export interface TensorInfo {
 /**
  * The container a checkpoint was read from.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "./open.ts";
  * const ck = await openCheckpoint("model.pth");
  * console.log(ck.format); // "pth"
  * ```
@@ -77,7 +80,8 @@ export type CheckpointFormat = "safetensors" | "pth" | "pth-legacy" | "rwkv.cpp"
  * value = q·d; q4: U8 `[rows, cols/2]`, value = (q − 8)·d, ggml's nibble order) and `scale`
  * (`NAME.qscale`, `[rows, cols/32]`) one scale `d` per 32 values of a row.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const checkpoint: Checkpoint;
  * const q = checkpoint.blockQuantized?.get("head.weight"); // { quant: "q8", rows, cols, scale }
  * ```
  */
@@ -95,7 +99,8 @@ export interface BlockQuantized {
 /**
  * An open checkpoint: lists tensors without reading them, reads each one on demand.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "./open.ts";
  * const ck: Checkpoint = await openCheckpoint("model.pth");
  * const bytes = await ck.read("head.weight");
  * ck.close();
@@ -141,7 +146,8 @@ export interface Checkpoint {
  * has about 600 tensors and a `data.pkl` under 1 MB) and keep a hostile file under about
  * 1 GB of memory and a few seconds; raise one for a file you trust that needs more.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "./open.ts";
  * const ck = await openCheckpoint("huge-optimizer-state.pth", {
  *   limits: { pickleOps: 100_000_000, pickleMemory: 4 * 2 ** 30 },
  * });
@@ -181,7 +187,7 @@ export interface CheckpointLimits {
 /**
  * The budgets used when an option leaves one out.
  * @example
- * ```ts ignore
+ * ```ts
  * console.log(DEFAULT_LIMITS.pickleOps); // 16000000
  * ```
  */
@@ -202,7 +208,8 @@ export const DEFAULT_LIMITS: Readonly<Required<CheckpointLimits>> = Object.freez
 /**
  * Options of `openCheckpoint` and of each format's reader.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "./open.ts";
  * const ck = await openCheckpoint("model.pth", { limits: { tensors: 5_000_000 } });
  * ```
  */
@@ -214,7 +221,7 @@ export interface OpenCheckpointOptions {
 /**
  * One tensor to write: its bytes are produced only when the writer gets to it.
  * @example
- * ```ts ignore
+ * ```ts
  * const t: TensorToWrite = { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(8) };
  * ```
  */

@@ -12,7 +12,7 @@ const u32 = new Uint32Array(f32.buffer);
 /**
  * bfloat16 bits → float32: the bf16 bits are the top half of the f32 bits.
  * @example
- * ```ts ignore
+ * ```ts
  * bf16ToF32(new Uint16Array([0x3f80])); // Float32Array [1]
  * ```
  */
@@ -28,7 +28,7 @@ export function bf16ToF32(
 /**
  * float32 → bfloat16 bits, rounding to nearest even as PyTorch does; NaN stays NaN.
  * @example
- * ```ts ignore
+ * ```ts
  * f32ToBf16(new Float32Array([1])); // Uint16Array [0x3f80]
  * ```
  */
@@ -63,7 +63,7 @@ let halfTable: Float32Array | undefined;
 /**
  * IEEE float16 bits → float32 (exact).
  * @example
- * ```ts ignore
+ * ```ts
  * f16ToF32(new Uint16Array([0x3c00])); // Float32Array [1]
  * ```
  */
@@ -110,7 +110,7 @@ export function floatToHalf(x: number): number {
 /**
  * float32 → IEEE float16 bits.
  * @example
- * ```ts ignore
+ * ```ts
  * f32ToF16(new Float32Array([1])); // Uint16Array [0x3c00]
  * ```
  */
@@ -128,7 +128,9 @@ export function f32ToF16(
  * Integer and bool tensors are converted by value.
 
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Checkpoint } from "./checkpoint.ts";
+ * declare const checkpoint: Checkpoint;
  * toFloat32(await checkpoint.read("emb.weight"), "BF16");
  * ```
  */

@@ -47,7 +47,7 @@ export async function sniffFormat(
  * `FormatError` naming the file and what is wrong, within the budgets of `options.limits`
  * (see `CheckpointLimits` and `DEFAULT_LIMITS`); raise one for a trusted file that needs more.
  * @example
- * ```ts ignore
+ * ```ts
  * const ck = await openCheckpoint("RWKV-x070-World-0.1B.pth");
  * console.log(ck.format, ck.tensors.size);
  * ck.close();

@@ -201,7 +201,9 @@ function centralDirectory(entries: Entry[], cdStart: number): Uint8Array {
 /**
  * Options of {@link writePth}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { TensorToWrite } from "./checkpoint.ts";
+ * declare const tensors: TensorToWrite[];
  * await writePth("out.pth", tensors, { prefix: "model", overwrite: true });
  * ```
  */
@@ -218,7 +220,8 @@ export interface WritePthOptions {
  * Writes `tensors` as a PyTorch zip checkpoint (`torch.load` reads it), streaming one tensor at
  * a time into a temporary file renamed into place.
  * @example
- * ```ts ignore
+ * ```ts
+ * const bytes = new Uint8Array(new Float32Array([1, 2]).buffer);
  * await writePth("tiny.pth", [{ name: "w", dtype: "F32", shape: [2], data: () => bytes }]);
  * ```
  */

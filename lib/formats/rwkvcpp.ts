@@ -150,7 +150,8 @@ function typeProblem(code: number, version: number): string | undefined {
  * read), and exposes the tensors under their official names, shapes and value conventions.
  * Every problem is a FormatError naming the file and the field or tensor.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { createReferenceModel } from "../backend/reference/mod.ts";
  * const ck = await openRwkvCpp("rwkv-4-169m-Q5_1.bin");
  * const model = await createReferenceModel(ck); // runs as the official .pth would
  * ck.close();

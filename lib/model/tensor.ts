@@ -12,7 +12,9 @@
 /**
  * How a matrix's values are stored.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model.ts";
+ * declare const model: Model;
  * const stored: StorageDType = model.info.dtype; // e.g. "bf16"
  * ```
  */
@@ -21,7 +23,8 @@ export type StorageDType = "f32" | "bf16" | "f16" | "q8" | "q4";
 /**
  * Serializable description of a matrix (rows × cols, row-major) in the arena.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const arena: Arena;
  * const d: MatrixDesc = arena.allocMatrix(1024, 4096, "q8");
  * ```
  */
@@ -48,7 +51,8 @@ export interface MatrixDesc {
 /**
  * A matrix with typed views over the arena.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const arena: Arena, d: MatrixDesc;
  * const m: Matrix = arena.view(d); // m.data: Int8Array for q8, m.scales: Float32Array
  * ```
  */
@@ -67,7 +71,8 @@ export interface Matrix extends MatrixDesc {
  * matrix's rows are stored row-major (values at `offset`, one f32 scale per block of 32 at
  * `scaleOffset`, row-major too).
  * @example
- * ```ts ignore
+ * ```ts
+ * const bytes = 64 * 2 ** 20; // room for the weights
  * const arena = new Arena(bytes, 64, PLAIN_LAYOUT);
  * ```
  */
@@ -90,7 +95,7 @@ function valueBytes(dtype: StorageDType): number {
 /**
  * Row-major matrices, one f32 scale per block of 32 (q8/q4): the layout the reference reads.
  * @example
- * ```ts ignore
+ * ```ts
  * PLAIN_LAYOUT.bytes(4, 64, "q8"); // { storedRows: 4, data: 256, scales: 32 }
  * ```
  */
@@ -129,7 +134,9 @@ export const SINGLE_MEMORY_BYTES = 3 * 2 ** 30;
 /**
  * Options of an {@link Arena}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { KERNEL_LAYOUT } from "../backend/wasm/layout.ts";
+ * const bytes = 64 * 2 ** 20; // room for the weights
  * const arena = new Arena(bytes, 64, KERNEL_LAYOUT, { matrixMemoryBytes: 2 ** 20 });
  * ```
  */

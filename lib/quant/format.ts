@@ -76,7 +76,9 @@ export function isQuantizable(name: string, shape: readonly number[]): boolean {
 /**
  * How one matrix of a `rwkv-deno-quant` file is stored.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * declare const ck: Checkpoint;
  * const q: QuantizedMatrix = quantizedMatrices(ck).get("head.weight")!;
  * ```
  */

@@ -33,7 +33,7 @@ export function decodeUtf8(b: Uint8Array): string {
 /**
  * Accumulates bytes and hands out the text of every complete character.
  * @example
- * ```ts ignore
+ * ```ts
  * const s = new Utf8Stream();
  * s.push(Uint8Array.of(0xe4, 0xb8)); // ""
  * s.push(Uint8Array.of(0x96)); // "世"

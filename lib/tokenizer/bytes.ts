@@ -13,7 +13,7 @@ const utf8 = new TextEncoder();
 /**
  * The byte-level tokenizer. There is no end-of-text token: id 0 is the byte 0.
  * @example
- * ```ts ignore
+ * ```ts
  * const tok = new ByteTokenizer();
  * tok.encode("hé"); // [104, 195, 169]
  * ```

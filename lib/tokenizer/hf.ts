@@ -26,7 +26,7 @@ function byteLevelTable(): Map<string, number> {
  * A `tokenizer.json` tokenizer. `decode` is the library's (special tokens included);
  * `decode([])` is "" (the library throws).
  * @example
- * ```ts ignore
+ * ```ts
  * const json = JSON.parse(await Deno.readTextFile("20B_tokenizer.json"));
  * const tok = new HfTokenizer(json, "20B_tokenizer.json");
  * tok.encode("Hello world!"); // [12092, 1533, 2]

@@ -31,7 +31,7 @@ export type { Tokenizer } from "./types.ts";
  * (`rwkv_vocab_v20230424.txt` format), a GGUF model file (the tokenizer it carries), or `"bytes"`
  * for the byte-level one.
  * @example
- * ```ts ignore
+ * ```ts
  * const tok = await loadTokenizer("rwkv_vocab_v20230424.txt");
  * tok.encode("Hello world!"); // [33155, 40213, 34]
  * ```
@@ -76,7 +76,7 @@ const KNOWN: Record<number, string[]> = {
  * Finds the tokenizer for a model by its vocabulary size: "bytes" for 256, else a known file
  * beside the model (or in a `tokenizers/` folder beside it). Undefined when none is found.
  * @example
- * ```ts ignore
+ * ```ts
  * await findTokenizerFor("models/RWKV-x070-World-0.1B.pth", 65536); // ".../rwkv_vocab_v20230424.txt"
  * ```
  */

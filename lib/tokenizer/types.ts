@@ -6,7 +6,8 @@
 /**
  * Text ↔ token ids.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadTokenizer } from "./mod.ts";
  * const tok: Tokenizer = await loadTokenizer("bytes");
  * tok.decode(tok.encode("hi")); // "hi"
  * ```

@@ -91,7 +91,7 @@ function parseLiteral(src: string, where: string): Uint8Array {
  * Greedy longest-match tokenizer over a byte trie, for the RWKV World vocabulary.
  * Build it with {@link WorldTokenizer.parse} or through `loadTokenizer`.
  * @example
- * ```ts ignore
+ * ```ts
  * const text = await Deno.readTextFile("rwkv_vocab_v20230424.txt");
  * const tok = WorldTokenizer.parse(text, "rwkv_vocab_v20230424.txt");
  * tok.encode("Hello world!"); // [33155, 40213, 34]
@@ -181,7 +181,7 @@ export class WorldTokenizer implements Tokenizer {
    * A World tokenizer over the given token bytes: token `id` is `tokens[id]`; empty tokens (id 0,
    * control and unused ones) are never produced by encoding and decode to nothing.
    * @example
-   * ```ts ignore
+   * ```ts
    * const tok = WorldTokenizer.fromTokens([new Uint8Array(0), Uint8Array.of(97)]);
    * tok.encode("aa"); // [1, 1]
    * ```
@@ -193,7 +193,7 @@ export class WorldTokenizer implements Tokenizer {
   /**
    * Parses the text of a vocabulary file. Errors name `file` and the line.
    * @example
-   * ```ts ignore
+   * ```ts
    * const tok = WorldTokenizer.parse("1 'a' 1\n2 'b' 1\n3 'ab' 2\n", "tiny.txt");
    * tok.encode("abba"); // [3, 2, 1]
    * ```
@@ -239,7 +239,8 @@ export class WorldTokenizer implements Tokenizer {
   /**
    * Encodes UTF-8 bytes by greedy longest match. The hot function of tokenizing.
    * @example
-   * ```ts ignore
+   * ```ts
+   * const tok = WorldTokenizer.parse(await Deno.readTextFile("rwkv_vocab_v20230424.txt"));
    * tok.encodeBytes(new TextEncoder().encode("Hello")); // [33155]
    * ```
    */
