@@ -12,7 +12,7 @@ export interface SuiteSchema {
   draft7?: boolean;
 }
 
-/** The suite: 28 schemas. */
+/** The suite: 30 schemas. */
 export const SCHEMAS: SuiteSchema[] = [
   { name: "boolean", schema: { type: "boolean" } },
   { name: "null", schema: { type: "null" } },
@@ -29,6 +29,19 @@ export const SCHEMAS: SuiteSchema[] = [
     schema: { type: "number", exclusiveMinimum: 0, exclusiveMaximum: 1 },
   },
   { name: "string lengths", schema: { type: "string", minLength: 2, maxLength: 8 } },
+  { name: "pattern", schema: { type: "string", pattern: "^[A-Z]{2}-\\d{3,4}$" } },
+  {
+    name: "pattern with escapes",
+    schema: {
+      type: "object",
+      properties: {
+        email: { type: "string", pattern: "^\\w{1,8}@\\w{1,8}\\.(com|org)$" },
+        quoted: { type: "string", pattern: '^"[^"\\n]{0,6}"( \\\\ .)?$' },
+      },
+      required: ["email", "quoted"],
+      additionalProperties: false,
+    },
+  },
   { name: "enum", schema: { enum: ["red", "green", "blue", 42, null, { a: [1] }] } },
   { name: "enum unicode", schema: { enum: ["café", "日本", "😀", 'q"uote\\'] } },
   { name: "const", schema: { const: { version: 1, ok: true } } },

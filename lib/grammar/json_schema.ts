@@ -17,11 +17,14 @@
  *   whole numbers (minimum 0.5 generates from 1; an exclusive whole bound from the next
  *   integer) and bounded numbers have no exponent;
  * - `oneOf` is generated as `anyOf` (write disjoint branches);
+ * - `pattern`: whole matches of the pattern (a subset of the strings the unanchored pattern
+ *   accepts), ECMAScript syntax without lookaround, backreferences or word boundaries;
  * - formats `date` (February up to the 28th), `time` (with a time zone), `date-time`, `uuid`.
  * @module
  */
 
 import { GrammarError } from "./error.ts";
+import { PatternError, patternToGbnf } from "./regex.ts";
 
 /** Keywords that only annotate: accepted, no effect on the output. */
 const ANNOTATIONS = new Set([
@@ -48,7 +51,7 @@ const ARRAY_KEYWORDS = [
   "maxItems",
   "uniqueItems",
 ];
-const STRING_KEYWORDS = ["minLength", "maxLength", "format"];
+const STRING_KEYWORDS = ["minLength", "maxLength", "format", "pattern"];
 const NUMBER_KEYWORDS = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"];
 const KNOWN = new Set([
   ...ANNOTATIONS,
@@ -452,6 +455,24 @@ class Converter {
     const min = this.#count(schema, "minLength", path);
     const max = this.#count(schema, "maxLength", path);
     const format = schema.format;
+    if (schema.pattern !== undefined) {
+      const pattern = schema.pattern;
+      if (typeof pattern !== "string") this.#fail(`${path}/pattern`, "pattern must be a string");
+      if (format !== undefined || min !== undefined || max !== undefined) {
+        this.#fail(
+          `${path}/pattern`,
+          "pattern beside format, minLength or maxLength is not supported",
+        );
+      }
+      try {
+        return `"\\"" ${patternToGbnf(pattern)} "\\""`;
+      } catch (e) {
+        if (e instanceof PatternError) {
+          this.#fail(`${path}/pattern`, `${e.message} in ${JSON.stringify(pattern)}`);
+        }
+        throw e;
+      }
+    }
     if (format !== undefined) {
       if (typeof format !== "string" || !FORMATS.has(format)) {
         this.#fail(
