@@ -19,7 +19,7 @@ import { z } from "npm:zod@3.25.76";
 import type { Model } from "../lib/model/model.ts";
 import { encodeChat, WORLD_TEMPLATE } from "../lib/server/template.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { tinyServer } from "./_tiny_server.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");

@@ -11,7 +11,7 @@
 import OpenAI from "npm:openai@5.23.2";
 import { CallScanner } from "../lib/server/tools.ts";
 import { assert, assertEquals } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { tinyServer } from "./_tiny_server.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
