@@ -292,6 +292,55 @@ Deno.test({
             include: ["message.output_text.logprobs"],
             top_logprobs: 21,
           }, "top_logprobs"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            response_format: {
+              type: "json_schema",
+              json_schema: { name: "x", schema: { type: "array", uniqueItems: true } },
+            },
+          }, "response_format.json_schema.schema"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            response_format: { type: "xml" },
+          }, "response_format.type"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            tools: [{ type: "function", function: { name: "f" } }],
+            tool_choice: { type: "function", function: { name: "nope" } },
+          }, "tool_choice"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            tools: [{ type: "function", function: { name: "bad name!" } }],
+          }, "tools[0].function.name"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            tools: [{ type: "function", function: { name: "f", parameters: { not: {} } } }],
+          }, "tools[0].function.parameters"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }, { role: "tool", content: "42" }],
+          }, "messages[1].tool_call_id"],
+          ["/v1/chat/completions", {
+            messages: [{
+              role: "assistant",
+              content: null,
+              tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: {} } }],
+            }],
+          }, "messages[0].tool_calls[0].function.arguments"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            logprobs: true,
+            top_logprobs: 21,
+          }, "top_logprobs"],
+          ["/v1/chat/completions", {
+            messages: [{ role: "user", content: "x" }],
+            top_logprobs: 2,
+          }, "top_logprobs"],
+          ["/v1/completions", { prompt: "x", grammar: "root ::= [a-" }, "grammar"],
+          ["/v1/completions", {
+            prompt: "x",
+            json_schema: { type: "object", properties: { a: { $ref: "#/$defs/missing" } } },
+          }, "json_schema"],
+          ["/v1/completions", { prompt: "x", grammar: 'root ::= "a"', json_schema: {} }, "grammar"],
         ];
         for (const [path, body, param] of cases) {
           const r = await post(path, body);

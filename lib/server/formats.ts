@@ -166,9 +166,13 @@ export function formatEcho(f: OutputFormat | undefined): Record<string, unknown>
  * ```
  */
 export function formatGrammar(f: OutputFormat): Grammar {
-  const where = f.type === "json_schema"
-    ? (f.param === "response_format" ? "response_format.json_schema.schema" : `${f.param}.schema`)
-    : f.param;
+  // where the schema itself is: response_format.json_schema.schema, text.format.schema, or
+  // completions' json_schema (the schema is the field)
+  const where = f.type !== "json_schema" || f.param === "json_schema"
+    ? f.param
+    : f.param === "response_format"
+    ? "response_format.json_schema.schema"
+    : `${f.param}.schema`;
   return compiled(where, () => {
     if (f.type === "json_object") return jsonObjectGrammar();
     if (f.type === "json_schema") {
