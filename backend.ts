@@ -25,7 +25,21 @@ export type {
   Wkv4Args,
 } from "./lib/model/ops.ts";
 export { createReferenceModel, ReferenceOps } from "./lib/backend/reference/mod.ts";
-export { createFastModel, defaultThreads, type FastModelOptions } from "./lib/backend/wasm/mod.ts";
+export {
+  createFastModel,
+  createWasmModel,
+  defaultThreads,
+  type FastModelOptions,
+  type WasmModelOptions,
+} from "./lib/backend/wasm/mod.ts";
+export {
+  autoBackend,
+  type Backend,
+  type BackendName,
+  type BackendOptions,
+  BACKENDS,
+} from "./lib/backend/mod.ts";
+export { type PreparedModel, prepareModel } from "./lib/model/prepare.ts";
 export {
   type AdapterChoice,
   createWebGpuModel,

@@ -21,6 +21,7 @@
  */
 
 export { loadModel, type LoadModelOptions } from "./lib/load.ts";
+export type { BackendName } from "./lib/backend/mod.ts";
 export type { ResolveOptions } from "./lib/fetch.ts";
 export type { CheckpointLimits } from "./lib/formats/checkpoint.ts";
 export { type BatchItem, Model, type ModelInfo } from "./lib/model/model.ts";

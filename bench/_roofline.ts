@@ -114,7 +114,7 @@ function matrixReadBytes(d: MatrixDesc, rows = d.rows, minimal = false): number 
 
 /**
  * `y = W · x` for T tokens of a matrix of `rows` × `cols` at `w` (block scales at `s`) with the
- * kernels `k`, its input prepared as the Worker backend prepares it (q8/q4 quantized into `xq`,
+ * kernels `k`, its input prepared as the wasm backend prepares it (q8/q4 quantized into `xq`,
  * bf16/f16 decode input reordered into `xq`). A build older than `prepare_x` reorders inside
  * the product, so A/B runs against one work as well.
  * @example

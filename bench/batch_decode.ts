@@ -10,7 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { createFastModel } from "../lib/backend/wasm/mod.ts";
+import { createWasmModel } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 
@@ -29,7 +29,7 @@ if (!values.model) {
   Deno.exit(2);
 }
 const ck = await openCheckpoint(values.model);
-await using model = await createFastModel(ck, {
+await using model = await createWasmModel(ck, {
   dtype: values.dtype as WeightDType,
   threads: Number(values.threads),
 });

@@ -20,7 +20,7 @@
  * steps, barrier waits, the rest), timed over as many tokens again after the measured ones:
  * profiling's timers (two `performance.now()` calls around every step and chunk) cost a few
  * percent of a token, so the measured tokens run with it paused.
- * Runs the Worker backend (lib/backend/wasm), or with `--device webgpu` the WebGPU backend
+ * Runs the wasm backend (lib/backend/wasm), or with `--backend webgpu` the WebGPU backend
  * (then no CPU ceiling). `--json FILE` also appends the run's row
  * (`{ model, dtype, msPerToken, promptTokPerSec, bandwidthGBs, weightBytesPerToken, peakRssMiB }`)
  * to the JSON array in FILE (created if absent), which `bench/chart.ts --decode FILE` draws.
@@ -30,7 +30,7 @@
 import { parseArgs } from "node:util";
 import {
   compileKernels,
-  createFastModel,
+  createWasmModel,
   PROFILE,
   PROFILE_STRIDE,
 } from "../lib/backend/wasm/mod.ts";
@@ -49,7 +49,7 @@ const { values } = parseArgs({
     tokens: { type: "string", default: "32" },
     chunk: { type: "string", default: "64" },
     json: { type: "string" }, // FILE: append this run's row to the JSON array in FILE
-    device: { type: "string", default: "cpu" },
+    backend: { type: "string", default: "wasm" },
     profile: { type: "boolean", default: false },
   },
 });
@@ -110,12 +110,12 @@ function peakRssMiB(): number {
 
 const t0 = performance.now();
 const ck = await openCheckpoint(values.model);
-const gpu = values.device === "webgpu";
-if (!gpu && values.device !== "cpu") throw new Error("--device is cpu or webgpu");
+const gpu = values.backend === "webgpu";
+if (!gpu && values.backend !== "wasm") throw new Error("--backend is wasm or webgpu");
 const profile = values.profile && !gpu
   ? new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8))
   : undefined;
-const model = await (gpu ? createWebGpuModel : createFastModel)(ck, {
+const model = await (gpu ? createWebGpuModel : createWasmModel)(ck, {
   dtype: values.dtype as "bf16",
   threads,
   chunk: Number(values.chunk),

@@ -3,7 +3,7 @@
  *
  *   deno run -A bench/profile.ts --model /tmp/models/7-0.4b.safetensors --dtype q8 --threads 2
  *
- * Decodes `--tokens` tokens (after a warm-up) with the Worker backend's profiling on and prints,
+ * Decodes `--tokens` tokens (after a warm-up) with the wasm backend's profiling on and prints,
  * per token: the wall time, each kind of step (products by storage, recurrences, per-token steps,
  * embedding, barrier waits; member 0's view, and the slowest member's products), the rest of the
  * pass and the time outside passes (the main thread's hand-over); then the bytes a token must read
@@ -13,7 +13,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { createFastModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
+import { createWasmModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { loadWeights } from "../lib/model/weights.ts";
@@ -39,7 +39,7 @@ const dtype = values.dtype as WeightDType;
 
 const profile = new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8));
 const ck = await openCheckpoint(values.model);
-const model = await createFastModel(ck, { dtype, threads, profile });
+const model = await createWasmModel(ck, { dtype, threads, profile });
 const spec = detectSpec(ck.tensors, ck.path);
 // the layout as loaded (the bench reads sizes only; the arena is dropped at once)
 const { weights } = await loadWeights(ck, spec, { dtype });

@@ -4,7 +4,7 @@
  * latency (whole reply and first token) percentiles, and the server's RSS before and after.
  *
  *   deno run -A bench/serve_load.ts [--clients 50] [--max-tokens 32] [--concurrency 4]
- *                                  [--queue 64] [--engine auto] [--model FILE]
+ *                                  [--queue 64] [--backend auto] [--model FILE]
  *
  * @module
  */
@@ -18,7 +18,7 @@ const { values: v } = parseArgs({
     "max-tokens": { type: "string", default: "32" },
     concurrency: { type: "string", default: "4" },
     queue: { type: "string", default: "64" },
-    engine: { type: "string", default: "auto" },
+    backend: { type: "string", default: "auto" },
     threads: { type: "string", default: "2" },
     model: { type: "string" },
   },
@@ -58,8 +58,8 @@ async function main(): Promise<void> {
       "bytes",
       "--port",
       "0",
-      "--engine",
-      v.engine!,
+      "--backend",
+      v.backend!,
       "--threads",
       v.threads!,
       "--concurrency",
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
 
   console.log(`load test: ${clients} concurrent streaming chat clients, ${model.split("/").pop()}`);
   console.log(
-    `  server: concurrency ${v.concurrency}, queue ${v.queue}, engine ${v.engine}, ` +
+    `  server: concurrency ${v.concurrency}, queue ${v.queue}, backend ${v.backend}, ` +
       `threads ${v.threads}, max_tokens ${v["max-tokens"]}`,
   );
   console.log(

@@ -6,7 +6,7 @@
  * latency p50/p99 per turn, states stored and Redis memory.
  *
  *   deno run -A bench/serve_replicas.ts [--conversations 50] [--turns 3] [--max-tokens 16]
- *     [--model FILE] [--tokenizer bytes|FILE] [--engine auto] [--dtype auto] [--threads 1]
+ *     [--model FILE] [--tokenizer bytes|FILE] [--backend auto] [--dtype auto] [--threads 1]
  *
  * Needs `redis-server` and `haproxy` (Debian packages). Default model: the tiny fixture.
  * @module
@@ -25,7 +25,7 @@ const { values: v } = parseArgs({
     "max-tokens": { type: "string", default: "16" },
     model: { type: "string" },
     tokenizer: { type: "string", default: "bytes" },
-    engine: { type: "string", default: "auto" },
+    backend: { type: "string", default: "auto" },
     dtype: { type: "string", default: "auto" },
     threads: { type: "string", default: "1" },
   },
@@ -58,8 +58,8 @@ try {
         model,
         "--tokenizer",
         v.tokenizer!,
-        "--engine",
-        v.engine!,
+        "--backend",
+        v.backend!,
         "--dtype",
         v.dtype!,
         "--threads",

@@ -1,12 +1,14 @@
 /**
  * What every CLI that runs a model shares, so flags are parsed and validated once: the model
- * flags (`--model`, `--tokenizer`, `--dtype`, `--threads`, `--engine`, `--device`, `--state`),
+ * flags (`--model`, `--tokenizer`, `--dtype`, `--threads`, `--backend`, `--state`; `--engine` and
+ * `--device` as its deprecated aliases),
  * number flags, and the loader (resolve `hf:`/URL/path → load with validated options → find the
  * tokenizer → apply a state-tuning file).
  * @module
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { BACKENDS } from "../lib/backend/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { resolveModel } from "../lib/fetch.ts";
 import { loadModel, type LoadModelOptions, validateLoadOptions } from "../lib/load.ts";
@@ -23,12 +25,20 @@ export const MODEL_FLAGS = {
   tokenizer: { type: "string" },
   dtype: { type: "string" },
   threads: { type: "string" },
+  backend: { type: "string" },
   engine: { type: "string" },
   device: { type: "string" },
   state: { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
+
+/** Help lines of `--backend` and its deprecated aliases. */
+export const BACKEND_HELP = `  --backend auto|wasm|reference|webgpu
+                          (default auto: webgpu on a hardware GPU, else wasm)
+${Object.entries(BACKENDS).map(([name, b]) => `${" ".repeat(26)}${name}: ${b.about}`).join("\n")}
+  --engine, --device      deprecated: --engine fast|reference = --backend wasm|reference,
+                          --device webgpu|cpu = --backend webgpu|wasm`;
 
 /** Help lines of {@link MODEL_FLAGS}. */
 export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
@@ -39,8 +49,7 @@ export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
                           default: a known tokenizer file next to the model, by vocab size
   --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
   --threads N             worker threads (default: cores)
-  --engine auto|fast|reference      (default auto)
-  --device auto|cpu|webgpu          (default auto: a hardware GPU if any, else the CPU)
+${BACKEND_HELP}
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --quiet                 no progress on stderr
   -h, --help              this help`;
@@ -113,6 +122,7 @@ export interface ModelFlagValues {
   tokenizer?: string;
   dtype?: string;
   threads?: string;
+  backend?: string;
   engine?: string;
   device?: string;
   state?: string;
@@ -140,6 +150,7 @@ export interface LoadedModel {
 export function loadOptionsFromFlags(v: ModelFlagValues): LoadModelOptions {
   const options: LoadModelOptions = {
     dtype: v.dtype as LoadModelOptions["dtype"],
+    backend: v.backend as LoadModelOptions["backend"],
     engine: v.engine as LoadModelOptions["engine"],
     device: v.device as LoadModelOptions["device"],
     threads: numberFlag(v.threads, "threads", undefined, { integer: true, min: 1, max: 64 }),

@@ -12,7 +12,14 @@ import { generate, type GenerateStats } from "../lib/generate.ts";
 import { readGrammarFlags } from "./_grammar.ts";
 import { State } from "../lib/model/state.ts";
 import { progressBar } from "../lib/progress.ts";
-import { loadFromFlags, MODEL_FLAGS, numberFlag, parseFlags, readAllText } from "./_common.ts";
+import {
+  BACKEND_HELP,
+  loadFromFlags,
+  MODEL_FLAGS,
+  numberFlag,
+  parseFlags,
+  readAllText,
+} from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 /** The classic RWKV demo prompt. */
@@ -61,8 +68,7 @@ Model and tokenizer:
                           default: a known tokenizer file next to the model, by vocab size
   --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
   --threads N             worker threads (default: cores)
-  --engine auto|fast|reference      (default auto)
-  --device auto|cpu|webgpu          (default auto: the CPU)
+${BACKEND_HELP}
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --state-in FILE         start from a saved state (e.g. a processed prompt)
   --state-out FILE        save the state after generation

@@ -13,7 +13,7 @@ import type { Model } from "../lib/model/model.ts";
 import { State } from "../lib/model/state.ts";
 import { type ChatTemplate, openStore, startServer, type StateStore } from "../lib/server/mod.ts";
 import { validateTemplate } from "../lib/server/template.ts";
-import { loadFromFlags } from "./_common.ts";
+import { BACKEND_HELP, loadFromFlags } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 const HELP = `Serve an RWKV model: OpenAI-compatible API and a chat page.
@@ -25,7 +25,8 @@ Usage:
   --tokenizer PATH|bytes  default: a known tokenizer file next to the model
   --state FILE            state-tuning file (blocks.N.att.time_state) for every request
   --dtype auto|f32|bf16|f16|q8|q4   (default auto)
-  --threads N   --engine auto|fast|reference   --device auto|cpu|webgpu
+  --threads N             worker threads (default: cores)
+${BACKEND_HELP}
   --host HOST             interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)
   --port N                (default 8000; 0 = any free port)
   --max-batch N           sequences decoded together, one forward pass per step (default 8)
@@ -125,6 +126,7 @@ export async function main(argv: string[], signal?: AbortSignal): Promise<number
         state: { type: "string" },
         dtype: { type: "string" },
         threads: { type: "string" },
+        backend: { type: "string" },
         engine: { type: "string" },
         device: { type: "string" },
         host: { type: "string" },

@@ -7,9 +7,7 @@ import { UsageError } from "./errors.ts";
 import { resolveModel, type ResolveOptions } from "./fetch.ts";
 import type { CheckpointLimits } from "./formats/checkpoint.ts";
 import { openCheckpoint } from "./formats/open.ts";
-import { createFastModel } from "./backend/wasm/mod.ts";
-import { createReferenceModel } from "./backend/reference/mod.ts";
-import { createWebGpuModel, hasHardwareGpu } from "./backend/webgpu/mod.ts";
+import { autoBackend, type BackendName, BACKENDS } from "./backend/mod.ts";
 import type { Model } from "./model/model.ts";
 import { State } from "./model/state.ts";
 import { applyTimeState, readTimeState } from "./model/time_state.ts";
@@ -20,7 +18,7 @@ import type { WeightDType } from "./model/weights.ts";
  * @example
  * ```ts
  * import type { LoadModelOptions } from "./load.ts";
- * const opts: LoadModelOptions = { dtype: "q8", threads: 2, device: "cpu" };
+ * const opts: LoadModelOptions = { dtype: "q8", threads: 2, backend: "wasm" };
  * ```
  */
 export interface LoadModelOptions {
@@ -29,14 +27,23 @@ export interface LoadModelOptions {
    * `bf16`, `f16`, or quantized on load `q8` / `q4`.
    */
   dtype?: WeightDType;
-  /** Worker threads for the fast engine (default: the machine's cores, at most 8). */
+  /** Worker threads of the `wasm` backend (default: the machine's cores, at most 8). */
   threads?: number;
-  /** `fast` (Workers + WebAssembly SIMD), `reference` (plain TypeScript), `auto` (default). */
-  engine?: "auto" | "fast" | "reference";
   /**
-   * Where it runs: `cpu` (the engines above), `webgpu` (WGSL compute shaders on the GPU
-   * WebGPU finds, a software adapter too), `auto` (default: a hardware GPU when the runtime has
-   * one and `engine` is `auto`, else the CPU; a software adapter is never picked).
+   * What runs the model: `wasm` (Workers running WebAssembly SIMD kernels on the CPU),
+   * `reference` (plain TypeScript, one thread), `webgpu` (WGSL compute shaders on the GPU WebGPU
+   * finds, a software adapter too), `auto` (default: `webgpu` on a hardware GPU, else `wasm`; a
+   * software adapter is never picked).
+   */
+  backend?: "auto" | BackendName;
+  /**
+   * Old way to choose a CPU backend: `fast` (= `wasm`), `wasm`, `reference`, `auto`.
+   * @deprecated Use {@link LoadModelOptions.backend}.
+   */
+  engine?: "auto" | "fast" | "wasm" | "reference";
+  /**
+   * Old way to choose the GPU: `webgpu` (= `backend: "webgpu"`), `cpu` (a CPU backend), `auto`.
+   * @deprecated Use {@link LoadModelOptions.backend}.
    */
   device?: "auto" | "cpu" | "webgpu";
   /** Tokens per prompt-mode chunk (default 64). */
@@ -51,7 +58,7 @@ export interface LoadModelOptions {
    */
   limits?: Partial<CheckpointLimits>;
   /**
-   * States the Worker backend keeps in its memory between calls (default 64; see
+   * States the wasm backend keeps in its memory between calls (default 64; see
    * `maxResidentStates` in `./backend`).
    */
   maxResidentStates?: number;
@@ -94,17 +101,11 @@ export async function loadModel(
     }
     throw e;
   }
-  const engine = options.engine ?? "auto";
-  const device = options.device ?? "auto";
-  const gpu = device === "webgpu" ||
-    (device === "auto" && engine === "auto" && await hasHardwareGpu());
+  const chosen = chooseBackend(options);
+  const backend = chosen === "auto" ? await autoBackend() : chosen;
   const ck = await openCheckpoint(path, { limits: options.limits });
   try {
-    const model = gpu
-      ? await createWebGpuModel(ck, options)
-      : engine === "reference"
-      ? await createReferenceModel(ck, options)
-      : await createFastModel(ck, options);
+    const model = await BACKENDS[backend].create(ck, options);
     // A state-tuned checkpoint: new states start from its time_state.
     const tuned = await readTimeState(ck);
     if (tuned) model.initialState = applyTimeState(new State(model.spec), tuned, path);
@@ -115,8 +116,43 @@ export async function loadModel(
 }
 
 const DTYPES: readonly string[] = ["auto", "f32", "bf16", "f16", "q8", "q4"];
-const ENGINES: readonly string[] = ["auto", "fast", "reference"];
+const BACKEND_NAMES: readonly string[] = ["auto", ...Object.keys(BACKENDS)];
+const ENGINES: readonly string[] = ["auto", "fast", "wasm", "reference"];
 const DEVICES: readonly string[] = ["auto", "cpu", "webgpu"];
+
+/**
+ * The backend `options` ask for (`auto`: {@link autoBackend} decides), from `backend` or the
+ * deprecated `engine` (`fast` = `wasm`) and `device`; a UsageError when they disagree.
+ * @example
+ * ```ts
+ * import { chooseBackend } from "./load.ts";
+ * console.log(chooseBackend({ engine: "fast" })); // wasm
+ * ```
+ */
+export function chooseBackend(options: LoadModelOptions): "auto" | BackendName {
+  const engine = options.engine === "fast" ? "wasm" : options.engine ?? "auto";
+  const device = options.device ?? "auto";
+  if (device === "webgpu" && engine !== "auto") {
+    throw new UsageError(`engine ${options.engine} runs on the CPU, not on device webgpu`);
+  }
+  const backend = options.backend ?? "auto";
+  if (backend === "auto") {
+    // what the old options alone ask for
+    if (device === "webgpu") return "webgpu";
+    if (engine !== "auto") return engine;
+    return device === "cpu" ? "wasm" : "auto";
+  }
+  const clash = (device === "webgpu") !== (backend === "webgpu") && device !== "auto" ||
+    engine !== "auto" && engine !== backend;
+  if (clash) {
+    const given = [
+      options.engine !== undefined && `engine ${options.engine}`,
+      options.device !== undefined && `device ${options.device}`,
+    ].filter(Boolean).join(" and ");
+    throw new UsageError(`backend ${backend} disagrees with ${given}: give backend alone`);
+  }
+  return backend;
+}
 
 /** `x` as `a, b or c`. */
 function oneOf(list: readonly string[]): string {
@@ -147,11 +183,10 @@ export function validateLoadOptions(options: LoadModelOptions): void {
     }
   };
   pick("dtype", options.dtype, DTYPES);
+  pick("backend", options.backend, BACKEND_NAMES);
   pick("engine", options.engine, ENGINES);
   pick("device", options.device, DEVICES);
-  if (options.device === "webgpu" && (options.engine ?? "auto") !== "auto") {
-    throw new UsageError(`engine ${options.engine} runs on the CPU, not on device webgpu`);
-  }
+  chooseBackend(options);
   const whole = (name: string, value: unknown, max: number) => {
     if (
       value !== undefined &&

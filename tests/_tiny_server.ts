@@ -21,7 +21,7 @@ export interface TinyServer {
 
 /** Starts the server (model id "tiny", a free loopback port) and its client. */
 export async function tinyServer(path: string): Promise<TinyServer> {
-  const model = await loadModel(path, { engine: "reference", dtype: "f32" });
+  const model = await loadModel(path, { backend: "reference", dtype: "f32" });
   const tokenizer = await loadTokenizer("bytes");
   const server = startServer({ model, tokenizer, port: 0, modelName: "tiny" });
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });

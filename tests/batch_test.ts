@@ -1,10 +1,10 @@
 /**
  * `forwardBatch`: several sequences of mixed lengths in one call, each against its own state,
- * give what each gives alone — on the reference backend and the Worker backend, for every
+ * give what each gives alone — on the reference backend and the wasm backend, for every
  * fixture model; sequences join and leave between calls; the state pool holds many states.
  */
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
-import { createFastModel } from "../lib/backend/wasm/mod.ts";
+import { createWasmModel } from "../lib/backend/wasm/mod.ts";
 import type { Model } from "../lib/model/model.ts";
 import { UsageError } from "../lib/errors.ts";
 import type { State } from "../lib/model/state.ts";
@@ -74,9 +74,9 @@ for (const g of all) {
     }
   });
   for (const dtype of ["f32", "q8", "q4"] as WeightDType[]) {
-    Deno.test(`batch: ${g.file} Worker backend ${dtype}, batched = alone`, async () => {
+    Deno.test(`batch: ${g.file} wasm backend ${dtype}, batched = alone`, async () => {
       const ck = await openGolden(g);
-      const model = await createFastModel(ck, { dtype, threads: 2, chunk: 16 });
+      const model = await createWasmModel(ck, { dtype, threads: 2, chunk: 16 });
       try {
         const worst = await batchedEqualsAlone(model);
         console.log(`${g.file} ${dtype}: max |batched − alone| = ${worst.toExponential(2)}`);
@@ -104,7 +104,7 @@ Deno.test({
     const ck = await openGolden(g7!);
     let outside: Model;
     {
-      await using model = await createFastModel(ck, { threads: 2 });
+      await using model = await createWasmModel(ck, { threads: 2 });
       outside = model;
       assertEquals((await model.forward([1, 2], model.createState())).length, model.spec.vocab);
     }
@@ -119,7 +119,7 @@ Deno.test({
   ignore: !g7,
   async fn() {
     const ck = await openGolden(g7!);
-    await using model = await createFastModel(ck, { threads: 2, maxResidentStates: 2 });
+    await using model = await createWasmModel(ck, { threads: 2, maxResidentStates: 2 });
     ck.close();
     // five conversations taking turns through two slots: each state's values must survive
     // being brought home and placed again, equal to a conversation run alone

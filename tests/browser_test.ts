@@ -105,7 +105,7 @@ Deno.test({
   fn: async (t) => {
     const { chromium } = await import("playwright-core");
     const { dir, cleanup } = await tempDir();
-    const inner = await loadModel(MODEL!, { engine: "reference" });
+    const inner = await loadModel(MODEL!, { backend: "reference" });
     const ctl: Control = { reply: null, stepMs: 15, calls: 0, prompts: [] };
     const tokenizer = await loadTokenizer("bytes");
     const server = startServer({

@@ -42,7 +42,7 @@ Deno.test({
   name: "chat: state carried between turns (only new tokens fed) equals the whole transcript",
   ignore: !MODEL,
   fn: async () => {
-    const inner = await loadModel(MODEL!, { engine: "reference" });
+    const inner = await loadModel(MODEL!, { backend: "reference" });
     const { model, fed } = counting(inner);
     const tok = await loadTokenizer("bytes");
     const chat = new ChatSession(model, tok, { system: "Be brief.", maxTokens: 12, seed: 3 });
@@ -80,7 +80,7 @@ Deno.test({
   ignore: !MODEL,
   fn: async () => {
     const { dir, cleanup } = await tempDir();
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     try {
       const tok = await loadTokenizer("bytes");
       const chat = new ChatSession(model, tok, { maxTokens: 8, temperature: 0 });
@@ -139,7 +139,7 @@ Deno.test({
           new URL("../cli/chat.ts", import.meta.url).pathname,
           "--model",
           MODEL!,
-          "--engine",
+          "--backend",
           "reference",
           "--max-tokens",
           "6",

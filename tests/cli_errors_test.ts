@@ -42,7 +42,12 @@ if (st7) {
     ["chat: --dtype q5", [cli("chat"), "--model", st7, "--dtype", "q5"], /--dtype "q5": expected/],
     ["generate: --threads 0", [cli("generate"), "--model", st7, "--threads", "0"], /--threads/],
     [
-      "perplexity: --device",
+      "perplexity: --backend",
+      [cli("perplexity"), "--model", st7, "--backend", "tpu", st7],
+      /--backend "tpu": expected auto, reference, wasm or webgpu/,
+    ],
+    [
+      "perplexity: --device (deprecated alias)",
       [cli("perplexity"), "--model", st7, "--device", "tpu", st7],
       /--device/,
     ],

@@ -1,9 +1,9 @@
 /**
- * The Worker backend of lib/backend/wasm (Workers + WebAssembly SIMD) against the official reference
+ * The wasm backend of lib/backend/wasm (Workers + WebAssembly SIMD) against the official reference
  * outputs of every fixture, against itself across team sizes and chunk sizes, and its
  * life cycle (event loop left free, dispose).
  */
-import { createFastModel } from "../lib/backend/wasm/mod.ts";
+import { createWasmModel } from "../lib/backend/wasm/mod.ts";
 import { CHUNK_BYTES, groupPlan } from "../lib/backend/wasm/_schedule.ts";
 import type { Matrix } from "../lib/model/tensor.ts";
 import { createReferenceModel } from "../lib/backend/reference/mod.ts";
@@ -24,10 +24,10 @@ const fileDtype = (g: Golden) => /bf16/.test(g.file) ? "bf16" : /f16/.test(g.fil
 async function withModel(
   g: Golden,
   opts: { dtype: WeightDType; threads: number; chunk?: number; rowChunkBytes?: number },
-  fn: (m: Awaited<ReturnType<typeof createFastModel>>) => Promise<void>,
+  fn: (m: Awaited<ReturnType<typeof createWasmModel>>) => Promise<void>,
 ): Promise<void> {
   const ck = await openGolden(g);
-  const model = await createFastModel(ck, opts);
+  const model = await createWasmModel(ck, opts);
   try {
     await fn(model);
   } finally {
@@ -127,7 +127,7 @@ for (
       ck.close();
       for (const threads of [1, 2, 3]) {
         const ck2 = await openCheckpoint(path);
-        const model = await createFastModel(ck2, { dtype: "f32", threads });
+        const model = await createWasmModel(ck2, { dtype: "f32", threads });
         try {
           const s = model.createState(), steps: number[] = [];
           for (const t of tokens) steps.push(...await model.forward([t], s));
@@ -217,7 +217,7 @@ Deno.test({
   ignore: !g7,
   async fn() {
     const ck = await openGolden(g7!);
-    const model = await createFastModel(ck, { dtype: "bf16", threads: 2 });
+    const model = await createWasmModel(ck, { dtype: "bf16", threads: 2 });
     await model.forward([1, 2, 3], model.createState());
     await model.dispose();
     await model.dispose();
@@ -239,7 +239,7 @@ Deno.test({
     const B = g7!.tokens_B.slice(0, 8);
     // the oracle: each state's values after its own calls, with a copy out after every call
     const ck = await openGolden(g7!);
-    const ref = await createFastModel(ck, { dtype: "f32", threads: 2 });
+    const ref = await createWasmModel(ck, { dtype: "f32", threads: 2 });
     const want: Float32Array[] = [];
     for (const part of [B.slice(0, 4), B.slice(4)]) {
       const s = ref.createState();
@@ -248,7 +248,7 @@ Deno.test({
     }
     await ref.dispose();
 
-    const model = await createFastModel(ck, { dtype: "f32", threads: 2 });
+    const model = await createWasmModel(ck, { dtype: "f32", threads: 2 });
     try {
       // two states interleaved token by token: each switch must bring the other home
       const a = model.createState(), b = model.createState();
@@ -281,8 +281,8 @@ Deno.test({
   ignore: !g7,
   async fn() {
     const ck = await openGolden(g7!);
-    const m1 = await createFastModel(ck, { dtype: "f32", threads: 1 });
-    const m2 = await createFastModel(ck, { dtype: "f32", threads: 1 });
+    const m1 = await createWasmModel(ck, { dtype: "f32", threads: 1 });
+    const m2 = await createWasmModel(ck, { dtype: "f32", threads: 1 });
     try {
       const B = g7!.tokens_B.slice(0, 6);
       const s = m1.createState();

@@ -135,7 +135,7 @@ Deno.test({
 
       // 4. loadModel takes the URL directly
       const model = await loadModel(`${url}/m/d.safetensors`, {
-        engine: "reference",
+        backend: "reference",
         download: opts,
       });
       assertEquals(model.info.version, "7");

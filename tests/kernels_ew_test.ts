@@ -1,6 +1,6 @@
 /**
  * The element-wise kernels (activations, norms, RWKV-4's recurrence, RWKV-7's gates and output),
- * run through the Worker backend's own `WorkerOps` and compared with the TypeScript
+ * run through the wasm backend's own `WorkerOps` and compared with the TypeScript
  * reference of lib/backend/reference/math.ts on random data, extreme values and tails.
  */
 import { productScratchBytes } from "../lib/backend/wasm/_products.ts";

@@ -1,5 +1,5 @@
 /**
- * The WebAssembly kernels of the Worker backend (lib/backend/wasm): rebuilt from source byte for byte, and
+ * The WebAssembly kernels of the wasm backend (lib/backend/wasm): rebuilt from source byte for byte, and
  * equal to the TypeScript reference `matmulRowsTS` on random data for every storage dtype,
  * token count (the four-token prompt path and the one-token path) and row range.
  */

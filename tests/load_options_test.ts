@@ -4,14 +4,26 @@
 import { assertEquals, assertRejects, assertThrows } from "./_assert.ts";
 import { fixture } from "../testing/fixtures.ts";
 import { UsageError } from "../lib/errors.ts";
-import { loadModel, type LoadModelOptions, validateLoadOptions } from "../lib/load.ts";
+import {
+  chooseBackend,
+  loadModel,
+  type LoadModelOptions,
+  validateLoadOptions,
+} from "../lib/load.ts";
 
 Deno.test("loadModel options: each bad value is a UsageError naming the option", () => {
   const bad: [LoadModelOptions, RegExp][] = [
     [{ dtype: "q5" as "q8" }, /invalid dtype "q5": expected auto, f32, bf16, f16, q8 or q4/],
     [{ engine: "gpu" as "fast" }, /invalid engine "gpu"/],
     [{ device: "tpu" as "cpu" }, /invalid device "tpu": expected auto, cpu or webgpu/],
+    [
+      { backend: "gpu" as "wasm" },
+      /invalid backend "gpu": expected auto, reference, wasm or webgpu/,
+    ],
     [{ device: "webgpu", engine: "fast" }, /engine fast runs on the CPU, not on device webgpu/],
+    [{ backend: "wasm", device: "webgpu" }, /backend wasm disagrees with device webgpu/],
+    [{ backend: "webgpu", engine: "reference" }, /backend webgpu disagrees with engine reference/],
+    [{ backend: "reference", engine: "fast" }, /backend reference disagrees with engine fast/],
     [{ threads: 0 }, /invalid threads 0: expected a whole number from 1 to 64/],
     [{ threads: 1.5 }, /invalid threads 1.5/],
     [{ threads: "2" as unknown as number }, /invalid threads "2"/],
@@ -23,6 +35,27 @@ Deno.test("loadModel options: each bad value is a UsageError naming the option",
     const good of [{}, { dtype: "q4", threads: 2, device: "auto", chunk: 64 }, { device: "cpu" }]
   ) {
     validateLoadOptions(good as LoadModelOptions);
+  }
+});
+
+Deno.test("loadModel options: backend is the one choice; engine and device still work as aliases", () => {
+  const cases: [LoadModelOptions, string][] = [
+    [{}, "auto"],
+    [{ backend: "auto" }, "auto"],
+    [{ backend: "wasm" }, "wasm"],
+    [{ backend: "reference" }, "reference"],
+    [{ backend: "webgpu" }, "webgpu"],
+    [{ engine: "fast" }, "wasm"],
+    [{ engine: "wasm" }, "wasm"],
+    [{ engine: "reference" }, "reference"],
+    [{ device: "cpu" }, "wasm"],
+    [{ device: "cpu", engine: "reference" }, "reference"],
+    [{ device: "webgpu" }, "webgpu"],
+    [{ backend: "wasm", engine: "fast", device: "cpu" }, "wasm"],
+    [{ backend: "webgpu", device: "webgpu" }, "webgpu"],
+  ];
+  for (const [options, want] of cases) {
+    assertEquals(chooseBackend(options), want, JSON.stringify(options));
   }
 });
 
@@ -42,7 +75,7 @@ Deno.test({
   ignore: !st7,
   async fn() {
     await assertRejects(() => loadModel(st7!, { dtype: "q5" as "q8" }), UsageError, /dtype/);
-    const model = await loadModel(st7!, { device: "cpu", threads: 1, engine: "reference" });
+    const model = await loadModel(st7!, { threads: 1, backend: "reference" });
     assertEquals(model.info.vocab, 256);
     await model.dispose();
   },

@@ -102,7 +102,7 @@ Deno.test({
         base.close();
       }
       // the merged file loads and runs
-      const model = await loadModel(out, { engine: "reference" });
+      const model = await loadModel(out, { backend: "reference" });
       const logits = await model.forward([34, 105, 110], model.createState());
       assert(logits.every(Number.isFinite));
       await model.dispose();

@@ -303,18 +303,18 @@ Deno.test({
 });
 
 Deno.test({
-  name: "quant file: the fast engine runs a q8/q4 file exactly as it runs the source quantized",
+  name: "quant file: the wasm backend runs a q8/q4 file exactly as it runs the source quantized",
   ignore: !st7,
   fn: async () => {
     await withQuantized(st7!, ["q8", "q4"], async (out, quant) => {
-      const a = await loadModel(out, { engine: "fast", threads: 2 });
-      const b = await loadModel(st7!, { engine: "fast", threads: 2, dtype: quant });
+      const a = await loadModel(out, { backend: "wasm", threads: 2 });
+      const b = await loadModel(st7!, { backend: "wasm", threads: 2, dtype: quant });
       try {
         assertEquals(a.info.dtype, quant);
         assertEquals(a.info.weightBytes, b.info.weightBytes);
         const la = await a.forward(TOKENS, a.createState());
         const lb = await b.forward(TOKENS, b.createState());
-        assertEquals(la, lb, `${quant} fast engine logits`);
+        assertEquals(la, lb, `${quant} wasm backend logits`);
       } finally {
         await a.dispose();
         await b.dispose();

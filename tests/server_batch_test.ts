@@ -35,7 +35,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     try {
       // each prompt alone, greedy, 12 tokens
       const prompts = ["The quick brown fox", "In the beginning", "Hello", "Once upon a time, "];
@@ -125,7 +125,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await withModel(MODEL!, { engine: "reference" }, async (model) => {
+    await withModel(MODEL!, { backend: "reference" }, async (model) => {
       const tokenizer = await loadTokenizer("bytes");
       const log: number[][] = [];
       await withServer({
@@ -171,7 +171,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await withModel(MODEL!, { engine: "reference" }, async (model) => {
+    await withModel(MODEL!, { backend: "reference" }, async (model) => {
       const tokenizer = await loadTokenizer("bytes");
       const log: number[][] = [];
       await withServer({ model: spy(model, log, 10), tokenizer, maxBatch: 2 }, async (server) => {

@@ -26,7 +26,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     const tokenizer = await loadTokenizer("bytes");
     const server = startServer({
       model,
@@ -210,7 +210,7 @@ Deno.test({
         MODEL!,
         "--tokenizer",
         "bytes",
-        "--engine",
+        "--backend",
         "reference",
         "--port",
         "0",

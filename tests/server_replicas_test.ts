@@ -66,7 +66,7 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     // the single-server run
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     const tokenizer = await loadTokenizer("bytes");
     const single = startServer({ model, tokenizer, port: 0, modelName: "tiny" });
     const expected: Turn[] = [];
@@ -92,7 +92,7 @@ Deno.test({
             MODEL!,
             "--tokenizer",
             "bytes",
-            "--engine",
+            "--backend",
             "reference",
             "--name",
             "tiny",

@@ -26,7 +26,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const model = await loadModel(MODEL!, { engine: "reference", dtype: "f32" });
+    const model = await loadModel(MODEL!, { backend: "reference", dtype: "f32" });
     const tokenizer = await loadTokenizer("bytes");
     const store = new MemoryStore();
     const server = startServer({ model, tokenizer, port: 0, modelName: "tiny", store });
@@ -154,7 +154,7 @@ Deno.test({
           input: "Hi",
           max_output_tokens: 3,
         });
-        const other = await loadModel(OTHER!, { engine: "reference", dtype: "f32" });
+        const other = await loadModel(OTHER!, { backend: "reference", dtype: "f32" });
         const s2 = startServer({ model: other, tokenizer, port: 0, modelName: "tiny", store });
         try {
           const res = await fetch(`${s2.url}/v1/responses`, {
@@ -184,7 +184,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     const tokenizer = await loadTokenizer("bytes");
     const cachedServer = startServer({ model, tokenizer, port: 0 });
     const plainServer = startServer({ model, tokenizer, port: 0, prefixCache: false });

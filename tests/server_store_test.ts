@@ -66,8 +66,8 @@ Deno.test({
   fn: async () => {
     assertEquals(await weightsHash(MODEL!), await weightsHash(MODEL!));
     assert(await weightsHash(MODEL!) !== await weightsHash(OTHER!));
-    const a = await loadModel(MODEL!, { engine: "reference", dtype: "f32" });
-    const q = await loadModel(MODEL!, { engine: "reference", dtype: "q8" });
+    const a = await loadModel(MODEL!, { backend: "reference", dtype: "f32" });
+    const q = await loadModel(MODEL!, { backend: "reference", dtype: "q8" });
     try {
       const idA = await modelIdentity(a);
       const idQ = await modelIdentity(q);
@@ -147,7 +147,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     const tokenizer = await loadTokenizer("bytes");
     const boot = model.createState();
     await model.forward(tokenizer.encode("Long ago"), boot);

@@ -45,7 +45,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    await withModel(MODEL!, { engine: "reference" }, async (model) => {
+    await withModel(MODEL!, { backend: "reference" }, async (model) => {
       const tokenizer = await loadTokenizer("bytes");
       await withServer({ model, tokenizer, modelName: "tiny" }, async (server) => {
         const url = server.url;
@@ -160,7 +160,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    await withModel(MODEL!, { engine: "reference" }, async (inner) => {
+    await withModel(MODEL!, { backend: "reference" }, async (inner) => {
       const model = slow(inner, 15);
       const tokenizer = await loadTokenizer("bytes");
       await withServer({

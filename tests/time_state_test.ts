@@ -21,7 +21,7 @@ Deno.test({
   ignore: !MODEL,
   fn: async () => {
     const { dir, cleanup } = await tempDir();
-    const model = await loadModel(MODEL!, { engine: "reference" });
+    const model = await loadModel(MODEL!, { backend: "reference" });
     try {
       const { layers, heads: H, headSize: N } = model.spec;
       const ts = Array.from(
@@ -68,7 +68,7 @@ Deno.test({
       } finally {
         ck.close();
       }
-      const tunedModel = await loadModel(tuned, { engine: "reference" });
+      const tunedModel = await loadModel(tuned, { backend: "reference" });
       try {
         assert(tunedModel.initialState, "initial state set from the checkpoint");
         assertEquals(await tunedModel.forward(PROMPT, tunedModel.createState()), expected);

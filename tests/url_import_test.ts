@@ -51,7 +51,7 @@ Deno.test({
       await Deno.writeTextFile(
         script,
         `import { generate, loadModel, loadTokenizer } from "http://${origin}/mod.ts";
-const model = await loadModel(${JSON.stringify(MODEL)}, { engine: "auto", threads: 2 });
+const model = await loadModel(${JSON.stringify(MODEL)}, { backend: "auto", threads: 2 });
 const tokenizer = await loadTokenizer("bytes");
 let text = "";
 for await (const piece of generate(model, tokenizer, "In the", { maxTokens: 8, temperature: 0 })) {
@@ -104,7 +104,7 @@ await model.dispose();
 
       // the same greedy text as the local import
       const { loadModel, generate, loadTokenizer } = await import("../mod.ts");
-      const model = await loadModel(MODEL!, { engine: "reference" });
+      const model = await loadModel(MODEL!, { backend: "reference" });
       let local = "";
       for await (
         const p of generate(model, await loadTokenizer("bytes"), "In the", {

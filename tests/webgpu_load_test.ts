@@ -16,12 +16,12 @@ const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test({
-  name: "webgpu load: device webgpu runs the model on the GPU; auto never picks a software one",
+  name: "webgpu load: backend webgpu runs the model on the GPU; auto never picks a software one",
   ignore: !HAVE_WEBGPU || !MODEL,
   fn: async () => {
-    await using gpu = await loadModel(MODEL!, { device: "webgpu" });
+    await using gpu = await loadModel(MODEL!, { backend: "webgpu" });
     assert(gpu.info.engine.startsWith("webgpu"), gpu.info.engine);
-    await using cpu = await loadModel(MODEL!, { device: "cpu", engine: "reference" });
+    await using cpu = await loadModel(MODEL!, { backend: "reference" });
     const tokens = [34, 105, 110];
     const d = maxAbsDiff(
       await gpu.forward(tokens, gpu.createState()),
@@ -69,7 +69,7 @@ Deno.test({
       await Deno.writeTextFile(
         `${dir}/use.ts`,
         `import { loadModel } from "${url}";
-await using model = await loadModel(${JSON.stringify(MODEL)}, { device: "webgpu" });
+await using model = await loadModel(${JSON.stringify(MODEL)}, { backend: "webgpu" });
 const logits = await model.forward([34, 105, 110], model.createState());
 console.log(JSON.stringify({ engine: model.info.engine, logits: Array.from(logits) }));
 `,
@@ -84,7 +84,7 @@ console.log(JSON.stringify({ engine: model.info.engine, logits: Array.from(logit
       const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
       assert(r.engine.startsWith("webgpu"), r.engine);
       assert(served.has("/lib/backend/webgpu/ops.wgsl"), "the shaders came over HTTP");
-      await using local = await loadModel(MODEL!, { engine: "reference" });
+      await using local = await loadModel(MODEL!, { backend: "reference" });
       const want = await local.forward([34, 105, 110], local.createState());
       assert(maxAbsDiff(r.logits, want) <= 1e-5, "the same logits as the local reference");
     } finally {

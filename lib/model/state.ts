@@ -89,11 +89,11 @@ export class State {
   readonly spec: ModelSpec;
   #data: Float32Array;
   #tensors: Float32Array[];
-  /** Set while a fast engine holds newer values than `#data`: brings them home. */
+  /** Set while a backend holds newer values than `#data`: brings them home. */
   #holder: (() => void) | undefined;
 
   /**
-   * All values, contiguous. A fast engine keeps the newest values of the state it last ran in
+   * All values, contiguous. A backend keeps the newest values of the state it last ran in
    * its own memory between calls, and reading `data` or `tensors` brings them back first: so
    * read through the property after each call rather than keeping the array from before it
    * (the array is the same, its values are brought up to date by the read). Values read while

@@ -6,23 +6,16 @@
 
 import type { Checkpoint } from "../../formats/checkpoint.ts";
 import { runPasses } from "../../model/batch.ts";
-import {
-  type CreateModelOptions,
-  createRunner,
-  describeWeights,
-  type Model,
-  newModel,
-} from "../../model/model.ts";
-import type { Engine, EngineItem } from "../../model/ops.ts";
-import type { State } from "../../model/state.ts";
-import { loadWeights } from "../../model/weights.ts";
-import { detectSpec } from "../../spec/spec.ts";
+import { type CreateModelOptions, createRunner, type Model } from "../../model/model.ts";
+import { prepareModel } from "../../model/prepare.ts";
 import { ReferenceOps } from "./ops.ts";
 
 export { ReferenceOps } from "./ops.ts";
 
 /**
- * Loads a model on the reference backend (plain TypeScript, one thread).
+ * Loads a model on the reference backend (plain TypeScript, one thread). The whole backend:
+ * the shared loading ({@link prepareModel}), the version's forward pass bound to
+ * {@link ReferenceOps}, and an engine that runs a batch's passes one after another.
  * @example
  * ```ts ignore
  * const model = await createReferenceModel(await openCheckpoint("model.pth"), { dtype: "f32" });
@@ -32,12 +25,11 @@ export async function createReferenceModel(
   ck: Checkpoint,
   options: CreateModelOptions = {},
 ): Promise<Model> {
-  const spec = detectSpec(ck.tensors, ck.path);
-  const { weights } = await loadWeights(ck, spec, options);
-  const runner = createRunner(weights, new ReferenceOps(), options.chunk ?? 64, ck.path);
-  const engine: Engine<State> = {
+  const { spec, weights, maxT, done } = await prepareModel(ck, options);
+  const runner = createRunner(weights, new ReferenceOps(), maxT, ck.path);
+  return done({
     name: "reference (TypeScript, 1 thread)",
-    run: (items: readonly EngineItem<State>[], every: boolean) =>
+    run: (items, every) =>
       Promise.resolve(
         runPasses(items, every, runner.maxT, spec.vocab, (tokens, pieces) => {
           const segs = pieces.map((p) => ({
@@ -49,6 +41,5 @@ export async function createReferenceModel(
         }),
       ),
     dispose: () => Promise.resolve(),
-  };
-  return newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
+  });
 }

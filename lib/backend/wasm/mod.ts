@@ -1,8 +1,14 @@
 /**
- * The Worker backend: Workers over shared memory running WebAssembly SIMD kernels.
+ * The `wasm` backend: a team of Workers over shared memory running WebAssembly SIMD kernels.
  * @module
  */
 
-export { createFastModel, defaultThreads, type FastModelOptions } from "./pool.ts";
+export {
+  createFastModel,
+  createWasmModel,
+  defaultThreads,
+  type FastModelOptions,
+  type WasmModelOptions,
+} from "./pool.ts";
 export { compileKernels, instantiateKernels, type Kernels, quantizedBytes } from "./kernels.ts";
 export { PROFILE, PROFILE_STRIDE } from "./_profile.ts";

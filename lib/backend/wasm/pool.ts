@@ -1,5 +1,5 @@
 /**
- * The Worker backend: a team of Deno Workers started once per model over one shared WebAssembly
+ * The wasm backend: a team of Deno Workers started once per model over one shared WebAssembly
  * memory that holds the weights (loaded once), every buffer and a pool of state slots. Each pass
  * is one job: the main thread writes the tokens and the segments (which rows belong to which
  * state slot) into shared memory, bumps a job counter, and awaits completion with
@@ -17,16 +17,9 @@
 import { ModelError, RwkvError, UsageError } from "../../errors.ts";
 import type { Checkpoint } from "../../formats/checkpoint.ts";
 import { runPasses } from "../../model/batch.ts";
-import {
-  type CreateModelOptions,
-  createRunner,
-  describeWeights,
-  type Model,
-  newModel,
-} from "../../model/model.ts";
-import { detectSpec } from "../../spec/spec.ts";
+import { type CreateModelOptions, createRunner, type Model } from "../../model/model.ts";
+import { prepareModel } from "../../model/prepare.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
-import { loadWeights } from "../../model/weights.ts";
 import type { Engine, EngineItem } from "../../model/ops.ts";
 import { productScratchBytes } from "./_products.ts";
 import { PROFILE_STRIDE } from "./_profile.ts";
@@ -41,13 +34,13 @@ import type { WorkerInit } from "./worker.ts";
 const running = new WeakSet<State>();
 
 /**
- * Options of {@link createFastModel}.
+ * Options of {@link createWasmModel}.
  * @example
  * ```ts ignore
- * const opts: FastModelOptions = { dtype: "q8", threads: 2, maxResidentStates: 32 };
+ * const opts: WasmModelOptions = { dtype: "q8", threads: 2, maxResidentStates: 32 };
  * ```
  */
-export interface FastModelOptions extends CreateModelOptions {
+export interface WasmModelOptions extends CreateModelOptions {
   /** Worker threads (default: the machine's cores, at most 8). */
   threads?: number;
   /**
@@ -94,22 +87,18 @@ interface Slot {
  * whose passes run on it. `dispose()` ends the Workers.
  * @example
  * ```ts ignore
- * const model = await createFastModel(await openCheckpoint("model.pth"), { threads: 2, dtype: "q8" });
+ * const model = await createWasmModel(await openCheckpoint("model.pth"), { threads: 2, dtype: "q8" });
  * const logits = await model.forward([510, 3158], model.createState());
  * await model.dispose();
  * ```
  */
-export async function createFastModel(
+export async function createWasmModel(
   ck: Checkpoint,
-  options: FastModelOptions = {},
+  options: WasmModelOptions = {},
 ): Promise<Model> {
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new UsageError(`threads must be a whole number from 1 to 64, not ${threads}`);
-  }
-  const maxT = options.chunk ?? 64;
-  if (!Number.isInteger(maxT) || maxT < 1 || maxT > 4096) {
-    throw new UsageError(`chunk must be a whole number from 1 to 4096, not ${maxT}`);
   }
   const maxResident = options.maxResidentStates ?? 64;
   if (!Number.isInteger(maxResident) || maxResident < 1) {
@@ -120,11 +109,9 @@ export async function createFastModel(
   if (options.profile && options.profile.length < threads * PROFILE_STRIDE) {
     throw new UsageError(`profile needs ${threads * PROFILE_STRIDE} values`);
   }
-  const spec = detectSpec(ck.tensors, ck.path);
   const module = await compileKernels();
   // one memory until the workers read matrices from memories of their own
-  const { weights, arena } = await loadWeights(ck, spec, {
-    ...options,
+  const { spec, weights, arena, maxT, done: toModel } = await prepareModel(ck, options, {
     layout: KERNEL_LAYOUT,
     matrixMemoryBytes: 0,
   });
@@ -327,7 +314,7 @@ export async function createFastModel(
   }
 
   const engine: Engine<State> = {
-    name: `fast (WebAssembly SIMD, ${threads} worker${threads > 1 ? "s" : ""})`,
+    name: `wasm (WebAssembly SIMD, ${threads} worker${threads > 1 ? "s" : ""})`,
     async run(items: readonly EngineItem<State>[], every: boolean): Promise<Float32Array[]> {
       if (terminated) throw new RwkvError("model is disposed or its engine failed");
       // Two models running one state at once would each compute from the same start and one
@@ -363,5 +350,25 @@ export async function createFastModel(
       return Promise.resolve();
     },
   };
-  return newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
+  return toModel(engine);
 }
+
+/**
+ * Old name of {@link createWasmModel}.
+ * @deprecated Use {@link createWasmModel} (the backend is called `wasm` everywhere now).
+ * @example
+ * ```ts ignore
+ * const model = await createFastModel(ck, { threads: 2 }); // = createWasmModel(ck, { threads: 2 })
+ * ```
+ */
+export const createFastModel: typeof createWasmModel = createWasmModel;
+
+/**
+ * Old name of {@link WasmModelOptions}.
+ * @deprecated Use {@link WasmModelOptions}.
+ * @example
+ * ```ts ignore
+ * const opts: FastModelOptions = { threads: 2 };
+ * ```
+ */
+export type FastModelOptions = WasmModelOptions;

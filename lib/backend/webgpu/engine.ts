@@ -7,16 +7,11 @@
 import { ModelError, UsageError } from "../../errors.ts";
 import type { Checkpoint } from "../../formats/checkpoint.ts";
 import { runPasses } from "../../model/batch.ts";
-import {
-  type CreateModelOptions,
-  createRunner,
-  describeWeights,
-  type Model,
-  newModel,
-} from "../../model/model.ts";
-import { detectSpec, type ModelSpec } from "../../spec/spec.ts";
+import { type CreateModelOptions, createRunner, type Model } from "../../model/model.ts";
+import { prepareModel } from "../../model/prepare.ts";
+import type { ModelSpec } from "../../spec/spec.ts";
 import { type State, stateResidency, stateShapes } from "../../model/state.ts";
-import { checkShape, loadWeights } from "../../model/weights.ts";
+import { checkShape } from "../../model/weights.ts";
 import type { Engine, EngineItem, WeightSource } from "../../model/ops.ts";
 import { type AdapterChoice, openGpu } from "./device.ts";
 import { fileLayout, type GpuBuf, type GpuMatrix, GpuOps } from "./ops.ts";
@@ -116,21 +111,18 @@ export async function createWebGpuModel(
   ck: Checkpoint,
   options: WebGpuModelOptions = {},
 ): Promise<Model> {
-  const spec = detectSpec(ck.tensors, ck.path);
   const maxT = options.chunk ?? 64;
-  if (!Number.isInteger(maxT) || maxT < 1) throw new UsageError(`chunk must be ≥ 1, not ${maxT}`);
   const gpu = await openGpu({ adapter: options.adapter, threadsPerRow: options.threadsPerRow });
   let ops: GpuOps | undefined;
   try {
+    const { spec, weights, done } = await prepareModel(ck, options);
     ops = new GpuOps(gpu, maxT, { maxPartBytes: options.maxPartBytes });
     const source = new GpuWeights(spec);
-    const loaded = await loadWeights(ck, spec, options);
-    const layout = loaded.weights.layout;
-    for (const [name, d] of Object.entries(layout.tensors)) {
-      if (d.kind === "vec") source.set(name, ops.vector(loaded.weights.vec(name)));
+    for (const [name, d] of Object.entries(weights.layout.tensors)) {
+      if (d.kind === "vec") source.set(name, ops.vector(weights.vec(name)));
       else {
         try {
-          source.set(name, ops.addMatrix(fileLayout(loaded.weights.mat(name))));
+          source.set(name, ops.addMatrix(fileLayout(weights.mat(name))));
         } catch (e) {
           throw new ModelError(`${ck.path}: tensor ${name}: ${(e as Error).message}`);
         }
@@ -148,11 +140,7 @@ export async function createWebGpuModel(
       fresh: false,
     }));
     ops.seal();
-    return newModel(
-      gpuEngine(ops, runner, slots, spec, stateLength),
-      spec,
-      describeWeights(spec, layout, ck.path),
-    );
+    return done(gpuEngine(ops, runner, slots, spec, stateLength));
   } catch (e) {
     if (ops) ops.destroy();
     else gpu.destroy();
