@@ -226,7 +226,7 @@ export class Constraint {
 }
 
 /** The allowed tokens of state `start`: a walk of the trie driven by the matcher. */
-function walk(engine: Engine, trie: TokenTrie, start: number): Uint32Array {
+export function walk(engine: Engine, trie: TokenTrie, start: number): Uint32Array {
   const bits = new Uint32Array((trie.vocabSize + 31) >> 5);
   const at = new Int32Array(trie.maxDepth + 1);
   at[0] = start;
@@ -246,11 +246,8 @@ function walk(engine: Engine, trie: TokenTrie, start: number): Uint32Array {
     }
     at[d] = s;
     const t = token[i];
-    if (t >= 0) {
-      bits[t >> 5] |= 1 << (t & 31);
-      const more = trie.extra.get(i);
-      if (more) { for (const x of more) bits[x >> 5] |= 1 << (x & 31); }
-    }
+    if (t >= 0) bits[t >> 5] |= 1 << (t & 31);
+    else if (t < -1) { for (const x of trie.extra.get(i)!) bits[x >> 5] |= 1 << (x & 31); }
     i++;
   }
   return bits;

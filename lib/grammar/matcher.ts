@@ -123,10 +123,53 @@ export class Engine {
     return s;
   }
 
-  /** The state after `byte` in state `s` (DEAD when no stack accepts it). */
+  /**
+   * The state after `byte` in state `s` (DEAD when no stack accepts it). The first call for a
+   * state computes all its 256 transitions: bytes accepted by the same stacks lead to the same
+   * state, so each group of bytes is expanded once (a JSON string's ASCII characters are one).
+   */
   step(s: number, byte: number): number {
     const t = this.trans[s * 256 + byte];
     if (t !== UNKNOWN) return t;
+    this.#fill(s);
+    return this.trans[s * 256 + byte];
+  }
+
+  #fill(s: number): void {
+    const { arg, sets } = this.program;
+    const stacks = this.stacks[s];
+    const n = stacks.length;
+    const setBase = new Int32Array(n);
+    for (let k = 0; k < n; k++) setBase[k] = arg[this.#pos[stacks[k]]] * 256;
+    const groups = new Map<string | number, number>(); // accepting stacks → next state
+    const row = new Int32Array(256);
+    for (let b = 0; b < 256; b++) {
+      let key: string | number;
+      if (n <= 30) {
+        let m = 0;
+        for (let k = 0; k < n; k++) if (sets[setBase[k] + b]) m |= 1 << k;
+        key = m;
+      } else {
+        let str = "";
+        for (let k = 0; k < n; k++) if (sets[setBase[k] + b]) str += k + ",";
+        key = str;
+      }
+      if (key === 0 || key === "") {
+        row[b] = DEAD;
+        continue;
+      }
+      let next = groups.get(key);
+      if (next === undefined) {
+        next = this.#advance(s, b);
+        groups.set(key, next);
+      }
+      row[b] = next;
+    }
+    this.trans.set(row, s * 256); // #advance may have grown the table: write it afterwards
+  }
+
+  /** Advances every stack of `s` that accepts `byte`, expanded. */
+  #advance(s: number, byte: number): number {
     const { kind, arg, sets } = this.program;
     this.#begin();
     for (const id of this.stacks[s]) {
@@ -139,9 +182,7 @@ export class Engine {
         else this.#expand(this.#stack(next, parent));
       }
     }
-    const r = this.#finish();
-    this.trans[s * 256 + byte] = r;
-    return r;
+    return this.#finish();
   }
 
   /** True when state `s` accepts no byte (only the end of the output can follow). */

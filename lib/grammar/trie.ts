@@ -17,9 +17,9 @@ export class TokenTrie {
   readonly depth: Uint16Array;
   /** Index just past the node's subtree. */
   readonly skip: Int32Array;
-  /** The token ending at the node, or -1. */
+  /** The token ending at the node, or -1; -2 - id when more tokens end there (see `extra`). */
   readonly token: Int32Array;
-  /** Further tokens with the same bytes as the node's (rare: duplicates in a vocabulary). */
+  /** Every token of a node where several end (rare: duplicates in a vocabulary). */
   readonly extra: ReadonlyMap<number, readonly number[]>;
   readonly maxDepth: number;
   /** Bytes of every token: `bytes[start[id] .. start[id + 1])`. */
@@ -98,6 +98,7 @@ export class TokenTrie {
       prev = t;
     }
     for (let d = path.length; d > 0; d--) skip[path[d - 1]] = byte.length;
+    for (const [node, more] of extra) more.unshift(token[node]), token[node] = -2 - token[node];
     this.size = byte.length;
     this.byte = Uint8Array.from(byte);
     this.depth = Uint16Array.from(depth);
@@ -128,7 +129,8 @@ export class TokenTrie {
       while (i < end && this.depth[i] === d + 1 && this.byte[i] !== bytes[d]) i = this.skip[i];
       if (i >= end || this.depth[i] !== d + 1) break;
       const t = this.token[i];
-      if (t >= 0) best = Math.min(t, ...(this.extra.get(i) ?? []));
+      if (t >= 0) best = t;
+      else if (t < -1) best = Math.min(...this.extra.get(i)!);
       d++;
       i++;
     }
