@@ -23,7 +23,9 @@ import {
 /**
  * Opens a torch zip checkpoint (see `openPth`).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { RandomAccessFile } from "./_file.ts";
+ * import { resolveLimits } from "./_limits.ts";
  * const ck = await openZip(await RandomAccessFile.open("model.pth"), resolveLimits(undefined));
  * ```
  */

@@ -29,7 +29,7 @@ import { openZip } from "./_pth_zip.ts";
  * `UnsafePickleError`, raised before anything else happens. Every budget (see
  * `CheckpointLimits`) is counted as the work happens; `options.limits` raises one.
  * @example
- * ```ts ignore
+ * ```ts
  * const ck = await openPth("RWKV-4-Pile-169M.pth");
  * console.log(ck.tensors.get("emb.weight")); // { dtype: "BF16", shape: [50277, 768], … }
  * const bytes = await ck.read("emb.weight");

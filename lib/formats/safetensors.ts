@@ -24,7 +24,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
 /**
  * Where one tensor's bytes sit in a SafeTensors file.
  * @example
- * ```ts ignore
+ * ```ts
  * const t = (await openSafetensors("model.safetensors")).tensors.get("emb.weight")!;
  * console.log(t.dtype, t.shape, t.offset);
  * ```
@@ -37,7 +37,7 @@ export interface SafetensorsTensorInfo extends TensorInfo {
 /**
  * An open SafeTensors file.
  * @example
- * ```ts ignore
+ * ```ts
  * const ck = await openSafetensors("model.safetensors");
  * console.log(ck.metadata, [...ck.tensors.keys()]);
  * ```
@@ -65,7 +65,8 @@ function product(shape: readonly number[]): number {
  * ends, the first at 0, the last at the end of the file (no holes, no overlaps, no trailing
  * bytes). `fileSize` is the whole file's size; `limits.tensors` bounds the count.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const headerBytes: Uint8Array, n: number, fileSize: number;
  * const { tensors } = parseSafetensorsHeader("x.safetensors", headerBytes, 8 + n, fileSize);
  * ```
  */
@@ -388,7 +389,7 @@ class HeaderParser {
  * Opens a SafeTensors file: reads and validates its header only, by the Rust reference's rules
  * (see {@link parseSafetensorsHeader}); `options.limits` bounds the header and tensor count.
  * @example
- * ```ts ignore
+ * ```ts
  * const ck = await openSafetensors("model.safetensors");
  * for (const t of ck.tensors.values()) console.log(t.name, t.dtype, t.shape);
  * const bytes = await ck.read("emb.weight");

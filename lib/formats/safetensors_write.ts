@@ -14,7 +14,9 @@ export type { TensorToWrite } from "./checkpoint.ts";
 /**
  * Options of {@link writeSafetensors}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { TensorToWrite } from "./checkpoint.ts";
+ * declare const tensors: TensorToWrite[];
  * await writeSafetensors("out.safetensors", tensors, { metadata: { format: "pt" }, overwrite: true });
  * ```
  */
@@ -31,7 +33,7 @@ export interface WriteSafetensorsOptions {
  * Writes tensors to a SafeTensors file one at a time (peak memory ≈ the largest tensor), into
  * a temporary file renamed into place; on error nothing is left.
  * @example
- * ```ts ignore
+ * ```ts
  * await writeSafetensors("out.safetensors", [
  *   { name: "w", dtype: "F32", shape: [2], data: () => new Uint8Array(new Float32Array([1, 2]).buffer) },
  * ], { metadata: { format: "pt" } });

@@ -8,7 +8,7 @@
 /**
  * One sequence's part of a pass.
  * @example
- * ```ts ignore
+ * ```ts
  * const p: Piece = { item: 1, from: 0, start: 1, length: 63, last: false };
  * ```
  */
@@ -59,8 +59,13 @@ export function planPasses(lengths: readonly number[], maxT: number): Piece[][] 
  * returns its logits, one row of `vocab` per piece or, with `every`, per token) and gathers per
  * sequence the logits after its last token, or after each of its tokens with `every`.
  * @example
- * ```ts ignore
- * const out = await runPasses(items, false, 64, vocab, (tokens, pieces) => runner.forward(...));
+ * ```ts
+ * const items = [{ tokens: Int32Array.of(1, 2, 3) }, { tokens: Int32Array.of(4) }];
+ * const vocab = 8;
+ * // a stand-in pass (zero logits, one row per piece) where a backend runs the model
+ * const out = await runPasses(items, false, 64, vocab, (_, pieces) =>
+ *   new Float32Array(pieces.length * vocab));
+ * console.log(out.length); // 2: the logits after each sequence's last token
  * ```
  */
 export async function runPasses(

@@ -17,7 +17,8 @@ import type { WeightDType } from "./weights.ts";
 /**
  * What a loaded model is.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const model: Model;
  * const { version, layers, embd, dtype } = model.info; // "7", 12, 768, "bf16"
  * ```
  */
@@ -49,7 +50,7 @@ export interface ModelInfo {
 /**
  * Options every backend's loader takes.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: CreateModelOptions = { dtype: "bf16", chunk: 64 };
  * ```
  */
@@ -66,7 +67,11 @@ export interface CreateModelOptions {
  * Binds the version's forward pass to weights and a backend's operations, for up to `maxT`
  * tokens a pass. A missing or mis-shaped tensor is a `ModelError` naming `file` and the tensor.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { ReferenceOps } from "../backend/reference/ops.ts";
+ * import type { WeightSource } from "./ops.ts";
+ * import type { Matrix } from "./tensor.ts";
+ * declare const weights: WeightSource<Float32Array, Matrix>;
  * const runner = createRunner(weights, new ReferenceOps(), 64, "model.pth");
  * ```
  */
@@ -102,7 +107,9 @@ let make: (engine: Engine<State>, info: ModelInfo, spec: ModelSpec) => Model;
  * model's description (see {@link describeWeights}) less the engine's name, which the engine
  * gives. Also how a script wraps a model (say, to count or delay its calls).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const inner: Model;
+ * let calls = 0;
  * const counted = newModel({
  *   name: "counting",
  *   run: (items, every) => { calls++; return inner.forwardBatch(items, { every }); },
@@ -121,7 +128,14 @@ export function newModel(
 /**
  * The description of a model loaded from `path` with weights of `layout`.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * import type { ModelSpec } from "../spec/spec.ts";
+ * import type { Engine } from "./ops.ts";
+ * import type { State } from "./state.ts";
+ * import type { WeightsLayout } from "./weights.ts";
+ * declare const engine: Engine<State>, spec: ModelSpec, ck: Checkpoint;
+ * declare const weights: { layout: WeightsLayout };
  * newModel(engine, spec, describeWeights(spec, weights.layout, ck.path));
  * ```
  */
@@ -147,7 +161,8 @@ export function describeWeights(
 /**
  * One sequence of a {@link Model.forwardBatch} call.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const model: Model;
  * const item: BatchItem = { tokens: [510, 3158], state: model.createState() };
  * ```
  */
@@ -161,7 +176,8 @@ export interface BatchItem {
 /**
  * An RWKV model ready to run. Create it with `loadModel` (in `mod.ts`).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "../load.ts";
  * const model = await loadModel("model.pth");
  * const state = model.createState();
  * const logits = await model.forward([510, 3158], state); // state updated in place
@@ -240,7 +256,9 @@ export class Model {
    * result equals running it alone with {@link Model.forward}; states of different items never
    * mix (one state may not appear twice in a batch).
    * @example
-   * ```ts ignore
+   * ```ts
+   * import type { State } from "./state.ts";
+   * declare const model: Model, s1: State, s2: State, promptTokens: number[], lastToken: number;
    * const [a, b] = await model.forwardBatch([
    *   { tokens: promptTokens, state: s1 },  // a prompt joining
    *   { tokens: [lastToken], state: s2 },   // a running generation's next token

@@ -33,7 +33,7 @@ import type { ModelSpec } from "../spec/spec.ts";
 /**
  * What the forward pass may know of a matrix: its shape.
  * @example
- * ```ts ignore
+ * ```ts
  * const shape: MatrixShape = { rows: 1024, cols: 4096 };
  * ```
  */
@@ -48,7 +48,8 @@ export interface MatrixShape {
  * One sequence's part of a pass: `length` tokens starting at row `start`, and the state tensors
  * of that sequence in the official order (see `lib/model/state.ts`).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const state: { tensors: Float32Array[] }; // a state's tensors as the backend holds them
  * const seg: Segment<Float32Array> = { start: 0, length: 3, state: state.tensors };
  * ```
  */
@@ -64,7 +65,9 @@ export interface Segment<B> {
 /**
  * One product for {@link Ops.matmuls}: `y = m · x`.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Matrix } from "./tensor.ts";
+ * declare const receptance: Matrix, xr: Float32Array, r: Float32Array;
  * const p: Product<Float32Array, Matrix> = [receptance, xr, r];
  * ```
  */
@@ -73,7 +76,9 @@ export type Product<B, M> = [m: M, x: B, y: B];
 /**
  * The activations of {@link Ops.act}: `tanh`, logistic `sigmoid`, `relusq` = relu(x)².
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const hidden: Float32Array, T: number, F: number;
  * ops.act("relusq", hidden, hidden, T * F);
  * ```
  */
@@ -84,7 +89,10 @@ export type Activation = "tanh" | "sigmoid" | "relusq";
  * `toPrev` = cur + (prev − cur)·m (RWKV-6/7), `toCur` = cur·m + prev·(1 − m) (RWKV-4/5),
  * `diff` = prev − cur (RWKV-6's dx; `mix` unused).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const xn: Float32Array, kx: Float32Array, mixK: Float32Array;
+ * declare const segs: Segment<Float32Array>[], layer: number, C: number;
  * ops.shift(xn, segs, layer * 3, mixK, kx, C, "toPrev");
  * ```
  */
@@ -93,7 +101,11 @@ export type ShiftForm = "toPrev" | "toCur" | "diff";
 /**
  * RWKV-4's recurrence over a pass: see `wkv4TS` in `lib/backend/reference/math.ts`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const r: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array;
+ * declare const first: Float32Array, decay: Float32Array;
+ * declare const segs: Segment<Float32Array>[], A: number, s: number;
  * ops.wkv4({ A, r, k, v, first, decay, aa: s + 1, bb: s + 2, pp: s + 3, out }, segs);
  * ```
  */
@@ -123,7 +135,10 @@ export interface Wkv4Args<B> {
 /**
  * RWKV-7's time mix between its products (see `v7TimeMixTS` in `lib/backend/reference/math.ts`).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const gatesAndBuffers: Omit<V7TimeMixArgs<Float32Array>, "S" | "out">;
+ * declare const out: Float32Array, segs: Segment<Float32Array>[], layer: number;
  * ops.v7TimeMix({ ...gatesAndBuffers, S: layer * 3 + 1, out }, segs);
  * ```
  */
@@ -186,7 +201,10 @@ export interface V7TimeMixArgs<B> {
  * The operations a version's forward pass runs on. `B`: a buffer of f32 values; `M`: a stored
  * matrix. Vectors of weights are `B` too. Counts (`n`, `T`, `C`) are in values and tokens.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const receptance: MatrixShape, x: Float32Array, r: Float32Array;
+ * declare const lnw: Float32Array, lnb: Float32Array, maxT: number, T: number, C: number;
  * const xn = ops.buffer(maxT * C); // when binding
  * ops.norm(x, lnw, lnb, xn, C, T, 1, 1e-5); // in a pass
  * ops.matmul(receptance, xn, r, T);
@@ -284,7 +302,8 @@ export interface Ops<B, M extends MatrixShape> {
  * A model's weights as the forward pass sees them: vectors and matrices by official name,
  * shapes checked (a missing or mis-shaped tensor is a `ModelError` naming it).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const w: WeightSource<Float32Array, MatrixShape>, C: number;
  * const R = w.mat("blocks.0.att.receptance.weight", C, C);
  * ```
  */
@@ -302,8 +321,12 @@ export interface WeightSource<B, M extends MatrixShape> {
 /**
  * A version's forward pass bound to weights and a backend's {@link Ops}.
  * @example
- * ```ts ignore
- * const runner = createRunner(weights, ops, 64);
+ * ```ts
+ * import { createRunner } from "./model.ts";
+ * declare const ops: Ops<Float32Array, MatrixShape>;
+ * declare const weights: WeightSource<Float32Array, MatrixShape>;
+ * declare const tokens: number[], state: Float32Array[];
+ * const runner = createRunner(weights, ops, 64, "model.pth");
  * const logits = runner.forward(tokens, [{ start: 0, length: tokens.length, state }], false);
  * ```
  */
@@ -322,7 +345,9 @@ export interface Runner<B> {
  * One sequence of a batched call, as the {@link Engine} gets it (the state's values live where
  * the engine keeps them).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { State } from "./state.ts";
+ * declare const state: State;
  * const item: EngineItem<State> = { tokens: Int32Array.of(510), state };
  * ```
  */
@@ -337,7 +362,9 @@ export interface EngineItem<S> {
  * What a {@link Model} needs from a backend: running batches of sequences, and freeing itself.
  * Calls are made one at a time (the model queues them).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { State } from "./state.ts";
+ * declare const engine: Engine<State>, tokens: Int32Array, state: State;
  * const [logits] = await engine.run([{ tokens, state }], false);
  * ```
  */

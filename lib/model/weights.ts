@@ -25,7 +25,8 @@ import { planWeights } from "./_weights_plan.ts";
 /**
  * Storage asked for the large matrices: `auto` keeps the checkpoint's own float type.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "../load.ts";
  * const dtype: WeightDType = "q4";
  * await loadModel("model.pth", { dtype });
  * ```
@@ -106,7 +107,9 @@ export class Weights implements WeightSource<Float32Array, Matrix> {
  * Checks a weight's shape against what the forward pass expects (`undefined`: any), for every
  * {@link WeightSource}: a vector is `length × 1`, a matrix `rows × cols` (out × in).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { MatrixShape } from "./ops.ts";
+ * declare const m: MatrixShape, C: number;
  * checkShape("blocks.0.att.key.weight", m.rows, m.cols, C, C); // ModelError naming it if not
  * ```
  */

@@ -5,7 +5,7 @@
  * (`store_redis.ts`) that several replicas share.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const store = new MemoryStore({ maxBytes: 256 << 20 });
  * await store.set("k", new Uint8Array([1, 2]), 60);
  * console.log(await store.get("k")); // Uint8Array [1, 2]
@@ -20,7 +20,7 @@ export { type StateStore, StoreUnavailableError } from "./store_types.ts";
 /**
  * Options of a {@link MemoryStore}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: MemoryStoreOptions = { maxBytes: 1 << 30, spillDir: "/var/cache/rwkv-states" };
  * ```
  */
@@ -46,7 +46,7 @@ async function spillName(key: string): Promise<string> {
  * The embedded store: a `Map` in least-recently-used order, bounded by bytes. With `spillDir`,
  * what falls out is written there (with its expiry) instead of being lost.
  * @example
- * ```ts ignore
+ * ```ts
  * const store = new MemoryStore({ maxBytes: 64 << 20, spillDir: "/tmp/states" });
  * ```
  */
@@ -161,7 +161,7 @@ export class MemoryStore implements StateStore {
  * Opens the store a `--state-store` value names: `memory` (default) or
  * `redis://HOST:PORT/DB`.
  * @example
- * ```ts ignore
+ * ```ts
  * const store = await openStore("redis://127.0.0.1:6379/0");
  * ```
  */

@@ -5,7 +5,7 @@
  * reconnecting in the background and the service recovers by itself.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * const store = await RedisStore.connect("redis://127.0.0.1:6379/0");
  * await store.set("k", new Uint8Array([1]), 60);
  * await store.close();
@@ -20,7 +20,7 @@ import { type StateStore, StoreUnavailableError } from "./store_types.ts";
 /**
  * A {@link StateStore} in Redis: values are plain binary strings, TTLs Redis expiries.
  * @example
- * ```ts ignore
+ * ```ts
  * const store = await RedisStore.connect("redis://127.0.0.1:6379/0", { prefix: "rwkv:" });
  * ```
  */

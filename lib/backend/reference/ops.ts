@@ -40,8 +40,12 @@ function rows(b: Float32Array, s: Segment<Float32Array>, width: number): Float32
 /**
  * {@link Ops} in plain TypeScript over Float32Arrays; segments are run one after another.
  * @example
- * ```ts ignore
- * const runner = createRunner(weights, new ReferenceOps(), 64);
+ * ```ts
+ * import { createRunner } from "../../model/model.ts";
+ * import type { WeightSource } from "../../model/ops.ts";
+ * import type { Matrix } from "../../model/tensor.ts";
+ * declare const weights: WeightSource<Float32Array, Matrix>;
+ * const runner = createRunner(weights, new ReferenceOps(), 64, "model.pth");
  * ```
  */
 export class ReferenceOps implements Ops<Float32Array, Matrix> {

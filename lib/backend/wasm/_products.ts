@@ -26,7 +26,15 @@ export function productScratchBytes(maxT: number, maxCols: number): number {
  * matrix), and the scratch its inputs are prepared in. The caller meets the team after a call
  * (the barrier is not the products' business, but for reusing claim counters: `meet`).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { barrier } from "./_barrier.ts";
+ * import type { Profiler } from "./_profile.ts";
+ * import type { Region } from "./_region.ts";
+ * import type { Kernels } from "./kernels.ts";
+ * import type { Matrix } from "../../model/tensor.ts";
+ * declare const kernels: Kernels, ctrl: Int32Array, id: number, n: number, priv: Region;
+ * declare const scratch: number, prof: Profiler, m: Matrix, x: Float32Array, y: Float32Array;
+ * const T = 1; // tokens
  * const products = new Products(kernels, ctrl, id, n, priv, scratch, prof, () => barrier(ctrl, n));
  * products.one(m, x, y, T, 0);
  * ```

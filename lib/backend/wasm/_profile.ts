@@ -46,7 +46,9 @@ export const PROFILE_STRIDE = 16;
  * One member's timing: {@link Profiler.now} is 0 when not profiling (or paused), and
  * {@link Profiler.took} then adds nothing, so the calls cost a branch when off.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { barrier } from "./_barrier.ts";
+ * declare const prof: Profiler, ctrl: Int32Array, n: number;
  * const t0 = prof.now();
  * barrier(ctrl, n);
  * prof.took(PROFILE.barrier, t0);

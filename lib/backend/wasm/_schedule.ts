@@ -54,7 +54,9 @@ export interface GroupPlan {
  * both ways round): RWKV-7 0.4B q4 decode 1.2 % and 0.5 % faster, RWKV-4 430M q4 1.3 % faster
  * and 0.2 % faster (a single instance's placement in memory moves it ±3 %).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Matrix } from "../../model/tensor.ts";
+ * declare const r: Matrix, k: Matrix, v: Matrix;
  * const plan = groupPlan([r, k, v], 2, CHUNK_BYTES);
  * ```
  */

@@ -19,7 +19,7 @@ export function paddedRows(rows: number, dtype: StorageDType): number {
  * Rows of a q4 matrix whose groups lie in bands of two (the padded rows rounded down to 8: see
  * {@link finishMatrix}); 0 for other dtypes.
  * @example
- * ```ts ignore
+ * ```ts
  * bandRows(50277, "q4"); // 50272: 6284 bands of 8 rows, then one group of four on its own
  * ```
  */
@@ -31,7 +31,9 @@ export function bandRows(rows: number, dtype: StorageDType): number {
  * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
  * and after the f32 block scales as many i16 corrections (q8); other dtypes row-major.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Arena } from "../../model/tensor.ts";
+ * const bytes = 64 * 2 ** 20; // room for the weights
  * const arena = new Arena(bytes, 64, KERNEL_LAYOUT);
  * ```
  */
@@ -141,7 +143,8 @@ function banded(i: number, group: number, unit: number): number {
  * Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row; `band`:
  * the matrix's {@link bandRows}).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const data: Uint8Array, rows: number, cols: number, r: number, p: number;
  * const byte = data[groupedByte(r, p, cols / 2, bandRows(rows, "q4"))];
  * ```
  */
@@ -154,7 +157,8 @@ export function groupedByte(r: number, p: number, rowBytes: number, band = 0): n
  * Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row;
  * `band`: the matrix's {@link bandRows}).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const scales: Float32Array, rows: number, cols: number, r: number, b: number;
  * const scale = scales[groupedScale(r, b, cols / 32, bandRows(rows, "q4"))];
  * ```
  */

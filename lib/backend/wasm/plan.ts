@@ -120,7 +120,10 @@ class PlanningOps implements Ops<Slot, MatrixShape> {
  * buffer is written both by a split step and by a per-member step (the `Ops` contract forbids
  * it: the team could not share it safely).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { createRunner } from "../../model/model.ts";
+ * import type { MatrixShape, WeightSource } from "../../model/ops.ts";
+ * declare const weights: WeightSource<unknown, MatrixShape>, path: string, stateCount: number;
  * const p = planPlacement(weights, (w, ops) => createRunner(w, ops, 64, path), stateCount);
  * ```
  */

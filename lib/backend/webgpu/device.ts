@@ -10,7 +10,7 @@ import { UsageError } from "../../errors.ts";
  * Which adapters {@link openGpu} accepts: `any` (a software adapter such as Mesa's llvmpipe
  * too) or `hardware` (refuses a fallback adapter, as `device: "auto"` needs).
  * @example
- * ```ts ignore
+ * ```ts
  * const gpu = await openGpu({ adapter: "hardware" });
  * ```
  */
@@ -19,7 +19,7 @@ export type AdapterChoice = "any" | "hardware";
 /**
  * An open WebGPU device with the pipelines of the backend's kernels.
  * @example
- * ```ts ignore
+ * ```ts
  * const gpu = await openGpu();
  * console.log(gpu.adapterName, gpu.isFallback);
  * gpu.destroy();
@@ -55,7 +55,8 @@ export interface Gpu {
 /**
  * The shader modules: `ops` (element-wise, norms, recurrences) and one per storage type.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const gpu: Gpu;
  * const matmulQ8 = gpu.pipeline("q8" satisfies ShaderModuleName, "matmul");
  * ```
  */
@@ -85,7 +86,7 @@ let hardware: Promise<boolean> | undefined;
  * Whether this runtime has a hardware WebGPU adapter (a software one such as llvmpipe does not
  * count). Asked once per process.
  * @example
- * ```ts ignore
+ * ```ts
  * const device = (await hasHardwareGpu()) ? "webgpu" : "cpu";
  * ```
  */
@@ -118,7 +119,7 @@ async function shaderText(name: string): Promise<string> {
  * Opens the WebGPU device and compiles the backend's kernels. Throws a {@link UsageError} when
  * the runtime has no WebGPU or no adapter (or only a software one and `adapter` is `hardware`).
  * @example
- * ```ts ignore
+ * ```ts
  * const gpu = await openGpu();
  * const pipe = gpu.pipeline("q8", "matmul");
  * ```

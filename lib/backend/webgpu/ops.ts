@@ -32,7 +32,8 @@ const WG = 64; // invocations per workgroup of every kernel
 /**
  * A buffer of the WebGPU backend: `length` f32 values at element `at` of the device's `buf`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: GpuOps;
  * const x: GpuBuf = ops.buffer(64); // { at: 1024, length: 64 }
  * ```
  */
@@ -54,7 +55,8 @@ interface MatrixPart {
 /**
  * A matrix on the device, in the quantized file's layout (see {@link RowMajorMatrix}).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const ops: GpuOps, data: Uint8Array, scales: Uint16Array, rows: number, cols: number;
  * const m: GpuMatrix = ops.addMatrix({ dtype: "q8", rows, cols, data, scales });
  * ```
  */
@@ -73,7 +75,8 @@ export interface GpuMatrix extends MatrixShape {
  * A matrix as the file stores it: row-major values (q8 int8, q4 two per byte in ggml's Q4_0
  * order, f16/bf16 16-bit words, f32) and, for q8/q4, one f16 scale per block of 32 values.
  * @example
- * ```ts ignore
+ * ```ts
+ * const bytes = new Uint8Array(4 * 64 * 2);
  * const m: RowMajorMatrix = { dtype: "bf16", rows: 4, cols: 64, data: bytes };
  * ```
  */
@@ -101,7 +104,10 @@ interface Command {
  * block scales as 16-bit words, bf16 when they all are bf16 values (format version 3, and
  * quantization on load), else f16 (versions 1 and 2): exact either way.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { WeightSource } from "../../model/ops.ts";
+ * import type { Matrix } from "../../model/tensor.ts";
+ * declare const ops: GpuOps, weights: WeightSource<Float32Array, Matrix>;
  * const m = ops.addMatrix(fileLayout(weights.mat("head.weight")));
  * ```
  */
@@ -144,7 +150,8 @@ const f32Bits = (x: number): number => new Uint32Array(new Float32Array([x]).buf
  * the weights, `buffer` for scratch (and states), then {@link GpuOps.seal}; afterwards each pass
  * is recorded (after {@link GpuOps.beginPass}) and {@link GpuOps.submit}ted.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openGpu } from "./device.ts";
  * const ops = new GpuOps(await openGpu(), 64);
  * const x = ops.buffer(64), y = ops.buffer(64);
  * ops.seal();
