@@ -53,6 +53,7 @@ export {
 export {
   FormatError,
   ModelError,
+  OutOfMemoryError,
   RwkvError,
   TokenizerError,
   UnsafePickleError,

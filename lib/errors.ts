@@ -108,3 +108,32 @@ export class UsageError extends RwkvError {
     this.name = "UsageError";
   }
 }
+
+/**
+ * A model does not fit: refused before anything large is allocated. The message says how much
+ * it needs, how much there is, and which dtype (if any) would fit.
+ * @example
+ * ```ts ignore
+ * try {
+ *   await loadModel("rwkv7-g1-13.3b.pth", { dtype: "bf16" });
+ * } catch (e) {
+ *   if (e instanceof OutOfMemoryError) console.error(e.message, e.fits); // … "q8"
+ * }
+ * ```
+ */
+export class OutOfMemoryError extends RwkvError {
+  /** Bytes the model needs in the asked dtype. */
+  readonly needBytes: number;
+  /** Bytes there are: what the system has available, or the backend's limit. */
+  readonly availableBytes: number;
+  /** The dtype that would fit (the most precise of those smaller than the asked one), if any. */
+  readonly fits?: string;
+  /** `message` states the figures; `needBytes`, `availableBytes` and `fits` hold them. */
+  constructor(message: string, needBytes: number, availableBytes: number, fits?: string) {
+    super(message);
+    this.name = "OutOfMemoryError";
+    this.needBytes = needBytes;
+    this.availableBytes = availableBytes;
+    this.fits = fits;
+  }
+}

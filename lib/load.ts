@@ -50,6 +50,12 @@ export interface LoadModelOptions {
   chunk?: number;
   /** Loading progress: tensors done of total. */
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * Bytes the model may take (default: what the system has available now, `MemAvailable` on
+   * Linux, `Deno.systemMemoryInfo()` elsewhere): a model that needs more is refused with an
+   * `OutOfMemoryError` before anything large is allocated, saying which dtype would fit.
+   */
+  availableMemory?: number;
   /** For `hf:` and `https://` models: cache folder, expected sha256, progress. */
   download?: ResolveOptions;
   /**
@@ -203,6 +209,10 @@ export function validateLoadOptions(options: LoadModelOptions): void {
     throw new UsageError("invalid onProgress: expected a function");
   }
   whole("maxResidentStates", options.maxResidentStates, 1 << 20);
+  const mem = options.availableMemory;
+  if (mem !== undefined && !(typeof mem === "number" && mem >= 0)) {
+    throw new UsageError(`invalid availableMemory ${JSON.stringify(mem)}: expected bytes ≥ 0`);
+  }
   if (
     options.limits !== undefined && (options.limits === null || typeof options.limits !== "object")
   ) {

@@ -61,6 +61,12 @@ export interface CreateModelOptions {
   chunk?: number;
   /** Loading progress: tensors done of total. */
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * Bytes the model may take (default: what the system has available now, `MemAvailable` on
+   * Linux): one that needs more is refused with an `OutOfMemoryError` before anything large is
+   * allocated, saying which dtype would fit.
+   */
+  availableMemory?: number;
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 } from "./tensor.ts";
 import { fillTensor, readLn0, Scratch } from "./_weights_fill.ts";
 import { planWeights } from "./_weights_plan.ts";
+import { checkFits } from "./memory.ts";
 
 /**
  * Storage asked for the large matrices: `auto` keeps the checkpoint's own float type.
@@ -149,6 +150,13 @@ export interface LoadWeightsOptions {
   matrixMemoryBytes?: number;
   /** Called after each tensor. */
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * Bytes the load may take (default: what the system has available, see `availableMemory`):
+   * a model that needs more is refused with an `OutOfMemoryError` before the arena exists.
+   */
+  availableMemory?: number;
+  /** The backend's name, for that error's message. */
+  backend?: string;
 }
 
 /** Plans, allocates and fills the arena from a checkpoint. */
@@ -163,6 +171,14 @@ export async function loadWeights(
     options.dtype ?? "auto",
     options.layout,
   );
+  checkFits(ck, spec, bytes + (options.extraBytes ?? 0), {
+    dtype: options.dtype ?? "auto",
+    layout: options.layout,
+    availableBytes: options.availableMemory,
+    // matrices in the first memory: weights and buffers within one 32-bit memory's 4 GiB
+    singleMemory: options.matrixMemoryBytes === 0,
+    backend: options.backend,
+  });
   const matrixLayout = options.layout ?? PLAIN_LAYOUT;
   const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout, {
     matrixMemoryBytes: options.matrixMemoryBytes,
