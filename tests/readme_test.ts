@@ -49,6 +49,11 @@ export function runnableBlocks(markdown: string): Block[] {
 
 const BLOCKS = runnableBlocks(README);
 
+Deno.test("readme: it starts small (under 250 lines; the rest lives in docs/)", () => {
+  const lines = README.trimEnd().split("\n").length;
+  assert(lines < 250, `README.md has ${lines} lines: move detail to a docs/ page and link it`);
+});
+
 Deno.test("readme: marked blocks are found and are sh or ts", () => {
   // the README marks a generate command, a script, a batch, a Pipeline, an error and a convert
   assert(BLOCKS.length >= 5, `only ${BLOCKS.length} runnable blocks`);
