@@ -1,6 +1,6 @@
 /**
- * Conversions: `.pth` / rwkv.cpp to SafeTensors, to the compact quantized format (q8, q4), and
- * LoRA merges — what `cli/convert.ts` and `cli/merge_lora.ts` run.
+ * Conversions: `.pth` / rwkv.cpp to SafeTensors, to the compact quantized format (q8, q4), RWKV-6/7
+ * to GGUF (llama.cpp, Ollama), and LoRA merges — what `cli/convert.ts` and `cli/merge_lora.ts` run.
  *
  * @example
  * ```ts
@@ -19,6 +19,12 @@ export {
   writeQuantized,
   type WriteQuantizedOptions,
 } from "./convert/quantize.ts";
+export {
+  escapeRwkvToken,
+  type GgufType,
+  writeGgufModel,
+  type WriteGgufModelOptions,
+} from "./convert/gguf.ts";
 export {
   applyLora,
   findLoraPairs,

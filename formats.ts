@@ -35,6 +35,13 @@ export {
 } from "./lib/formats/safetensors_write.ts";
 export { openRwkvCpp } from "./lib/formats/rwkvcpp.ts";
 export {
+  type GgufEntry,
+  type GgufTensorToWrite,
+  writeGguf,
+  type WriteGgufOptions,
+} from "./lib/formats/gguf_write.ts";
+export {
+  GGUF_VALUE,
   type GgufFile,
   type GgufTensor,
   type GgufValue,

@@ -12,15 +12,22 @@ import { openCheckpoint } from "../lib/formats/open.ts";
 import { progressBar } from "../lib/progress.ts";
 import { convertToSafetensors } from "../convert/safetensors.ts";
 import { type QuantScheme, writeQuantized } from "../convert/quantize.ts";
+import { type GgufType, writeGgufModel } from "../convert/gguf.ts";
 import { runCli } from "./_main.ts";
 
-const HELP =
-  `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors, rwkv.cpp .bin) to .safetensors.
+const HELP = `Convert an RWKV checkpoint (.pth zip or legacy, .safetensors, GGUF, rwkv.cpp .bin) to
+.safetensors, or an RWKV-6/7 one to GGUF (llama.cpp, Ollama).
 
 Usage:
   deno run -A cli/convert.ts IN OUT [options]
+  deno run -A cli/convert.ts IN OUT.gguf [--type f16|bf16|q8_0|q4_0] [--tokenizer PATH|bytes]
 
 Options:
+  --type f16|bf16|q8_0|q4_0
+                         GGUF output (the default when OUT ends in .gguf): the large matrices in
+                         this type (default f16), the rest as llama.cpp's converter stores it
+  --tokenizer PATH|bytes the vocabulary put in the GGUF (rwkv_vocab_v20230424.txt or "bytes";
+                         default: bytes for 256 tokens, else the World file beside IN)
   --dtype f32|f16|bf16   cast every float tensor (default: keep each tensor's own dtype)
   --quant q8|q4|bf16|f16|f32
                          write the compact model file instead (docs/QUANT_FORMAT.md): the large
@@ -43,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       options: {
         dtype: { type: "string" },
         quant: { type: "string" },
+        type: { type: "string" },
+        tokenizer: { type: "string" },
         force: { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -74,9 +83,33 @@ async function main(argv: string[]): Promise<number> {
     console.error("error: give --dtype or --quant, not both");
     return 2;
   }
+  const gguf = values.type !== undefined || output.toLowerCase().endsWith(".gguf");
+  if (gguf && (values.quant !== undefined || values.dtype !== undefined)) {
+    console.error("error: a GGUF output takes --type, not --dtype or --quant");
+    return 2;
+  }
+  if (gguf && !["f16", "bf16", "q8_0", "q4_0"].includes(values.type ?? "f16")) {
+    console.error(`error: --type must be f16, bf16, q8_0 or q4_0, not ${values.type}`);
+    return 2;
+  }
+  if (!gguf && values.tokenizer !== undefined) {
+    console.error("error: --tokenizer is for a GGUF output");
+    return 2;
+  }
   const ck = await openCheckpoint(input);
   try {
     const bar = progressBar(`converting ${input}`, "bytes", values.quiet);
+    if (gguf) {
+      const type = (values.type ?? "f16") as GgufType;
+      await writeGgufModel(ck, output, {
+        type,
+        tokenizer: values.tokenizer,
+        force: values.force,
+        onProgress: (done, total, name) => bar.update(done, total, name),
+      });
+      bar.finish(`wrote ${output} (GGUF, ${type})`);
+      return 0;
+    }
     if (values.quant !== undefined) {
       await writeQuantized(ck, output, {
         quant: values.quant as QuantScheme,

@@ -57,11 +57,11 @@ interface Exposed {
   readonly mul?: number;
 }
 
-const X7 = ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"];
-const X6 = ["time_maa_w", "time_maa_k", "time_maa_v", "time_maa_r", "time_maa_g"];
+export const X7 = ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"];
+export const X6 = ["time_maa_w", "time_maa_k", "time_maa_v", "time_maa_r", "time_maa_g"];
 
 /** Official name and layout of every GGUF tensor name (without the block prefix). */
-const COMMON: Readonly<Record<string, string>> = {
+export const COMMON: Readonly<Record<string, string>> = {
   "attn_norm.weight": "ln1.weight",
   "attn_norm.bias": "ln1.bias",
   "attn_norm_2.weight": "ln2.weight",
@@ -78,7 +78,7 @@ const COMMON: Readonly<Record<string, string>> = {
   "channel_mix_receptance.weight": "ffn.receptance.weight",
 };
 /** Vectors restored to (1, 1, C). */
-const VEC7: Readonly<Record<string, string>> = {
+export const VEC7: Readonly<Record<string, string>> = {
   "time_mix_w0.weight": "att.w0",
   "time_mix_a0.weight": "att.a0",
   "time_mix_v0.weight": "att.v0",
@@ -86,7 +86,7 @@ const VEC7: Readonly<Record<string, string>> = {
   "time_mix_k_a.weight": "att.k_a",
   "channel_mix_lerp_k.weight": "ffn.x_k",
 };
-const VEC6: Readonly<Record<string, string>> = {
+export const VEC6: Readonly<Record<string, string>> = {
   "time_mix_lerp_x.weight": "att.time_maa_x",
   "time_mix_lerp_w.weight": "att.time_maa_w",
   "time_mix_lerp_k.weight": "att.time_maa_k",
@@ -98,16 +98,16 @@ const VEC6: Readonly<Record<string, string>> = {
   "channel_mix_lerp_r.weight": "ffn.time_maa_r",
 };
 /** Transposed matrices. */
-const LOW7: Readonly<Record<string, string>> = Object.fromEntries(
+export const LOW7: Readonly<Record<string, string>> = Object.fromEntries(
   ["w1", "w2", "a1", "a2", "v1", "v2", "g1", "g2"].map((n) => [`time_mix_${n}.weight`, `att.${n}`]),
 );
-const LOW6: Readonly<Record<string, string>> = {
+export const LOW6: Readonly<Record<string, string>> = {
   "time_mix_w1.weight": "att.time_maa_w1",
   "time_mix_w2.weight": "att.time_maa_w2",
   "time_mix_decay_w1.weight": "att.time_decay_w1",
   "time_mix_decay_w2.weight": "att.time_decay_w2",
 };
-const TOP: Readonly<Record<string, string>> = {
+export const TOP: Readonly<Record<string, string>> = {
   "token_embd.weight": "emb.weight",
   "token_embd_norm.weight": "blocks.0.ln0.weight",
   "token_embd_norm.bias": "blocks.0.ln0.bias",
