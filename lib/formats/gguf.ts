@@ -34,7 +34,13 @@ export const GGUF_MAGIC = 0x46554747;
 /** The alignment of tensor data when `general.alignment` is absent. */
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 
-/** GGUF metadata value type codes. */
+/**
+ * GGUF metadata value type codes.
+ * @example
+ * ```ts ignore
+ * const kv = { key: "rwkv7.block_count", type: GGUF_VALUE.UINT32, value: 24 };
+ * ```
+ */
 export const GGUF_VALUE = {
   UINT8: 0,
   INT8: 1,
