@@ -113,7 +113,8 @@ export class UsageError extends RwkvError {
  * A model does not fit: refused before anything large is allocated. The message says how much
  * it needs, how much there is, and which dtype (if any) would fit.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { loadModel } from "./load.ts";
  * try {
  *   await loadModel("rwkv7-g1-13.3b.pth", { dtype: "bf16" });
  * } catch (e) {

@@ -15,7 +15,7 @@ import { createWebGpuModel, hasHardwareGpu } from "./webgpu/mod.ts";
 /**
  * A backend's name, as `loadModel({ backend })` and `--backend` take it.
  * @example
- * ```ts ignore
+ * ```ts
  * const name: BackendName = "wasm";
  * ```
  */
@@ -24,7 +24,7 @@ export type BackendName = "reference" | "wasm" | "webgpu";
 /**
  * Options every backend's loader is given (each reads the ones it knows).
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: BackendOptions = { dtype: "q8", threads: 2 };
  * ```
  */
@@ -38,7 +38,9 @@ export interface BackendOptions extends CreateModelOptions {
 /**
  * One backend of the table.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../formats/open.ts";
+ * const ck = await openCheckpoint("model.pth");
  * const model = await BACKENDS.reference.create(ck, { dtype: "f32" });
  * ```
  */
@@ -52,7 +54,7 @@ export interface Backend {
 /**
  * Every backend, by name.
  * @example
- * ```ts ignore
+ * ```ts
  * for (const [name, b] of Object.entries(BACKENDS)) console.log(name, b.about);
  * ```
  */
@@ -66,7 +68,7 @@ export const BACKENDS: Readonly<Record<BackendName, Backend>> = {
  * The backend `auto` picks: `webgpu` on a hardware GPU (a software adapter is never picked),
  * else `wasm`.
  * @example
- * ```ts ignore
+ * ```ts
  * const name = await autoBackend(); // "wasm" on a machine without a GPU
  * ```
  */

@@ -81,7 +81,11 @@ const BY_SIZE: readonly StorageDType[] = ["f32", "bf16", "f16", "q8", "q4"];
  * plan, plus {@link LOAD_OVERHEAD_BYTES}), what is available, and the most precise smaller dtype
  * that would fit, or that none would.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { KERNEL_LAYOUT } from "../backend/wasm/layout.ts";
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * import type { ModelSpec } from "../spec/spec.ts";
+ * declare const ck: Checkpoint, spec: ModelSpec, plan: { bytes: number };
  * checkFits(ck, spec, plan.bytes, { dtype: "q8", layout: KERNEL_LAYOUT, singleMemory: true });
  * ```
  */

@@ -19,10 +19,20 @@ import { loadWeights, type LoadWeightsOptions, type Weights } from "./weights.ts
  * A checkpoint loaded for a backend: its shape, its weights in CPU memory, the tokens a pass
  * takes, and `done`, which makes the model of the backend's engine.
  * @example
- * ```ts ignore
- * const { spec, weights, maxT, done } = await prepareModel(ck, options);
- * const runner = createRunner(weights, new ReferenceOps(), maxT, ck.path);
- * return done(myEngine(runner, spec));
+ * ```ts
+ * import { ReferenceOps } from "../backend/reference/ops.ts";
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * import type { ModelSpec } from "../spec/spec.ts";
+ * import { createRunner, type Model } from "./model.ts";
+ * import type { Engine, Runner } from "./ops.ts";
+ * import type { State } from "./state.ts";
+ * declare const ck: Checkpoint;
+ * declare function myEngine(runner: Runner<Float32Array>, spec: ModelSpec): Engine<State>;
+ * async function create(): Promise<Model> {
+ *   const { spec, weights, maxT, done } = await prepareModel(ck, { dtype: "f32" });
+ *   const runner = createRunner(weights, new ReferenceOps(), maxT, ck.path);
+ *   return done(myEngine(runner, spec));
+ * }
  * ```
  */
 export interface PreparedModel {
@@ -43,7 +53,10 @@ export interface PreparedModel {
  * backend wants them laid out); a UsageError names a bad option, a ModelError the checkpoint's
  * problem.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { KERNEL_LAYOUT } from "../backend/wasm/layout.ts";
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
+ * declare const ck: Checkpoint;
  * const prepared = await prepareModel(ck, { dtype: "q8" }, { layout: KERNEL_LAYOUT });
  * ```
  */

@@ -17,7 +17,8 @@ export { ReferenceOps } from "./ops.ts";
  * the shared loading ({@link prepareModel}), the version's forward pass bound to
  * {@link ReferenceOps}, and an engine that runs a batch's passes one after another.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../../formats/open.ts";
  * const model = await createReferenceModel(await openCheckpoint("model.pth"), { dtype: "f32" });
  * ```
  */

@@ -36,7 +36,7 @@ const running = new WeakSet<State>();
 /**
  * Options of {@link createWasmModel}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: WasmModelOptions = { dtype: "q8", threads: 2, maxResidentStates: 32 };
  * ```
  */
@@ -65,7 +65,7 @@ export interface WasmModelOptions extends CreateModelOptions {
 /**
  * Default team size: one Worker per core, at most 8.
  * @example
- * ```ts ignore
+ * ```ts
  * defaultThreads(); // 2 on a 2-core machine
  * ```
  */
@@ -86,7 +86,8 @@ interface Slot {
  * Loads a checkpoint into shared memory and starts the Worker team; returns a {@link Model}
  * whose passes run on it. `dispose()` ends the Workers.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../../formats/open.ts";
  * const model = await createWasmModel(await openCheckpoint("model.pth"), { threads: 2, dtype: "q8" });
  * const logits = await model.forward([510, 3158], model.createState());
  * await model.dispose();
@@ -357,7 +358,9 @@ export async function createWasmModel(
  * Old name of {@link createWasmModel}.
  * @deprecated Use {@link createWasmModel} (the backend is called `wasm` everywhere now).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Checkpoint } from "../../formats/checkpoint.ts";
+ * declare const ck: Checkpoint;
  * const model = await createFastModel(ck, { threads: 2 }); // = createWasmModel(ck, { threads: 2 })
  * ```
  */
@@ -367,7 +370,7 @@ export const createFastModel: typeof createWasmModel = createWasmModel;
  * Old name of {@link WasmModelOptions}.
  * @deprecated Use {@link WasmModelOptions}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: FastModelOptions = { threads: 2 };
  * ```
  */

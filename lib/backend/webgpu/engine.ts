@@ -19,7 +19,7 @@ import { fileLayout, type GpuBuf, type GpuMatrix, GpuOps } from "./ops.ts";
 /**
  * Options of {@link createWebGpuModel}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: WebGpuModelOptions = { dtype: "q8", adapter: "hardware", states: 8 };
  * ```
  */
@@ -99,7 +99,8 @@ interface Slot {
  * between calls (a state whose slot is current is not uploaded again); each pass is recorded,
  * submitted once, and only the logits and the touched states are read back.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../../formats/open.ts";
  * const ck = await openCheckpoint("model.safetensors");
  * const model = await createWebGpuModel(ck, { dtype: "q8" });
  * ck.close();
