@@ -39,10 +39,10 @@ ${BACKEND_HELP}
   --cors ORIGIN           allow this browser origin (repeatable; * for any; default none)
   --template FILE         chat template, JSON {"system","user","assistant","generation"} with
                           {content} placeholders (default RWKV World: "User: {content}\n\n"),
-                          and optionally the tool-call format: "tools" (the turn listing the
-                          functions, {tools} = one JSON line each), "tool" (a result turn,
-                          {content}) and "toolCall" (the tag a reply's JSON list of calls
-                          follows; default "<tool_call>")
+                          and optionally the tool-call format: "tools" (what the system turn
+                          listing the functions says: {tools} = one JSON line each, {toolCall} =
+                          the tag), "tool" (a result turn, {content}) and "toolCall" (the tag a
+                          reply's JSON list of calls follows; default "<tool_call>")
   --stop STRING           a chat stop string (repeatable; default "\n\n" and "\nUser:")
   --state-store memory|redis://HOST:PORT/DB   where states and responses live (default memory)
   --state-store-bytes N   memory store size (default 1073741824)

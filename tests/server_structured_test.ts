@@ -164,6 +164,25 @@ Deno.test({
         assert(["Paris", "Rome"].includes(done.choices[0].message.parsed!.city));
       });
 
+      await t.step("cut by the token limit: finish_reason length, status incomplete", async () => {
+        const c = await client.chat.completions.create({
+          model: "tiny",
+          messages: [{ role: "user", content: "Weather report, please" }],
+          max_tokens: 4,
+          response_format: zodResponseFormat(Weather, "weather"),
+        });
+        assertEquals(c.choices[0].finish_reason, "length");
+        assert(c.choices[0].message.content!.trimStart().startsWith("{"));
+        const r = await client.responses.create({
+          model: "tiny",
+          input: "Weather report, please",
+          max_output_tokens: 4,
+          text: { format: zodTextFormat(Weather, "weather") },
+        });
+        assertEquals(r.status, "incomplete");
+        assertEquals(r.incomplete_details?.reason, "max_output_tokens");
+      });
+
       await t.step("JSON mode, and llama.cpp's grammar / json_schema on completions", async () => {
         const c = await client.chat.completions.create({
           model: "tiny",

@@ -9,6 +9,7 @@
  */
 
 import OpenAI from "npm:openai@5.23.2";
+import { encodeChat, WORLD_TEMPLATE } from "../lib/server/template.ts";
 import { CallScanner } from "../lib/server/tools.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture } from "../testing/fixtures.ts";
@@ -99,6 +100,22 @@ Deno.test({
         });
         assert(r2.output_text.length > 0, "an answer");
         assert(r2.output.every((o) => o.type === "message"));
+        // only the result turn was read: the stored state had seen the functions
+        const resultTurn = encodeChat(tiny.tokenizer, WORLD_TEMPLATE, [
+          { role: "tool", content: "sunny, 21" },
+        ]).tokens.length;
+        const processed = (u: OpenAI.Responses.ResponseUsage) =>
+          u.input_tokens - u.input_tokens_details.cached_tokens;
+        assertEquals(processed(r2.usage!), resultTurn);
+        // other functions in a follow-up are shown again (their turn is read too)
+        const r2b = await client.responses.create({
+          ...common,
+          max_output_tokens: 4,
+          previous_response_id: r1.id,
+          input: [{ type: "function_call_output", call_id: call.call_id, output: "sunny, 21" }],
+          tools: [rTools[1]],
+        });
+        assert(processed(r2b.usage!) > resultTurn + 20, JSON.stringify(r2b.usage));
         // the same conversation resent whole (no stored state) is read the same way
         const r3 = await client.responses.create({
           ...common,

@@ -46,6 +46,20 @@ import { chatLogprob, MAX_TOP_LOGPROBS, type TokenLogprob } from "./logprobs.ts"
 import { encodeChat, type TemplateMessage } from "./template.ts";
 import { parseToolFields, type ToolCall, toolsPrompt } from "./tools.ts";
 
+/** A short key of a text (FNV-1a, 64 bits): which tools turn a stored state has seen. */
+function textKey(text: string): string {
+  let h = 0xcbf29ce4, l = 0x84222325;
+  for (let i = 0; i < text.length; i++) {
+    l ^= text.charCodeAt(i);
+    // multiply the 64-bit (h, l) by the FNV prime 2^40 + 0x1b3, keeping 32 + 32 bits
+    const lo = l * 0x1b3;
+    const carry = Math.floor(lo / 2 ** 32);
+    h = (h * 0x1b3 + (l << 8) + carry) >>> 0;
+    l = lo >>> 0;
+  }
+  return h.toString(16).padStart(8, "0") + l.toString(16).padStart(8, "0");
+}
+
 const stateKey = (id: string) => `resp-state:${id}`;
 const respKey = (id: string) => `resp:${id}`;
 
@@ -187,15 +201,16 @@ async function create(core: Core, req: Request): Promise<Response> {
   const tools = parseToolFields(body, "responses");
   const reply = makeReply(core, format, tools, "responses");
   const messages = parseInput(body, instructions);
-  // the functions are shown once, at the start of a conversation
-  if (reply.offersTools && prevId === undefined) {
-    messages.unshift({
-      role: "system",
-      content: toolsPrompt(core.template, tools.tools),
-      raw: true,
-    });
-  }
-  const { tokens } = encodeChat(core.tokenizer, core.template, messages);
+  // The functions are shown at the start of a conversation, and again in a follow-up only when
+  // they differ from those its stored state has seen (their turn's key is kept with the state).
+  const toolsTurn = reply.offersTools ? toolsPrompt(core.template, tools.tools) : undefined;
+  const toolsKey = toolsTurn === undefined ? undefined : textKey(toolsTurn);
+  const encode = (showTools: boolean) =>
+    encodeChat(core.tokenizer, core.template, [
+      ...(showTools ? [{ role: "system" as const, content: toolsTurn!, raw: true }] : []),
+      ...messages,
+    ]).tokens;
+  let tokens = encode(toolsTurn !== undefined && prevId === undefined);
   if (tokens.length === 0) {
     throw new HttpError(400, "the input is empty", "invalid_request_error", "input");
   }
@@ -212,6 +227,7 @@ async function create(core: Core, req: Request): Promise<Response> {
   const bank = await core.bank();
   let state = await namedState(core, body.state);
   let cached = 0;
+  let shownTools = toolsKey; // the functions the state will have seen
   if (prevId !== undefined) {
     const got = await withStore(() => bank.load(stateKey(prevId)));
     if (!got) {
@@ -225,6 +241,11 @@ async function create(core: Core, req: Request): Promise<Response> {
     }
     state = got.state;
     cached = Number(got.meta.tokens ?? 0);
+    const before = typeof got.meta.tools === "string" ? got.meta.tools : undefined;
+    if (toolsKey !== undefined && toolsKey !== before) {
+      tokens = encode(true);
+      checkPromptLength(core, tokens.length, "input");
+    } else shownTools = before;
   }
   state ??= core.model.createState();
 
@@ -329,6 +350,7 @@ async function create(core: Core, req: Request): Promise<Response> {
         await bank.save(stateKey(id), state!, {
           tokens: cached + tokens.length + r.tokens.length,
           output_tokens: r.tokens,
+          ...(shownTools !== undefined && { tools: shownTools }),
         });
         await bank.store.set(
           respKey(id),

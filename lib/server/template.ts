@@ -30,8 +30,9 @@ export interface ChatTemplate {
   /** Collapse runs of newlines and trim each message as ChatRWKV does (default true). */
   readonly normalize?: boolean;
   /**
-   * The turn that lists the functions a request offers; `{tools}` becomes one JSON line per
-   * function (default {@link TOOL_TEMPLATE}`.tools`).
+   * What the system turn listing a request's functions says (written with `system`); `{tools}`
+   * becomes one JSON line per function, `{toolCall}` the call tag (default
+   * {@link TOOL_TEMPLATE}`.tools`).
    */
   readonly tools?: string;
   /** A function's result sent back, e.g. `Tool: {content}\n\n` (default `TOOL_TEMPLATE.tool`). */

@@ -68,9 +68,12 @@ export interface ToolCall {
  * ```
  */
 export const TOOL_TEMPLATE = {
-  /** The system turn listing the functions; `{tools}`: one JSON line per function. */
-  tools: "System: You can call these functions. To call them, reply with <tool_call> and then " +
-    'a JSON list of calls, [{"name": "FUNCTION", "arguments": {...}}]. Functions:\n{tools}\n\n',
+  /**
+   * What the system turn listing the functions says (written with the template's `system`
+   * pattern); `{tools}`: one JSON line per function, `{toolCall}`: the call tag.
+   */
+  tools: "You can call these functions. To call them, reply with {toolCall} and then a JSON " +
+    'list of calls, [{"name": "FUNCTION", "arguments": {...}}]. Functions:\n{tools}',
   /** A function's result, sent back as a turn; `{content}`: the result. */
   tool: "Tool: {content}\n\n",
   /** What opens a reply's calls (a JSON array of calls follows it). */
@@ -245,7 +248,8 @@ function rewriteRef(ref: string, prefix: string, root: string): string {
 }
 
 /**
- * The system turn showing `tools` to the model (`template.tools` with `{tools}` replaced).
+ * The system turn showing `tools` to the model: `template.tools` (its `{tools}` and `{toolCall}`
+ * filled in) in the template's `system` pattern, as is (not normalized: the list keeps its lines).
  * @example
  * ```ts ignore
  * const text = toolsPrompt(WORLD_TEMPLATE, tools);
@@ -259,7 +263,10 @@ export function toolsPrompt(template: ChatTemplate, tools: readonly ToolDef[]): 
       parameters: t.parameters,
     })
   );
-  return (template.tools ?? TOOL_TEMPLATE.tools).replaceAll("{tools}", lines.join("\n"));
+  const text = (template.tools ?? TOOL_TEMPLATE.tools)
+    .replaceAll("{toolCall}", template.toolCall ?? TOOL_TEMPLATE.toolCall)
+    .replaceAll("{tools}", lines.join("\n"));
+  return template.system.replaceAll("{content}", text);
 }
 
 /**
