@@ -87,8 +87,11 @@ function parseCommon(body: Body, core: Core, chat: boolean): Parsed {
 /**
  * Answers a completion (`chat` false) or chat completion request.
  * @example
- * ```ts ignore
- * return await handleCompletions(core, prefixes, req, path === "/v1/chat/completions");
+ * ```ts
+ * import type { Core } from "./_core.ts";
+ * import type { PrefixCache } from "./_prefix_cache.ts";
+ * declare const core: Core, prefixes: PrefixCache, req: Request, path: string;
+ * const res = await handleCompletions(core, prefixes, req, path === "/v1/chat/completions");
  * ```
  */
 export async function handleCompletions(

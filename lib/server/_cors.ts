@@ -6,7 +6,8 @@
 /**
  * The CORS headers of the answer to `req` (none when its origin is not allowed).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const req: Request, res: Response;
  * for (const [k, v] of Object.entries(corsHeaders(new Set(["*"]), req))) res.headers.set(k, v);
  * ```
  */

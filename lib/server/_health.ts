@@ -13,8 +13,11 @@ import type { StateStore } from "./store_types.ts";
 /**
  * The health report; `identity`: the model's identity once the state bank computed it.
  * @example
- * ```ts ignore
- * return await handleHealth(core, store, started, () => Promise.resolve(undefined));
+ * ```ts
+ * import type { Core } from "./_core.ts";
+ * import type { StateStore } from "./store_types.ts";
+ * declare const core: Core, store: StateStore, started: number;
+ * const res = await handleHealth(core, store, started, () => Promise.resolve(undefined));
  * ```
  */
 export async function handleHealth(

@@ -11,8 +11,10 @@ import { decodeState, encodeState } from "./states.ts";
 /**
  * Answers a request on the named state `name`.
  * @example
- * ```ts ignore
- * return await handleStates(core, req, "my-persona");
+ * ```ts
+ * import type { Core } from "./_core.ts";
+ * declare const core: Core, req: Request;
+ * const res = await handleStates(core, req, "my-persona");
  * ```
  */
 export async function handleStates(core: Core, req: Request, name: string): Promise<Response> {

@@ -13,7 +13,9 @@ import { tokensHash } from "./states.ts";
 /**
  * The prefix cache over a server's state bank.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Core } from "./_core.ts";
+ * declare const core: Core, tokens: number[], boundaries: number[];
  * const prefixes = new PrefixCache(core);
  * const hit = await prefixes.lookup(tokens, boundaries); // { state, cached } or undefined
  * ```

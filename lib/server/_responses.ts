@@ -66,8 +66,11 @@ const respKey = (id: string) => `resp:${id}`;
 /**
  * Routes `/v1/responses` and `/v1/responses/{id}[/state]` (what `createApi` does for them).
  * @example
- * ```ts ignore
- * if (path.startsWith("/v1/responses")) return await handleResponses(core, req, path);
+ * ```ts
+ * import type { Core } from "./_core.ts";
+ * declare const core: Core, req: Request;
+ * const path = new URL(req.url).pathname;
+ * if (path.startsWith("/v1/responses")) console.log(await handleResponses(core, req, path));
  * ```
  */
 export async function handleResponses(core: Core, req: Request, path: string): Promise<Response> {

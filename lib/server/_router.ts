@@ -38,7 +38,8 @@ function modelObject(core: Core, id: string) {
 /**
  * Answers `req` (its path without trailing slashes) or throws an `HttpError`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const routes: Routes, req: Request;
  * const res = await route(routes, req, "/v1/models");
  * ```
  */

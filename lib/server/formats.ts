@@ -22,8 +22,8 @@ import { callsSchema, type ToolChoice, type ToolDef } from "./tools.ts";
  * What a reply must be: any JSON object, a match of a JSON Schema, or a match of a GBNF
  * grammar; `param` is the request field it came from (named by errors).
  * @example
- * ```ts ignore
- * const f: OutputFormat = { type: "json_schema", name: "point", schema: { type: "object" }, param: "response_format" };
+ * ```ts
+ * const f: OutputFormat = { type: "json_schema", name: "point", schema: { type: "object" }, strict: true, param: "response_format" };
  * ```
  */
 export type OutputFormat =
@@ -63,7 +63,8 @@ function schemaFormat(f: Record<string, unknown>, at: string, param: string): Ou
  * (llama.cpp's optional `schema` beside it is honoured), or `{type: "json_schema",
  * json_schema: {name, schema, strict}}`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const format = parseResponseFormat(body); // undefined: plain text
  * ```
  */
@@ -94,7 +95,8 @@ export function parseResponseFormat(body: Body): OutputFormat | undefined {
  * The Responses API's `text.format`: `{type: "text"}`, `{type: "json_object"}` or
  * `{type: "json_schema", name, schema, strict}`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const format = parseTextFormat(body);
  * ```
  */
@@ -118,7 +120,8 @@ export function parseTextFormat(body: Body): OutputFormat | undefined {
  * `/v1/completions`' llama.cpp extensions: `grammar` (GBNF text) or `json_schema` (an object),
  * at most one of them.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const format = parseCompletionFormat(body);
  * ```
  */
@@ -144,7 +147,8 @@ export function parseCompletionFormat(body: Body): OutputFormat | undefined {
 /**
  * A format's description for `text.format` / `response_format` echoes in responses.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const format: OutputFormat | undefined;
  * formatEcho(format); // { type: "json_schema", name, schema, strict }
  * ```
  */
@@ -161,7 +165,8 @@ export function formatEcho(f: OutputFormat | undefined): Record<string, unknown>
  * refuses is a 400 naming the field, with the compiler's message (which names the keyword's
  * JSON path or the GBNF line:column).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const grammar = formatGrammar(parseResponseFormat(body)!);
  * ```
  */
@@ -205,7 +210,10 @@ export function compiled(param: string, f: () => Grammar): Grammar {
  * A maker of fresh constraints over `grammar` for `tokenizer` (its end token allowed where the
  * grammar is complete).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Grammar } from "../grammar/grammar.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const grammar: Grammar, tokenizer: Tokenizer;
  * const make = constraintOf(grammar, tokenizer); const c = make();
  * ```
  */
@@ -218,7 +226,9 @@ export function constraintOf(grammar: Grammar, tokenizer: Tokenizer): () => Toke
  * The grammar of a reply's calls (see `callsSchema`); each function's parameter schema is
  * compiled alone first, so a bad one is a 400 naming its `tools[i]` field.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { ToolDef } from "./tools.ts";
+ * declare const tools: ToolDef[];
  * const g = callsGrammar(tools, "auto", true, "chat");
  * ```
  */

@@ -16,7 +16,7 @@ import { HttpError } from "./_http.ts";
 /**
  * One generated token's log probability and the most likely alternatives at its position.
  * @example
- * ```ts ignore
+ * ```ts
  * const lp: TokenLogprob = { token: 72, logprob: -0.3, top: [{ token: 72, logprob: -0.3 }] };
  * ```
  */
@@ -32,7 +32,8 @@ export interface TokenLogprob {
 /**
  * Most alternatives a request may ask for (OpenAI's limit).
  * @example
- * ```ts ignore
+ * ```ts
+ * const top = 5; // a request's top_logprobs
  * if (top > MAX_TOP_LOGPROBS) throw new RangeError("top_logprobs ≤ 20");
  * ```
  */
@@ -42,7 +43,8 @@ export const MAX_TOP_LOGPROBS = 20;
  * The log-softmax of `logits` in float64 (−Infinity entries stay −Infinity), and a function
  * giving any token's entry with the `topN` most likely tokens.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const logits: Float32Array, sampledToken: number;
  * const at = tokenLogprob(logits, 5);
  * const { logprob, top } = at(sampledToken);
  * ```
@@ -81,7 +83,9 @@ export function tokenLogprob(
  * A token's text and UTF-8 bytes as the APIs show them (a token that is part of a multi-byte
  * character shows U+FFFD in `token`, its bytes in `bytes`).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokenizer: Tokenizer;
  * tokenText(tokenizer, 72); // { token: "H", bytes: [72] }
  * ```
  */
@@ -94,7 +98,9 @@ export function tokenText(tokenizer: Tokenizer, id: number): { token: string; by
  * Chat completions' `logprobs.content[i]` entry of a token (also the Responses API's
  * `logprobs` entries, which have the same shape).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokenizer: Tokenizer, lp: TokenLogprob;
  * const entry = chatLogprob(tokenizer, lp); // { token, logprob, bytes, top_logprobs }
  * ```
  */
@@ -110,7 +116,9 @@ export function chatLogprob(tokenizer: Tokenizer, lp: TokenLogprob): Record<stri
  * Legacy completions' `logprobs` object over some tokens (`tokens`, `token_logprobs`,
  * `top_logprobs` as token → log probability maps, `text_offset`).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokenizer: Tokenizer, entries: TokenLogprob[];
  * const lp = completionLogprobs(tokenizer, entries, 0);
  * ```
  */
@@ -143,7 +151,7 @@ export function completionLogprobs(
  * alternatives to report, undefined when none are asked. Legacy completions' `logprobs` is the
  * number itself (0–20; OpenAI allows 5, llama.cpp and vLLM more).
  * @example
- * ```ts ignore
+ * ```ts
  * parseLogprobs({ logprobs: true, top_logprobs: 3 }, true); // 3
  * ```
  */

@@ -2,8 +2,11 @@
  * An OpenAI-compatible server for one RWKV model, on `Deno.serve`.
  *
  * @example
- * ```ts ignore
- * import { startServer } from "./lib/server/mod.ts";
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
+ * import { startServer } from "./mod.ts";
  * const server = startServer({ model, tokenizer, port: 8000 }); // http://127.0.0.1:8000/
  * await server.shutdown();
  * ```
@@ -58,7 +61,10 @@ export {
 /**
  * Options of {@link startServer}: the API's plus where to listen.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const opts: ServerOptions = { model, tokenizer, hostname: "127.0.0.1", port: 0 };
  * ```
  */
@@ -76,7 +82,10 @@ export interface ServerOptions extends ApiOptions {
 /**
  * A running server.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const s = startServer({ model, tokenizer, port: 0 });
  * console.log(s.url); await s.shutdown();
  * ```
@@ -97,7 +106,10 @@ export interface RunningServer {
 /**
  * Starts the server (127.0.0.1:8000 by default).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const server = startServer({ model, tokenizer, port: 0, maxBatch: 8, queue: 16 });
  * const res = await fetch(`${server.url}/v1/models`);
  * ```

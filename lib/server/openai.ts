@@ -28,7 +28,10 @@ import { type ChatTemplate, validateTemplate, WORLD_STOPS, WORLD_TEMPLATE } from
 /**
  * Options of {@link createApi}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const api = createApi({ model, tokenizer, modelName: "rwkv-7-0.1b", maxBatch: 8, queue: 32 });
  * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, api.handler);
  * ```
@@ -81,7 +84,10 @@ export interface ApiOptions {
 /**
  * The API: a `Deno.serve` handler plus live counters.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const api = createApi({ model, tokenizer });
  * console.log(api.scheduler.stats().running);
  * await api.close();
@@ -109,7 +115,10 @@ function positive(name: string, v: number | undefined, def: number): number {
 /**
  * Creates the API handler for one model.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const api = createApi({ model, tokenizer, maxBatch: 8, queue: 16, apiKey: "secret" });
  * Deno.serve({ hostname: "127.0.0.1", port: 8000 }, api.handler);
  * ```

@@ -7,7 +7,11 @@
  * one step).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * import { Sampler } from "../sample.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const scheduler = new Scheduler(model, { maxBatch: 8, maxPrefillTokensPerStep: 256 });
  * const seq = scheduler.submit({
  *   tokens: tokenizer.encode("Hello"), state: model.createState(),
@@ -29,7 +33,13 @@ import { type TokenLogprob, tokenLogprob } from "./logprobs.ts";
  * What the scheduler needs of a constrained-decoding state (the grammar module's `Constraint`
  * has this shape): it masks impossible tokens before each draw and follows the accepted ones.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Constraint } from "../grammar/constraint.ts";
+ * import type { Grammar } from "../grammar/grammar.ts";
+ * import type { State } from "../model/state.ts";
+ * import type { Sampler } from "../sample.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokens: number[], state: State, sampler: Sampler, g: Grammar, tok: Tokenizer;
  * const job: SequenceJob = { tokens, state, sampler, maxTokens: 64, constraint: new Constraint(g, tok) };
  * ```
  */
@@ -49,8 +59,9 @@ export interface TokenConstraint {
 /**
  * The waiting line is full: the caller should answer 429.
  * @example
- * ```ts ignore
- * try { scheduler.submit(job); } catch (e) { if (e instanceof QueueFullError) return tooMany(); }
+ * ```ts
+ * declare const scheduler: Scheduler, job: SequenceJob;
+ * try { scheduler.submit(job); } catch (e) { if (e instanceof QueueFullError) console.log(429); }
  * ```
  */
 export class QueueFullError extends Error {
@@ -66,7 +77,8 @@ export class QueueFullError extends Error {
  * say on a stop string), `end` (the end-of-text token was drawn), `abort` (cancelled or its
  * signal fired), `error` (the forward pass failed; see {@link SequenceResult.error}).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const seq: Sequence;
  * const reason: FinishReason = (await seq.done).reason;
  * ```
  */
@@ -75,7 +87,10 @@ export type FinishReason = "length" | "stop" | "end" | "abort" | "error";
 /**
  * One generation handed to {@link Scheduler.submit}.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { State } from "../model/state.ts";
+ * import type { Sampler } from "../sample.ts";
+ * declare const state: State, sampler: Sampler;
  * const job: SequenceJob = { tokens: [1, 2, 3], state, sampler, maxTokens: 16 };
  * ```
  */
@@ -124,7 +139,8 @@ export interface SequenceJob {
 /**
  * How a sequence ended.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const seq: Sequence;
  * const { reason, promptTokens, generatedTokens } = await seq.done;
  * ```
  */
@@ -144,7 +160,8 @@ export interface SequenceResult {
 /**
  * A submitted generation.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const scheduler: Scheduler, job: SequenceJob;
  * const seq = scheduler.submit(job);
  * seq.cancel(); // the client left
  * await seq.done;
@@ -162,7 +179,7 @@ export interface Sequence {
 /**
  * Options of a {@link Scheduler}.
  * @example
- * ```ts ignore
+ * ```ts
  * const opts: SchedulerOptions = { maxBatch: 8, maxPrefillTokensPerStep: 256, maxQueue: 64 };
  * ```
  */
@@ -178,7 +195,8 @@ export interface SchedulerOptions {
 /**
  * What the scheduler is doing, for `/health`.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const scheduler: Scheduler;
  * const { running, queued, steps } = scheduler.stats();
  * ```
  */
@@ -284,7 +302,9 @@ function positiveInt(name: string, v: number): number {
 /**
  * Runs many generations on one model, batched step by step (see the module doc).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * declare const model: Model, jobA: SequenceJob, jobB: SequenceJob;
  * const scheduler = new Scheduler(model, { maxBatch: 4 });
  * const a = scheduler.submit(jobA), b = scheduler.submit(jobB); // share every forward pass
  * await Promise.all([a.done, b.done]);

@@ -14,7 +14,7 @@ import { callsText, TOOL_TEMPLATE, type ToolCall } from "./tools.ts";
 /**
  * How messages become text: `{content}` in each pattern is replaced by the message.
  * @example
- * ```ts ignore
+ * ```ts
  * const t: ChatTemplate = { ...WORLD_TEMPLATE, system: "Instructions: {content}\n\n" };
  * ```
  */
@@ -44,7 +44,11 @@ export interface ChatTemplate {
 /**
  * RWKV World's chat format (the `lib/chat.ts` transcript).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "../model/model.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * import { createApi } from "./openai.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * createApi({ model, tokenizer, template: WORLD_TEMPLATE, stop: WORLD_STOPS });
  * ```
  */
@@ -60,7 +64,7 @@ export const WORLD_TEMPLATE: ChatTemplate = {
 /**
  * Where a World chat reply ends: a blank line, or the model starting the user's turn.
  * @example
- * ```ts ignore
+ * ```ts
  * const stops = [...WORLD_STOPS, "\nSystem:"];
  * ```
  */
@@ -71,7 +75,7 @@ export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
  * llama.cpp's named formats we know: `rwkv-world` is {@link WORLD_TEMPLATE} (llama.cpp's
  * `User: …\n\nAssistant: …\n\n`). Undefined for anything else (a Jinja template is not run).
  * @example
- * ```ts ignore
+ * ```ts
  * namedTemplate("rwkv-world") === WORLD_TEMPLATE; // true
  * ```
  */
@@ -82,7 +86,7 @@ export function namedTemplate(name: string | undefined): ChatTemplate | undefine
 /**
  * A message of a conversation.
  * @example
- * ```ts ignore
+ * ```ts
  * const m: TemplateMessage = { role: "user", content: "Hi" };
  * ```
  */
@@ -100,7 +104,9 @@ export interface TemplateMessage {
 /**
  * Tokens of a conversation and the positions where each message ends (prefix-cache points).
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokenizer: Tokenizer, messages: TemplateMessage[];
  * const { tokens, boundaries } = encodeChat(tokenizer, WORLD_TEMPLATE, messages);
  * ```
  */
@@ -114,7 +120,7 @@ export interface EncodedChat {
 /**
  * Checks that every pattern holds `{content}` (the generation prefix holds none).
  * @example
- * ```ts ignore
+ * ```ts
  * validateTemplate({ ...WORLD_TEMPLATE, user: "Q: {content}\n" });
  * ```
  */
@@ -143,7 +149,9 @@ export function validateTemplate(t: ChatTemplate): void {
  * whose pattern starts with the generation prefix is encoded as that prefix, then the rest: the
  * same tokens the model saw when it generated the reply after the prefix.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { ByteTokenizer } from "../tokenizer/bytes.ts";
+ * const tok = new ByteTokenizer();
  * encodeChat(tok, WORLD_TEMPLATE, [{ role: "user", content: "Hi" }]).tokens; // "User: Hi\n\nAssistant:"
  * ```
  */

@@ -20,7 +20,7 @@ import type { ChatTemplate } from "./template.ts";
 /**
  * A function the model may call.
  * @example
- * ```ts ignore
+ * ```ts
  * const t: ToolDef = { name: "get_weather", description: "Weather now", parameters: { type: "object" } };
  * ```
  */
@@ -37,7 +37,7 @@ export interface ToolDef {
  * How the model may use the tools: `none`, `auto` (it decides), `required` (at least one call),
  * or one named function.
  * @example
- * ```ts ignore
+ * ```ts
  * const choice: ToolChoice = { name: "get_weather" };
  * ```
  */
@@ -46,7 +46,7 @@ export type ToolChoice = "none" | "auto" | "required" | { readonly name: string 
 /**
  * A call the model made.
  * @example
- * ```ts ignore
+ * ```ts
  * const c: ToolCall = { id: "call_1", name: "get_weather", arguments: '{"city":"Paris"}' };
  * ```
  */
@@ -62,7 +62,8 @@ export interface ToolCall {
 /**
  * The template fields of the call format, and their defaults.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { WORLD_TEMPLATE } from "./template.ts";
  * const template = { ...WORLD_TEMPLATE, tool: "Observation: {content}\n\n" }; // others default
  * console.log(TOOL_TEMPLATE.toolCall); // "<tool_call>"
  * ```
@@ -93,7 +94,8 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
  * The `tools` field: chat completions' `{type: "function", function: {name, …}}` or the
  * Responses API's flat `{type: "function", name, …}`; 400 naming the bad entry.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const tools = parseTools(body.tools, "responses");
  * ```
  */
@@ -134,7 +136,8 @@ export function parseTools(v: unknown, api: "chat" | "responses"): ToolDef[] {
  * The `tool_choice` field (default `auto` with tools, `none` without); a named function must be
  * one of `tools` (400 `tool_choice` otherwise).
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const tools: ToolDef[];
  * parseToolChoice({ type: "function", function: { name: "f" } }, tools, "chat"); // { name: "f" }
  * ```
  */
@@ -171,7 +174,8 @@ export function parseToolChoice(
 /**
  * `tools`, `tool_choice` and `parallel_tool_calls` of a request body, validated.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const body: Record<string, unknown>; // a request's parsed JSON
  * const spec = parseToolFields(body, "chat"); // undefined: no calls possible
  * ```
  */
@@ -194,7 +198,8 @@ export function parseToolFields(
  * parameter schemas' `$defs`/`definitions` move to the root under the function's name, their
  * `$ref`s rewritten to match.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const tools: ToolDef[];
  * const schema = callsSchema(tools, "required", true);
  * ```
  */
@@ -251,7 +256,9 @@ function rewriteRef(ref: string, prefix: string, root: string): string {
  * The system turn showing `tools` to the model: `template.tools` (its `{tools}` and `{toolCall}`
  * filled in) in the template's `system` pattern, as is (not normalized: the list keeps its lines).
  * @example
- * ```ts ignore
+ * ```ts
+ * import { WORLD_TEMPLATE } from "./template.ts";
+ * declare const tools: ToolDef[];
  * const text = toolsPrompt(WORLD_TEMPLATE, tools);
  * ```
  */
@@ -272,7 +279,8 @@ export function toolsPrompt(template: ChatTemplate, tools: readonly ToolDef[]): 
 /**
  * The text of an assistant turn's calls, as the model writes them.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { WORLD_TEMPLATE } from "./template.ts";
  * callsText(WORLD_TEMPLATE, [{ id: "c", name: "f", arguments: "{}" }]); // '<tool_call>[{"name":"f","arguments":{}}]'
  * ```
  */
@@ -292,7 +300,7 @@ export function callsText(template: ChatTemplate, calls: readonly ToolCall[]): s
 /**
  * A fresh call id.
  * @example
- * ```ts ignore
+ * ```ts
  * callId(); // "call_3f9a…"
  * ```
  */
@@ -312,7 +320,11 @@ type Phase = "undecided" | "marker" | "call" | "plain";
  * opening goes on with the rest of it, forced, then the calls' grammar; any other reply is free
  * text.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { Constraint } from "../grammar/constraint.ts";
+ * import type { Grammar } from "../grammar/grammar.ts";
+ * import type { Tokenizer } from "../tokenizer/types.ts";
+ * declare const tokenizer: Tokenizer, g: Grammar;
  * const c = new ReplyConstraint(tokenizer, " <tool_call>", "auto", () => new Constraint(g, tokenizer));
  * ```
  */
@@ -419,7 +431,9 @@ export class ReplyConstraint implements TokenConstraint {
 /**
  * A streamed call's news: a new call (with its name), or more of its arguments.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const scanner: CallScanner, piece: string;
+ * declare function send(index: number, text: string): void;
  * for (const e of scanner.push(piece)) if (e.kind === "args") send(e.index, e.text);
  * ```
  */
@@ -432,7 +446,7 @@ export type CallEvent =
  * when a call starts and which fragments of its arguments arrived (the arguments' JSON text,
  * exactly as generated). Arguments seen before their call's name wait for it.
  * @example
- * ```ts ignore
+ * ```ts
  * const scanner = new CallScanner("<tool_call>");
  * scanner.push('<tool_call>[{"name": "f", "arguments": {"x"'); // start f, args '{"x"'
  * ```
