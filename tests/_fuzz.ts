@@ -25,6 +25,7 @@ import {
   torchZip,
   u32,
 } from "./_craft.ts";
+import { ggufCases } from "./_fuzz_gguf.ts";
 
 /** What the child process printed. */
 export interface ChildResult {
@@ -846,11 +847,18 @@ export const MUTANT_BASES: string[] = [
   "tiny-rwkv-4v0-legacy-f16.pth",
   "tiny-rwkv-7v0.safetensors",
   "rwkv.cpp/tiny-rwkv-4v0-660K-Q5_1.bin",
+  "gguf/tiny-rwkv-6v0-Q8_0.gguf",
 ];
 
 /** `count` seeded mutants of the fixture at `path` (zips also get CRC-fixed pickle mutants). */
 export function mutantCases(path: string, count: number, seed: number): FuzzCase[] {
-  const ext = path.endsWith(".safetensors") ? "safetensors" : path.endsWith(".bin") ? "bin" : "pth";
+  const ext = path.endsWith(".safetensors")
+    ? "safetensors"
+    : path.endsWith(".bin")
+    ? "bin"
+    : path.endsWith(".gguf")
+    ? "gguf"
+    : "pth";
   let base: Uint8Array | undefined;
   const load = () => base ??= Deno.readFileSync(path);
   return range(count).map((i): FuzzCase => {
@@ -1069,6 +1077,7 @@ export function attackCases(): FuzzCase[] {
     ...manySmallCases(),
     ...rustRulesCases(),
     ...pickleRulesCases(),
+    ...ggufCases(),
   ];
 }
 

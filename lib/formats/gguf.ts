@@ -238,7 +238,8 @@ function safe(path: string, what: string, v: bigint, max = Number.MAX_SAFE_INTEG
 /** Reads a GGUF string at the cursor. */
 async function readString(r: HeaderReader, what: string): Promise<string> {
   await r.need(8, what);
-  const n = safe(r.file.path, `${what} (string length)`, r.u64(), r.left - 8);
+  const length = r.u64();
+  const n = safe(r.file.path, `${what} (string length)`, length, r.left);
   await r.need(n, what);
   try {
     return r.text(n);
@@ -499,9 +500,20 @@ async function parse(file: RandomAccessFile, limits: Limits): Promise<GgufFile> 
   };
 }
 
-/** Metadata as a plain object (what `Checkpoint.metadata` gives). */
+/**
+ * Metadata as a plain object (what `Checkpoint.metadata` gives), JSON-safe: 64-bit integers
+ * beyond 2^53 as decimal strings.
+ */
 export function metadataObject(g: GgufFile): Record<string, unknown> {
-  return Object.fromEntries(g.metadata);
+  const plain = (v: GgufValue): unknown =>
+    typeof v === "bigint"
+      ? String(v)
+      : v instanceof BigInt64Array || v instanceof BigUint64Array
+      ? Array.from(v, (x) => Number.isSafeInteger(Number(x)) ? Number(x) : String(x))
+      : Array.isArray(v)
+      ? v.map(plain)
+      : v;
+  return Object.fromEntries([...g.metadata].map(([k, v]) => [k, plain(v)]));
 }
 
 /**
