@@ -61,7 +61,14 @@ export {
 export { type Piece, planPasses, runPasses } from "./lib/model/batch.ts";
 export { State, type StateResidency, stateResidency } from "./lib/model/state.ts";
 export type { Matrix, MatrixDesc, StorageDType } from "./lib/model/tensor.ts";
-export type { WeightDType } from "./lib/model/weights.ts";
+export type {
+  LoadWeightsOptions,
+  TensorDesc,
+  WeightDType,
+  Weights,
+  WeightsLayout,
+} from "./lib/model/weights.ts";
+export type { Arena, MatrixLayout } from "./lib/model/tensor.ts";
 export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/spec/spec.ts";
 export { openCheckpoint } from "./lib/formats/open.ts";
 export type {

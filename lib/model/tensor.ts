@@ -155,6 +155,12 @@ export interface ArenaOptions {
  * first memory ({@link Arena.memory}); matrices go there too, or, for a model too large for one
  * 32-bit memory, to memories of matrices that grow as they fill. Growing a shared memory keeps
  * every view made before valid.
+ * @example
+ * ```ts
+ * const arena = new Arena(2 ** 20, 64, PLAIN_LAYOUT); // 1 MiB for the weights
+ * const d = arena.allocMatrix(64, 256, "q8");
+ * console.log(arena.view(d).rows); // 64
+ * ```
  */
 export class Arena {
   /** The first memory: vectors, a backend's buffers, and the matrices unless split. */

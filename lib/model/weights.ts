@@ -34,14 +34,29 @@ import { checkFits } from "./memory.ts";
  */
 export type WeightDType = "auto" | StorageDType;
 
-/** Where one loaded tensor lives in the arena. */
+/**
+ * Where one loaded tensor lives in the arena.
+ * @example
+ * ```ts
+ * const bias: TensorDesc = { kind: "vec", offset: 4096, length: 768 };
+ * ```
+ */
 export type TensorDesc =
   | { readonly kind: "vec"; readonly offset: number; readonly length: number }
   | { readonly kind: "mat"; readonly desc: MatrixDesc };
 
-/** Serializable description of all loaded weights (with the memory, all it takes to view them). */
+/**
+ * Serializable description of all loaded weights (with the memory, all it takes to view them).
+ * @example
+ * ```ts
+ * declare const weights: Weights;
+ * console.log(weights.layout.dtype, weights.layout.bytes); // "q8" 123456789
+ * ```
+ */
 export interface WeightsLayout {
+  /** The model's shape. */
   readonly spec: ModelSpec;
+  /** Where each tensor lives, by its official name. */
   readonly tensors: Readonly<Record<string, TensorDesc>>;
   /** Storage dtype of the large matrices. */
   readonly dtype: StorageDType;
@@ -49,8 +64,19 @@ export interface WeightsLayout {
   readonly bytes: number;
 }
 
-/** Loaded weights: typed views by name over the arena. */
+/**
+ * Loaded weights: typed views by name over the arena.
+ * @example
+ * ```ts
+ * import { openCheckpoint } from "../formats/open.ts";
+ * import { detectSpec } from "../spec/spec.ts";
+ * const ck = await openCheckpoint("model.pth");
+ * const { weights } = await loadWeights(ck, detectSpec(ck.tensors), { dtype: "q8" });
+ * const ln1 = weights.vec("blocks.0.ln1.weight");
+ * ```
+ */
 export class Weights implements WeightSource<Float32Array, Matrix> {
+  /** Where each tensor is (with the buffers, all it takes to view them). */
   readonly layout: WeightsLayout;
   /** The arena's first memory (vectors, and the matrices unless they have memories of their own). */
   readonly buffer: ArrayBufferLike;
@@ -135,7 +161,14 @@ export function checkShape(
   );
 }
 
-/** Options of {@link loadWeights}. */
+/**
+ * Options of {@link loadWeights}.
+ * @example
+ * ```ts
+ * import { KERNEL_LAYOUT } from "../backend/wasm/layout.ts";
+ * const options: LoadWeightsOptions = { dtype: "q4", layout: KERNEL_LAYOUT, extraBytes: 2 ** 20 };
+ * ```
+ */
 export interface LoadWeightsOptions {
   /** Storage of the large matrices (default `auto`). */
   dtype?: WeightDType;
