@@ -3,7 +3,7 @@
  * or any JSON object, over every tokenizer of the toolkit (World, Hugging Face, bytes).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { generate, loadModel, loadTokenizer } from "@rwkv/deno";
  * import { compileJsonSchema } from "@rwkv/deno/grammar";
  *

@@ -11,7 +11,7 @@ import { compileGbnf, compileJsonSchema, type Grammar, GrammarError } from "../l
  * Reads `--json-schema` / `--grammar` files into the `grammar` option of `generate()`.
  * Errors name the file (and the path or line:col within it).
  * @example
- * ```ts ignore
+ * ```ts
  * const opts = await readGrammarFlags("person.schema.json", undefined); // { grammar: Grammar }
  * ```
  */

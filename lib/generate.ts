@@ -70,7 +70,10 @@ export interface GenerateOptions extends SamplerOptions {
 /**
  * What a generation did.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model/model.ts";
+ * import type { Tokenizer } from "./tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const it = generate(model, tokenizer, "Hi");
  * let r = await it.next();
  * while (!r.done) r = await it.next();
@@ -369,7 +372,10 @@ export interface BatchRequest extends GenerateOptions {
 /**
  * What {@link generateBatch} returns for one request.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { Model } from "./model/model.ts";
+ * import type { Tokenizer } from "./tokenizer/types.ts";
+ * declare const model: Model, tokenizer: Tokenizer;
  * const [first] = await generateBatch(model, tokenizer, [{ prompt: "Hi" }]);
  * console.log(first.text, first.stats.stopReason);
  * ```

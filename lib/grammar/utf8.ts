@@ -60,7 +60,7 @@ function encode(cp: number): number[] {
  * The UTF-8 byte sequences of the code points in [lo, hi] (no surrogates inside), as lists of
  * byte ranges: every code point's encoding matches exactly one sequence, and nothing else does.
  * @example
- * ```ts ignore
+ * ```ts
  * utf8Sequences(0x00, 0x7ff); // [[[0x00, 0x7f]], [[0xc2, 0xdf], [0x80, 0xbf]]]
  * ```
  */
