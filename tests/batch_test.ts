@@ -73,10 +73,17 @@ for (const g of all) {
       ck.close();
     }
   });
-  for (const dtype of ["f32", "q8", "q4"] as WeightDType[]) {
-    Deno.test(`batch: ${g.file} wasm backend ${dtype}, batched = alone`, async () => {
+  // q4 also with its matrices in memories of their own (64 KiB each: the large-model path)
+  for (
+    const [dtype, matrixMemoryBytes] of [["f32"], ["q8"], ["q4"], ["q4", 65536]] as [
+      WeightDType,
+      number?,
+    ][]
+  ) {
+    const where = matrixMemoryBytes ? ", matrices in memories of their own" : "";
+    Deno.test(`batch: ${g.file} wasm backend ${dtype}${where}, batched = alone`, async () => {
       const ck = await openGolden(g);
-      const model = await createWasmModel(ck, { dtype, threads: 2, chunk: 16 });
+      const model = await createWasmModel(ck, { dtype, threads: 2, chunk: 16, matrixMemoryBytes });
       try {
         const worst = await batchedEqualsAlone(model);
         console.log(`${g.file} ${dtype}: max |batched − alone| = ${worst.toExponential(2)}`);

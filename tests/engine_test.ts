@@ -23,7 +23,13 @@ const fileDtype = (g: Golden) => /bf16/.test(g.file) ? "bf16" : /f16/.test(g.fil
 
 async function withModel(
   g: Golden,
-  opts: { dtype: WeightDType; threads: number; chunk?: number; rowChunkBytes?: number },
+  opts: {
+    dtype: WeightDType;
+    threads: number;
+    chunk?: number;
+    rowChunkBytes?: number;
+    matrixMemoryBytes?: number;
+  },
   fn: (m: Awaited<ReturnType<typeof createWasmModel>>) => Promise<void>,
 ): Promise<void> {
   const ck = await openGolden(g);
@@ -37,7 +43,9 @@ async function withModel(
 }
 
 // Exact storage: f32, and the file's own 16-bit type (lossless). Bounds: logits within 1e-4,
-// argmax at every step of B, whole-of-B in one call = token by token within 1e-5.
+// argmax at every step of B, whole-of-B in one call = token by token within 1e-5. Also down the
+// path of models too large for one memory: matrices in memories of their own (64 KiB each here,
+// so a fixture's spread over many), read by the kernels' split build.
 for (const g of all) {
   const dtypes = [...new Set(["f32", fileDtype(g)])] as WeightDType[];
   for (const dtype of dtypes) {
@@ -47,9 +55,16 @@ for (const g of all) {
         await assertMatchesGolden(model, g);
       }));
   }
+  const dtype = fileDtype(g);
+  Deno.test(`engine: ${g.file} at ${dtype}, matrices in memories of their own, matches the official logits`, () =>
+    withModel(g, { dtype, threads: 2, matrixMemoryBytes: 65536 }, async (model) => {
+      assertEquals(model.info.dtype, dtype);
+      await assertMatchesGolden(model, g);
+    }));
 }
 
-// Team size changes which member computes a row, never how: results are bitwise identical.
+// Team size changes which member computes a row, never how: results are bitwise identical; and
+// so does the memory holding the matrices (64 KiB memories of their own: the large-model path).
 for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(g.file))) {
   // the file's own float type (f32 for 4v0 and 7v0, listed once), then q8 and q4
   for (const dtype of [...new Set([fileDtype(g), "q8", "q4"])] as WeightDType[]) {
@@ -59,12 +74,16 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
       // so decoding groups cross from one matrix into the next) or fixed
       const out: Float32Array[] = [];
       for (
-        const [threads, rowChunkBytes] of [[1, undefined], [2, 1], [3, 1], [2, undefined], [
-          3,
-          8192,
-        ]] as const
+        const [threads, rowChunkBytes, matrixMemoryBytes] of [
+          [1, undefined, undefined],
+          [2, 1, undefined],
+          [3, 1, undefined],
+          [2, undefined, undefined],
+          [3, 8192, undefined],
+          [2, 8192, 65536],
+        ] as const
       ) {
-        await withModel(g, { dtype, threads, rowChunkBytes }, async (model) => {
+        await withModel(g, { dtype, threads, rowChunkBytes, matrixMemoryBytes }, async (model) => {
           const whole = await model.forwardAll(g.tokens_B, model.createState());
           const state = model.createState(), steps: Float32Array[] = [];
           for (const t of g.tokens_B.slice(0, 6)) steps.push(await model.forward([t], state));

@@ -24,4 +24,14 @@ for (const g of all) {
       ck.close();
     }
   });
+  // the arena of a model too large for one memory: matrices in memories of their own (64 KiB)
+  Deno.test(`golden: reference path, matrices in memories of their own, matches official ${g.file}`, async () => {
+    const ck = await openGolden(g);
+    try {
+      const model = await createReferenceModel(ck, { dtype: "f32", matrixMemoryBytes: 65536 });
+      await assertMatchesGolden(model, g);
+    } finally {
+      ck.close();
+    }
+  });
 }

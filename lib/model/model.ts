@@ -67,6 +67,13 @@ export interface CreateModelOptions {
    * allocated, saying which dtype would fit.
    */
   availableMemory?: number;
+  /**
+   * Matrices in CPU memories of their own of at most this many bytes each (`Arena`): the path
+   * of models too large for one 4 GiB WebAssembly memory, taken by default beyond 3 GiB of
+   * weights (`SINGLE_MEMORY_BYTES`); the Worker backend reads them through its kernels' `split`
+   * build. A small value sends a small model down that path (tests); 0 keeps one memory.
+   */
+  matrixMemoryBytes?: number;
 }
 
 /**

@@ -150,6 +150,25 @@ export interface ArenaOptions {
   matrixMemoryBytes?: number;
 }
 
+const ENV_SPLIT = "RWKV_MATRIX_MEMORY_BYTES";
+
+/**
+ * `RWKV_MATRIX_MEMORY_BYTES`, when set and readable without asking: the default of
+ * {@link ArenaOptions.matrixMemoryBytes} for every arena (to run whole test files down the
+ * large-model path: `RWKV_MATRIX_MEMORY_BYTES=65536 deno test -A tests/engine_test.ts`).
+ */
+function envMatrixMemoryBytes(): number | undefined {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: ENV_SPLIT }).state !== "granted") {
+      return undefined;
+    }
+    const v = Deno.env.get(ENV_SPLIT);
+    return v === undefined || v === "" ? undefined : Number(v);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Shared memories and a bump allocator over each. Vectors and a backend's buffers go to the
  * first memory ({@link Arena.memory}); matrices go there too, or, for a model too large for one
@@ -191,7 +210,7 @@ export class Arena {
     options: ArenaOptions = {},
   ) {
     this.layout = layout;
-    const split = options.matrixMemoryBytes ??
+    const split = options.matrixMemoryBytes ?? envMatrixMemoryBytes() ??
       (bytes > SINGLE_MEMORY_BYTES ? (MAX_PAGES - 1) * PAGE : 0);
     if (!(split >= 0) || split > (MAX_PAGES - 1) * PAGE) {
       throw new RangeError(`matrixMemoryBytes must be from 1 to 4 GiB − 64 KiB, not ${split}`);

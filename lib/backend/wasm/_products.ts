@@ -35,12 +35,14 @@ export function productScratchBytes(maxT: number, maxCols: number): number {
  * declare const kernels: Kernels, ctrl: Int32Array, id: number, n: number, priv: Region;
  * declare const scratch: number, prof: Profiler, m: Matrix, x: Float32Array, y: Float32Array;
  * const T = 1; // tokens
- * const products = new Products(kernels, ctrl, id, n, priv, scratch, prof, () => barrier(ctrl, n));
+ * const products = new Products([kernels], ctrl, id, n, priv, scratch, prof, () => barrier(ctrl, n));
  * products.one(m, x, y, T, 0);
  * ```
  */
 export class Products {
   readonly #k: Kernels;
+  /** The kernels reading each arena memory's matrices (`Matrix.memory` indexes it). */
+  readonly #byMemory: readonly Kernels[];
   readonly #ctrl: Int32Array;
   readonly #id: number;
   readonly #n: number;
@@ -60,7 +62,7 @@ export class Products {
 
   /** See `WorkerOps`' constructor for the sizes; `meet`: the team's barrier. */
   constructor(
-    kernels: Kernels,
+    kernels: readonly Kernels[],
     ctrl: Int32Array,
     id: number,
     n: number,
@@ -71,7 +73,8 @@ export class Products {
     chunkBytes = CHUNK_BYTES,
     decodeScratchBytes = scratchBytes,
   ) {
-    this.#k = kernels;
+    this.#k = kernels[0];
+    this.#byMemory = kernels;
     this.#ctrl = ctrl;
     this.#id = id;
     this.#n = n;
@@ -220,7 +223,7 @@ export class Products {
     r0: number,
     r1: number,
   ): void {
-    const k = this.#k;
+    const k = this.#byMemory[m.memory ?? 0];
     switch (m.dtype) {
       case "f32":
         k.matmul_f32(m.offset, 0, x.byteOffset, y.byteOffset, m.rows, m.cols, T, r0, r1);

@@ -61,7 +61,10 @@ export interface GroupPlan {
  * ```
  */
 export function groupPlan(mats: readonly Matrix[], n: number, chunkBytes: number): GroupPlan {
-  const order = mats.map((_, j) => j).sort((a, b) => mats[a].offset - mats[b].offset);
+  const order = mats.map((_, j) => j)
+    .sort((a, b) =>
+      (mats[a].memory ?? 0) - (mats[b].memory ?? 0) || mats[a].offset - mats[b].offset
+    );
   let left = mats.reduce((a, m) => a + m.rows * rowBytes(m), 0);
   const most = Math.max(1, chunkBytes);
   const starts = [0], product: number[] = [], r0: number[] = [], r1: number[] = [];

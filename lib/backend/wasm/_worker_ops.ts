@@ -55,6 +55,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   readonly #prof: Profiler;
 
   /**
+   * `kernels`: the kernels over the team's memory, or one instance for each memory of the
+   * arena ({@link Arena.memories}; the first's also runs everything but the products' rows);
    * `sharedBuffers`: the indices (in creation order) of the buffers the team shares;
    * `scratchBytes`: this member's product scratch, from `productScratchBytes`;
    * `profile`: where to add up milliseconds by {@link PROFILE} kind (this member's row);
@@ -63,7 +65,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
    * decoding group's products gets one, `GROUP_MAX` in all).
    */
   constructor(
-    kernels: Kernels,
+    kernels: Kernels | readonly Kernels[],
     ctrl: Int32Array,
     id: number,
     n: number,
@@ -76,7 +78,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     decodeScratchBytes = scratchBytes,
   ) {
     this.#prof = new Profiler(profile, id);
-    this.#k = kernels;
+    const byMemory = Array.isArray(kernels) ? kernels : [kernels as Kernels];
+    this.#k = byMemory[0];
     this.#ctrl = ctrl;
     this.#id = id;
     this.#n = n;
@@ -84,7 +87,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#private = priv;
     this.#sharedBuffers = new Set(sharedBuffers);
     this.#products = new Products(
-      kernels,
+      byMemory,
       ctrl,
       id,
       n,

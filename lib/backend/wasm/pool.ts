@@ -111,11 +111,11 @@ export async function createWasmModel(
     throw new UsageError(`profile needs ${threads * PROFILE_STRIDE} values`);
   }
   const module = await compileKernels();
-  // one memory until the workers read matrices from memories of their own
   const { spec, weights, arena, maxT, done: toModel } = await prepareModel(ck, options, {
     layout: KERNEL_LAYOUT,
-    matrixMemoryBytes: 0,
   });
+  const matrixMemories = arena.memories.slice(1);
+  const splitModule = matrixMemories.length ? await compileKernels("split") : undefined;
 
   // Where each buffer lives: bind the pass once to placeholders and see what writes what.
   const shapes = stateShapes(spec).map((s) => s.reduce((a, b) => a * b, 1));
@@ -189,6 +189,8 @@ export async function createWasmModel(
         threads,
         memory,
         module,
+        matrixMemories,
+        splitModule,
         layout: weights.layout,
         maxT,
         placement,

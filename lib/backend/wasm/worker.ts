@@ -30,6 +30,12 @@ export interface WorkerInit {
   threads: number;
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
+  /**
+   * The arena's memories of matrices (`Arena.memories` after the first), read through the
+   * `split` build of the kernels, `splitModule`; none when the matrices share `memory`.
+   */
+  matrixMemories: WebAssembly.Memory[];
+  splitModule?: WebAssembly.Module;
   layout: WeightsLayout;
   maxT: number;
   placement: Placement;
@@ -66,8 +72,12 @@ function serve(init: WorkerInit): void {
   const tokens = new Int32Array(memory.buffer, init.tokensOffset, maxT);
   const table = new Int32Array(memory.buffer, init.segmentsOffset, maxT * 3);
   const priv = new Region(memory, init.privateOffset, init.privateSize);
+  const kernels = [instantiateKernels(init.module, memory)];
+  for (const m of init.matrixMemories) {
+    kernels.push(instantiateKernels(init.splitModule!, memory, m));
+  }
   const ops = new WorkerOps(
-    instantiateKernels(init.module, memory),
+    kernels,
     ctrl,
     id,
     threads,
@@ -79,7 +89,7 @@ function serve(init: WorkerInit): void {
     init.rowChunkBytes,
     init.decodeScratchBytes,
   );
-  const weights = new Weights(init.layout, memory.buffer);
+  const weights = new Weights(init.layout, [memory, ...init.matrixMemories].map((m) => m.buffer));
   const runner = createRunner(weights, ops, maxT, init.layout.spec.version);
 
   // A state slot holds a whole state in the official order. The tensors the recurrences update
