@@ -73,6 +73,7 @@ export async function prepareModel(
   const { weights, arena } = await loadWeights(ck, spec, {
     dtype: options.dtype,
     onProgress: options.onProgress,
+    matrixMemoryBytes: options.matrixMemoryBytes,
     ...load,
   });
   return {
