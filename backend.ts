@@ -39,7 +39,6 @@ export {
   type BackendOptions,
   BACKENDS,
 } from "./lib/backend/mod.ts";
-export { type PreparedModel, prepareModel } from "./lib/model/prepare.ts";
 export {
   type AdapterChoice,
   createWebGpuModel,
@@ -72,6 +71,7 @@ export type { Arena, MatrixLayout } from "./lib/model/tensor.ts";
 export { detectSpec, type ModelSpec, type RwkvVersion } from "./lib/spec/spec.ts";
 export { openCheckpoint } from "./lib/formats/open.ts";
 export type {
+  BlockQuantized,
   Checkpoint,
   CheckpointFormat,
   CheckpointLimits,

@@ -23,7 +23,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeAll, writeAtomic } from "../lib/formats/_file.ts";
+import { writeAll, writeAtomic } from "../lib/formats/file.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";
 import type { ThroughputRow } from "../testing/chart.ts";
 

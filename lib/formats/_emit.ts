@@ -6,7 +6,7 @@
 
 import { FormatError } from "../errors.ts";
 import { crc32, crc32Zeros } from "./_crc32.ts";
-import { writeAll } from "./_file.ts";
+import { writeAll } from "./file.ts";
 import type { TensorToWrite } from "./checkpoint.ts";
 
 /** Zero runs shorter than this are written as bytes: a hole smaller than a page saves nothing. */

@@ -40,7 +40,7 @@ import {
   toQ4,
   toQ8,
 } from "./_ggml_quants.ts";
-import { type GgufFile, type GgufTensor, metadataObject } from "./gguf.ts";
+import { type GgufFile, type GgufTensor, metadataObject } from "./_gguf_format.ts";
 import { swapLastAxes } from "./_transpose.ts";
 
 /** How one official tensor is made from a stored one. */

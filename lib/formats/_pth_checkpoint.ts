@@ -7,7 +7,7 @@
 import { FormatError, RwkvError } from "../errors.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { DTYPE_SIZE } from "./checkpoint.ts";
-import type { RandomAccessFile } from "./_file.ts";
+import type { RandomAccessFile } from "./file.ts";
 import { Counter, type Limits } from "./_limits.ts";
 import type { PthTensor, StorageRef, TensorRef } from "./_torch_pickle.ts";
 

@@ -6,7 +6,7 @@
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { DTYPE_SIZE } from "./checkpoint.ts";
-import type { RandomAccessFile } from "./_file.ts";
+import type { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget } from "./_limits.ts";
 import { isTuple, PickleBudget, type PickleHooks, PyDict, unpickle } from "./_pickle.ts";
 import { checkpoint, describe } from "./_pth_checkpoint.ts";

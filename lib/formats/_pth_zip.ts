@@ -7,7 +7,7 @@
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { DTYPE_SIZE } from "./checkpoint.ts";
-import type { RandomAccessFile } from "./_file.ts";
+import type { RandomAccessFile } from "./file.ts";
 import { check, Counter, type Limits, overBudget } from "./_limits.ts";
 import { PickleBudget, unpickle } from "./_pickle.ts";
 import { checkpoint, describe } from "./_pth_checkpoint.ts";
@@ -24,7 +24,7 @@ import {
  * Opens a torch zip checkpoint (see `openPth`).
  * @example
  * ```ts
- * import { RandomAccessFile } from "./_file.ts";
+ * import { RandomAccessFile } from "./file.ts";
  * import { resolveLimits } from "./_limits.ts";
  * const ck = await openZip(await RandomAccessFile.open("model.pth"), resolveLimits(undefined));
  * ```

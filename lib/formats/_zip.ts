@@ -8,7 +8,7 @@
 
 import { FormatError } from "../errors.ts";
 import { crc32 } from "./_crc32.ts";
-import type { RandomAccessFile } from "./_file.ts";
+import type { RandomAccessFile } from "./file.ts";
 import { Counter, type Limits, overBudget } from "./_limits.ts";
 
 /** One zip entry, as the central directory describes it. */

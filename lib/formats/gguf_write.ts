@@ -7,7 +7,7 @@
  */
 
 import { FormatError } from "../errors.ts";
-import { writeAll, writeAtomic } from "./_file.ts";
+import { writeAll, writeAtomic } from "./file.ts";
 import { GGML_TYPES } from "./_ggml_quants.ts";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE } from "./gguf.ts";
 

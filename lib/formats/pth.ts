@@ -15,7 +15,7 @@
 
 import type { Checkpoint, OpenCheckpointOptions } from "./checkpoint.ts";
 import { FormatError } from "../errors.ts";
-import { RandomAccessFile } from "./_file.ts";
+import { RandomAccessFile } from "./file.ts";
 import { resolveLimits } from "./_limits.ts";
 import { openLegacy } from "./_pth_legacy.ts";
 import { wrap } from "./_pth_checkpoint.ts";

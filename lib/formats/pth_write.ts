@@ -8,7 +8,7 @@
 
 import { type DType, DTYPE_SIZE } from "./checkpoint.ts";
 import { crc32 } from "./_crc32.ts";
-import { writeAll, writeAtomic } from "./_file.ts";
+import { writeAll, writeAtomic } from "./file.ts";
 import { emitTensor } from "./_emit.ts";
 import type { TensorToWrite } from "./checkpoint.ts";
 

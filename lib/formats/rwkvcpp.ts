@@ -42,7 +42,7 @@ import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./che
 import { f16ToF32 } from "./dtype.ts";
 import { dequantizeGgmlType, GGML } from "./_ggml_quants.ts";
 import { swapLastAxes } from "./_transpose.ts";
-import { RandomAccessFile } from "./_file.ts";
+import { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** The magic number of rwkv.cpp files ("ggmf"). */

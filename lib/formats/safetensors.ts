@@ -15,7 +15,7 @@ import {
   type OpenCheckpointOptions,
   type TensorInfo,
 } from "./checkpoint.ts";
-import { RandomAccessFile } from "./_file.ts";
+import { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
 
 /** Headers larger than this are refused by default, as the Rust reference refuses them. */

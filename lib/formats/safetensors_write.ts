@@ -6,7 +6,7 @@
 
 import { FormatError } from "../errors.ts";
 import { DTYPE_SIZE, type TensorToWrite } from "./checkpoint.ts";
-import { writeAll, writeAtomic } from "./_file.ts";
+import { writeAll, writeAtomic } from "./file.ts";
 import { emitTensor } from "./_emit.ts";
 
 export type { TensorToWrite } from "./checkpoint.ts";

@@ -10,9 +10,8 @@ import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
 import { type ModelSpec, squeezed } from "../spec/spec.ts";
 import { layerNorm } from "./norm.ts";
-import type { Arena, Matrix, MatrixDesc } from "./tensor.ts";
+import type { Arena, Matrix, MatrixDesc, TensorDesc } from "./tensor.ts";
 import type { Plan } from "./_weights_plan.ts";
-import type { TensorDesc } from "./weights.ts";
 
 /** `blocks.0.ln0`'s weight and bias, folded into the embedding (absent: none). */
 export interface Ln0 {

@@ -8,8 +8,7 @@
 import type { Checkpoint, TensorInfo } from "../formats/checkpoint.ts";
 import { isLargeMatrix, quantizedMatrices } from "../quant/format.ts";
 import { type ModelSpec, squeezed } from "../spec/spec.ts";
-import { matrixBytes, type MatrixLayout, type StorageDType } from "./tensor.ts";
-import type { WeightDType } from "./weights.ts";
+import { matrixBytes, type MatrixLayout, type StorageDType, type WeightDType } from "./tensor.ts";
 
 /** Low-rank factors applied as `x @ W` (RWKV-6 token-shift and decay, RWKV-7 w/a/v/g). */
 const LOW_RANK = /\.(time_maa_w1|time_decay_w1|time_decay_w2|[wavg][12])$/;

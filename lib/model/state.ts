@@ -10,7 +10,7 @@
  */
 
 import { FormatError, ModelError } from "../errors.ts";
-import { writeAll, writeAtomic } from "../formats/_file.ts";
+import { writeAll, writeAtomic } from "../formats/file.ts";
 import type { ModelSpec } from "../spec/spec.ts";
 
 const MAGIC = "RWKVSTATE1\n";

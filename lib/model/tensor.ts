@@ -381,3 +381,25 @@ export function viewMatrix(
     scales,
   };
 }
+
+/**
+ * Storage asked for the large matrices: `auto` keeps the checkpoint's own float type.
+ * @example
+ * ```ts
+ * import { loadModel } from "../load.ts";
+ * const dtype: WeightDType = "q4";
+ * await loadModel("model.pth", { dtype });
+ * ```
+ */
+export type WeightDType = "auto" | StorageDType;
+
+/**
+ * Where one loaded tensor lives in the arena.
+ * @example
+ * ```ts
+ * const bias: TensorDesc = { kind: "vec", offset: 4096, length: 768 };
+ * ```
+ */
+export type TensorDesc =
+  | { readonly kind: "vec"; readonly offset: number; readonly length: number }
+  | { readonly kind: "mat"; readonly desc: MatrixDesc };

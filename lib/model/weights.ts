@@ -13,37 +13,18 @@ import type { WeightSource } from "./ops.ts";
 import {
   Arena,
   type Matrix,
-  type MatrixDesc,
   type MatrixLayout,
   PLAIN_LAYOUT,
   type StorageDType,
+  type TensorDesc,
   viewMatrix,
+  type WeightDType,
 } from "./tensor.ts";
 import { fillTensor, readLn0, Scratch } from "./_weights_fill.ts";
 import { planWeights } from "./_weights_plan.ts";
 import { checkFits } from "./memory.ts";
 
-/**
- * Storage asked for the large matrices: `auto` keeps the checkpoint's own float type.
- * @example
- * ```ts
- * import { loadModel } from "../load.ts";
- * const dtype: WeightDType = "q4";
- * await loadModel("model.pth", { dtype });
- * ```
- */
-export type WeightDType = "auto" | StorageDType;
-
-/**
- * Where one loaded tensor lives in the arena.
- * @example
- * ```ts
- * const bias: TensorDesc = { kind: "vec", offset: 4096, length: 768 };
- * ```
- */
-export type TensorDesc =
-  | { readonly kind: "vec"; readonly offset: number; readonly length: number }
-  | { readonly kind: "mat"; readonly desc: MatrixDesc };
+export type { TensorDesc, WeightDType } from "./tensor.ts";
 
 /**
  * Serializable description of all loaded weights (with the memory, all it takes to view them).

@@ -10,36 +10,9 @@
 import { normalizeMessage } from "../chat.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
 import { callsText, TOOL_TEMPLATE, type ToolCall } from "./tools.ts";
+import type { ChatTemplate } from "./_chat_template.ts";
 
-/**
- * How messages become text: `{content}` in each pattern is replaced by the message.
- * @example
- * ```ts
- * const t: ChatTemplate = { ...WORLD_TEMPLATE, system: "Instructions: {content}\n\n" };
- * ```
- */
-export interface ChatTemplate {
-  /** A system (or developer) message, e.g. `System: {content}\n\n`. */
-  readonly system: string;
-  /** A user message, e.g. `User: {content}\n\n`. */
-  readonly user: string;
-  /** An assistant message, e.g. `Assistant: {content}\n\n`. */
-  readonly assistant: string;
-  /** What the reply is generated after, e.g. `Assistant:`. */
-  readonly generation: string;
-  /** Collapse runs of newlines and trim each message as ChatRWKV does (default true). */
-  readonly normalize?: boolean;
-  /**
-   * What the system turn listing a request's functions says (written with `system`); `{tools}`
-   * becomes one JSON line per function, `{toolCall}` the call tag (default
-   * {@link TOOL_TEMPLATE}`.tools`).
-   */
-  readonly tools?: string;
-  /** A function's result sent back, e.g. `Tool: {content}\n\n` (default `TOOL_TEMPLATE.tool`). */
-  readonly tool?: string;
-  /** The tag that opens a reply's calls, a JSON list of them after it (default `<tool_call>`). */
-  readonly toolCall?: string;
-}
+export type { ChatTemplate } from "./_chat_template.ts";
 
 /**
  * RWKV World's chat format (the `lib/chat.ts` transcript).

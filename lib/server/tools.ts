@@ -15,7 +15,7 @@
 import type { Tokenizer } from "../tokenizer/mod.ts";
 import { type Body, HttpError, isBool, isStr } from "./_http.ts";
 import type { TokenConstraint } from "./scheduler.ts";
-import type { ChatTemplate } from "./template.ts";
+import type { ChatTemplate } from "./_chat_template.ts";
 
 /**
  * A function the model may call.
