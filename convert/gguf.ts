@@ -2,7 +2,7 @@
  * An official RWKV-6 or RWKV-7 checkpoint (any format we read) → a GGUF file llama.cpp and Ollama
  * load: llama.cpp's `rwkv6` / `rwkv7` tensor names, shapes, transforms and metadata, as its
  * converter (`convert_hf_to_gguf.py`, Rwkv6Model / Rwkv7Model) and `llama-quantize` write them
- * (see `lib/formats/_gguf_rwkv.ts` for the reading side, which undoes each transform), with the
+ * (see `lib/formats/gguf_rwkv.ts` for the reading side, which undoes each transform), with the
  * tokenizer in the file (`tokenizer.ggml.model = "rwkv"`, the World vocabulary or bytes).
  *
  * Types (`type`): the large matrices (`token_embd`, `output`, the time-mix and channel-mix
@@ -19,9 +19,9 @@ import { basename } from "node:path";
 import { FormatError, UsageError } from "../lib/errors.ts";
 import type { Checkpoint, TensorInfo } from "../lib/formats/checkpoint.ts";
 import { f32ToBf16, f32ToF16, toFloat32 } from "../lib/formats/dtype.ts";
-import { GGML, quantizeQ4_0, quantizeQ8_0 } from "../lib/formats/_ggml_quants.ts";
+import { GGML, quantizeQ4_0, quantizeQ8_0 } from "../lib/formats/ggml_quants.ts";
 import { GGUF_VALUE } from "../lib/formats/gguf.ts";
-import { COMMON, LOW6, LOW7, TOP, VEC6, VEC7, X6, X7 } from "../lib/formats/_gguf_rwkv.ts";
+import { COMMON, LOW6, LOW7, TOP, VEC6, VEC7, X6, X7 } from "../lib/formats/gguf_rwkv.ts";
 import { type GgufEntry, type GgufTensorToWrite, writeGguf } from "../lib/formats/gguf_write.ts";
 import { detectSpec, type ModelSpec } from "../lib/spec/spec.ts";
 import { findTokenizerFor, loadTokenizer } from "../lib/tokenizer/mod.ts";

@@ -9,7 +9,7 @@ import { fixture, FIXTURES_DIR, listFixtures } from "../testing/fixtures.ts";
 import { loadModel } from "../lib/load.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
-import { dequantizeGgmlType, GGML } from "../lib/formats/_ggml_quants.ts";
+import { dequantizeGgmlType, GGML } from "../lib/formats/ggml_quants.ts";
 import type { Model } from "../lib/model/model.ts";
 
 const FILES = listFixtures(/\.gguf$/, "gguf", "the GGUF fixtures");

@@ -24,6 +24,7 @@ export const LAYERS: readonly { name: string; modules: readonly string[] }[] = [
     modules: [
       "lib/model/ops.ts",
       "lib/model/tensor.ts",
+      "lib/model/memory.ts",
       "lib/model/norm.ts",
       "lib/model/weights.ts",
       "lib/model/_weights_plan.ts",

@@ -17,7 +17,7 @@
  *
  * `readGguf` gives the raw file (metadata, tensors under their GGUF names with ggml types);
  * `openGguf` gives a {@link Checkpoint}: for llama.cpp's `rwkv6` / `rwkv7` layouts, the official
- * RWKV names, shapes and values (see `_gguf_rwkv.ts`); for any other architecture, the GGUF
+ * RWKV names, shapes and values (see `gguf_rwkv.ts`); for any other architecture, the GGUF
  * names with PyTorch-order shapes, quantized tensors decoded to F32.
  * @module
  */
@@ -26,8 +26,8 @@ import { FormatError } from "../errors.ts";
 import type { Checkpoint, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
 import { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
-import { dequantizeGgmlType, GGML, GGML_TYPES, ggmlTypeName } from "./_ggml_quants.ts";
-import { rwkvView } from "./_gguf_rwkv.ts";
+import { dequantizeGgmlType, GGML, GGML_TYPES, ggmlTypeName } from "./ggml_quants.ts";
+import { rwkvView } from "./gguf_rwkv.ts";
 import {
   FIXED,
   GGUF_DEFAULT_ALIGNMENT,

@@ -8,7 +8,7 @@
 
 import { FormatError } from "../errors.ts";
 import { writeAll, writeAtomic } from "./file.ts";
-import { GGML_TYPES } from "./_ggml_quants.ts";
+import { GGML_TYPES } from "./ggml_quants.ts";
 import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE } from "./gguf.ts";
 
 /**

@@ -40,7 +40,7 @@
 import { FormatError } from "../errors.ts";
 import type { Checkpoint, DType, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
 import { f16ToF32 } from "./dtype.ts";
-import { dequantizeGgmlType, GGML } from "./_ggml_quants.ts";
+import { dequantizeGgmlType, GGML } from "./ggml_quants.ts";
 import { swapLastAxes } from "./_transpose.ts";
 import { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";

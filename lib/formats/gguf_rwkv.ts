@@ -39,7 +39,7 @@ import {
   mapsOntoQ8,
   toQ4,
   toQ8,
-} from "./_ggml_quants.ts";
+} from "./ggml_quants.ts";
 import { type GgufFile, type GgufTensor, metadataObject } from "./_gguf_format.ts";
 import { swapLastAxes } from "./_transpose.ts";
 
