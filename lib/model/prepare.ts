@@ -74,6 +74,7 @@ export async function prepareModel(
     dtype: options.dtype,
     onProgress: options.onProgress,
     matrixMemoryBytes: options.matrixMemoryBytes,
+    availableMemory: options.availableMemory,
     ...load,
   });
   return {

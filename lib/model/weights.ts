@@ -203,11 +203,17 @@ export async function loadWeights(
   const scratch = new Scratch();
   for (const p of plans) {
     await fillTensor(ck, arena, spec, p, ln0, scratch, tensors);
+    // Each matrix arranged for its backend as soon as its rows are in (while they may still be
+    // in cache), so the progress reported covers that work too.
+    const made = p.kind === "lowrank3"
+      ? Object.keys(tensors).filter((k) => k.startsWith(`${p.name}.`))
+      : [p.name];
+    for (const k of made) {
+      const t = tensors[k];
+      if (t?.kind === "mat") arena.layout.finish(arena.bufferOf(t.desc), t.desc);
+    }
     done++;
     options.onProgress?.(done, plans.length, p.name);
-  }
-  for (const t of Object.values(tensors)) {
-    if (t.kind === "mat") arena.layout.finish(arena.bufferOf(t.desc), t.desc);
   }
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.usedTotal };
   return { weights: new Weights(layout, arena.buffers), arena };
