@@ -24,7 +24,7 @@
  * @module
  */
 
-import { f16ToF32, floatToHalf, halfToFloat } from "./dtype.ts";
+import { f16ToF32, floatToHalf } from "./dtype.ts";
 
 /** One ggml type: its name, values per block and bytes per block. */
 export interface GgmlType {
@@ -93,9 +93,12 @@ export function ggmlTypeName(type: number): string {
 
 const f = Math.fround;
 
-/** float32 value of the IEEE half at `o`. */
+let halves: Float32Array | undefined;
+
+/** float32 value of the IEEE half at `o` (a table of all 65536). */
 function half(b: Uint8Array, o: number): number {
-  return halfToFloat(b[o] | (b[o + 1] << 8));
+  halves ??= f16ToF32(Uint16Array.from({ length: 65536 }, (_, i) => i));
+  return halves[b[o] | (b[o + 1] << 8)];
 }
 
 /** Q4_K/Q5_K's scale and min of sub-block `j` from their 12 packed bytes at `o`. */
@@ -235,25 +238,52 @@ export function mapsOntoQ8(type: number): boolean {
 }
 
 /**
- * Re-packs `count` values of Q8_0, Q4_0 or Q5_0 into our q8 layout, exactly: `q` gets the
- * integers, `scales` the block scales times `mul` (a power of two: exact).
+ * The block scales of `count` values of Q8_0, Q4_0 or Q5_0 (the half at the start of each
+ * block) into `scales`, times `mul` (a power of two: exact).
  */
-export function toQ8(
+export function blockScales(
   raw: Uint8Array,
   type: number,
   count: number,
-  q: Int8Array,
   scales: Float32Array,
   mul = 1,
 ): void {
   const nb = count / 32, size = GGML_TYPES[type].blockBytes;
-  const u = new Uint8Array(q.buffer, q.byteOffset, count);
+  for (let b = 0; b < nb; b++) scales[b] = half(raw, b * size) * mul;
+}
+
+/**
+ * Copies `words` little-endian u32 from each block of `raw` (block `b` at `b·size + skip`) to
+ * `dst` (block `b` at `b·words·4`): the integers of a block without its scale.
+ */
+function copyBlocks(raw: Uint8Array, size: number, skip: number, words: number, dst: Uint8Array) {
+  const nb = dst.length / (words * 4);
+  const src = new DataView(raw.buffer, raw.byteOffset, raw.length);
+  if (dst.byteOffset % 4 === 0) {
+    const out = new Uint32Array(dst.buffer, dst.byteOffset, nb * words);
+    for (let b = 0, o = skip, y = 0; b < nb; b++, o += size) {
+      for (let w = 0; w < words; w++) out[y++] = src.getUint32(o + 4 * w, true);
+    }
+  } else {
+    for (let b = 0; b < nb; b++) {
+      dst.set(raw.subarray(b * size + skip, b * size + skip + words * 4), b * words * 4);
+    }
+  }
+}
+
+/**
+ * Re-packs the integers of `count` values of Q8_0, Q4_0 or Q5_0 into our q8 layout, exactly
+ * (Q8_0's q as they are, Q4_0's q − 8, Q5_0's q − 16); the scales are {@link blockScales}.
+ */
+export function toQ8(raw: Uint8Array, type: number, count: number, q: Int8Array): void {
+  const nb = count / 32, size = GGML_TYPES[type].blockBytes;
+  if (type === GGML.Q8_0) {
+    copyBlocks(raw, size, 2, 8, new Uint8Array(q.buffer, q.byteOffset, count));
+    return;
+  }
   for (let b = 0; b < nb; b++) {
     const o = b * size, y = b * 32;
-    scales[b] = half(raw, o) * mul;
-    if (type === GGML.Q8_0) {
-      u.set(raw.subarray(o + 2, o + 34), y);
-    } else if (type === GGML.Q4_0) {
+    if (type === GGML.Q4_0) {
       for (let j = 0; j < 16; j++) {
         const v = raw[o + 2 + j];
         q[y + j] = (v & 15) - 8;
@@ -271,22 +301,11 @@ export function toQ8(
 }
 
 /**
- * Re-packs `count` values of Q4_0 into our q4 layout (the same nibbles, ggml's order): `q`
- * gets the 16 bytes of each block, `scales` its scale times `mul`.
+ * Re-packs the nibbles of `count` values of Q4_0 into our q4 layout (the same bytes, ggml's
+ * order: 16 a block); the scales are {@link blockScales}.
  */
-export function toQ4(
-  raw: Uint8Array,
-  count: number,
-  q: Uint8Array,
-  scales: Float32Array,
-  mul = 1,
-): void {
-  const nb = count / 32;
-  for (let b = 0; b < nb; b++) {
-    const o = b * 18;
-    scales[b] = half(raw, o) * mul;
-    q.set(raw.subarray(o + 2, o + 18), b * 16);
-  }
+export function toQ4(raw: Uint8Array, count: number, q: Uint8Array): void {
+  copyBlocks(raw, 18, 2, 4, q.subarray(0, count / 2));
 }
 
 /** C's `roundf`: halves away from zero. */

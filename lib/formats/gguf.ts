@@ -59,6 +59,11 @@ class HeaderReader {
 
   constructor(readonly file: RandomAccessFile, readonly limits: Limits) {}
 
+  /** Whether `n` bytes at the cursor are already readable (then {@link need} is not needed). */
+  has(n: number): boolean {
+    return this.pos + n <= this.#at + this.#buf.length;
+  }
+
   /** Makes `n` bytes at the cursor readable; a FormatError naming `what` when they are not. */
   async need(n: number, what: string): Promise<void> {
     const end = this.pos + n;
@@ -112,6 +117,15 @@ class HeaderReader {
     this.pos += n;
     return this.#buf.slice(o, o + n) as Uint8Array<ArrayBuffer>;
   }
+  /** The string at the cursor when it is already readable (else undefined, cursor unmoved). */
+  stringNow(): string | undefined {
+    if (!this.has(8)) return undefined;
+    const n = this.#view.getBigUint64(this.pos - this.#at, true);
+    if (n > 4096n || !this.has(8 + Number(n))) return undefined;
+    this.pos += 8;
+    return this.text(Number(n));
+  }
+
   /** Decodes `n` bytes as strict UTF-8. */
   text(n: number): string {
     const o = this.pos - this.#at;
@@ -132,10 +146,10 @@ function safe(path: string, what: string, v: bigint, max = Number.MAX_SAFE_INTEG
 
 /** Reads a GGUF string at the cursor. */
 async function readString(r: HeaderReader, what: string): Promise<string> {
-  await r.need(8, what);
+  if (!r.has(8)) await r.need(8, what);
   const length = r.u64();
   const n = safe(r.file.path, `${what} (string length)`, length, r.left);
-  await r.need(n, what);
+  if (!r.has(n)) await r.need(n, what);
   try {
     return r.text(n);
   } catch {
@@ -227,7 +241,17 @@ async function readValue(
     return Array.from(r.bytes(count), (x) => x !== 0);
   }
   const out: GgufValue[] = [];
-  for (let i = 0; i < count; i++) out.push(await readValue(r, et, `${what}[${i}]`, depth + 1));
+  for (let i = 0; i < count; i++) {
+    let v: GgufValue | undefined;
+    if (et === GGUF_VALUE.STRING) {
+      try {
+        v = r.stringNow(); // a vocabulary's 65536 tokens without a promise each
+      } catch {
+        throw new FormatError(r.file.path, `${what}[${i}]`, "string is not valid UTF-8");
+      }
+    }
+    out.push(v ?? await readValue(r, et, `${what}[${i}]`, depth + 1));
+  }
   return out;
 }
 

@@ -32,6 +32,7 @@ import { FormatError } from "../errors.ts";
 import type { BlockQuantized, Checkpoint, DType, TensorInfo } from "./checkpoint.ts";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtype.ts";
 import {
+  blockScales,
   dequantizeGgmlType,
   GGML,
   GGML_TYPES,
@@ -42,6 +43,9 @@ import {
 } from "./ggml_quants.ts";
 import { type GgufFile, type GgufTensor, metadataObject } from "./_gguf_format.ts";
 import { swapLastAxes } from "./_transpose.ts";
+
+/** Bytes of stored blocks read at once. */
+const CHUNK_BYTES = 4 << 20;
 
 /** How one official tensor is made from a stored one. */
 interface Exposed {
@@ -278,13 +282,24 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     );
   }
 
-  // The stored bytes of the last tensor read for its scales: its integers follow at once.
-  let cached: { name: string; raw: Uint8Array } | undefined;
-  const rawOf = async (src: GgufTensor): Promise<Uint8Array> => {
-    if (cached?.name === src.name) return cached.raw;
-    const raw = await g.readRaw(src.name);
-    cached = { name: src.name, raw };
-    return raw;
+  // Block-quantized tensors stream through one buffer of whole blocks, a chunk at a time: no
+  // copy of a whole tensor is made (its scales are read in one pass, its integers in another,
+  // the second from the page cache).
+  let chunk = new Uint8Array(0);
+  // The integers of the matrix whose scales were just read (the loader reads them next).
+  let stash = new Uint8Array(0);
+  let stashed: string | undefined;
+  const eachChunk = async (
+    src: GgufTensor,
+    use: (raw: Uint8Array, firstBlock: number, blocks: number) => void,
+  ) => {
+    const size = GGML_TYPES[src.type].blockBytes, nb = src.count / 32;
+    const per = Math.max(1, Math.floor(CHUNK_BYTES / size));
+    if (chunk.length < per * size) chunk = new Uint8Array(per * size);
+    for (let b0 = 0; b0 < nb; b0 += per) {
+      const n = Math.min(per, nb - b0);
+      use(await g.readRaw(src.name, chunk.subarray(0, n * size), b0 * size), b0, n);
+    }
   };
 
   const read = async (name: string, into?: Uint8Array): Promise<Uint8Array> => {
@@ -302,27 +317,24 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     const mul = e.mul ?? 1;
     switch (e.kind) {
       case "scale": {
-        const raw = await rawOf(src);
+        // One pass over the blocks: the scales now, the integers kept for the read that follows.
         const scales = new Float32Array(src.count / 32);
-        if (src.type === GGML.Q4_0) {
-          toQ4(raw, src.count, new Uint8Array(src.count / 2), scales, mul);
-        } else toQ8(raw, src.type, src.count, new Int8Array(src.count), scales, mul);
+        const ints = plans.get(name.slice(0, -".qscale".length))!;
+        const n = ints.info.byteLength;
+        if (stash.length < n) stash = new Uint8Array(n);
+        await eachChunk(src, (raw, b0, k) => {
+          blockScales(raw, src.type, k * 32, scales.subarray(b0, b0 + k), mul);
+          repack(ints.kind, raw, src.type, b0, k, stash);
+        });
+        stashed = ints.info.name;
         out.set(new Uint8Array(scales.buffer));
         return out;
       }
       case "q8":
       case "q4": {
-        const raw = await rawOf(src);
-        cached = undefined;
-        const scales = new Float32Array(src.count / 32);
-        if (e.kind === "q4") toQ4(raw, src.count, out, scales);
-        else {toQ8(
-            raw,
-            src.type,
-            src.count,
-            new Int8Array(out.buffer, out.byteOffset, out.length),
-            scales,
-          );}
+        if (stashed === name) out.set(stash.subarray(0, out.length));
+        else await eachChunk(src, (raw, b0, k) => repack(e.kind, raw, src.type, b0, k, out));
+        stashed = undefined;
         return out;
       }
       case "raw":
@@ -351,10 +363,23 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     blockQuantized,
     read,
     close: () => {
-      cached = undefined;
+      chunk = stash = new Uint8Array(0);
       g.close();
     },
   };
+}
+
+/** Re-packs blocks [b0, b0 + k) of a Q8_0/Q5_0/Q4_0 chunk into our q8 or q4 bytes `out`. */
+function repack(
+  kind: Exposed["kind"],
+  raw: Uint8Array,
+  type: number,
+  b0: number,
+  k: number,
+  out: Uint8Array,
+): void {
+  if (kind === "q4") toQ4(raw, k * 32, out.subarray(b0 * 16, (b0 + k) * 16));
+  else toQ8(raw, type, k * 32, new Int8Array(out.buffer, out.byteOffset + b0 * 32, k * 32));
 }
 
 /** Values times a power of two, in their own type; a FormatError when that is not exact. */

@@ -1,0 +1,82 @@
+/**
+ * Loading a Q8_0 (or Q4_0) GGUF against loading our own q8 (q4) file of the same model, in one
+ * process, alternating A and B; then decoding with each. Both land on the same q8/q4 kernels:
+ * the GGUF's integers are re-packed at load (its blocks interleave a scale with the values),
+ * ours are copied.
+ *
+ *   deno run -A bench/make_model.ts --preset 7-0.4b --out /tmp/gguf/7-0.4b.safetensors
+ *   deno run -A cli/convert.ts /tmp/gguf/7-0.4b.safetensors /tmp/gguf/7-0.4b-q8.safetensors --quant q8
+ *   deno run -A cli/convert.ts /tmp/gguf/7-0.4b.safetensors /tmp/gguf/7-0.4b-Q8_0.gguf --type q8_0 --tokenizer rwkv_vocab_v20230424.txt
+ *   deno run -A bench/gguf_load.ts /tmp/gguf/7-0.4b-q8.safetensors /tmp/gguf/7-0.4b-Q8_0.gguf [rounds] [tokens]
+ *
+ * (the World vocabulary file, e.g. `../shared/fixtures/tokenizers/`: it does not change the
+ * weights.)
+ * @module
+ */
+
+import { cpuUsage } from "node:process";
+import { loadModel } from "../lib/load.ts";
+import type { Model } from "../lib/model/model.ts";
+
+const [ours, gguf, roundsArg, tokensArg] = Deno.args;
+if (!ours || !gguf) {
+  throw new Error("usage: gguf_load.ts OURS.safetensors MODEL.gguf [rounds] [tokens]");
+}
+const rounds = Number(roundsArg ?? 3), tokens = Number(tokensArg ?? 16);
+
+/** Process CPU seconds (all threads): what a load costs, whatever else shares the machine. */
+function cpu(): number {
+  const c = cpuUsage();
+  return (c.user + c.system) / 1e6;
+}
+
+async function load(path: string): Promise<{ model: Model; s: number; cpu: number }> {
+  const t = performance.now(), c = cpu();
+  const model = await loadModel(path, { threads: 2, device: "cpu" });
+  return { model, s: (performance.now() - t) / 1000, cpu: cpu() - c };
+}
+
+/** ms per decoded token over `tokens` tokens (after two warm-up tokens). */
+async function decode(model: Model): Promise<number> {
+  const state = model.createState();
+  await model.forward([1], state);
+  await model.forward([2], state);
+  const t = performance.now();
+  for (let i = 0; i < tokens; i++) await model.forward([3 + (i % 50)], state);
+  return (performance.now() - t) / tokens;
+}
+
+const a: number[] = [], b: number[] = [], da: number[] = [], db: number[] = [];
+const ca: number[] = [], cb: number[] = [];
+for (let r = 0; r < rounds; r++) {
+  // alternate which goes first, so neither always meets a warm page cache first
+  for (const which of r % 2 ? ["gguf", "ours"] : ["ours", "gguf"]) {
+    const { model, s, cpu } = await load(which === "ours" ? ours : gguf);
+    (which === "ours" ? ca : cb).push(cpu);
+    const ms = await decode(model);
+    if (r === 0 && which === "gguf") console.log(`GGUF loads as ${model.info.dtype}`);
+    (which === "ours" ? a : b).push(s);
+    (which === "ours" ? da : db).push(ms);
+    await model.dispose();
+  }
+}
+const med = (x: number[]) => x.slice().sort((p, q) => p - q)[Math.floor(x.length / 2)];
+console.log(
+  `load  ours ${a.map((x) => x.toFixed(2)).join(" ")} s   gguf ${
+    b.map((x) => x.toFixed(2)).join(" ")
+  } s`,
+);
+console.log(
+  `load median: ours ${med(a).toFixed(2)} s, gguf ${med(b).toFixed(2)} s: gguf/ours ${
+    (med(b) / med(a)).toFixed(2)
+  }`,
+);
+console.log(
+  `decode median: ours ${med(da).toFixed(1)} ms/token, gguf ${
+    med(db).toFixed(1)
+  } ms/token: gguf/ours ${(med(db) / med(da)).toFixed(2)}`,
+);
+console.log(
+  `load CPU (all threads) median: ours ${med(ca).toFixed(2)} s, gguf ${med(cb).toFixed(2)} s: ` +
+    `gguf/ours ${(med(cb) / med(ca)).toFixed(2)}`,
+);
