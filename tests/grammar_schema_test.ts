@@ -1,5 +1,5 @@
 /**
- * The JSON-Schema suite of constrained decoding: 30 schemas (tests/grammar_schemas.ts), each
+ * The JSON-Schema suite of constrained decoding: 31 schemas (tests/grammar_schemas.ts), each
  * generated greedily (streamed, `generate`) and sampled (six seeds, `generateBatch`, some cut
  * short by `maxTokens`) on a tiny trained byte-level model and on a random-weight RWKV-7 with
  * the World vocabulary; every output is checked with Ajv (a real JSON-Schema validator): a
@@ -198,6 +198,13 @@ Deno.test("grammar: invalid schemas throw a GrammarError naming the path and key
     [{ type: "string", pattern: "a", maxLength: 3 }, /#\/pattern: pattern beside/],
     [{ type: "string", maxLength: 2, minLength: 3 }, /#\/minLength: minLength is above maxLength/],
     ["string", /#: a schema must be an object or a boolean/],
+    [
+      { enum: ["a", "bb"], maxLength: 1 },
+      /#\/maxLength: "maxLength" beside "enum" is not supported/,
+    ],
+    [{ type: "integer", format: "int32" }, /#\/format: unsupported format "int32" on type integer/],
+    [{ const: 3, enum: [1, 2] }, /#\/const: const is not among the enum values/],
+    [{ type: "string", enum: [1, null] }, /#\/type: no enum value is of this type/],
   ];
   for (const [schema, re] of cases) assertThrows(() => compileJsonSchema(schema), GrammarError, re);
 });

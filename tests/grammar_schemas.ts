@@ -12,7 +12,7 @@ export interface SuiteSchema {
   draft7?: boolean;
 }
 
-/** The suite: 30 schemas. */
+/** The suite: 31 schemas. */
 export const SCHEMAS: SuiteSchema[] = [
   { name: "boolean", schema: { type: "boolean" } },
   { name: "null", schema: { type: "null" } },
@@ -43,6 +43,7 @@ export const SCHEMAS: SuiteSchema[] = [
     },
   },
   { name: "enum", schema: { enum: ["red", "green", "blue", 42, null, { a: [1] }] } },
+  { name: "enum with type", schema: { type: ["string", "null"], enum: ["a", 1, null, "b"] } },
   { name: "enum unicode", schema: { enum: ["café", "日本", "😀", 'q"uote\\'] } },
   { name: "const", schema: { const: { version: 1, ok: true } } },
   {

@@ -218,14 +218,8 @@ class Converter {
         );
       }
     }
-    if ("const" in schema) {
-      expr = this.#literal(schema.const, `${path}/const`);
-    } else if (applicator === "enum") {
-      const values = schema.enum;
-      if (!Array.isArray(values) || values.length === 0) {
-        this.#fail(`${path}/enum`, "enum must be a non-empty array");
-      }
-      expr = "( " + values.map((v, i) => this.#literal(v, `${path}/enum/${i}`)).join(" | ") + " )";
+    if ("const" in schema || applicator === "enum") {
+      expr = this.#values(schema, path, typeKeywords);
     } else if (applicator === "$ref") {
       expr = this.#ref(schema.$ref, `${path}/$ref`);
     } else if (applicator === "anyOf" || applicator === "oneOf") {
@@ -250,6 +244,33 @@ class Converter {
     }
     if (schema.nullable === true) expr = `( ${expr} | ${this.#use("json-null")} )`;
     return expr;
+  }
+
+  /** `const` / `enum`: the listed values, of the sibling `type` if there is one. */
+  #values(schema: Record<string, unknown>, path: string, typeKeywords: string[]): string {
+    const which = "const" in schema ? "const" : "enum";
+    const list = schema.enum;
+    if ("enum" in schema && (!Array.isArray(list) || list.length === 0)) {
+      this.#fail(`${path}/enum`, "enum must be a non-empty array");
+    }
+    let values: unknown[] = which === "const" ? [schema.const] : list as unknown[];
+    if (which === "const" && Array.isArray(list)) {
+      const c = JSON.stringify(schema.const);
+      if (!list.some((v) => JSON.stringify(v) === c)) {
+        this.#fail(`${path}/const`, "const is not among the enum values");
+      }
+    }
+    const other = typeKeywords.find((k) => k !== "type");
+    if (other) this.#fail(`${path}/${other}`, `"${other}" beside "${which}" is not supported`);
+    if (schema.type !== undefined) {
+      const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+      values = values.filter((v) => types.some((t) => hasType(v, t)));
+      if (values.length === 0) this.#fail(`${path}/type`, `no ${which} value is of this type`);
+    }
+    const alts = values.map((v, i) =>
+      this.#literal(v, `${path}/${which}${which === "enum" ? `/${i}` : ""}`)
+    );
+    return alts.length === 1 ? alts[0] : `( ${alts.join(" | ")} )`;
   }
 
   #literal(value: unknown, path: string): string {
@@ -493,6 +514,13 @@ class Converter {
   }
 
   #number(schema: Record<string, unknown>, path: string, type: string): string {
+    if (schema.format !== undefined) {
+      // numeric formats (int32, float…) of OpenAPI / ajv-formats would bound the value
+      this.#fail(
+        `${path}/format`,
+        `unsupported format ${JSON.stringify(schema.format)} on type ${type}`,
+      );
+    }
     const bounded = NUMBER_KEYWORDS.filter((k) => schema[k] !== undefined);
     if (bounded.length === 0) return this.#use(type === "integer" ? "json-integer" : "json-number");
     const num = (k: string): number | boolean | undefined => {
@@ -556,6 +584,28 @@ class Converter {
     }
     if (alts.length === 0) this.#fail(where, "no value lies within the bounds");
     return alts.length === 1 ? alts[0] : `( ${alts.join(" | ")} )`;
+  }
+}
+
+/** Whether JSON `value` is of JSON-Schema type `type`. */
+function hasType(value: unknown, type: unknown): boolean {
+  switch (type) {
+    case "null":
+      return value === null;
+    case "boolean":
+      return typeof value === "boolean";
+    case "integer":
+      return Number.isInteger(value);
+    case "number":
+      return typeof value === "number";
+    case "string":
+      return typeof value === "string";
+    case "array":
+      return Array.isArray(value);
+    case "object":
+      return isObject(value);
+    default:
+      return false;
   }
 }
 
