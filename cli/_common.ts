@@ -40,17 +40,30 @@ ${Object.entries(BACKENDS).map(([name, b]) => `${" ".repeat(26)}${name}: ${b.abo
   --engine, --device      deprecated: --engine fast|reference = --backend wasm|reference,
                           --device webgpu|cpu = --backend webgpu|wasm`;
 
+/** Help lines of the model flags after `--model`: tokenizer, storage, threads, backend, state. */
+export const LOAD_HELP =
+  `  --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
+                          default: a known tokenizer file next to the model, by vocab size
+  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
+  --threads N             worker threads (default: cores)
+${BACKEND_HELP}
+  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)`;
+
+/** The sampling flags the chat and generate CLIs share (each adds its own). */
+export const SAMPLING_FLAGS = {
+  temperature: { type: "string" },
+  "top-p": { type: "string" },
+  "presence-penalty": { type: "string" },
+  "frequency-penalty": { type: "string" },
+  seed: { type: "string" },
+} as const;
+
 /** Help lines of {@link MODEL_FLAGS}. */
 export const MODEL_HELP = `  --model PATH|URL|hf:OWNER/REPO/FILE
                           .pth, .safetensors, .gguf, rwkv.cpp .bin or quantized .safetensors;
                           URLs are downloaded once into the cache ($RWKV_CACHE or
                           ~/.cache/rwkv-deno)
-  --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
-                          default: a known tokenizer file next to the model, by vocab size
-  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
-  --threads N             worker threads (default: cores)
-${BACKEND_HELP}
-  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
+${LOAD_HELP}
   --quiet                 no progress on stderr
   -h, --help              this help`;
 
@@ -65,6 +78,28 @@ export function parseFlags<T extends ParseArgsConfig>(
   } catch (e) {
     throw new UsageError(`${(e as Error).message} (see --help)`);
   }
+}
+
+/**
+ * A CLI's flags parsed (a UsageError on a bad one), or undefined when `--help` was given: the
+ * help is then printed and the CLI returns 0.
+ * @example
+ * ```ts ignore
+ * const parsed = flagsOrHelp({ args: argv, options: { ...MODEL_FLAGS } }, HELP);
+ * if (!parsed) return 0;
+ * const v = parsed.values;
+ * ```
+ */
+export function flagsOrHelp<T extends ParseArgsConfig>(
+  config: T,
+  help: string,
+): ReturnType<typeof parseArgs<T>> | undefined {
+  const parsed = parseFlags(config);
+  if ((parsed.values as { help?: unknown }).help) {
+    console.log(help);
+    return undefined;
+  }
+  return parsed;
 }
 
 /** Limits of {@link numberFlag}. */

@@ -7,7 +7,14 @@
  */
 
 import { ChatSession, runChatCommand } from "../lib/chat.ts";
-import { loadFromFlags, MODEL_FLAGS, MODEL_HELP, numberFlag, parseFlags } from "./_common.ts";
+import {
+  flagsOrHelp,
+  loadFromFlags,
+  MODEL_FLAGS,
+  MODEL_HELP,
+  numberFlag,
+  SAMPLING_FLAGS,
+} from "./_common.ts";
 import { failureLine, runCli } from "./_main.ts";
 
 const HELP =
@@ -45,25 +52,18 @@ export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGener
 
 /** Runs the chat CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const parsed = parseFlags({
+  const parsed = flagsOrHelp({
     args: argv,
     allowPositionals: false,
     options: {
       ...MODEL_FLAGS,
+      ...SAMPLING_FLAGS,
       system: { type: "string" },
       "max-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-p": { type: "string" },
-      "presence-penalty": { type: "string" },
-      "frequency-penalty": { type: "string" },
-      seed: { type: "string" },
     },
-  });
+  }, HELP);
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   const chatOptions = {
     system: v.system,
     maxTokens: numberFlag(v["max-tokens"], "max-tokens", 500, { integer: true, min: 1 }),

@@ -13,12 +13,13 @@ import { readGrammarFlags } from "./_grammar.ts";
 import { State } from "../lib/model/state.ts";
 import { progressBar } from "../lib/progress.ts";
 import {
-  BACKEND_HELP,
+  flagsOrHelp,
+  LOAD_HELP,
   loadFromFlags,
   MODEL_FLAGS,
   numberFlag,
-  parseFlags,
   readAllText,
+  SAMPLING_FLAGS,
 } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
@@ -64,12 +65,7 @@ Model and tokenizer:
                           URLs are downloaded once into the cache ($RWKV_CACHE or
                           ~/.cache/rwkv-deno). Default: ${DEFAULT_MODEL}
                           with the World vocabulary, fetched on first use
-  --tokenizer PATH|bytes  tokenizer.json (HF), rwkv_vocab_v20230424.txt (World) or "bytes";
-                          default: a known tokenizer file next to the model, by vocab size
-  --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
-  --threads N             worker threads (default: cores)
-${BACKEND_HELP}
-  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
+${LOAD_HELP}
   --state-in FILE         start from a saved state (e.g. a processed prompt)
   --state-out FILE        save the state after generation
 
@@ -151,40 +147,33 @@ function parseBias(s: string | undefined): Record<number, number> | undefined {
 
 /** Runs the CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const parsed = parseFlags({
+  const parsed = flagsOrHelp({
     args: argv,
     allowPositionals: false,
     options: {
       ...MODEL_FLAGS,
+      ...SAMPLING_FLAGS,
       "state-in": { type: "string" },
       "state-out": { type: "string" },
       prompt: { type: "string" },
       "prompt-file": { type: "string" },
       "max-tokens": { type: "string" },
       stop: { type: "string", multiple: true },
-      temperature: { type: "string" },
-      "top-p": { type: "string" },
       "top-k": { type: "string" },
       "min-p": { type: "string" },
       "top-a": { type: "string" },
       "typical-p": { type: "string" },
-      "presence-penalty": { type: "string" },
-      "frequency-penalty": { type: "string" },
       "repetition-penalty": { type: "string" },
       "penalty-decay": { type: "string" },
       mirostat: { type: "string" },
       "mirostat-eta": { type: "string" },
       "logit-bias": { type: "string" },
-      seed: { type: "string" },
       "json-schema": { type: "string" },
       grammar: { type: "string" },
     },
-  });
+  }, HELP);
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   const sampling = {
     temperature: num(v, "temperature"),
     topP: num(v, "top-p"),

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { flagsOrHelp } from "./_common.ts";
 import { mergeLora } from "../convert/lora.ts";
 import { UsageError } from "../lib/errors.ts";
 import { progressBar } from "../lib/progress.ts";
@@ -30,30 +30,21 @@ Usage:
 
 /** Runs the CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        base: { type: "string" },
-        lora: { type: "string" },
-        alpha: { type: "string" },
-        out: { type: "string" },
-        dtype: { type: "string" },
-        force: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n(see --help)`);
-    return 2;
-  }
+  const parsed = flagsOrHelp({
+    args: argv,
+    options: {
+      base: { type: "string" },
+      lora: { type: "string" },
+      alpha: { type: "string" },
+      out: { type: "string" },
+      dtype: { type: "string" },
+      force: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }, HELP);
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   for (const k of ["base", "lora", "alpha", "out"] as const) {
     if (!v[k]) throw new UsageError(`--${k} is required (see --help)`);
   }

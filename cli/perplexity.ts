@@ -9,7 +9,7 @@
 import { UsageError } from "../lib/errors.ts";
 import { perplexity } from "../lib/perplexity.ts";
 import { progressBar } from "../lib/progress.ts";
-import { loadFromFlags, MODEL_FLAGS, MODEL_HELP, numberFlag, parseFlags } from "./_common.ts";
+import { flagsOrHelp, loadFromFlags, MODEL_FLAGS, MODEL_HELP, numberFlag } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 const HELP = `Measure perplexity and bits per byte of an RWKV model on a text file.
@@ -26,7 +26,7 @@ ${MODEL_HELP}
 
 /** Runs the CLI with `argv`; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  const parsed = parseFlags({
+  const parsed = flagsOrHelp({
     args: argv,
     allowPositionals: true,
     options: {
@@ -35,12 +35,9 @@ export async function main(argv: string[]): Promise<number> {
       batch: { type: "string" },
       json: { type: "boolean", default: false },
     },
-  });
+  }, HELP);
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   if (parsed.positionals.length !== 1) {
     throw new UsageError(
       `need one TEXT_FILE, got ${parsed.positionals.length} arguments (see --help)`,

@@ -6,14 +6,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
 import { loadTimeStateFile } from "../lib/model/time_state.ts";
 import type { Model } from "../lib/model/model.ts";
 import { State } from "../lib/model/state.ts";
 import { type ChatTemplate, openStore, startServer, type StateStore } from "../lib/server/mod.ts";
 import { validateTemplate } from "../lib/server/template.ts";
-import { BACKEND_HELP, loadFromFlags } from "./_common.ts";
+import { BACKEND_HELP, flagsOrHelp, loadFromFlags } from "./_common.ts";
 import { runCli } from "./_main.ts";
 
 const HELP = `Serve an RWKV model: OpenAI-compatible API and a chat page.
@@ -115,54 +114,45 @@ async function readStateFile(model: Model, path: string): Promise<State> {
 
 /** Runs the server CLI until SIGINT/SIGTERM (or `signal`); returns the exit code. */
 export async function main(argv: string[], signal?: AbortSignal): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        tokenizer: { type: "string" },
-        state: { type: "string" },
-        dtype: { type: "string" },
-        threads: { type: "string" },
-        backend: { type: "string" },
-        engine: { type: "string" },
-        device: { type: "string" },
-        host: { type: "string" },
-        port: { type: "string" },
-        "max-batch": { type: "string" },
-        concurrency: { type: "string" },
-        "max-prefill-tokens-per-step": { type: "string" },
-        queue: { type: "string" },
-        "max-prompt-tokens": { type: "string" },
-        alias: { type: "string", multiple: true },
-        cors: { type: "string", multiple: true },
-        template: { type: "string" },
-        stop: { type: "string", multiple: true },
-        "state-store": { type: "string" },
-        "state-store-bytes": { type: "string" },
-        "state-spill-dir": { type: "string" },
-        "state-ttl": { type: "string" },
-        "no-prefix-cache": { type: "boolean", default: false },
-        "named-state": { type: "string", multiple: true },
-        "api-key": { type: "string" },
-        "max-body": { type: "string" },
-        name: { type: "string" },
-        "server-id": { type: "string" },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}\n(see --help)`);
-    return 2;
-  }
+  const parsed = flagsOrHelp({
+    args: argv,
+    allowPositionals: false,
+    options: {
+      model: { type: "string" },
+      tokenizer: { type: "string" },
+      state: { type: "string" },
+      dtype: { type: "string" },
+      threads: { type: "string" },
+      backend: { type: "string" },
+      engine: { type: "string" },
+      device: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      "max-batch": { type: "string" },
+      concurrency: { type: "string" },
+      "max-prefill-tokens-per-step": { type: "string" },
+      queue: { type: "string" },
+      "max-prompt-tokens": { type: "string" },
+      alias: { type: "string", multiple: true },
+      cors: { type: "string", multiple: true },
+      template: { type: "string" },
+      stop: { type: "string", multiple: true },
+      "state-store": { type: "string" },
+      "state-store-bytes": { type: "string" },
+      "state-spill-dir": { type: "string" },
+      "state-ttl": { type: "string" },
+      "no-prefix-cache": { type: "boolean", default: false },
+      "named-state": { type: "string", multiple: true },
+      "api-key": { type: "string" },
+      "max-body": { type: "string" },
+      name: { type: "string" },
+      "server-id": { type: "string" },
+      quiet: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  }, HELP);
+  if (!parsed) return 0;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return 0;
-  }
   if (!v.model) {
     console.error("error: --model is required (see --help)");
     return 2;

@@ -22,15 +22,10 @@ import {
   wkv5TS,
 } from "./math.ts";
 import type { Matrix } from "../../model/tensor.ts";
-import type {
-  Activation,
-  Ops,
-  Product,
-  Segment,
-  ShiftForm,
-  V7TimeMixArgs,
-  Wkv4Args,
-} from "../../model/ops.ts";
+import type { Ops, Product, Segment, ShiftForm, V7TimeMixArgs, Wkv4Args } from "../../model/ops.ts";
+
+/** The interface as this backend implements it. */
+type O = Ops<Float32Array, Matrix>;
 
 /** Rows [start, start + length) of a (T × width) buffer. */
 function rows(b: Float32Array, s: Segment<Float32Array>, width: number): Float32Array {
@@ -72,51 +67,33 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
   }
 
   /** See `Ops.norm`. */
-  norm(
-    x: Float32Array,
-    w: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    n: number,
-    groups: number,
-    wrap: number,
-    eps: number,
-  ): void {
-    normTS(x, w, b, out, n, groups, wrap, eps);
+  norm(...a: Parameters<O["norm"]>): void {
+    normTS(...a);
   }
 
   /** See `Ops.act`. */
-  act(kind: Activation, x: Float32Array, out: Float32Array, n: number): void {
-    actTS(kind, x, out, n);
+  act(...a: Parameters<O["act"]>): void {
+    actTS(...a);
   }
 
   /** See `Ops.tmix`. */
-  tmix(
-    op: "lerp" | "decay",
-    x: Float32Array,
-    dx: Float32Array,
-    base: Float32Array,
-    off: Float32Array,
-    out: Float32Array,
-    T: number,
-    C: number,
-  ): void {
-    tmixTS(op, x, dx, base, off, out, T, C);
+  tmix(...a: Parameters<O["tmix"]>): void {
+    tmixTS(...a);
   }
 
   /** See `Ops.add`. */
-  add(x: Float32Array, y: Float32Array, n: number): void {
-    addTS(x, y, n);
+  add(...a: Parameters<O["add"]>): void {
+    addTS(...a);
   }
 
   /** See `Ops.sigmoidMulAdd`. */
-  sigmoidMulAdd(r: Float32Array, v: Float32Array, x: Float32Array, n: number): void {
-    sigmoidMulAddTS(r, v, x, n);
+  sigmoidMulAdd(...a: Parameters<O["sigmoidMulAdd"]>): void {
+    sigmoidMulAddTS(...a);
   }
 
   /** See `Ops.siluMul`. */
-  siluMul(g: Float32Array, y: Float32Array, n: number): void {
-    siluMulTS(g, y, n);
+  siluMul(...a: Parameters<O["siluMul"]>): void {
+    siluMulTS(...a);
   }
 
   shift(
@@ -133,24 +110,12 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  keepLast(
-    src: Float32Array,
-    segs: readonly Segment<Float32Array>[],
-    slot: number,
-    C: number,
-  ): void {
-    keepLastTS(src, segs, slot, C);
+  keepLast(...a: Parameters<O["keepLast"]>): void {
+    keepLastTS(...a);
   }
 
-  columns(
-    src: Float32Array,
-    stride: number,
-    offset: number,
-    width: number,
-    out: Float32Array,
-    T: number,
-  ): void {
-    columnsTS(src, stride, offset, width, out, T);
+  columns(...a: Parameters<O["columns"]>): void {
+    columnsTS(...a);
   }
 
   wkv4(a: Wkv4Args<Float32Array>, segs: readonly Segment<Float32Array>[]): void {
@@ -172,19 +137,8 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  wkv5(
-    slot: number,
-    r: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    w: Float32Array,
-    u: Float32Array,
-    y: Float32Array,
-    H: number,
-    N: number,
-    segs: readonly Segment<Float32Array>[],
-    decayPerToken: boolean,
-  ): void {
+  wkv5(...a: Parameters<O["wkv5"]>): void {
+    const [slot, r, k, v, w, u, y, H, N, segs, decayPerToken] = a;
     const A = H * N;
     for (const s of segs) {
       const ws = decayPerToken ? rows(w, s, A) : w;
@@ -229,12 +183,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  lastRows(
-    src: Float32Array,
-    segs: readonly Segment<Float32Array>[],
-    out: Float32Array,
-    C: number,
-  ): void {
-    lastRowsTS(src, segs, out, C);
+  lastRows(...a: Parameters<O["lastRows"]>): void {
+    lastRowsTS(...a);
   }
 }

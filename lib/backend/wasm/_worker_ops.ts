@@ -12,21 +12,10 @@ import type {
   Ops,
   Product,
   Segment,
-  ShiftForm,
   V7TimeMixArgs,
   Wkv4Args,
 } from "../../model/ops.ts";
-import {
-  columnsTS,
-  keepLastTS,
-  lastRowsTS,
-  normTS,
-  shiftTS,
-  tmixTS,
-  v7TimeMixTS,
-  wkv4TS,
-  wkv5TS,
-} from "../reference/math.ts";
+import { ReferenceOps } from "../reference/ops.ts";
 import type { Matrix } from "../../model/tensor.ts";
 import type { Kernels } from "./kernels.ts";
 import { decodeRowGrouped } from "./layout.ts";
@@ -37,6 +26,9 @@ import type { Region } from "./_region.ts";
 import { CHUNK_BYTES, share } from "./_schedule.ts";
 
 type Seg = Segment<Float32Array>;
+
+/** The interface as this backend implements it. */
+type O = Ops<Float32Array, Matrix>;
 
 /** `ew` op codes of the activations. */
 const ACT_OP: Record<Activation, number> = { tanh: 0, sigmoid: 1, relusq: 2 };
@@ -53,6 +45,8 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   #made = 0;
   readonly #products: Products;
   readonly #prof: Profiler;
+  /** The plain TypeScript of the steps no kernel covers (widths not a multiple of 4). */
+  readonly #ts = new ReferenceOps();
 
   /**
    * `kernels`: the kernels over the team's memory, or one instance for each memory of the
@@ -158,78 +152,47 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   }
 
   // The element-wise steps: every vector lives in the shared memory, so the kernels take
-  // byte offsets; shapes the kernels do not cover (N or A not a multiple of 4) use the TS.
-  norm(
-    x: Float32Array,
-    w: Float32Array,
-    b: Float32Array,
-    out: Float32Array,
-    n: number,
-    groups: number,
-    wrap: number,
-    eps: number,
-  ): void {
-    if (n % 4) return normTS(x, w, b, out, n, groups, wrap, eps);
+  // byte offsets; shapes the kernels do not cover (N or A not a multiple of 4) run the
+  // reference backend's TypeScript.
+  norm(...a: Parameters<O["norm"]>): void {
+    const [x, w, b, out, n, groups, wrap, eps] = a;
+    if (n % 4) return this.#ts.norm(...a);
     this.#k.norm(x.byteOffset, w.byteOffset, b.byteOffset, out.byteOffset, n, groups, wrap, eps);
   }
 
-  shift(
-    cur: Float32Array,
-    segs: readonly Seg[],
-    slot: number,
-    mix: Float32Array,
-    out: Float32Array,
-    C: number,
-    form: ShiftForm,
-  ): void {
+  shift(...a: Parameters<O["shift"]>): void {
+    const [cur, segs, slot, mix, out, C, form] = a;
+    if (C % 4) return this.#ts.shift(...a);
     const k = this.#k, f = form === "toCur" ? 1 : form === "diff" ? 2 : 0;
     for (const s of segs) {
-      const prev = s.state[slot], a = s.start * C, b = (s.start + s.length) * C;
-      if (C % 4) shiftTS(cur.subarray(a, b), prev, mix, out.subarray(a, b), s.length, C, form);
-      else {
-        k.shift(
-          cur.byteOffset + a * 4,
-          prev.byteOffset,
-          mix.byteOffset,
-          out.byteOffset + a * 4,
-          C,
-          s.length,
-          f,
-        );
-      }
+      const o = s.start * C * 4;
+      k.shift(
+        cur.byteOffset + o,
+        s.state[slot].byteOffset,
+        mix.byteOffset,
+        out.byteOffset + o,
+        C,
+        s.length,
+        f,
+      );
     }
   }
 
-  keepLast(src: Float32Array, segs: readonly Seg[], slot: number, C: number): void {
-    keepLastTS(src, segs, slot, C);
+  keepLast(...a: Parameters<O["keepLast"]>): void {
+    this.#ts.keepLast(...a);
   }
 
-  lastRows(src: Float32Array, segs: readonly Seg[], out: Float32Array, C: number): void {
-    lastRowsTS(src, segs, out, C);
+  lastRows(...a: Parameters<O["lastRows"]>): void {
+    this.#ts.lastRows(...a);
   }
 
-  columns(
-    src: Float32Array,
-    stride: number,
-    offset: number,
-    width: number,
-    out: Float32Array,
-    T: number,
-  ): void {
-    columnsTS(src, stride, offset, width, out, T);
+  columns(...a: Parameters<O["columns"]>): void {
+    this.#ts.columns(...a);
   }
 
-  tmix(
-    op: "lerp" | "decay",
-    x: Float32Array,
-    dx: Float32Array,
-    base: Float32Array,
-    off: Float32Array,
-    out: Float32Array,
-    T: number,
-    C: number,
-  ): void {
-    if (C % 4) return tmixTS(op, x, dx, base, off, out, T, C);
+  tmix(...a: Parameters<O["tmix"]>): void {
+    const [op, x, dx, base, off, out, T, C] = a;
+    if (C % 4) return this.#ts.tmix(...a);
     const o = (a: Float32Array) => a.byteOffset;
     this.#k.tmix(o(x), o(dx), o(base), o(off), o(out), C, T, op === "decay" ? 1 : 0);
   }
@@ -259,24 +222,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     const A = a.A, t0 = this.#prof.now();
     if (A % 4) {
       // a width no kernel covers: member 0 runs the TS alone (the state and out are shared)
-      if (this.#id === 0) {
-        for (const s of segs) {
-          const at = (x: Float32Array) => x.subarray(s.start * A, (s.start + s.length) * A);
-          wkv4TS({
-            T: s.length,
-            A,
-            r: at(a.r),
-            k: at(a.k),
-            v: at(a.v),
-            first: a.first,
-            decay: a.decay,
-            aa: s.state[a.aa],
-            bb: s.state[a.bb],
-            pp: s.state[a.pp],
-            out: at(a.out),
-          });
-        }
-      }
+      if (this.#id === 0) this.#ts.wkv4(a, segs);
     } else {
       // runs of whole 16-channel groups (64 bytes: no two members write one cache line)
       const [g0, g1] = share(Math.ceil(A / 16), this.#id, this.#n);
@@ -318,9 +264,7 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     const { H, N } = a, C = H * N, t0 = this.#prof.now();
     if (N % 4) {
       // a head size no kernel covers: member 0 runs the TS alone (out is shared)
-      if (this.#id === 0) {
-        for (const s of segs) v7TimeMixTS(segmentArgs(a, s));
-      }
+      if (this.#id === 0) this.#ts.v7TimeMix(a, segs);
       this.#prof.took(PROFILE.recurrence, t0);
       this.#meet();
       return;
@@ -391,28 +335,11 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
   }
 
   /** As wkv7, for RWKV-5/6. */
-  wkv5(
-    slot: number,
-    r: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
-    w: Float32Array,
-    u: Float32Array,
-    y: Float32Array,
-    H: number,
-    N: number,
-    segs: readonly Seg[],
-    decayPerToken: boolean,
-  ): void {
+  wkv5(...a: Parameters<O["wkv5"]>): void {
+    const [slot, r, k, v, w, u, y, H, N, segs, decayPerToken] = a;
     const A = H * N, t0 = this.#prof.now();
     if (N % 4) {
-      if (this.#id === 0) {
-        for (const s of segs) {
-          const at = (b: Float32Array) => b.subarray(s.start * A, (s.start + s.length) * A);
-          const ws = decayPerToken ? at(w) : w;
-          wkv5TS(s.state[slot], at(r), at(k), at(v), ws, u, at(y), H, N, s.length, decayPerToken);
-        }
-      }
+      if (this.#id === 0) this.#ts.wkv5(...a);
     } else {
       const [h0, h1] = share(H, this.#id, this.#n), o = h0 * N * 4;
       for (const s of segs) {
@@ -437,29 +364,4 @@ export class WorkerOps implements Ops<Float32Array, Matrix> {
     this.#prof.took(PROFILE.recurrence, t0);
     this.#meet();
   }
-}
-
-/** The TypeScript time mix's arguments for one segment. */
-function segmentArgs(a: V7TimeMixArgs<Float32Array>, s: Seg) {
-  const C = a.H * a.N, at = (b: Float32Array) => b.subarray(s.start * C, (s.start + s.length) * C);
-  return {
-    ...a,
-    T: s.length,
-    al: at(a.al),
-    wl: at(a.wl),
-    vl: at(a.vl),
-    v: at(a.v),
-    vFirst: at(a.vFirst),
-    k: at(a.k),
-    wDecay: at(a.wDecay),
-    vMix: at(a.vMix),
-    kkN: at(a.kkN),
-    kkA: at(a.kkA),
-    kMod: at(a.kMod),
-    S: s.state[a.S],
-    r: at(a.r),
-    y: at(a.y),
-    g: at(a.g),
-    out: at(a.out),
-  };
 }
