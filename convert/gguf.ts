@@ -143,7 +143,8 @@ function invert(t: Readonly<Record<string, string>>): Record<string, string> {
  * Writes `ck` (an official RWKV-6 or RWKV-7 checkpoint) as a GGUF file at `out`, atomically,
  * tensor by tensor.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../lib/formats/open.ts";
  * const ck = await openCheckpoint("RWKV-x070-World-0.1B.pth");
  * await writeGgufModel(ck, "rwkv7-0.1b-q8_0.gguf", { type: "q8_0" });
  * ck.close();

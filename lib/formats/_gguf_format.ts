@@ -12,7 +12,7 @@ export const GGUF_DEFAULT_ALIGNMENT = 32;
 /**
  * GGUF metadata value type codes.
  * @example
- * ```ts ignore
+ * ```ts
  * const kv = { key: "rwkv7.block_count", type: GGUF_VALUE.UINT32, value: 24 };
  * ```
  */
@@ -51,7 +51,8 @@ export const FIXED: Readonly<Record<number, number>> = {
  * A metadata value as read: numbers (64-bit integers beyond 2^53 as bigint), booleans, strings,
  * arrays of numbers as typed arrays, other arrays as JS arrays.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const gguf: GgufFile;
  * const tokens = gguf.metadata.get("tokenizer.ggml.tokens") as string[];
  * ```
  */
@@ -75,7 +76,8 @@ export type GgufValue =
 /**
  * One tensor as a GGUF file stores it.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const gguf: GgufFile;
  * const t = gguf.tensors.get("blk.0.time_mix_key.weight")!;
  * console.log(t.typeName, t.dims); // "Q8_0" [256, 256]
  * ```
@@ -102,7 +104,8 @@ export interface GgufTensor {
 /**
  * A GGUF file, opened: its header parsed and checked, tensor data read on demand.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { readGguf } from "./gguf.ts";
  * const g = await readGguf("model.gguf");
  * console.log(g.metadata.get("general.architecture"), g.tensors.size);
  * g.close();

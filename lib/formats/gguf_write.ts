@@ -15,7 +15,8 @@ import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE } from "./gguf.ts";
  * One metadata entry to write: its key, value type (`GGUF_VALUE`) and value; an array gives its
  * element type as `arrayType`.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { GGUF_VALUE } from "./_gguf_format.ts";
  * const kv: GgufEntry = { key: "rwkv7.block_count", type: GGUF_VALUE.UINT32, value: 24 };
  * ```
  */
@@ -34,7 +35,8 @@ export interface GgufEntry {
  * One tensor to write: ggml type and dims (innermost first); its bytes are produced when the
  * writer gets to it and must be exactly the type's size for those dims.
  * @example
- * ```ts ignore
+ * ```ts
+ * const bytes = new Uint8Array(768 * 4);
  * const t: GgufTensorToWrite = { name: "output_norm.weight", type: 0, dims: [768], data: () => bytes };
  * ```
  */
@@ -52,7 +54,8 @@ export interface GgufTensorToWrite {
 /**
  * Options of {@link writeGguf}.
  * @example
- * ```ts ignore
+ * ```ts
+ * declare const entries: GgufEntry[], tensors: GgufTensorToWrite[];
  * await writeGguf("out.gguf", entries, tensors, { overwrite: true });
  * ```
  */
@@ -130,7 +133,8 @@ class Bytes {
  * Writes a GGUF file: `entries` (metadata, in order), then `tensors` (infos, then data in the
  * same order, each padded to the alignment). Nothing is left at `path` when it fails.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { GGUF_VALUE } from "./_gguf_format.ts";
  * await writeGguf("tiny.gguf", [{ key: "general.architecture", type: GGUF_VALUE.STRING, value: "rwkv7" }], [], {});
  * ```
  */

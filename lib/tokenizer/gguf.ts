@@ -18,7 +18,7 @@ import { WorldTokenizer } from "./world.ts";
 /**
  * What a GGUF file says of its tokenizer and chat.
  * @example
- * ```ts ignore
+ * ```ts
  * const { tokenizer, chatTemplate, eotToken } = await loadGgufTokenizer("model.gguf");
  * ```
  */
@@ -80,7 +80,8 @@ export function unescapeRwkvToken(text: string): Uint8Array {
  * `GgufFile.metadata`); a TokenizerError naming `file` and the key when it is missing or not one
  * we read.
  * @example
- * ```ts ignore
+ * ```ts
+ * import { openCheckpoint } from "../formats/open.ts";
  * const ck = await openCheckpoint("model.gguf");
  * const { tokenizer } = tokenizerFromGguf(ck.metadata, ck.path);
  * ```
@@ -134,7 +135,7 @@ export function tokenizerFromGguf(
 /**
  * Reads the tokenizer of a GGUF file (its header only).
  * @example
- * ```ts ignore
+ * ```ts
  * const { tokenizer } = await loadGgufTokenizer("rwkv7-g1-0.4b-Q8_0.gguf");
  * tokenizer.encode("Hello"); // [33155]
  * ```
