@@ -44,13 +44,14 @@ function checkWeather(args: string): void {
 
 Deno.test("tools: the call scanner streams names and argument fragments", () => {
   const s = new CallScanner("<tool_call>");
-  const text = ' <tool_call>[{"name": "f", "arguments": {"a": "x,}", "b": [1, {"c": 2}]}},\n' +
+  const text = ' <tool_call>[{"name": "f", "arguments": {"a": "x,}\\"}", "b": [1, {"c": 2}]}},\n' +
     '{"arguments": {"z": true}, "name": "g"}]';
   const events = [];
   for (const ch of text) events.push(...s.push(ch)); // one character at a time
   const calls = s.calls;
   assertEquals(calls.map((c) => c.name), ["f", "g"]);
-  assertEquals(calls[0].arguments, '{"a": "x,}", "b": [1, {"c": 2}]}');
+  assertEquals(calls[0].arguments, '{"a": "x,}\\"}", "b": [1, {"c": 2}]}');
+  assertEquals(JSON.parse(calls[0].arguments).a, 'x,}"}');
   assertEquals(calls[1].arguments, '{"z": true}');
   for (const [i, c] of calls.entries()) {
     const frags = events.filter((e) => e.kind === "args" && e.index === i)
@@ -258,6 +259,44 @@ Deno.test({
         if (name === "get_weather") checkWeather(args);
         else assert(["utc", "cet"].includes(JSON.parse(args).zone), `${name} ${args}`);
       });
+
+      await t.step(
+        "chat: auto with a response format: a call, or content in the format",
+        async () => {
+          const format = {
+            type: "json_schema",
+            json_schema: {
+              name: "answer",
+              strict: true,
+              schema: {
+                type: "object",
+                properties: { ok: { type: "boolean" } },
+                required: ["ok"],
+                additionalProperties: false,
+              },
+            },
+          } as const;
+          const ask = (bias: Record<string, number>) =>
+            client.chat.completions.create({
+              ...chatCommon,
+              messages: [{ role: "user", content: "Weather in Rome?" }],
+              tools: cTools,
+              parallel_tool_calls: false,
+              response_format: format,
+              logit_bias: bias,
+            });
+          // "<" (60) starts the call tag, "{" (123) the format's object: the bias picks the branch
+          const called = await ask({ "60": 30 });
+          assertEquals(called.choices[0].finish_reason, "tool_calls");
+          const call = called.choices[0].message
+            .tool_calls![0] as OpenAI.Chat.ChatCompletionMessageFunctionToolCall;
+          assert(call.function.name === "get_weather" || call.function.name === "get_time");
+          JSON.parse(call.function.arguments);
+          const answered = await ask({ "123": 30 });
+          assertEquals(answered.choices[0].finish_reason, "stop");
+          assertEquals(typeof JSON.parse(answered.choices[0].message.content!).ok, "boolean");
+        },
+      );
 
       await t.step("chat: the client's streaming helper assembles the call (auto)", async () => {
         const runner = client.chat.completions.stream({

@@ -83,6 +83,40 @@ Deno.test({
         }
       });
 
+      await t.step("chat: auto with a response format on World tokens", async () => {
+        const tools: OpenAI.Chat.ChatCompletionTool[] = [
+          { type: "function", function: { name: "forecast", parameters: SCHEMA } },
+        ];
+        const tag = tokenizer.encode(" <tool_call>")[0]; // " <"
+        const space = tokenizer.encode(" ")[0]; // the reply's lead before the format's JSON
+        for (const [bias, calls] of [[tag, true], [space, false]] as const) {
+          const c = await client.chat.completions.create({
+            model: "r7",
+            messages: [{ role: "user", content: "Forecast?" }],
+            tools,
+            parallel_tool_calls: false,
+            temperature: 0.5,
+            seed: 3,
+            max_tokens: 80,
+            logit_bias: { [bias]: 50 },
+            response_format: {
+              type: "json_schema",
+              json_schema: { name: "f", schema: SCHEMA, strict: true },
+            },
+          });
+          const choice = c.choices[0];
+          if (calls) {
+            assertEquals(choice.finish_reason, "tool_calls", JSON.stringify(choice));
+            const call = choice.message
+              .tool_calls![0] as OpenAI.Chat.ChatCompletionMessageFunctionToolCall;
+            assert(Number.isInteger(JSON.parse(call.function.arguments).days));
+          } else {
+            assertEquals(choice.finish_reason, "stop", JSON.stringify(choice));
+            assert(Number.isInteger(JSON.parse(choice.message.content!).days));
+          }
+        }
+      });
+
       await t.step("chat: json_schema replies parse, sampled and greedy", async () => {
         for (const temperature of [0, 1]) {
           const c = await client.chat.completions.create({

@@ -14,6 +14,7 @@ import type { ChatTemplate } from "./template.ts";
 import {
   type CallEvent,
   CallScanner,
+  EitherConstraint,
   ReplyConstraint,
   TOOL_TEMPLATE,
   type ToolCall,
@@ -54,15 +55,19 @@ export function replyLead(template: ChatTemplate): string {
 export class Reply {
   /** The reply's constraint (undefined: free text). */
   readonly constraint: TokenConstraint | undefined;
-  #tools: ReplyConstraint | undefined;
+  /** Where the reply stands: still choosing, calling functions, or content. */
+  readonly #mode: () => "undecided" | "calling" | "text";
+  #tools: boolean;
   #scanner: CallScanner | undefined;
   #held = "";
   #heldLogprobs: TokenLogprob[] = [];
   #logprobs: TokenLogprob[] = [];
+  #constrainedText: boolean;
 
   /**
    * `grammar`: a fresh constraint of the response format (undefined: none); `calls`: a fresh
-   * constraint of the calls' grammar when tools may be called (`choice` not `none`).
+   * constraint of the calls' grammar when tools may be called (`choice` not `none`). With
+   * `auto` and a format, the reply is either calls or content in the format.
    */
   constructor(
     tokenizer: Tokenizer,
@@ -75,33 +80,46 @@ export class Reply {
     },
   ) {
     const tag = template.toolCall ?? TOOL_TEMPLATE.toolCall;
-    if (opts.calls && opts.choice && opts.choice !== "none") {
-      const mode = opts.choice === "auto" ? "auto" : "forced";
-      this.#tools = new ReplyConstraint(tokenizer, opts.lead + tag, mode, opts.calls);
-      this.#scanner = new CallScanner(tag);
-      // in auto mode a reply that is not a call may still have to match the response format:
-      // not offered (a grammar over both is future work); the format then applies alone
-      this.constraint = this.#tools;
-    } else if (opts.grammar) {
-      this.constraint = new ReplyConstraint(tokenizer, opts.lead, "forced", opts.grammar);
+    const format = opts.grammar
+      ? new ReplyConstraint(tokenizer, opts.lead, "forced", opts.grammar)
+      : undefined;
+    this.#constrainedText = format !== undefined;
+    this.#tools = opts.calls !== undefined && opts.choice !== undefined && opts.choice !== "none";
+    if (!this.#tools) {
+      this.constraint = format;
+      this.#mode = () => "text";
+      return;
+    }
+    this.#scanner = new CallScanner(tag);
+    if (opts.choice !== "auto") {
+      this.constraint = new ReplyConstraint(tokenizer, opts.lead + tag, "forced", opts.calls!);
+      this.#mode = () => "calling";
+    } else if (!format) {
+      const calls = new ReplyConstraint(tokenizer, opts.lead + tag, "auto", opts.calls!);
+      this.constraint = calls;
+      this.#mode = () => calls.undecided ? "undecided" : calls.calling ? "calling" : "text";
+    } else {
+      // calls or content in the format: the model's tokens choose (the tag as it tokenizes)
+      const calls = new ReplyConstraint(tokenizer, opts.lead + tag, "forced", opts.calls!);
+      const either = new EitherConstraint([calls, format]);
+      this.constraint = either;
+      this.#mode = () =>
+        either.alive.length > 1 ? "undecided" : either.alive[0] === calls ? "calling" : "text";
     }
   }
 
   /** True when the model is shown functions it may call. */
   get offersTools(): boolean {
-    return this.#tools !== undefined;
+    return this.#tools;
   }
 
   /** For the run: stop strings end a reply only while it is free text. */
-  readonly stopsOff = (): boolean => {
-    if (this.#tools) return this.#tools.calling;
-    return this.constraint !== undefined;
-  };
+  readonly stopsOff = (): boolean => this.#constrainedText || this.#mode() === "calling";
 
   /** A piece of the reply's text and its tokens' log probabilities → what to stream now. */
   push(piece: string, logprobs: readonly TokenLogprob[]): ReplyEvent[] {
-    const t = this.#tools;
-    if (t?.undecided) {
+    const mode = this.#mode();
+    if (mode === "undecided") {
       this.#held += piece;
       this.#heldLogprobs.push(...logprobs);
       return [];
@@ -110,7 +128,7 @@ export class Reply {
     const lps = this.#heldLogprobs.length ? [...this.#heldLogprobs, ...logprobs] : logprobs;
     this.#held = "";
     this.#heldLogprobs = [];
-    if (t?.calling) {
+    if (mode === "calling") {
       return this.#scanner!.push(text).map((event) => ({ kind: "call", event }));
     }
     this.#logprobs.push(...lps);
@@ -125,7 +143,7 @@ export class Reply {
       events.push({ kind: "text", text: this.#held, logprobs: this.#heldLogprobs });
       this.#logprobs.push(...this.#heldLogprobs);
     }
-    const calling = this.#tools?.calling === true;
+    const calling = this.#mode() === "calling";
     const length = r.reason === "length";
     return {
       end: {

@@ -429,6 +429,84 @@ export class ReplyConstraint implements TokenConstraint {
 }
 
 /**
+ * Several constraints followed at once: a token is allowed when any of them allows it, and each
+ * token drops the ones that did not allow it. A reply that may call tools (`auto`) or answer in
+ * a response format is the calls' constraint and the format's, until the model's tokens choose.
+ * @example
+ * ```ts ignore
+ * const c = new EitherConstraint([calls, json]); // after a few tokens, c.alive.length === 1
+ * ```
+ */
+export class EitherConstraint implements TokenConstraint {
+  #alive: TokenConstraint[];
+  /** Per branch, the tokens its last mask allowed (undefined: not masked since). */
+  #allowed: Uint8Array[] | undefined;
+
+  /** Follows `branches` (at least one). */
+  constructor(branches: readonly TokenConstraint[]) {
+    if (branches.length === 0) throw new RangeError("EitherConstraint needs a branch");
+    this.#alive = [...branches];
+  }
+
+  /** The branches the output so far still matches. */
+  get alive(): readonly TokenConstraint[] {
+    return this.#alive;
+  }
+
+  mask(logits: Float32Array): void {
+    if (this.#alive.length === 1) return this.#alive[0].mask(logits);
+    const union = new Float32Array(logits.length).fill(-Infinity);
+    this.#allowed = this.#alive.map((b) => {
+      const copy = logits.slice();
+      const f = b.forced();
+      if (f.length > 0) {
+        copy.fill(-Infinity);
+        copy[f[0]] = logits[f[0]];
+      } else b.mask(copy);
+      const ok = new Uint8Array(logits.length);
+      for (let i = 0; i < copy.length; i++) {
+        if (copy[i] > -Infinity) (ok[i] = 1, union[i] = logits[i]);
+      }
+      return ok;
+    });
+    logits.set(union);
+  }
+
+  accept(token: number): void {
+    if (this.#alive.length > 1) {
+      const allowed = this.#allowed;
+      const keep = this.#alive.filter((b, k) => {
+        const f = b.forced();
+        return f.length > 0 ? f[0] === token : allowed?.[k][token] === 1;
+      });
+      if (keep.length === 0) throw new RangeError(`token ${token} continues no branch`);
+      this.#alive = keep;
+    }
+    this.#allowed = undefined;
+    for (const b of this.#alive) b.accept(token);
+  }
+
+  forced(): number[] {
+    const [first, ...rest] = this.#alive.map((b) => b.forced());
+    let n = first.length;
+    for (const f of rest) {
+      let i = 0;
+      while (i < n && i < f.length && f[i] === first[i]) i++;
+      n = i;
+    }
+    return first.slice(0, n);
+  }
+
+  get complete(): boolean {
+    return this.#alive.some((b) => b.complete);
+  }
+
+  get finished(): boolean {
+    return this.#alive.every((b) => b.finished);
+  }
+}
+
+/**
  * A streamed call's news: a new call (with its name), or more of its arguments.
  * @example
  * ```ts
