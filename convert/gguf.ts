@@ -17,6 +17,7 @@
 
 import { basename } from "node:path";
 import { FormatError, UsageError } from "../lib/errors.ts";
+import { bytesRepr } from "../lib/formats/pyrepr.ts";
 import type { Checkpoint, TensorInfo } from "../lib/formats/checkpoint.ts";
 import { f32ToBf16, f32ToF16, toFloat32 } from "../lib/formats/dtype.ts";
 import { GGML, quantizeQ4_0, quantizeQ8_0 } from "../lib/formats/ggml_quants.ts";
@@ -81,19 +82,7 @@ const RESCALE_EVERY = 6;
  * ```
  */
 export function escapeRwkvToken(bytes: Uint8Array): string {
-  // repr() quotes with ' unless the bytes hold ' and no ", and escapes only its own quote.
-  const quote = bytes.includes(0x27) && !bytes.includes(0x22) ? 0x22 : 0x27;
-  let s = "";
-  for (const b of bytes) {
-    if (b === 0x5c) s += "\\\\";
-    else if (b === quote) s += "\\" + String.fromCharCode(b);
-    else if (b === 9) s += "\\t";
-    else if (b === 10) s += "\\n";
-    else if (b === 13) s += "\\r";
-    else if (b < 0x20 || b >= 0x7f) s += "\\x" + b.toString(16).padStart(2, "0");
-    else s += String.fromCharCode(b);
-  }
-  return s;
+  return bytesRepr(bytes).slice(2, -1);
 }
 
 /** The token list and types llama.cpp's converter writes for a vocabulary of `n`. */

@@ -26,6 +26,7 @@ import {
   u32,
 } from "./_craft.ts";
 import { ggufCases } from "./_fuzz_gguf.ts";
+import { torchKeyCases } from "./_fuzz_torch_keys.ts";
 
 /** What the child process printed. */
 export interface ChildResult {
@@ -1078,6 +1079,7 @@ export function attackCases(): FuzzCase[] {
     ...rustRulesCases(),
     ...pickleRulesCases(),
     ...ggufCases(),
+    ...torchKeyCases(),
   ];
 }
 

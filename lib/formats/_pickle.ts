@@ -11,6 +11,7 @@
  * @module
  */
 
+import { bytesRepr, bytesReprLength } from "./pyrepr.ts";
 import { FormatError, UnsafePickleError } from "../errors.ts";
 import { Counter, type Limits, overBudget } from "./_limits.ts";
 import { DEFAULT_LIMITS } from "./checkpoint.ts";
@@ -679,7 +680,11 @@ export function keyName(k: unknown, budget: PickleBudget): string {
       if (n > budget.limits.nameBytes) budget.names.spend(n); // fails early, before the sum
       return n;
     }
-    return typeof x === "string" ? x.length + 2 : repr(x).length;
+    return typeof x === "string"
+      ? x.length + 2
+      : x instanceof Uint8Array
+      ? bytesReprLength(x)
+      : repr(x).length;
   };
   budget.names.spend(size(k, 0));
   return str(k);
@@ -695,7 +700,7 @@ function repr(x: unknown): string {
   if (x === null) return "None";
   if (typeof x === "number" || typeof x === "bigint") return String(x);
   if (x instanceof PyFloat) return floatRepr(x.value);
-  if (x instanceof Uint8Array) return `b'<${x.length} bytes>'`;
+  if (x instanceof Uint8Array) return bytesRepr(x);
   if (x instanceof PyGlobal) return x.qualified;
   if (Array.isArray(x)) return `(${x.map(repr).join(", ")}${x.length === 1 ? "," : ""})`;
   return `<${(x as object)?.constructor?.name ?? typeof x}>`;

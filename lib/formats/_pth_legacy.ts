@@ -10,7 +10,7 @@ import type { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget } from "./_limits.ts";
 import { isTuple, PickleBudget, type PickleHooks, PyDict, unpickle } from "./_pickle.ts";
 import { checkpoint, describe } from "./_pth_checkpoint.ts";
-import { collect, pickleHooks, type StorageRef } from "./_torch_pickle.ts";
+import { collect, pickleHooks, storageId, type StorageRef } from "./_torch_pickle.ts";
 
 /** Torch's magic number opening a legacy file, and the protocol version after it. */
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -75,7 +75,7 @@ export async function openLegacy(file: RandomAccessFile, limits: Limits): Promis
   for (const k of parsed.keys as unknown[]) {
     if (typeof k !== "string") throw new FormatError(path, "storage keys", "a key is not a string");
     const key = k;
-    const s = storages.get(key);
+    const s = storages.get(storageId(key));
     if (!s) throw new FormatError(path, `storage ${key}`, "listed but never used");
     if (offsets.has(key)) throw new FormatError(path, `storage ${key}`, "listed twice");
     const head = await file.readAt(pos, 8, `storage ${key} size`);
@@ -98,7 +98,17 @@ export async function openLegacy(file: RandomAccessFile, limits: Limits): Promis
     offsets.set(key, pos + 8);
     pos += 8 + len;
   }
-  for (const s of storages.values()) {
+  for (const [id, s] of storages) {
+    if (id !== storageId(s.key)) {
+      // torch fills only the storages whose (string) keys the file lists: this one would hold
+      // whatever memory it was given.
+      throw new FormatError(
+        path,
+        `storage ${s.key}`,
+        "keyed by the int " + s.key + ", which a legacy file never gives data (torch would " +
+          "leave it uninitialized)",
+      );
+    }
     if (!offsets.has(s.key)) throw new FormatError(path, `storage ${s.key}`, "data missing");
   }
   const { tensors: refs, metadata } = collect(parsed.main, path, parsed.budget);

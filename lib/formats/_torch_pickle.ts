@@ -89,6 +89,15 @@ export class StorageRef {
   ) {}
 }
 
+/**
+ * The key of a storage in the map `pickleHooks` fills: the pickled key and its type, as torch
+ * keys them (a string key `"0"` and an int key `0` are two storages; both name the file
+ * `data/0` of a zip, and in a legacy file only string keys are given data).
+ */
+export function storageId(key: string | number): string {
+  return typeof key === "string" ? `str ${key}` : `int ${key}`;
+}
+
 /** A tensor as the pickle describes it. */
 export class TensorRef {
   constructor(
@@ -213,10 +222,12 @@ export function pickleHooks(
       if (!Number.isSafeInteger(numel) || (numel as number) < 0) {
         throw new FormatError(file, `storage ${k}`, "bad element count");
       }
-      let root = storages.get(k);
+      // torch keys its storages by the key as pickled: 0 and "0" are two storages.
+      const id = storageId(key);
+      let root = storages.get(id);
       if (!root) {
         root = new StorageRef(k, dtype, numel as number);
-        storages.set(k, root);
+        storages.set(id, root);
       } else if (root.dtype !== dtype || root.numel !== numel) {
         throw new FormatError(file, `storage ${k}`, "declared twice with different types or sizes");
       }
