@@ -7,6 +7,7 @@ import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { FormatError, ModelError, UsageError } from "../lib/errors.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
 import { assertRejects } from "./_assert.ts";
+import { f32ToF16, toFloat32 } from "../lib/formats/dtype.ts";
 
 const src = fixture("tiny-rwkv-7v0.safetensors");
 
@@ -99,6 +100,35 @@ Deno.test({
       );
       if (!e.message.includes(big)) throw new Error(`names the file: ${e.message}`);
       await (await load(big)).dispose(); // f32 storage holds it
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
+  name: "model errors: an f16 checkpoint copied as it is still refuses an infinity, naming it",
+  ignore: !src,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const half = await variant(dir, "half", (l) => {
+        for (const t of l) {
+          const read = t.data;
+          (t as { dtype: string }).dtype = "F16";
+          t.data = async () => {
+            const h = f32ToF16(toFloat32(await read(), "F32"));
+            if (t.name === "blocks.1.ffn.key.weight") h[70] = 0x7c00; // +inf, row 1
+            return new Uint8Array(h.buffer);
+          };
+        }
+      });
+      const e = await assertRejects(
+        () => load(half, "f16"),
+        FormatError,
+        "blocks.1.ffn.key.weight: value at row 1 is infinite or NaN in f16",
+      );
+      if (!e.message.includes(half)) throw new Error(`names the file: ${e.message}`);
     } finally {
       await cleanup();
     }

@@ -10,7 +10,7 @@ import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
 import { type ModelSpec, squeezed } from "../spec/spec.ts";
 import { layerNorm } from "./norm.ts";
-import type { Arena, Matrix, MatrixDesc, TensorDesc } from "./tensor.ts";
+import type { Arena, Matrix, MatrixDesc, StorageDType, TensorDesc } from "./tensor.ts";
 import type { Plan } from "./_weights_plan.ts";
 
 /** `blocks.0.ln0`'s weight and bias, folded into the embedding (absent: none). */
@@ -25,6 +25,9 @@ export async function readLn0(ck: Checkpoint): Promise<Ln0> {
     ck.tensors.has(name) ? toFloat32(await ck.read(name), ck.tensors.get(name)!.dtype) : undefined;
   return { w: await read("blocks.0.ln0.weight"), b: await read("blocks.0.ln0.bias") };
 }
+
+/** The checkpoint dtype whose bytes a storage dtype keeps as they are. */
+const SAME: Partial<Record<StorageDType, string>> = { f32: "F32", bf16: "BF16", f16: "F16" };
 
 /**
  * Reads, transforms and stores the planned tensor `p` into `arena`; adds what it became (one
@@ -42,10 +45,26 @@ export async function fillTensor(
   const { name, info } = p;
   if (p.kind === "qmat") {
     tensors[name] = { kind: "mat", desc: await loadStoredQuantized(ck, arena, p) };
-  } else if (p.kind === "mat" && p.dtype === "bf16" && info.dtype === "BF16") {
-    // Same type: bytes go straight from the file into the arena.
-    const d = arena.allocMatrix(p.rows, p.cols, "bf16");
-    await ck.read(name, new Uint8Array(arena.bufferOf(d), d.offset, p.count * 2));
+  } else if (p.kind === "mat" && SAME[p.dtype] === info.dtype) {
+    // Same type: bytes go straight from the file into the arena (f16 then checked as storeRows
+    // checks it: no infinity or NaN, which the f16 products may not handle).
+    const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+    const bytes = new Uint8Array(arena.bufferOf(d), d.offset, info.byteLength);
+    await ck.read(name, bytes);
+    if (p.dtype === "f16") {
+      const h = new Uint16Array(bytes.buffer, bytes.byteOffset, p.count);
+      for (let i = 0; i < h.length; i++) {
+        if ((h[i] & 0x7c00) === 0x7c00) {
+          throw new FormatError(
+            ck.path,
+            name,
+            `value at row ${
+              Math.floor(i / p.cols)
+            } is infinite or NaN in f16: load it as bf16 or f32`,
+          );
+        }
+      }
+    }
     tensors[name] = { kind: "mat", desc: d };
   } else if (p.kind === "emb") {
     const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
