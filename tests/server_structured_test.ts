@@ -112,6 +112,20 @@ Deno.test({
           assertEquals(typeof parsed.sunny, "boolean");
           assertEquals(r.text?.format?.type, "json_schema");
         }
+        const stream = client.responses.stream({
+          model: "tiny",
+          input: "Weather report, please",
+          temperature: 0.7,
+          max_output_tokens: 200,
+          text: { format: zodTextFormat(Weather, "weather") },
+        });
+        let deltas = "";
+        for await (const ev of stream) {
+          if (ev.type === "response.output_text.delta") deltas += ev.delta;
+        }
+        const final = await stream.finalResponse();
+        assertEquals(deltas, final.output_text);
+        assert(["Paris", "Rome"].includes(final.output_parsed!.city), final.output_text);
       });
 
       await t.step(
@@ -136,6 +150,29 @@ Deno.test({
             const d = await checkLogprobs(model, chatPrompt(input), part.logprobs, 5);
             assert(d <= 1e-4, `logprobs differ by ${d}`);
           }
+          // streamed: each output_text.delta carries its tokens' entries
+          const res = await fetch(`${server.url}/v1/responses`, {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({
+              input,
+              stream: true,
+              temperature: 1,
+              seed: 8,
+              max_output_tokens: 10,
+              include: ["message.output_text.logprobs"],
+              top_logprobs: 2,
+            }),
+          });
+          const streamed: Entry[] = [];
+          for (const line of (await res.text()).split("\n")) {
+            if (!line.startsWith("data: ")) continue;
+            const ev = JSON.parse(line.slice(6));
+            if (ev.type === "response.output_text.delta") streamed.push(...ev.logprobs);
+          }
+          assert(streamed.length > 0);
+          const d = await checkLogprobs(model, chatPrompt(input), streamed, 2);
+          assert(d <= 1e-4, `streamed logprobs differ by ${d}`);
         },
       );
 
