@@ -24,9 +24,6 @@ import {
 import type { Matrix } from "../../model/tensor.ts";
 import type { Ops, Product, Segment, ShiftForm, V7TimeMixArgs, Wkv4Args } from "../../model/ops.ts";
 
-/** The interface as this backend implements it. */
-type O = Ops<Float32Array, Matrix>;
-
 /** Rows [start, start + length) of a (T × width) buffer. */
 function rows(b: Float32Array, s: Segment<Float32Array>, width: number): Float32Array {
   return b.subarray(s.start * width, (s.start + s.length) * width);
@@ -67,32 +64,32 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
   }
 
   /** See `Ops.norm`. */
-  norm(...a: Parameters<O["norm"]>): void {
+  norm(...a: Parameters<Ops<Float32Array, Matrix>["norm"]>): void {
     normTS(...a);
   }
 
   /** See `Ops.act`. */
-  act(...a: Parameters<O["act"]>): void {
+  act(...a: Parameters<Ops<Float32Array, Matrix>["act"]>): void {
     actTS(...a);
   }
 
   /** See `Ops.tmix`. */
-  tmix(...a: Parameters<O["tmix"]>): void {
+  tmix(...a: Parameters<Ops<Float32Array, Matrix>["tmix"]>): void {
     tmixTS(...a);
   }
 
   /** See `Ops.add`. */
-  add(...a: Parameters<O["add"]>): void {
+  add(...a: Parameters<Ops<Float32Array, Matrix>["add"]>): void {
     addTS(...a);
   }
 
   /** See `Ops.sigmoidMulAdd`. */
-  sigmoidMulAdd(...a: Parameters<O["sigmoidMulAdd"]>): void {
+  sigmoidMulAdd(...a: Parameters<Ops<Float32Array, Matrix>["sigmoidMulAdd"]>): void {
     sigmoidMulAddTS(...a);
   }
 
   /** See `Ops.siluMul`. */
-  siluMul(...a: Parameters<O["siluMul"]>): void {
+  siluMul(...a: Parameters<Ops<Float32Array, Matrix>["siluMul"]>): void {
     siluMulTS(...a);
   }
 
@@ -110,11 +107,11 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  keepLast(...a: Parameters<O["keepLast"]>): void {
+  keepLast(...a: Parameters<Ops<Float32Array, Matrix>["keepLast"]>): void {
     keepLastTS(...a);
   }
 
-  columns(...a: Parameters<O["columns"]>): void {
+  columns(...a: Parameters<Ops<Float32Array, Matrix>["columns"]>): void {
     columnsTS(...a);
   }
 
@@ -137,7 +134,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  wkv5(...a: Parameters<O["wkv5"]>): void {
+  wkv5(...a: Parameters<Ops<Float32Array, Matrix>["wkv5"]>): void {
     const [slot, r, k, v, w, u, y, H, N, segs, decayPerToken] = a;
     const A = H * N;
     for (const s of segs) {
@@ -183,7 +180,7 @@ export class ReferenceOps implements Ops<Float32Array, Matrix> {
     }
   }
 
-  lastRows(...a: Parameters<O["lastRows"]>): void {
+  lastRows(...a: Parameters<Ops<Float32Array, Matrix>["lastRows"]>): void {
     lastRowsTS(...a);
   }
 }

@@ -14,7 +14,8 @@ import { type State, stateResidency, stateShapes } from "../../model/state.ts";
 import { checkShape } from "../../model/weights.ts";
 import type { Engine, EngineItem, WeightSource } from "../../model/ops.ts";
 import { type AdapterChoice, openGpu } from "./device.ts";
-import { fileLayout, type GpuBuf, type GpuMatrix, GpuOps } from "./ops.ts";
+import { fileLayout, type GpuBuf, type GpuMatrix } from "./_matrices.ts";
+import { GpuOps } from "./ops.ts";
 
 /**
  * Options of {@link createWebGpuModel}.
