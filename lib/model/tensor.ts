@@ -272,6 +272,11 @@ export class Arena {
     return this.#tops.reduce((a, b) => a + b, this.#top);
   }
 
+  /** Bytes the first memory can still hold (it grows up to 4 GiB). */
+  get room(): number {
+    return MAX_PAGES * PAGE - Math.ceil(this.#top / ALIGN) * ALIGN;
+  }
+
   /** Bytes in the first memory. */
   get size(): number {
     return this.buffer.byteLength;

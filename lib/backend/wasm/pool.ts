@@ -101,9 +101,9 @@ export async function createWasmModel(
   if (!Number.isInteger(threads) || threads < 1 || threads > 64) {
     throw new UsageError(`threads must be a whole number from 1 to 64, not ${threads}`);
   }
-  const maxResident = options.maxResidentStates ?? 64;
-  if (!Number.isInteger(maxResident) || maxResident < 1) {
-    throw new UsageError(`maxResidentStates must be a whole number ≥ 1, not ${maxResident}`);
+  const askedResident = options.maxResidentStates ?? 64;
+  if (!Number.isInteger(askedResident) || askedResident < 1) {
+    throw new UsageError(`maxResidentStates must be a whole number ≥ 1, not ${askedResident}`);
   }
   const chunkBytes = options.rowChunkBytes ?? CHUNK_BYTES;
   if (!(chunkBytes >= 1)) throw new UsageError(`rowChunkBytes must be ≥ 1, not ${chunkBytes}`);
@@ -154,6 +154,12 @@ export async function createWasmModel(
   const segmentsOffset = arena.alloc(maxT * 12);
   const sharedOffset = arena.alloc(sharedSize);
   const privateOffsets = Array.from({ length: threads }, () => arena.alloc(privateSize));
+  // the state slots, as many as the first memory can still hold (a 13.3B model's state is 62
+  // MiB: 64 of them would not fit beside its buffers in 4 GiB)
+  const maxResident = Math.min(askedResident, Math.floor(arena.room / (stateLength * 4 + 128)));
+  if (maxResident < 1) {
+    throw new RwkvError(`${ck.path}: no room for a state beside the model in 4 GiB of memory`);
+  }
   const memory = arena.memory;
   const ctrl = new Int32Array(memory.buffer, ctrlOffset, CTRL.size);
   const tokensView = new Int32Array(memory.buffer, tokensOffset, maxT);
