@@ -433,7 +433,9 @@ export class ReplyConstraint implements TokenConstraint {
  * token drops the ones that did not allow it. A reply that may call tools (`auto`) or answer in
  * a response format is the calls' constraint and the format's, until the model's tokens choose.
  * @example
- * ```ts ignore
+ * ```ts
+ * import type { TokenConstraint } from "./scheduler.ts";
+ * declare const calls: TokenConstraint, json: TokenConstraint;
  * const c = new EitherConstraint([calls, json]); // after a few tokens, c.alive.length === 1
  * ```
  */
