@@ -3,9 +3,13 @@
  * @module
  */
 
-import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
 import { compileGbnf, Constraint, type Grammar, GrammarError } from "../lib/grammar/mod.ts";
 import { ByteTokenizer } from "../lib/tokenizer/bytes.ts";
+import { generate, generateBatch, type GenerateStats } from "../lib/generate.ts";
+import { loadModel } from "../lib/load.ts";
+import { UsageError } from "../lib/errors.ts";
+import { fixture } from "../testing/fixtures.ts";
 
 const bytes = new ByteTokenizer();
 const utf8 = new TextEncoder();
@@ -101,4 +105,48 @@ Deno.test("gbnf: errors name line:col", () => {
     ["root ::= [z-a]", /reversed/],
   ];
   for (const [text, re] of cases) assertThrows(() => compileGbnf(text), GrammarError, re);
+});
+
+Deno.test("gbnf: generate() follows a grammar given as text or compiled, greedy and sampled", async () => {
+  const path = fixture("tiny-rwkv-7v0-bf16.pth");
+  if (!path) return;
+  const model = await loadModel(path, { threads: 1 });
+  try {
+    const text = 'root ::= "Answer: " ( "yes" | "no" | [0-9]{1,3} ) "."';
+    const done: GenerateStats[] = [];
+    for (const grammar of [text, compileGbnf(text)]) {
+      for (const temperature of [0, 1]) {
+        let out = "";
+        const tokens: number[] = [];
+        for await (
+          const piece of generate(model, bytes, "Q: ", {
+            grammar,
+            temperature,
+            seed: 3,
+            maxTokens: 40,
+            onToken: (t) => tokens.push(t),
+            onStats: (s) => done.push(s),
+          })
+        ) out += piece;
+        assert(/^Answer: (yes|no|[0-9]{1,3})\.$/.test(out), JSON.stringify(out));
+        assertEquals(new TextDecoder().decode(Uint8Array.from(tokens)), out);
+      }
+    }
+    assert(done.every((s) => s.complete === true && s.stopReason === "end-of-text"));
+    // cut short: incomplete, stop reason "length"
+    const [cut] = await generateBatch(model, bytes, [{
+      prompt: "Q: ",
+      grammar: text,
+      maxTokens: 3,
+    }]);
+    assertEquals(cut.text, "Ans");
+    assertEquals([cut.stats.complete, cut.stats.stopReason], [false, "length"]);
+    await assertRejects(
+      () => generate(model, bytes, "Q: ", { grammar: text, jsonSchema: {} }).next(),
+      UsageError,
+      /not both/,
+    );
+  } finally {
+    await model.dispose();
+  }
 });
