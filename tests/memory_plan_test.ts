@@ -4,7 +4,7 @@
  * would not help), before the arena exists; the CLIs print it as one line.
  */
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { fixture } from "./_fixtures.ts";
+import { fixture } from "../testing/fixtures.ts";
 import { OutOfMemoryError } from "../lib/errors.ts";
 import { loadModel } from "../lib/load.ts";
 import { availableMemory, checkFits, LOAD_OVERHEAD_BYTES } from "../lib/model/memory.ts";
