@@ -118,6 +118,8 @@ Deno.test("constraint: the end token only when complete; forced runs on World to
     }),
     tokenizer,
   );
+  assertEquals(person.forced(), []); // a space, or not
+  person.accept(tokenizer.encode(" ")[0]);
   assertEquals(person.forced(), tokenizer.encode("{"));
   person.accept(tokenizer.encode("{")[0]);
   assertEquals(person.forced(), []); // whitespace or the key: a choice

@@ -46,7 +46,7 @@ export interface ConstraintOptions {
  * const grammar = compileJsonSchema({ type: "boolean" });
  * const c = new Constraint(grammar, new ByteTokenizer());
  * const logits = new Float32Array(256);
- * c.mask(logits); // only "t" (116) and "f" (102) stay finite
+ * c.mask(logits); // only " " (32), "t" (116) and "f" (102) stay finite
  * c.accept(116);
  * console.log(c.forced()); // [114, 117, 101]: "rue"
  * ```

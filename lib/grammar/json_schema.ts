@@ -4,7 +4,8 @@
  * a {@link GrammarError} naming the keyword and its JSON path, never skipped.
  *
  * Choices (documented, not silent):
- * - whitespace: none before or after the value; between tokens at most one space, or one
+ * - whitespace: at most one space before the value (RWKV models write " {" after
+ *   "Assistant:"; JSON parsers skip it), none after; between tokens at most one space, or one
  *   newline followed by at most 20 spaces or tabs (`ws`), so a model cannot loop on
  *   whitespace, while compact and pretty-printed JSON (to depth 10) both fit;
  * - objects: the declared properties in declared order, optional ones skippable; no
@@ -148,7 +149,7 @@ class Converter {
 
   convert(): string {
     const body = this.#visit(this.#root, "#", "root");
-    const lines = [`root ::= ${body}`];
+    const lines = [`root ::= " "? ${body}`];
     for (const [name, rule] of this.#rules) lines.push(`${name} ::= ${rule}`);
     const base = new Set<string>();
     const add = (n: string) => {

@@ -25,7 +25,9 @@
  *   additionalProperties: false,
  * });
  * const c = new Constraint(grammar, new ByteTokenizer());
- * console.log(String.fromCharCode(...c.forced())); // '{' : the only way to start
+ * c.accept(123); // "{"
+ * c.accept(34); // '"'
+ * console.log(String.fromCharCode(...c.forced())); // 'ok"': the only key
  * ```
  * @module
  */
@@ -50,7 +52,8 @@ const schemaCache = new GrammarCache();
  * one-schema `allOf`, local `$ref` with `$defs`/`definitions` (recursion included),
  * `nullable`, and annotations. Anything else throws a `GrammarError` naming the keyword and
  * its JSON path. Whitespace between tokens is bounded (one space, or a newline and up to 20
- * spaces or tabs); none before or after the value.
+ * spaces or tabs); at most one space before the value (as RWKV writes after "Assistant:"),
+ * none after.
  * @example
  * ```ts
  * import { compileJsonSchema } from "./mod.ts";
