@@ -84,10 +84,14 @@ export function parseFlags<T extends ParseArgsConfig>(
  * A CLI's flags parsed (a UsageError on a bad one), or undefined when `--help` was given: the
  * help is then printed and the CLI returns 0.
  * @example
- * ```ts ignore
- * const parsed = flagsOrHelp({ args: argv, options: { ...MODEL_FLAGS } }, HELP);
- * if (!parsed) return 0;
- * const v = parsed.values;
+ * ```ts
+ * const HELP = "Usage: deno run -A cli/mine.ts --model MODEL";
+ * export function main(argv: string[]): number {
+ *   const parsed = flagsOrHelp({ args: argv, options: { ...MODEL_FLAGS } }, HELP);
+ *   if (!parsed) return 0;
+ *   console.log(parsed.values.model);
+ *   return 0;
+ * }
  * ```
  */
 export function flagsOrHelp<T extends ParseArgsConfig>(

@@ -10,6 +10,19 @@ const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", ROOT)));
 const ENTRIES: string[] = Object.values(config.exports as Record<string, string>)
   .map((p) => new URL(p, ROOT).pathname);
 
+/** Every library source a remote importer may load: lib/, cli/, convert/ and the export paths. */
+async function librarySources(): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
+      else if (e.name.endsWith(".ts")) files.push(new URL(e.name, dir).pathname);
+    }
+  };
+  for (const d of ["lib/", "cli/", "convert/"]) await walk(new URL(d, ROOT));
+  return [...files, ...ENTRIES];
+}
+
 Deno.test("docs: deno.json exports the subpaths", () => {
   for (const p of [".", "./formats", "./convert", "./quant", "./chat", "./server", "./backend"]) {
     assert(p in config.exports, `export ${p}`);
@@ -130,16 +143,7 @@ Deno.test("docs: test-only npm packages are pinned in deno.json; the library nev
   );
   // what a remote importer loads (it never reads deno.json): every specifier relative, node: or
   // a full pinned npm:, and a package the tests also use at the version the map pins
-  const files: string[] = [];
-  const walk = async (dir: URL) => {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
-      else if (e.name.endsWith(".ts")) files.push(new URL(e.name, dir).pathname);
-    }
-  };
-  for (const d of ["lib/", "cli/", "convert/"]) await walk(new URL(d, ROOT));
-  files.push(...ENTRIES);
-  for (const f of files) {
+  for (const f of await librarySources()) {
     const text = await Deno.readTextFile(f);
     const specs = [
       ...text.matchAll(/^\s*(?:import|export)\b[^;"]*?\bfrom\s*"([^"]+)"/gm),
@@ -154,4 +158,20 @@ Deno.test("docs: test-only npm packages are pinned in deno.json; the library nev
       assert(want === undefined || want === m[2], `${f}: ${m[1]}@${m[2]}, deno.json: ${want}`);
     }
   }
+});
+
+Deno.test("docs: no JSDoc example is ignored (deno task check type-checks every one)", async () => {
+  const ignored: string[] = [];
+  for (const f of await librarySources()) {
+    (await Deno.readTextFile(f)).split("\n").forEach((line, i) => {
+      if (/^\s*\*\s*```\w*\s+ignore\b/.test(line)) {
+        ignored.push(`${f.slice(ROOT.pathname.length)}:${i + 1}`);
+      }
+    });
+  }
+  assert(
+    ignored.length === 0,
+    `examples marked ignore (give them context, e.g. "declare const model: Model;", so they ` +
+      `compile): ${ignored.join(", ")}`,
+  );
 });

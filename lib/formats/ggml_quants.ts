@@ -114,7 +114,8 @@ function scaleMinK4(b: Uint8Array, o: number, j: number): [number, number] {
  * Decodes `count` values of ggml type `type` from `raw` into `out` (float32), exactly as ggml's
  * `dequantize_row_*` (and gguf-py) decode them. `count` must be whole blocks.
  * @example
- * ```ts ignore
+ * ```ts
+ * const raw = quantizeQ8_0(new Float32Array(64).fill(0.5)); // two Q8_0 blocks
  * const v = dequantizeGgmlType(raw, GGML.Q8_0, 64, new Float32Array(64));
  * ```
  */
@@ -317,7 +318,7 @@ function roundf(x: number): number {
  * ggml's `quantize_row_q8_0_ref`: per block of 32, d = max|x| / 127 (float32), q = roundf(x/d)
  * computed as x·(1/d) in float32, d stored as an IEEE half. `values.length` must be whole blocks.
  * @example
- * ```ts ignore
+ * ```ts
  * const blocks = quantizeQ8_0(new Float32Array(64)); // 68 bytes
  * ```
  */
@@ -341,7 +342,7 @@ export function quantizeQ8_0(values: Float32Array): Uint8Array {
  * magnitude (the first such), q = min(15, trunc(x·(1/d) + 8.5)) with the product and sum in
  * float64 (what the C code gets with a fused multiply-add), d stored as an IEEE half.
  * @example
- * ```ts ignore
+ * ```ts
  * const blocks = quantizeQ4_0(new Float32Array(64)); // 36 bytes
  * ```
  */

@@ -261,7 +261,7 @@ async function readValue(
  * problem is a FormatError naming the file and the key or tensor; the header is bounded by
  * `limits.headerBytes`, the tensor count by `limits.tensors`, array nesting by `limits.depth`.
  * @example
- * ```ts ignore
+ * ```ts
  * const g = await readGguf("rwkv7-g1-0.4b-Q8_0.gguf");
  * console.log(g.metadata.get("general.architecture")); // "rwkv7"
  * g.close();
@@ -426,7 +426,7 @@ async function parse(file: RandomAccessFile, limits: Limits): Promise<GgufFile> 
  * decodes them); other architectures under their GGUF names, decoded to F32 when quantized.
  * `metadata` holds every GGUF key.
  * @example
- * ```ts ignore
+ * ```ts
  * const ck = await openGguf("rwkv7-g1-0.4b-Q8_0.gguf");
  * console.log(ck.tensors.get("blocks.0.att.key.weight")); // I8 [1024, 1024] + its .qscale
  * ck.close();

@@ -12,7 +12,7 @@ function bytesQuote(b: Uint8Array): number {
 /**
  * The length of {@link bytesRepr}(b), without building it.
  * @example
- * ```ts ignore
+ * ```ts
  * bytesReprLength(Uint8Array.of(0)); // 7: b'\x00'
  * ```
  */
@@ -34,7 +34,7 @@ export function bytesReprLength(b: Uint8Array): number {
  * torch's state dict key prints as): `b'…'` with `\\`, the quote, `\t`, `\n`, `\r` escaped,
  * other bytes outside printable ASCII as `\xNN`.
  * @example
- * ```ts ignore
+ * ```ts
  * bytesRepr(Uint8Array.of(0x27, 0x0a)); // b"'\n"
  * ```
  */
