@@ -1,6 +1,6 @@
 /**
  * The loader fuzz suite's cases and runner, shared by `tests/fuzz_test.ts` (a fixed, seeded
- * set that CI runs) and `bench/fuzz.ts` (longer campaigns). Each case is a file made by a
+ * set that CI runs) and `tests/fuzz_campaign.ts` (longer campaigns). Each case is a file made by a
  * seeded generator for one attack class, run in its own process (`_fuzz_child.ts`) under a
  * wall-clock kill and an RSS watch, with what the reference would do: refuse it (a typed error
  * matching a pattern, naming the file), read it to known bytes, or either (random mutants).
