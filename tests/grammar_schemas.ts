@@ -12,7 +12,7 @@ export interface SuiteSchema {
   draft7?: boolean;
 }
 
-/** The suite: 31 schemas. */
+/** The suite: 32 schemas. */
 export const SCHEMAS: SuiteSchema[] = [
   { name: "boolean", schema: { type: "boolean" } },
   { name: "null", schema: { type: "null" } },
@@ -171,6 +171,20 @@ export const SCHEMAS: SuiteSchema[] = [
       },
       required: ["d", "t", "dt", "id"],
       additionalProperties: false,
+    },
+  },
+  {
+    name: "formats: email, hostname, ipv4, uri",
+    schema: {
+      type: "array",
+      prefixItems: [
+        { type: "string", format: "email" },
+        { type: "string", format: "hostname" },
+        { type: "string", format: "ipv4" },
+        { type: "string", format: "uri" },
+      ],
+      items: false,
+      minItems: 4,
     },
   },
   {

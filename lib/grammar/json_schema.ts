@@ -20,7 +20,8 @@
  * - `oneOf` is generated as `anyOf` (write disjoint branches);
  * - `pattern`: whole matches of the pattern (a subset of the strings the unanchored pattern
  *   accepts), ECMAScript syntax without lookaround, backreferences or word boundaries;
- * - formats `date` (February up to the 28th), `time` (with a time zone), `date-time`, `uuid`.
+ * - formats `date` (February up to the 28th), `time` (with a time zone), `date-time`, `uuid`,
+ *   and subsets of `email`, `hostname`, `ipv4`, `uri` (lower-case host names, http(s) URIs).
  * @module
  */
 
@@ -92,6 +93,15 @@ const BASE_RULES: Record<string, string> = {
   "date-time": 'date "T" time',
   "uuid":
     '[0-9a-fA-F]{8} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{4} "-" [0-9a-fA-F]{12}',
+  // Subsets of RFC 5321 / 1123 / 3986 that every validator accepts (ajv-formats' full mode,
+  // zod's email, the URL parser): lower-case labels, short parts.
+  "dns-label": "[a-z0-9] ( [a-z0-9-]{0,16} [a-z0-9] )?",
+  "hostname": 'dns-label ( "." dns-label ){0,3}',
+  "email": '[a-z0-9_+-]{1,24} ( "." [a-z0-9_+-]{1,24} ){0,2} "@" dns-label ( "." dns-label ){1,2}',
+  "ipv4-octet": '( [0-9] | [1-9] [0-9] | "1" [0-9] [0-9] | "2" [0-4] [0-9] | "25" [0-5] )',
+  "ipv4": 'ipv4-octet "." ipv4-octet "." ipv4-octet "." ipv4-octet',
+  "uri":
+    '"http" "s"? "://" hostname ( "/" [a-zA-Z0-9._~-]{0,20} ){0,4} ( "?" [a-zA-Z0-9._~=&-]{1,30} )?',
 };
 const DEPENDS: Record<string, string[]> = {
   "json-string": ["json-char"],
@@ -108,8 +118,12 @@ const DEPENDS: Record<string, string[]> = {
   "json-object": ["ws", "json-string", "json-value"],
   "json-array": ["ws", "json-value"],
   "date-time": ["date", "time"],
+  "hostname": ["dns-label"],
+  "email": ["dns-label"],
+  "ipv4": ["ipv4-octet"],
+  "uri": ["hostname"],
 };
-const FORMATS = new Set(["date", "time", "date-time", "uuid"]);
+const FORMATS = new Set(["date", "time", "date-time", "uuid", "email", "hostname", "ipv4", "uri"]);
 
 /** A GBNF string literal for `text`. */
 export function gbnfLiteral(text: string): string {

@@ -47,7 +47,7 @@ const schemaCache = new GrammarCache();
  * (cached by the schema's JSON text). Supported: `type` (and type arrays), `properties` (in
  * declared order), `required`, `additionalProperties`, `items`, `prefixItems`, `minItems`,
  * `maxItems`, `enum`, `const`, `minLength`, `maxLength`, `format` (date, time, date-time,
- * uuid), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (exact on integers; on
+ * uuid; email, hostname, ipv4, uri as subsets), `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` (exact on integers; on
  * numbers moved inward to whole numbers), `anyOf`, `oneOf`,
  * one-schema `allOf`, local `$ref` with `$defs`/`definitions` (recursion included),
  * `nullable`, and annotations. Anything else throws a `GrammarError` naming the keyword and
