@@ -11,6 +11,7 @@ import { openCheckpoint } from "../lib/formats/open.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeGgmlType, GGML } from "../lib/formats/ggml_quants.ts";
 import type { Model } from "../lib/model/model.ts";
+import { HAVE_WEBGPU } from "./_webgpu.ts";
 
 const FILES = listFixtures(/\.gguf$/, "gguf", "the GGUF fixtures");
 const dir = `${FIXTURES_DIR}/gguf`;
@@ -342,3 +343,27 @@ Deno.test({
     ]);
   },
 });
+
+for (const f of FILES) {
+  const base = f.replace(/\.gguf$/, "");
+  Deno.test({
+    name:
+      `gguf: ${f} on WebGPU: float32 within 1e-4 of the official logits, dtype auto within llama.cpp's distance`,
+    ignore: !HAVE_WEBGPU,
+    fn: async () => {
+      for (const dtype of ["f32", "auto"] as const) {
+        const model = await loadModel(`${dir}/${f}`, { device: "webgpu", dtype });
+        try {
+          const { worst, agree } = await runB(model, base);
+          const bound = dtype === "f32" ? 1e-4 : Math.max(await llamaDistance(base), 1e-4);
+          console.log(
+            `  ${f} webgpu ${model.info.dtype}: ${worst.toExponential(3)}, argmax ${agree * 100} %`,
+          );
+          assert(worst <= bound, `${dtype}: max abs diff ${worst} over ${bound}`);
+        } finally {
+          await model.dispose();
+        }
+      }
+    },
+  });
+}
