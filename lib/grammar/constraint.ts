@@ -12,7 +12,7 @@ import { DEAD, type Engine } from "./matcher.ts";
 import { TokenTrie } from "./trie.ts";
 
 /** Most masks kept per engine and tokenizer (each is vocab / 8 bytes: 8 KiB for World). */
-const MASK_CACHE = 2048;
+const MASK_CACHE = 1024;
 
 /** Allowed-token bitsets by matcher state, per (engine, trie). */
 const maskCaches = new WeakMap<Engine, WeakMap<TokenTrie, Map<number, Uint32Array>>>();

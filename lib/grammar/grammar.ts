@@ -9,8 +9,8 @@ import { parseGbnf } from "./gbnf.ts";
 import { Engine } from "./matcher.ts";
 import { lower, type Program } from "./program.ts";
 
-/** An engine is renewed past this many states (its tables then hold tens of MiB). */
-const ENGINE_LIMIT = 60_000;
+/** An engine is renewed past this many states (its transition table then holds 20 MiB). */
+const ENGINE_LIMIT = 20_000;
 
 /**
  * A compiled grammar. Immutable and safe to share across requests and sequences; each
