@@ -15,6 +15,7 @@ import { encodeChat, type TemplateMessage, WORLD_TEMPLATE } from "../lib/server/
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
 import { fixture } from "../testing/fixtures.ts";
+import { withModel, withServer } from "./_with.ts";
 
 type ChatMsg = TemplateMessage;
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
@@ -26,155 +27,152 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const model = await loadModel(MODEL!, { backend: "reference", dtype: "f32" });
-    const tokenizer = await loadTokenizer("bytes");
-    const store = new MemoryStore();
-    const server = startServer({ model, tokenizer, port: 0, modelName: "tiny", store });
-    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
-    const identity = await modelIdentity(model);
-    const turnTokens = (text: string) =>
-      encodeChat(tokenizer, WORLD_TEMPLATE, [{ role: "user", content: text }]).tokens;
-    const storedState = async (id: string) =>
-      decodeState(model, identity, (await store.get(`resp-state:${id}`))!);
-    try {
-      let first: OpenAI.Responses.Response;
-      await t.step("responses.create, then a second turn with previous_response_id", async () => {
-        first = await client.responses.create({
-          model: "tiny",
-          input: "Tell me a story",
-          max_output_tokens: 12,
-          temperature: 0,
-        });
-        assert(first.id.startsWith("resp_"));
-        assert(first.output_text.length > 0, "output_text");
-        assertEquals(first.usage!.input_tokens, turnTokens("Tell me a story").length);
-        assertEquals(first.usage!.input_tokens_details.cached_tokens, 0);
-
-        const second = await client.responses.create({
-          model: "tiny",
-          input: "And then?",
-          previous_response_id: first.id,
-          max_output_tokens: 12,
-          temperature: 0,
-        });
-        const u = second.usage!;
-        const processed = u.input_tokens - u.input_tokens_details.cached_tokens;
-        assertEquals(processed, turnTokens("And then?").length, "only the new turn processed");
-        const s1 = await storedState(first.id);
-        assertEquals(u.input_tokens_details.cached_tokens, s1.meta.tokens);
-        assertEquals(second.previous_response_id, first.id);
-
-        // the second turn's logits from the stored state equal the whole transcript at once
-        const out1 = s1.meta.output_tokens as number[];
-        const t1 = turnTokens("Tell me a story");
-        const t2 = turnTokens("And then?");
-        assertEquals(s1.meta.tokens, t1.length + out1.length);
-        const resumed = await model.forward(t2, s1.state.clone());
-        const whole = model.createState();
-        const once = await model.forward([...t1, ...out1, ...t2], whole);
-        const d = maxAbsDiff(resumed, once);
-        assert(d <= 1e-4, `logits differ by ${d}`);
-        // and the state the server kept after turn 2 equals the transcript's from scratch
-        const s2 = await storedState(second.id);
-        const out2 = s2.meta.output_tokens as number[];
-        await model.forward(out2, whole);
-        const ds = maxAbsDiff(s2.state.data, whole.data);
-        assert(ds <= 1e-4, `states differ by ${ds}`);
-      });
-
-      await t.step("responses.stream: the Responses event sequence", async () => {
-        const types: string[] = [];
-        let deltas = "";
-        let usage: OpenAI.Responses.ResponseUsage | undefined | null;
-        const stream = client.responses.stream({
-          model: "tiny",
-          input: [{ role: "user", content: "Hello there" }],
-          instructions: "Be brief.",
-          max_output_tokens: 10,
-          temperature: 0,
-        });
-        for await (const ev of stream) {
-          types.push(ev.type);
-          if (ev.type === "response.output_text.delta") deltas += ev.delta;
-          // the SDK (5.23) keeps only response.completed's snapshot, not response.incomplete's
-          if (ev.type === "response.completed" || ev.type === "response.incomplete") {
-            usage = ev.response.usage;
-          }
-        }
-        const final = await stream.finalResponse();
-        const part = final.output[0].type === "message" ? final.output[0].content[0] : undefined;
-        assertEquals(part?.type === "output_text" ? part.text : undefined, deltas);
-        assertEquals(types.slice(0, 4), [
-          "response.created",
-          "response.in_progress",
-          "response.output_item.added",
-          "response.content_part.added",
-        ]);
-        assertEquals(types.slice(-4, -1), [
-          "response.output_text.done",
-          "response.content_part.done",
-          "response.output_item.done",
-        ]);
-        assert(["response.completed", "response.incomplete"].includes(types.at(-1)!));
-        assertEquals(
-          usage!.input_tokens,
-          encodeChat(tokenizer, WORLD_TEMPLATE, [
-            { role: "system", content: "Be brief." },
-            { role: "user", content: "Hello there" },
-          ]).tokens.length,
-        );
-      });
-
-      await t.step("retrieve, delete, store: false", async () => {
-        const got = await client.responses.retrieve(first.id);
-        assertEquals(got.output_text, first.output_text);
-        await client.responses.delete(first.id);
-        let status = 0;
-        await client.responses.retrieve(first.id).catch((e) => status = e.status);
-        assertEquals(status, 404);
-        await client.responses.create({
-          model: "tiny",
-          input: "x",
-          previous_response_id: first.id,
-        }).catch((e) => status = e.status * 10);
-        assertEquals(status, 4040, "a deleted response cannot be continued");
-        const unstored = await client.responses.create({
-          model: "tiny",
-          input: "x",
-          store: false,
-          max_output_tokens: 2,
-        });
-        await client.responses.retrieve(unstored.id).catch((e) => status = e.status + 1);
-        assertEquals(status, 405);
-      });
-
-      await t.step("a state stored by another model is refused (409)", async () => {
-        const mine = await client.responses.create({
-          model: "tiny",
-          input: "Hi",
-          max_output_tokens: 3,
-        });
-        const other = await loadModel(OTHER!, { backend: "reference", dtype: "f32" });
-        const s2 = startServer({ model: other, tokenizer, port: 0, modelName: "tiny", store });
-        try {
-          const res = await fetch(`${s2.url}/v1/responses`, {
-            method: "POST",
-            headers: { "content-type": "application/json" },
-            body: JSON.stringify({ input: "more", previous_response_id: mine.id }),
+    await withModel(MODEL!, { backend: "reference", dtype: "f32" }, async (model) => {
+      const tokenizer = await loadTokenizer("bytes");
+      const store = new MemoryStore();
+      await withServer({ model, tokenizer, modelName: "tiny", store }, async (server) => {
+        const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+        const identity = await modelIdentity(model);
+        const turnTokens = (text: string) =>
+          encodeChat(tokenizer, WORLD_TEMPLATE, [{ role: "user", content: text }]).tokens;
+        const storedState = async (id: string) =>
+          decodeState(model, identity, (await store.get(`resp-state:${id}`))!);
+        let first: OpenAI.Responses.Response;
+        await t.step("responses.create, then a second turn with previous_response_id", async () => {
+          first = await client.responses.create({
+            model: "tiny",
+            input: "Tell me a story",
+            max_output_tokens: 12,
+            temperature: 0,
           });
-          const body = await res.json();
-          assertEquals(res.status, 409);
-          assertEquals(body.error.code, "state_model_mismatch");
-        } finally {
-          await s2.api.scheduler.close();
-          await s2.shutdown().catch(() => {});
-          await other.dispose();
-        }
+          assert(first.id.startsWith("resp_"));
+          assert(first.output_text.length > 0, "output_text");
+          assertEquals(first.usage!.input_tokens, turnTokens("Tell me a story").length);
+          assertEquals(first.usage!.input_tokens_details.cached_tokens, 0);
+
+          const second = await client.responses.create({
+            model: "tiny",
+            input: "And then?",
+            previous_response_id: first.id,
+            max_output_tokens: 12,
+            temperature: 0,
+          });
+          const u = second.usage!;
+          const processed = u.input_tokens - u.input_tokens_details.cached_tokens;
+          assertEquals(processed, turnTokens("And then?").length, "only the new turn processed");
+          const s1 = await storedState(first.id);
+          assertEquals(u.input_tokens_details.cached_tokens, s1.meta.tokens);
+          assertEquals(second.previous_response_id, first.id);
+
+          // the second turn's logits from the stored state equal the whole transcript at once
+          const out1 = s1.meta.output_tokens as number[];
+          const t1 = turnTokens("Tell me a story");
+          const t2 = turnTokens("And then?");
+          assertEquals(s1.meta.tokens, t1.length + out1.length);
+          const resumed = await model.forward(t2, s1.state.clone());
+          const whole = model.createState();
+          const once = await model.forward([...t1, ...out1, ...t2], whole);
+          const d = maxAbsDiff(resumed, once);
+          assert(d <= 1e-4, `logits differ by ${d}`);
+          // and the state the server kept after turn 2 equals the transcript's from scratch
+          const s2 = await storedState(second.id);
+          const out2 = s2.meta.output_tokens as number[];
+          await model.forward(out2, whole);
+          const ds = maxAbsDiff(s2.state.data, whole.data);
+          assert(ds <= 1e-4, `states differ by ${ds}`);
+        });
+
+        await t.step("responses.stream: the Responses event sequence", async () => {
+          const types: string[] = [];
+          let deltas = "";
+          let usage: OpenAI.Responses.ResponseUsage | undefined | null;
+          const stream = client.responses.stream({
+            model: "tiny",
+            input: [{ role: "user", content: "Hello there" }],
+            instructions: "Be brief.",
+            max_output_tokens: 10,
+            temperature: 0,
+          });
+          for await (const ev of stream) {
+            types.push(ev.type);
+            if (ev.type === "response.output_text.delta") deltas += ev.delta;
+            // the SDK (5.23) keeps only response.completed's snapshot, not response.incomplete's
+            if (ev.type === "response.completed" || ev.type === "response.incomplete") {
+              usage = ev.response.usage;
+            }
+          }
+          const final = await stream.finalResponse();
+          const part = final.output[0].type === "message" ? final.output[0].content[0] : undefined;
+          assertEquals(part?.type === "output_text" ? part.text : undefined, deltas);
+          assertEquals(types.slice(0, 4), [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+          ]);
+          assertEquals(types.slice(-4, -1), [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+          ]);
+          assert(["response.completed", "response.incomplete"].includes(types.at(-1)!));
+          assertEquals(
+            usage!.input_tokens,
+            encodeChat(tokenizer, WORLD_TEMPLATE, [
+              { role: "system", content: "Be brief." },
+              { role: "user", content: "Hello there" },
+            ]).tokens.length,
+          );
+        });
+
+        await t.step("retrieve, delete, store: false", async () => {
+          const got = await client.responses.retrieve(first.id);
+          assertEquals(got.output_text, first.output_text);
+          await client.responses.delete(first.id);
+          let status = 0;
+          await client.responses.retrieve(first.id).catch((e) => status = e.status);
+          assertEquals(status, 404);
+          await client.responses.create({
+            model: "tiny",
+            input: "x",
+            previous_response_id: first.id,
+          }).catch((e) => status = e.status * 10);
+          assertEquals(status, 4040, "a deleted response cannot be continued");
+          const unstored = await client.responses.create({
+            model: "tiny",
+            input: "x",
+            store: false,
+            max_output_tokens: 2,
+          });
+          await client.responses.retrieve(unstored.id).catch((e) => status = e.status + 1);
+          assertEquals(status, 405);
+        });
+
+        await t.step("a state stored by another model is refused (409)", async () => {
+          const mine = await client.responses.create({
+            model: "tiny",
+            input: "Hi",
+            max_output_tokens: 3,
+          });
+          const other = await loadModel(OTHER!, { backend: "reference", dtype: "f32" });
+          const s2 = startServer({ model: other, tokenizer, port: 0, modelName: "tiny", store });
+          try {
+            const res = await fetch(`${s2.url}/v1/responses`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ input: "more", previous_response_id: mine.id }),
+            });
+            const body = await res.json();
+            assertEquals(res.status, 409);
+            assertEquals(body.error.code, "state_model_mismatch");
+          } finally {
+            await s2.api.scheduler.close();
+            await s2.shutdown().catch(() => {});
+            await other.dispose();
+          }
+        });
       });
-    } finally {
-      await server.shutdown();
-      await model.dispose();
-    }
+    });
   },
 });
 

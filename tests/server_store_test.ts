@@ -12,7 +12,6 @@ import {
   encodeState,
   MemoryStore,
   modelIdentity,
-  startServer,
   StateMismatchError,
   StoreUnavailableError,
   weightsHash,
@@ -21,6 +20,7 @@ import { RedisStore } from "../lib/server/store_redis.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
+import { withModel, withServer } from "./_with.ts";
 import { binary, startRedis } from "../testing/services.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
@@ -147,72 +147,68 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const model = await loadModel(MODEL!, { backend: "reference" });
-    const tokenizer = await loadTokenizer("bytes");
-    const boot = model.createState();
-    await model.forward(tokenizer.encode("Long ago"), boot);
-    const server = startServer({
-      model,
-      tokenizer,
-      port: 0,
-      apiKey: "k",
-      namedStates: new Map([["boot", boot]]),
+    await withModel(MODEL!, { backend: "reference" }, async (model) => {
+      const tokenizer = await loadTokenizer("bytes");
+      const boot = model.createState();
+      await model.forward(tokenizer.encode("Long ago"), boot);
+      await withServer({
+        model,
+        tokenizer,
+        apiKey: "k",
+        namedStates: new Map([["boot", boot]]),
+      }, async (server) => {
+        const auth = { authorization: "Bearer k" };
+        const complete = async (prompt: string, state?: string) => {
+          const res = await fetch(`${server.url}/v1/completions`, {
+            method: "POST",
+            headers: { ...auth, "content-type": "application/json" },
+            body: JSON.stringify({ prompt, max_tokens: 10, temperature: 0, state }),
+          });
+          const j = await res.json();
+          assertEquals(res.status, 200, JSON.stringify(j));
+          return j.choices[0].text as string;
+        };
+        const s = model.createState();
+        await model.forward(tokenizer.encode("Once upon"), s);
+        const url = `${server.url}/v1/states/story`;
+        assertEquals(
+          (await fetch(url, { method: "PUT", body: new Uint8Array(s.toBytes()) })).status,
+          401,
+        );
+        const put = await fetch(url, {
+          method: "PUT",
+          headers: auth,
+          body: new Uint8Array(s.toBytes()),
+        });
+        assertEquals(put.status, 200, await put.clone().text());
+        assertEquals((await put.json()).id, "story");
+        // continuing from the stored state equals the whole prompt from scratch
+        assertEquals(await complete(" a time", "story"), await complete("Once upon a time"));
+        // the start-up state too
+        assertEquals(await complete(", there", "boot"), await complete("Long ago, there"));
+        const got = await fetch(url, { headers: auth });
+        assertEquals(got.status, 200);
+        const env = new Uint8Array(await got.arrayBuffer());
+        const identity = got.headers.get("x-rwkv-model")!;
+        assertEquals(decodeState(model, identity, env).state.data, s.data);
+        const garbage = await fetch(`${server.url}/v1/states/bad`, {
+          method: "PUT",
+          headers: auth,
+          body: new Uint8Array([1, 2, 3]),
+        });
+        assertEquals(garbage.status, 409);
+        await garbage.body?.cancel();
+        assertEquals((await fetch(url, { method: "DELETE", headers: auth })).status, 200);
+        const gone = await fetch(url, { headers: auth });
+        assertEquals(gone.status, 404);
+        await gone.body?.cancel();
+        const missing = await fetch(`${server.url}/v1/completions`, {
+          method: "POST",
+          headers: { ...auth, "content-type": "application/json" },
+          body: JSON.stringify({ prompt: "x", state: "story" }),
+        });
+        assertEquals((await missing.json()).error.code, "state_not_found");
+      });
     });
-    const auth = { authorization: "Bearer k" };
-    const complete = async (prompt: string, state?: string) => {
-      const res = await fetch(`${server.url}/v1/completions`, {
-        method: "POST",
-        headers: { ...auth, "content-type": "application/json" },
-        body: JSON.stringify({ prompt, max_tokens: 10, temperature: 0, state }),
-      });
-      const j = await res.json();
-      assertEquals(res.status, 200, JSON.stringify(j));
-      return j.choices[0].text as string;
-    };
-    try {
-      const s = model.createState();
-      await model.forward(tokenizer.encode("Once upon"), s);
-      const url = `${server.url}/v1/states/story`;
-      assertEquals(
-        (await fetch(url, { method: "PUT", body: new Uint8Array(s.toBytes()) })).status,
-        401,
-      );
-      const put = await fetch(url, {
-        method: "PUT",
-        headers: auth,
-        body: new Uint8Array(s.toBytes()),
-      });
-      assertEquals(put.status, 200, await put.clone().text());
-      assertEquals((await put.json()).id, "story");
-      // continuing from the stored state equals the whole prompt from scratch
-      assertEquals(await complete(" a time", "story"), await complete("Once upon a time"));
-      // the start-up state too
-      assertEquals(await complete(", there", "boot"), await complete("Long ago, there"));
-      const got = await fetch(url, { headers: auth });
-      assertEquals(got.status, 200);
-      const env = new Uint8Array(await got.arrayBuffer());
-      const identity = got.headers.get("x-rwkv-model")!;
-      assertEquals(decodeState(model, identity, env).state.data, s.data);
-      const garbage = await fetch(`${server.url}/v1/states/bad`, {
-        method: "PUT",
-        headers: auth,
-        body: new Uint8Array([1, 2, 3]),
-      });
-      assertEquals(garbage.status, 409);
-      await garbage.body?.cancel();
-      assertEquals((await fetch(url, { method: "DELETE", headers: auth })).status, 200);
-      const gone = await fetch(url, { headers: auth });
-      assertEquals(gone.status, 404);
-      await gone.body?.cancel();
-      const missing = await fetch(`${server.url}/v1/completions`, {
-        method: "POST",
-        headers: { ...auth, "content-type": "application/json" },
-        body: JSON.stringify({ prompt: "x", state: "story" }),
-      });
-      assertEquals((await missing.json()).error.code, "state_not_found");
-    } finally {
-      await server.shutdown();
-      await model.dispose();
-    }
   },
 });
