@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture, FIXTURES_DIR, listFixtures } from "../testing/fixtures.ts";
+import { rng } from "../testing/random.ts";
 import { loadModel } from "../lib/load.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
@@ -141,14 +142,6 @@ for (
 }
 
 // ---- ggml's decoders, written as its C loops are (ggml-quants.c), on random blocks ----
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 /** Random block bytes with every half at `halves` a finite, moderate value. */
 function randomBlocks(n: number, size: number, halves: number[], seed: number): Uint8Array {
