@@ -1,5 +1,5 @@
 /**
- * The JSON-Schema suite of constrained decoding: 32 schemas (tests/grammar_schemas.ts), each
+ * The JSON-Schema suite of constrained decoding: 33 schemas (tests/grammar_schemas.ts), each
  * generated greedily (streamed, `generate`) and sampled (six seeds, `generateBatch`, some cut
  * short by `maxTokens`) on a tiny trained byte-level model and on a random-weight RWKV-7 with
  * the World vocabulary; every output is checked with Ajv (a real JSON-Schema validator): a
@@ -263,6 +263,8 @@ Deno.test("grammar: invalid schemas throw a GrammarError naming the path and key
     [{ properties: { a: { multipleOf: 2 } } }, /#\/properties\/a\/multipleOf: unsupported keyword/],
     [{ $ref: "https://example.com/s.json" }, /#\/\$ref: only local references/],
     [false, /JSON Schema #: the schema false allows no value/],
+    [{ anyOf: [false, false] }, /#\/anyOf: every branch is false/],
+    [{ properties: { a: false }, required: ["a"] }, /#\/properties\/a: the schema false allows/],
     [{ type: "string", format: "ipv6" }, /#\/format: unsupported format "ipv6"/],
     [{ type: "integer", minimum: 5, maximum: 4 }, /#\/minimum: no value lies within/],
     [{ type: "array", items: false, minItems: 1 }, /#\/minItems: minItems 1 is more than/],

@@ -12,7 +12,7 @@ export interface SuiteSchema {
   draft7?: boolean;
 }
 
-/** The suite: 32 schemas. */
+/** The suite: 33 schemas. */
 export const SCHEMAS: SuiteSchema[] = [
   { name: "boolean", schema: { type: "boolean" } },
   { name: "null", schema: { type: "null" } },
@@ -83,6 +83,15 @@ export const SCHEMAS: SuiteSchema[] = [
     schema: { type: "object", additionalProperties: { type: "integer", minimum: 0, maximum: 9 } },
   },
   { name: "any object", schema: { type: "object" } },
+  {
+    name: "false schemas",
+    schema: {
+      type: "object",
+      properties: { gone: false, keep: { anyOf: [false, { type: "boolean" }] } },
+      required: ["keep"],
+      additionalProperties: false,
+    },
+  },
   { name: "empty object", schema: { type: "object", additionalProperties: false } },
   {
     name: "required without properties",

@@ -242,9 +242,12 @@ class Converter {
       if (!Array.isArray(subs) || subs.length === 0) {
         this.#fail(`${path}/${applicator}`, `${applicator} must be a non-empty array`);
       }
-      expr = "( " + subs.map((s, i) => this.#visit(s, `${path}/${applicator}/${i}`, `${hint}-${i}`))
-        .join(" | ") +
-        " )";
+      // a branch `false` allows nothing: leave it out
+      const alts = subs.flatMap((s, i) =>
+        s === false ? [] : [this.#visit(s, `${path}/${applicator}/${i}`, `${hint}-${i}`)]
+      );
+      if (alts.length === 0) this.#fail(`${path}/${applicator}`, "every branch is false");
+      expr = `( ${alts.join(" | ")} )`;
     } else if (applicator === "allOf") {
       const subs = schema.allOf;
       if (!Array.isArray(subs) || subs.length !== 1) {
@@ -375,6 +378,12 @@ class Converter {
     ]);
     for (const r of required as string[]) {
       if (!(r in props)) entries.push([r, true, `${path}/required`]);
+    }
+    // an optional property whose schema is false must be absent: never write it
+    for (let i = entries.length - 1; i >= 0; i--) {
+      if (entries[i][1] === false && !(required as string[]).includes(entries[i][0])) {
+        entries.splice(i, 1);
+      }
     }
     const ap = schema.additionalProperties;
     if (ap !== undefined && typeof ap !== "boolean" && !isObject(ap)) {
