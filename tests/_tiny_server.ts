@@ -4,7 +4,7 @@
  * @module
  */
 
-import OpenAI from "npm:openai@5.23.2";
+import OpenAI from "openai";
 import { loadModel } from "../lib/load.ts";
 import type { Model } from "../lib/model/model.ts";
 import { type RunningServer, startServer } from "../lib/server/mod.ts";

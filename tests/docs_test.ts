@@ -136,9 +136,15 @@ Deno.test("docs: test-only npm packages are pinned in deno.json; the library nev
   const imports = config.imports as Record<string, string>;
   const pinned = new Map(
     Object.entries(imports).map(([name, spec]) => {
-      const m = spec.match(/^npm:((?:@[^/@]+\/)?[^/@]+)@(\d+\.\d+\.\d+)$/);
-      assert(m && m[1] === name, `deno.json imports ${name}: ${spec} is not npm:${name}@x.y.z`);
-      return [name, m[2]];
+      // a package, or a prefix for its subpaths ("openai/": "npm:/openai@5.23.2/")
+      const m = spec.match(/^npm:(\/?)((?:@[^/@]+\/)?[^/@]+)@(\d+\.\d+\.\d+)(\/?)$/);
+      const prefix = name.endsWith("/");
+      assert(
+        m && m[2] === name.replace(/\/$/, "") && (m[1] === "/") === prefix &&
+          (m[4] === "/") === prefix,
+        `deno.json imports ${name}: ${spec} is not npm:${name}@x.y.z (or npm:/NAME@x.y.z/)`,
+      );
+      return [m[2], m[3]];
     }),
   );
   // what a remote importer loads (it never reads deno.json): every specifier relative, node: or
@@ -174,4 +180,21 @@ Deno.test("docs: no JSDoc example is ignored (deno task check type-checks every 
     `examples marked ignore (give them context, e.g. "declare const model: Model;", so they ` +
       `compile): ${ignored.join(", ")}`,
   );
+});
+
+Deno.test("docs: tests and benchmarks import npm packages by the names deno.json pins", async () => {
+  const inline: string[] = [];
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
+      else if (e.name.endsWith(".ts")) {
+        const text = await Deno.readTextFile(new URL(e.name, dir));
+        for (const [, spec] of text.matchAll(/(?:\bfrom|\bimport\(?)\s*"(npm:[^"]+)"/g)) {
+          inline.push(`${new URL(e.name, dir).pathname.slice(ROOT.pathname.length)}: ${spec}`);
+        }
+      }
+    }
+  };
+  for (const d of ["tests/", "bench/", "testing/"]) await walk(new URL(d, ROOT));
+  assert(inline.length === 0, `pin these in deno.json "imports": ${inline.join(", ")}`);
 });

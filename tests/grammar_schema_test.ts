@@ -11,9 +11,9 @@
  * @module
  */
 
-import * as ajv2020Module from "npm:ajv@8.17.1/dist/2020.js";
-import * as ajvModule from "npm:ajv@8.17.1";
-import * as formatsModule from "npm:ajv-formats@3.0.1";
+import * as ajv2020Module from "ajv/dist/2020.js";
+import * as ajvModule from "ajv";
+import * as formatsModule from "ajv-formats";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
 import { SCHEMAS } from "./grammar_schemas.ts";

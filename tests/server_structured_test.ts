@@ -13,9 +13,9 @@
  * @module
  */
 
-import OpenAI from "npm:openai@5.23.2";
-import { zodResponseFormat, zodTextFormat } from "npm:openai@5.23.2/helpers/zod";
-import { z } from "npm:zod@3.25.76";
+import OpenAI from "openai";
+import { zodResponseFormat, zodTextFormat } from "openai/helpers/zod";
+import { z } from "zod";
 import type { Model } from "../lib/model/model.ts";
 import { encodeChat, WORLD_TEMPLATE } from "../lib/server/template.ts";
 import { assert, assertEquals } from "./_assert.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import OpenAI from "npm:openai@5.23.2";
+import OpenAI from "openai";
 import { encodeChat, WORLD_TEMPLATE } from "../lib/server/template.ts";
 import { CallScanner } from "../lib/server/tools.ts";
 import { assert, assertEquals } from "./_assert.ts";

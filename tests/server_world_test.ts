@@ -8,7 +8,7 @@
  * @module
  */
 
-import OpenAI from "npm:openai@5.23.2";
+import OpenAI from "openai";
 import { compileJsonSchema, Constraint } from "../lib/grammar/mod.ts";
 import { loadModel } from "../lib/load.ts";
 import { Sampler } from "../lib/sample.ts";
