@@ -247,6 +247,38 @@ Deno.test("grammar: formats accept their edge cases and refuse what Ajv refuses"
   }
 });
 
+Deno.test("grammar: a pattern's grammar accepts exactly the strings its RegExp matches whole", () => {
+  const bytes = new ByteTokenizer();
+  const cases: [string, string[]][] = [
+    ["^[A-Z]{2}-\\d{3,4}$", ["AB-123", "AB-1234", "AB-12345", "ab-123", "A-123"]],
+    ["(foo|ba[rz])+", ["foo", "foobarbaz", "", "fooba", "bax"]],
+    ['a"b\\\\c', ['a"b\\c', 'a"bc', "ab\\c"]],
+    ["[^a-z\\s]*", ["ABC1", "", "AbC", "A B", 'Q"\\', "é€😀"]],
+    [".{2}", ["é€", "\n1", '\\"', "\t\b", "abc"]],
+    ["x?y*z+", ["z", "xyyz", "xz", "xx", "yyy"]],
+    ["(?:\\w+)@(?<d>[\\w.-]+)\\.com", ["a_1@b-c.d.com", "@b.com", "a@b.org"]],
+    ["[\\u00e0-\\u00ff\\x41]{1,2}", ["é", "Aà", "B", "ÿÿÿ"]],
+  ];
+  for (const [pattern, strings] of cases) {
+    const grammar = compileJsonSchema({ type: "string", pattern });
+    const re = new RegExp(`^(?:${pattern.replace(/^\^/, "").replace(/\$$/, "")})$`, "u");
+    for (const text of strings) {
+      const c = new Constraint(grammar, bytes);
+      let ok = true;
+      for (const b of new TextEncoder().encode(JSON.stringify(text))) {
+        if (!c.allows(b)) {
+          ok = false;
+          break;
+        }
+        c.accept(b);
+      }
+      ok &&= c.complete;
+      // control characters other than \t \n \r \b \f are left out (a subset): none here
+      assertEquals(ok, re.test(text), `${pattern} on ${JSON.stringify(text)}`);
+    }
+  }
+});
+
 Deno.test("grammar: invalid schemas throw a GrammarError naming the path and keyword", () => {
   const cases: [unknown, RegExp][] = [
     [{ type: "string", not: {} }, /JSON Schema #\/not: unsupported keyword "not"/],
