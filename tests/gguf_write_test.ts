@@ -252,3 +252,99 @@ Deno.test({
       }
     }),
 });
+
+Deno.test("gguf write: RWKV-6 past rescale_every_n_layers (7 layers): layer 6 stored halved, read back whole", async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = `${dir}/r6.safetensors`;
+    const make = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../bench/make_model.ts", import.meta.url).pathname,
+        "--version",
+        "6",
+      ]
+        .concat([
+          "--layers",
+          "7",
+          "--embd",
+          "64",
+          "--vocab",
+          "256",
+          "--head-size",
+          "16",
+          "--out",
+          src,
+        ]),
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assertEquals(make.code, 0, new TextDecoder().decode(make.stderr));
+    for (const type of ["bf16", "q8_0"] as const) {
+      const out = `${dir}/r6-${type}.gguf`;
+      const ck = await openCheckpoint(src);
+      try {
+        await writeGgufModel(ck, out, { type, tokenizer: "bytes" });
+      } finally {
+        ck.close();
+      }
+      const g = await readGguf(out), a = await openCheckpoint(out), s = await openCheckpoint(src);
+      try {
+        assertEquals(await llamaCppProblems(g), []);
+        assertEquals(g.metadata.get("rwkv6.rescale_every_n_layers"), 6);
+        for (
+          const [name, gname] of [["att.output", "time_mix_output"], [
+            "ffn.value",
+            "channel_mix_value",
+          ]]
+        ) {
+          const x = toFloat32(
+            await s.read(`blocks.6.${name}.weight`),
+            s.tensors.get(`blocks.6.${name}.weight`)!.dtype,
+          );
+          if (type === "bf16") {
+            // stored halved (llama.cpp's converter), read back whole
+            const stored = toFloat32(await g.readRaw(`blk.6.${gname}.weight`), "BF16");
+            for (let i = 0; i < x.length; i++) assert(stored[i] === x[i] / 2, `${gname}[${i}]`);
+            const back = toFloat32(await a.read(`blocks.6.${name}.weight`), "BF16");
+            for (let i = 0; i < x.length; i++) assert(back[i] === x[i], `blocks.6.${name}[${i}]`);
+          } else {
+            // the blocks of x/2, scaled back by 2, are exactly the blocks of x
+            const q = a.blockQuantized!.get(`blocks.6.${name}.weight`)!;
+            const sc = toFloat32(await a.read(q.scale.name), "F32");
+            const ints = new Int8Array((await a.read(`blocks.6.${name}.weight`)).buffer);
+            checkBlocks(
+              "q8_0",
+              x,
+              Float32Array.from(ints, (v, i) => Math.fround(v * sc[i >> 5])),
+              name,
+            );
+          }
+        }
+      } finally {
+        g.close();
+        a.close();
+        s.close();
+      }
+      // the model computes as the source does (bf16: the very values)
+      if (type !== "bf16") continue;
+      const m1 = await loadModel(out, { engine: "reference", dtype: "f32", device: "cpu" });
+      const m2 = await loadModel(src, { engine: "reference", dtype: "f32", device: "cpu" });
+      try {
+        const s1 = m1.createState(), s2 = m2.createState();
+        let worst = 0;
+        for (const t of [1, 50, 99, 200, 7, 33]) {
+          const l1 = await m1.forward([t], s1), l2 = await m2.forward([t], s2);
+          for (let j = 0; j < l1.length; j++) worst = Math.max(worst, Math.abs(l1[j] - l2[j]));
+        }
+        assert(worst <= 1e-5, `logits differ by ${worst}`);
+      } finally {
+        await m1.dispose();
+        await m2.dispose();
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+});
