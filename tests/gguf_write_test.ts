@@ -257,26 +257,10 @@ Deno.test("gguf write: RWKV-6 past rescale_every_n_layers (7 layers): layer 6 st
   const { dir, cleanup } = await tempDir();
   try {
     const src = `${dir}/r6.safetensors`;
+    const makeModel = new URL("../bench/make_model.ts", import.meta.url).pathname;
+    const shape = "--version 6 --layers 7 --embd 64 --vocab 256 --head-size 16".split(" ");
     const make = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../bench/make_model.ts", import.meta.url).pathname,
-        "--version",
-        "6",
-      ]
-        .concat([
-          "--layers",
-          "7",
-          "--embd",
-          "64",
-          "--vocab",
-          "256",
-          "--head-size",
-          "16",
-          "--out",
-          src,
-        ]),
+      args: ["run", "-A", makeModel, ...shape, "--out", src],
       stdout: "null",
       stderr: "piped",
     }).output();
