@@ -481,8 +481,8 @@ function plainView(g: GgufFile): Checkpoint {
         throw new FormatError(g.path, name, `ggml type ${ggmlTypeName(t.type)} is not decoded`);
       }
       const out = into ?? new Uint8Array(info.byteLength);
-      const f = new Float32Array(out.buffer, out.byteOffset, t.count);
-      dequantizeGgmlType(await g.readRaw(name), t.type, t.count, f);
+      const f = dequantizeGgmlType(await g.readRaw(name), t.type, t.count);
+      out.set(new Uint8Array(f.buffer, f.byteOffset, f.byteLength));
       return out;
     },
     close: () => g.close(),

@@ -283,12 +283,10 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
   }
 
   // Block-quantized tensors stream through one buffer of whole blocks, a chunk at a time: no
-  // copy of a whole tensor is made (its scales are read in one pass, its integers in another,
-  // the second from the page cache).
+  // copy of a whole tensor is made; reading the integers yields the scales too (read them after).
   let chunk = new Uint8Array(0);
-  // The integers of the matrix whose scales were just read (the loader reads them next).
-  let stash = new Uint8Array(0);
-  let stashed: string | undefined;
+  // The scales of the matrix whose integers were just read (the loader reads them next).
+  let lastScales: { name: string; scales: Float32Array } | undefined;
   const eachChunk = async (
     src: GgufTensor,
     use: (raw: Uint8Array, firstBlock: number, blocks: number) => void,
@@ -317,24 +315,29 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     const mul = e.mul ?? 1;
     switch (e.kind) {
       case "scale": {
-        // One pass over the blocks: the scales now, the integers kept for the read that follows.
-        const scales = new Float32Array(src.count / 32);
-        const ints = plans.get(name.slice(0, -".qscale".length))!;
-        const n = ints.info.byteLength;
-        if (stash.length < n) stash = new Uint8Array(n);
-        await eachChunk(src, (raw, b0, k) => {
-          blockScales(raw, src.type, k * 32, scales.subarray(b0, b0 + k), mul);
-          repack(ints.kind, raw, src.type, b0, k, stash);
-        });
-        stashed = ints.info.name;
-        out.set(new Uint8Array(scales.buffer));
+        // The scales of the matrix whose integers were just read come from that same pass.
+        let scales = lastScales?.name === name ? lastScales.scales : undefined;
+        if (!scales) {
+          const all = new Float32Array(src.count / 32);
+          await eachChunk(src, (raw, b0, k) => {
+            blockScales(raw, src.type, k * 32, all.subarray(b0, b0 + k), mul);
+          });
+          scales = all;
+        }
+        lastScales = undefined;
+        out.set(new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength));
         return out;
       }
       case "q8":
       case "q4": {
-        if (stashed === name) out.set(stash.subarray(0, out.length));
-        else await eachChunk(src, (raw, b0, k) => repack(e.kind, raw, src.type, b0, k, out));
-        stashed = undefined;
+        // Integers straight into `out`, chunk by chunk; the scales kept for the read that follows.
+        const scales = new Float32Array(src.count / 32);
+        const m = plans.get(`${name}.qscale`)?.mul ?? 1;
+        await eachChunk(src, (raw, b0, k) => {
+          repack(e.kind, raw, src.type, b0, k, out);
+          blockScales(raw, src.type, k * 32, scales.subarray(b0, b0 + k), m);
+        });
+        lastScales = { name: `${name}.qscale`, scales };
         return out;
       }
       case "raw":
@@ -363,7 +366,8 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     blockQuantized,
     read,
     close: () => {
-      chunk = stash = new Uint8Array(0);
+      chunk = new Uint8Array(0);
+      lastScales = undefined;
       g.close();
     },
   };

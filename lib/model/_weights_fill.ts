@@ -224,14 +224,15 @@ async function eachRowBlock(
 async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promise<MatrixDesc> {
   const { quant, scale } = p.stored!;
   const nb = (p.rows * p.cols) / 32;
-  const scales = toFloat32(await ck.read(scale.name), scale.dtype);
   const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
   const m = arena.view(d);
   if (p.dtype === quant) {
+    // integers first: a container that interleaves scales with them (GGUF) gives both in one pass
     await ck.read(p.name, new Uint8Array(arena.bufferOf(d), d.offset, p.info.byteLength));
-    m.scales.subarray(0, nb).set(scales);
+    m.scales.subarray(0, nb).set(toFloat32(await ck.read(scale.name), scale.dtype));
     return d;
   }
+  const scales = toFloat32(await ck.read(scale.name), scale.dtype);
   const raw = await ck.read(p.name);
   const values = quant === "q8"
     ? dequantizeQ8(new Int8Array(raw.buffer, raw.byteOffset, raw.length), scales)
