@@ -10,7 +10,7 @@
 
 import OpenAI from "openai";
 import { encodeChat, WORLD_TEMPLATE } from "../lib/server/template.ts";
-import { CallScanner } from "../lib/server/tools.ts";
+import { CallScanner } from "../lib/server/_tool_reply.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture } from "../testing/fixtures.ts";
 import { tinyServer } from "./_tiny_server.ts";

@@ -11,16 +11,8 @@ import { callsGrammar, constraintOf, formatGrammar, type OutputFormat } from "./
 import { chatLogprob, type TokenLogprob } from "./logprobs.ts";
 import type { TokenConstraint } from "./scheduler.ts";
 import type { ChatTemplate } from "./template.ts";
-import {
-  type CallEvent,
-  CallScanner,
-  EitherConstraint,
-  ReplyConstraint,
-  TOOL_TEMPLATE,
-  type ToolCall,
-  type ToolChoice,
-  type ToolDef,
-} from "./tools.ts";
+import { TOOL_TEMPLATE, type ToolCall, type ToolChoice, type ToolDef } from "./tools.ts";
+import { type CallEvent, CallScanner, EitherConstraint, ReplyConstraint } from "./_tool_reply.ts";
 
 /** What a reply streams: content (with its tokens' log probabilities) or news of a call. */
 export type ReplyEvent =
