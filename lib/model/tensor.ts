@@ -295,7 +295,8 @@ export class Arena {
 
   /** A new zeroed f32 vector in the arena. */
   f32(n: number): Float32Array {
-    return new Float32Array(this.buffer, this.alloc(n * 4), n);
+    const offset = this.alloc(n * 4); // first: it may grow the memory, and so the buffer
+    return new Float32Array(this.buffer, offset, n);
   }
 
   /** Reserves space for a matrix and returns its description. */
