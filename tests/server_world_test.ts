@@ -69,7 +69,9 @@ Deno.test({
             parallel_tool_calls: false,
             temperature: 0.7,
             seed: 1,
-            max_tokens: 80,
+            // room for the grammar's bounded whitespace (one space, or a newline and up to 20
+            // spaces or tabs, between tokens): a random model writes a lot of it
+            max_tokens: 400,
             ...(auto && { logit_bias: { [lead]: 50 } }),
           });
           const call = c.choices[0].message.tool_calls?.[0] as
@@ -97,7 +99,7 @@ Deno.test({
             parallel_tool_calls: false,
             temperature: 0.5,
             seed: 3,
-            max_tokens: 80,
+            max_tokens: 400,
             logit_bias: { [bias]: 50 },
             response_format: {
               type: "json_schema",
@@ -187,7 +189,8 @@ Deno.test({
         const fast = await run(undefined);
         const slow = await run(0);
         assertEquals(fast.out, slow.out, "the same tokens either way");
-        const text = tokenizer.decode(fast.out);
+        // the JSON grammars allow one space before the value (RWKV writes " {" after "Assistant:")
+        const text = tokenizer.decode(fast.out).replace(/^ /, "");
         assert(
           ['"the quick brown fox jumps over the lazy dog"', '"a"'].includes(text),
           JSON.stringify(text),
