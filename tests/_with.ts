@@ -62,3 +62,32 @@ export async function withQuantized(
     await cleanup();
   }
 }
+
+/** What a `deno run -A` of a project script printed, and its exit code. */
+export interface ScriptRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a project script (`cli/generate.ts`, `bench/make_model.ts`, …) with `deno run -A`. */
+export async function runScript(script: string, args: readonly string[]): Promise<ScriptRun> {
+  const path = new URL(`../${script}`, import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", path, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
+ * Writes a random-weight model with `bench/make_model.ts` (`args`: its shape flags) to `out`;
+ * throws with the script's stderr when it fails.
+ */
+export async function makeModel(out: string, args: readonly string[]): Promise<void> {
+  const run = await runScript("bench/make_model.ts", [...args, "--out", out]);
+  if (run.code !== 0) throw new Error(`make_model failed: ${run.stderr}`);
+}

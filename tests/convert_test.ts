@@ -8,6 +8,7 @@ import { toFloat32 } from "../lib/formats/dtype.ts";
 import { FormatError } from "../lib/errors.ts";
 import { fixture, listFixtures, tempDir } from "../testing/fixtures.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { runScript } from "./_with.ts";
 
 const pths = listFixtures(/^tiny-rwkv-.*\.pth$/, "", "conversions of the tiny .pth models");
 
@@ -60,17 +61,7 @@ Deno.test({
   },
 });
 
-const cli = new URL("../cli/convert.ts", import.meta.url).pathname;
-async function run(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cli, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = (...args: string[]) => runScript("cli/convert.ts", args);
 
 Deno.test("convert CLI: --help, bad flags, refusal to overwrite, no partial output", async () => {
   const help = await run("--help");

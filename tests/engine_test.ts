@@ -17,6 +17,7 @@ import {
   openGolden,
 } from "./_golden.ts";
 import { assert, assertEquals, maxAbsDiff } from "./_assert.ts";
+import { makeModel } from "./_with.ts";
 
 const all = goldens();
 const fileDtype = (g: Golden) => /bf16/.test(g.file) ? "bf16" : /f16/.test(g.file) ? "f16" : "f32";
@@ -115,29 +116,10 @@ for (
     const dir = await Deno.makeTempDir({ prefix: "rwkv-test-" });
     try {
       const path = `${dir}/v${version}-${embd}.safetensors`;
-      const make = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../bench/make_model.ts", import.meta.url).pathname,
-          "--version",
-          version,
-          "--layers",
-          "2",
-          "--embd",
-          String(embd),
-          "--head-size",
-          String(headSize),
-          "--vocab",
-          "50",
-          "--dtype",
-          "f32",
-          "--out",
-          path,
-        ],
-        stdout: "null",
-      }).output();
-      assert(make.success, new TextDecoder().decode(make.stderr));
+      await makeModel(path, [
+        ...["--version", version, "--layers", "2", "--embd", String(embd)],
+        ...["--head-size", String(headSize), "--vocab", "50", "--dtype", "f32"],
+      ]);
       const tokens = [1, 5, 9, 3, 7, 2];
       const ck = await openCheckpoint(path);
       const ref = await createReferenceModel(ck, { dtype: "f32" });

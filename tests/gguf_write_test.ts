@@ -6,6 +6,7 @@
  * them, and the logits the official ones.
  */
 import { assert, assertEquals } from "./_assert.ts";
+import { makeModel } from "./_with.ts";
 import { fixture, FIXTURES_DIR, listFixtures, tempDir } from "../testing/fixtures.ts";
 import { llamaCppProblems } from "./_gguf_llamacpp.ts";
 import { readGguf } from "../lib/formats/gguf.ts";
@@ -257,14 +258,7 @@ Deno.test("gguf write: RWKV-6 past rescale_every_n_layers (7 layers): layer 6 st
   const { dir, cleanup } = await tempDir();
   try {
     const src = `${dir}/r6.safetensors`;
-    const makeModel = new URL("../bench/make_model.ts", import.meta.url).pathname;
-    const shape = "--version 6 --layers 7 --embd 64 --vocab 256 --head-size 16".split(" ");
-    const make = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", makeModel, ...shape, "--out", src],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assertEquals(make.code, 0, new TextDecoder().decode(make.stderr));
+    await makeModel(src, "--version 6 --layers 7 --embd 64 --vocab 256 --head-size 16".split(" "));
     for (const type of ["bf16", "q8_0"] as const) {
       const out = `${dir}/r6-${type}.gguf`;
       const ck = await openCheckpoint(src);

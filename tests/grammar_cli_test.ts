@@ -6,19 +6,9 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
+import { runScript } from "./_with.ts";
 
-const cli = new URL("../cli/generate.ts", import.meta.url).pathname;
-
-async function run(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", cli, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = (args: string[]) => runScript("cli/generate.ts", args);
 
 Deno.test("grammar CLI: --json-schema and --grammar constrain the output; bad files exit 2", async () => {
   const model = fixture("tiny-rwkv-7v0-bf16.pth");

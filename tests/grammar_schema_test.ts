@@ -16,6 +16,7 @@ import * as ajvModule from "ajv";
 import * as formatsModule from "ajv-formats";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
+import { makeModel } from "./_with.ts";
 import { SCHEMAS } from "./grammar_schemas.ts";
 import { compileJsonSchema, Constraint, GrammarError } from "../lib/grammar/mod.ts";
 import { generate, generateBatch, type GenerateStats } from "../lib/generate.ts";
@@ -150,17 +151,7 @@ Deno.test("grammar: the schema suite on a random RWKV-7 with the World vocabular
   const { dir, cleanup } = await tempDir();
   try {
     const path = `${dir}/world-r7.safetensors`;
-    const make = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../bench/make_model.ts", import.meta.url).pathname,
-        ...["--version", "7", "--layers", "1", "--embd", "64", "--vocab", "65536"],
-        ...["--out", path],
-      ],
-      stdout: "null",
-    }).output();
-    assert(make.success, new TextDecoder().decode(make.stderr));
+    await makeModel(path, ["--version", "7", "--layers", "1", "--embd", "64", "--vocab", "65536"]);
     const model = await loadModel(path, { threads: 1 });
     try {
       const tokenizer = await loadTokenizer(vocab);

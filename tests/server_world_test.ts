@@ -17,6 +17,7 @@ import { Scheduler } from "../lib/server/scheduler.ts";
 import { loadTokenizer } from "../lib/tokenizer/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
+import { makeModel } from "./_with.ts";
 
 const VOCAB = fixture("tokenizers/rwkv_vocab_v20230424.txt");
 
@@ -38,17 +39,7 @@ Deno.test({
   fn: async (t) => {
     const { dir, cleanup } = await tempDir();
     const path = `${dir}/world-r7.safetensors`;
-    const make = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../bench/make_model.ts", import.meta.url).pathname,
-        ...["--version", "7", "--layers", "1", "--embd", "64", "--vocab", "65536"],
-        ...["--out", path],
-      ],
-      stdout: "null",
-    }).output();
-    assert(make.success, new TextDecoder().decode(make.stderr));
+    await makeModel(path, ["--version", "7", "--layers", "1", "--embd", "64", "--vocab", "65536"]);
     const model = await loadModel(path, { engine: "reference", dtype: "f32" });
     const tokenizer = await loadTokenizer(VOCAB!);
     const server = startServer({ model, tokenizer, port: 0, modelName: "r7" });
