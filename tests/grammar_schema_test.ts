@@ -222,21 +222,21 @@ Deno.test("grammar: formats accept their edge cases and refuse what Ajv refuses"
     const schema = { type: "string", format };
     const validate = ajv2020.compile(schema);
     for (const [text, want] of list) {
-      const c = new Constraint(compileJsonSchema(schema), bytes);
-      let ok = true;
-      for (const b of new TextEncoder().encode(JSON.stringify(text))) {
-        if (!c.allows(b)) {
-          ok = false;
-          break;
-        }
-        c.accept(b);
-      }
-      ok &&= c.complete;
+      const ok = acceptsJson(new Constraint(compileJsonSchema(schema), bytes), text);
       assertEquals(ok, want, `${format}: ${text}`);
       if (ok) assert(validate(text), `${format}: ${text} accepted but Ajv refuses it`);
     }
   }
 });
+
+/** Whether `c` takes the JSON text of `value` byte by byte and ends complete. */
+function acceptsJson(c: Constraint, value: string): boolean {
+  for (const b of new TextEncoder().encode(JSON.stringify(value))) {
+    if (!c.allows(b)) return false;
+    c.accept(b);
+  }
+  return c.complete;
+}
 
 Deno.test("grammar: a pattern's grammar accepts exactly the strings its RegExp matches whole", () => {
   const bytes = new ByteTokenizer();
@@ -254,16 +254,7 @@ Deno.test("grammar: a pattern's grammar accepts exactly the strings its RegExp m
     const grammar = compileJsonSchema({ type: "string", pattern });
     const re = new RegExp(`^(?:${pattern.replace(/^\^/, "").replace(/\$$/, "")})$`, "u");
     for (const text of strings) {
-      const c = new Constraint(grammar, bytes);
-      let ok = true;
-      for (const b of new TextEncoder().encode(JSON.stringify(text))) {
-        if (!c.allows(b)) {
-          ok = false;
-          break;
-        }
-        c.accept(b);
-      }
-      ok &&= c.complete;
+      const ok = acceptsJson(new Constraint(grammar, bytes), text);
       // control characters other than \t \n \r \b \f are left out (a subset): none here
       assertEquals(ok, re.test(text), `${pattern} on ${JSON.stringify(text)}`);
     }
