@@ -1,11 +1,13 @@
 /**
- * A/B of decode (T = 1) kernel builds on the same bytes, calls interleaved round-robin so that
- * a noisy machine's drift falls on every build alike (`deno bench` runs one case after another).
+ * A/B of kernel builds on the same bytes, calls interleaved round-robin so that a noisy
+ * machine's drift falls on every build alike (`deno bench` runs one case after another).
  *
  *   deno run -A bench/kernel_ab.ts --dtype q8 --mib 8 --seconds 4 old.wasm [more.wasm …]
+ *   deno run -A bench/kernel_ab.ts --dtype q8 --tokens 16 old.wasm   # prompt mode
  *
  * Compares each given `kernels.wasm` build with the current one (`lib/backend/wasm/kernels.wasm`)
- * on one thread: `matmul_<dtype>` of a 4096-column matrix of `--mib` MiB times one token (8 MiB
+ * on one thread: `matmul_<dtype>` of a 4096-column matrix of `--mib` MiB times `--tokens` tokens
+ * (default 1: decoding; GB/s then counts the weights once per call whatever the tokens) (8 MiB
  * stays in this machine kind's L3: the kernel's own speed; 256 MiB: the memory regime), and the
  * plain read loop on the same bytes. Prints each build's median GB/s and its ratio to the first.
  * @module
@@ -27,6 +29,7 @@ const { values, positionals } = parseArgs({
     dtype: { type: "string", default: "q8" },
     mib: { type: "string", default: "8" },
     seconds: { type: "string", default: "4" },
+    tokens: { type: "string", default: "1" },
   },
 });
 const dtype = values.dtype as "f32" | "bf16" | "f16" | "q8" | "q4";
@@ -34,18 +37,18 @@ if (!(dtype in KERNEL_READ)) {
   console.error(`--dtype: one of ${Object.keys(KERNEL_READ).join(", ")}`);
   Deno.exit(2);
 }
-const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = 4096;
+const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = 4096, T = Number(values.tokens);
 const { value, block } = KERNEL_READ[dtype];
 const rows = size / (cols * value), n = rows * cols, bytes = n * value + (n / 32) * block;
-const pages = Math.ceil((65536 + size * 1.5 + 2 * MiB) / 65536);
+const pages = Math.ceil((65536 + size * 1.5 + 2 * MiB + T * (cols * 8 + rows * 4)) / 65536);
 const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 const w = 65536,
   s = w + size,
   x = s + size / 2,
   xq = x + cols * 4,
-  y = xq + Math.max(quantizedBytes(cols), cols * 4);
+  y = xq + Math.max(quantizedBytes(T * cols), T * cols * 4);
 new Uint8Array(memory.buffer, w, size * 1.5).fill(0x3c); // a normal number in every float dtype
-new Float32Array(memory.buffer, x, cols).fill(0.5);
+new Float32Array(memory.buffer, x, T * cols).fill(0.5);
 
 const builds: [string, Kernels][] = [[
   "current",
@@ -54,7 +57,7 @@ const builds: [string, Kernels][] = [[
 for (const p of positionals) {
   builds.push([p, instantiateKernels(await WebAssembly.compile(await Deno.readFile(p)), memory)]);
 }
-const run = (k: Kernels) => runProduct(k, dtype, w, s, x, xq, y, rows, cols, 1);
+const run = (k: Kernels) => runProduct(k, dtype, w, s, x, xq, y, rows, cols, T);
 const times: number[][] = builds.map(() => []), plain: number[] = [];
 let sink = 0;
 const end = performance.now() + Number(values.seconds) * 1000;

@@ -113,7 +113,7 @@ function runKernel(
 /**
  * Checks a kernel's output against the reference. f32/bf16/f16: the weights are the same
  * numbers, only the summation order (and fused multiply-adds) differ: within float rounding.
- * q8/q4: the kernels quantize the activations per block of 32 (q8 to ±63, q4 to ±127), so
+ * q8/q4: the kernels quantize the activations per block of 32 (q8 to ±32767, q4 to ±127), so
  * each activation is off by at most half a step, `amax_b / (2·L)`: every output must lie
  * within Σ_b Σ_i∈b |w_i| · amax_b / (2·L) of the reference (plus float rounding). That bound
  * is rigorous, so the check is tight on any data.
@@ -133,7 +133,7 @@ function check(
     assert(d <= tol, `${what}: max diff ${d} > ${tol}`);
     return;
   }
-  const L = dtype === "q8" ? 63 : 127, w = new Float32Array(cols);
+  const L = dtype === "q8" ? 32767 : 127, w = new Float32Array(cols);
   for (let r = 0; r < rows; r++) {
     decodeRowGrouped(m, r, w);
     for (let t = 0; t < T; t++) {
@@ -342,7 +342,7 @@ Deno.test("kernels: the build's @inline expansion keeps call semantics", async (
   assert(/uses return/.test(refused), `return refused: ${refused}`);
 });
 
-Deno.test("kernels: quantize gives each block's integers, scale and sum as defined; a NaN or an infinity makes its block's scale non-finite", async () => {
+Deno.test("kernels: quantize gives each block's integers, scale (and q4's sum) as defined; a NaN or an infinity makes its block's scale non-finite", async () => {
   const { k, buf, alloc } = await setup();
   const n = 32 * 40, x = alloc(n * 4), xq = alloc(quantizedBytes(n));
   const v = new Float32Array(buf, x, n);
@@ -361,8 +361,10 @@ Deno.test("kernels: quantize gives each block's integers, scale and sum as defin
   v[170] = -Infinity;
   for (const mode of [0, 1] as const) {
     k.quantize(x, xq, n, mode);
-    const lim = mode ? 63 : 127, nb = n / 32;
-    const q = new Int8Array(buf, xq, n), d = new Float32Array(buf, xq + n, nb);
+    // mode 0: int8, scales, sums × −8; mode 1: int16, scales
+    const lim = mode ? 32767 : 127, nb = n / 32;
+    const q = mode ? new Int16Array(buf, xq, n) : new Int8Array(buf, xq, n);
+    const d = new Float32Array(buf, xq + n * (mode + 1), nb);
     const sums = new Int32Array(buf, xq + n + nb * 4, nb);
     for (let b = 0; b < nb; b++) {
       const block = v.subarray(b * 32, b * 32 + 32);
@@ -379,9 +381,9 @@ Deno.test("kernels: quantize gives each block's integers, scale and sum as defin
         const p = Math.fround(block[i] * inv), r = Math.round(p);
         const want = (Math.abs(p % 1) === 0.5 && r % 2 ? r - 1 : r) | 0; // half to even
         sum += want;
-        assertEquals(q[b * 32 + i], want + (mode ? 64 : 0), `mode ${mode} value ${b * 32 + i}`);
+        assertEquals(q[b * 32 + i], want, `mode ${mode} value ${b * 32 + i}`);
       }
-      assertEquals(sums[b], (-8 * sum) | 0, `mode ${mode} block ${b}: sum`);
+      if (!mode) assertEquals(sums[b], (-8 * sum) | 0, `mode ${mode} block ${b}: sum`);
     }
   }
 });

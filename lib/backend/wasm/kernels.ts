@@ -31,9 +31,9 @@ export interface Kernels {
   matmul_q8: MatmulKernel;
   matmul_q4: MatmulKernel;
   /**
-   * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`: n int8, then
-   * n/32 f32 scales, then n/32 i32 block sums × −8 ({@link quantizedBytes} in all). `mode` 0
-   * for q4 (±127), 1 for q8 (±63 stored + 64).
+   * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`. `mode` 0 (for
+   * q4): n int8 in ±127, then n/32 f32 scales, then n/32 i32 block sums × −8; `mode` 1 (for q8):
+   * n int16 in ±32767, then n/32 f32 scales. {@link quantizedBytes} holds either.
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
   /**
@@ -189,9 +189,9 @@ export interface Kernels {
   ): void;
 }
 
-/** Bytes `quantize` writes for `n` activations. */
+/** Bytes `quantize` may write for `n` activations (the larger of its two modes). */
 export function quantizedBytes(n: number): number {
-  return n + (n / 32) * 8;
+  return 2 * n + (n / 32) * 8;
 }
 
 /**
