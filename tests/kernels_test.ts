@@ -113,7 +113,7 @@ function runKernel(
 /**
  * Checks a kernel's output against the reference. f32/bf16/f16: the weights are the same
  * numbers, only the summation order (and fused multiply-adds) differ: within float rounding.
- * q8/q4: the kernels quantize the activations per block of 32 (q8 to ±32767, q4 to ±127), so
+ * q8/q4: the kernels quantize the activations per block of 32 (q8 to ±8191, q4 to ±127), so
  * each activation is off by at most half a step, `amax_b / (2·L)`: every output must lie
  * within Σ_b Σ_i∈b |w_i| · amax_b / (2·L) of the reference (plus float rounding). That bound
  * is rigorous, so the check is tight on any data.
@@ -133,7 +133,7 @@ function check(
     assert(d <= tol, `${what}: max diff ${d} > ${tol}`);
     return;
   }
-  const L = dtype === "q8" ? 32767 : 127, w = new Float32Array(cols);
+  const L = dtype === "q8" ? 8191 : 127, w = new Float32Array(cols);
   for (let r = 0; r < rows; r++) {
     decodeRowGrouped(m, r, w);
     for (let t = 0; t < T; t++) {
@@ -179,6 +179,28 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
         const plain = runKernel(env, m, X, T, 0, rows, false);
         check(m, X, T, plain, ref, `${dtype} without scratch ${rows}×${cols}×${T}`);
       }
+    }
+  }
+});
+
+Deno.test("kernels: q8's fused 8-bit path and its int16 path give the same bits", async () => {
+  // Several tokens go through the fused dot on the activations' 7-bit planes when two whole
+  // row groups are left (q8_fused 1), else through int16 products: the same integers.
+  const env = await setup();
+  const rng = makeRng(3);
+  for (const [rows, cols, T] of [[64, 256, 3], [20, 1056, 4], [19, 512, 9], [8, 64, 2]]) {
+    const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
+    const X = Float32Array.from({ length: T * cols }, () => (rng() * 2 - 1) * 4);
+    const m = place(env.buf, env.alloc, W, rows, cols, "q8");
+    const out: Float32Array[] = [];
+    for (const on of [1, 0] as const) {
+      env.k.q8_fused(on);
+      out.push(runKernel(env, m, X, T, 0, rows).slice());
+    }
+    env.k.q8_fused(1);
+    for (let i = 0; i < out[0].length; i++) {
+      assert(Number.isFinite(out[0][i]), `${rows}×${cols}×${T}: y[${i}] = ${out[0][i]}`);
+      assertEquals(out[0][i], out[1][i], `${rows}×${cols}×${T}: y[${i}]`);
     }
   }
 });
@@ -362,7 +384,7 @@ Deno.test("kernels: quantize gives each block's integers, scale (and q4's sum) a
   for (const mode of [0, 1] as const) {
     k.quantize(x, xq, n, mode);
     // mode 0: int8, scales, sums × −8; mode 1: int16, scales
-    const lim = mode ? 32767 : 127, nb = n / 32;
+    const lim = mode ? 8191 : 127, nb = n / 32;
     const q = mode ? new Int16Array(buf, xq, n) : new Int8Array(buf, xq, n);
     const d = new Float32Array(buf, xq + n * (mode + 1), nb);
     const sums = new Int32Array(buf, xq + n + nb * 4, nb);

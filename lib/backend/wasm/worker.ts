@@ -54,6 +54,8 @@ export interface WorkerInit {
   profile?: Float64Array;
   /** Weight bytes of the largest row chunk claimed when decoding (see `CHUNK_BYTES`). */
   rowChunkBytes: number;
+  /** The q8 product for several tokens (see `Kernels.q8_fused`, `q8FusedFaster`). */
+  q8Fused: boolean;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
@@ -76,6 +78,7 @@ function serve(init: WorkerInit): void {
   for (const m of init.matrixMemories) {
     kernels.push(instantiateKernels(init.splitModule!, memory, m));
   }
+  for (const k of kernels) k.q8_fused(init.q8Fused ? 1 : 0);
   const ops = new WorkerOps(
     kernels,
     ctrl,
