@@ -33,7 +33,8 @@ export interface Kernels {
   /**
    * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`. `mode` 0 (for
    * q4): n int8 in ±127, then n/32 f32 scales, then n/32 i32 block sums × −8; `mode` 1 (for q8):
-   * n int16 in ±32767, then n/32 f32 scales. {@link quantizedBytes} holds either.
+   * n int16 in ±8191, then n/32 f32 scales, then the 7-bit planes of q + 8192 (high, then low
+   * bits; n bytes each). {@link quantizedBytes} holds either.
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
   /**

@@ -712,10 +712,12 @@
   ;; quantize(x, xq, n, mode): n f32 at x (n a multiple of 32) to integers per block of 32 with
   ;; an f32 scale each. mode 0 (for q4), as ggml's Q8_0 activations: q in ±127 as int8; at xq
   ;; n bytes, then n/32 scales, then n/32 i32 block sums × −8 (the nibbles are the unsigned
-  ;; operand of the dot, and the sums remove their +8). mode 1 (for q8): q in ±32767 as int16,
-  ;; at xq 2n bytes, then n/32 scales: the q8 kernel widens its int8 weights and multiplies
-  ;; pairs by `i32x4.dot_i16x8_s`, so its activations keep 16 bits where ggml's Q8_0 product
-  ;; keeps 8 (with 7 bits, as this kernel had, q8 logits were 8× further from the float ones).
+  ;; operand of the dot, and the sums remove their +8). mode 1 (for q8): q in ±8191; at xq n
+  ;; int16 (the one-token path widens its int8 weights and multiplies pairs by
+  ;; `i32x4.dot_i16x8_s`), then n/32 scales, then the two 7-bit planes of q + 8192 (high bits,
+  ;; then low bits: n bytes each) for the fused dots of $q8_pair. 14 bits where ggml's Q8_0
+  ;; product keeps 8 (with 7 bits, as this kernel had, q8 logits were 8× further from the float
+  ;; ones).
   (func (export "quantize") (param $x i32) (param $xq i32) (param $n i32) (param $mode i32)
     (local $b i32) (local $nb i32) (local $p i32) (local $xs i32) (local $xsum i32)
     (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $v3 v128)
@@ -1007,7 +1009,7 @@
   ;; widened in two halves, rows 0-1 and rows 2-3 (`v128.load8x8_s`), and each half multiplied
   ;; in pairs by the four activations repeated twice (`v128.load64_splat`, `i32x4.dot_i16x8_s`):
   ;; lanes [r0 r0' r1 r1'] and [r2 r2' r3 r3'], two chains a token, which `$pairs` folds into one
-  ;; lane a row at the block's end. In int32 a block's sum is at most 32·128·32767 < 2^28.
+  ;; lane a row at the block's end. In int32 a block's sum is at most 32·128·8191 < 2^26.
   ;; Four tokens at a time reuse each block's widened weights from registers (prompt mode); the
   ;; rest, and decoding, go one token at a time. (The i16 −Σq after the scales, which the 7-bit
   ;; activations of an earlier kernel needed, are not read.)
