@@ -90,14 +90,14 @@ export async function readCeiling(threads: number, mib = 1024, reps = 8): Promis
 }
 
 /**
- * Bytes a kernel reads per value, and per block of 32 values beside them (q8: an f32 scale and an
- * i16 offset correction; q4: an f32 scale).
+ * Bytes a decoding (one-token) kernel reads per value, and per block of 32 values beside them
+ * (q8, q4: an f32 scale; q8's i16 −Σq after the scales serve only its several-token path).
  */
 export const KERNEL_READ: Record<StorageDType, { value: number; block: number }> = {
   f32: { value: 4, block: 0 },
   bf16: { value: 2, block: 0 },
   f16: { value: 2, block: 0 },
-  q8: { value: 1, block: 6 },
+  q8: { value: 1, block: 4 },
   q4: { value: 0.5, block: 4 },
 };
 
