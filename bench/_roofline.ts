@@ -7,7 +7,7 @@
 
 import { compileKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
-import type { WeightsLayout } from "../lib/model/weights.ts";
+import type { Plan, WeightsLayout } from "../lib/model/weights.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
 /**
@@ -168,6 +168,34 @@ export function bytesPerToken(
       weights += matrixReadBytes(t.desc, rows);
       minimal += matrixReadBytes(t.desc, rows, true);
     }
+  }
+  return { weights, minimal, state: 2 * stateBytes };
+}
+
+/**
+ * {@link bytesPerToken} from a load's plan (`planWeights`) instead of a loaded layout, so a
+ * benchmark of a model near the machine's memory need not load it twice.
+ * @example
+ * ```ts ignore
+ * const { weights, state } = bytesPerTokenOfPlan(planWeights(ck, spec, "q8", KERNEL_LAYOUT).plans, stateBytes);
+ * ```
+ */
+export function bytesPerTokenOfPlan(
+  plans: readonly Plan[],
+  stateBytes: number,
+): { weights: number; minimal: number; state: number } {
+  let weights = 0, minimal = 0;
+  for (const p of plans) {
+    if (p.kind === "vec") {
+      weights += p.count * 4;
+      minimal += p.count * 4;
+      continue;
+    }
+    const n = p.kind === "lowrank3" ? p.count / (p.rows * p.cols) : 1;
+    const d = { rows: p.rows, cols: p.cols, dtype: p.dtype } as MatrixDesc;
+    const rows = p.kind === "emb" ? 1 : p.rows;
+    weights += n * matrixReadBytes(d, rows);
+    minimal += n * matrixReadBytes(d, rows, true);
   }
   return { weights, minimal, state: 2 * stateBytes };
 }

@@ -5,12 +5,12 @@
  *   deno run -A bench/decode.ts --model /tmp/models/7-0.4b.safetensors --dtype q8 --threads 2
  *
  * Reports: load seconds, ms/token (median of 32 after warm-up), prompt tokens/s for 128 and 512
- * tokens, peak RSS (VmHWM) after the load and after the tokens, beside issue 26's bound (1.05 ×
+ * tokens (`--prompts 128,512`; `--prompts 0` skips them, as for the 13.3B shape), peak RSS (VmHWM) after the load and after the tokens, beside issue 26's bound (1.05 ×
  * the weights in memory + 512 MiB); the bytes one decoded token must read, counted from the loaded layout (every
  * matrix once at its stored size, the head included, one embedding row, every weight vector, and
  * the recurrent state read and written once: all of it crosses the memory bus every token),
  * and the same at the formats' minimum (q8 34 bytes per 32 values, q4 18: what rwkv.cpp reads;
- * our q8 kernels also read an f32 scale and an i16 offset correction per block, 38); the read
+ * our q8 and q4 kernels read an f32 scale per block: q8 36, q4 20); the read
  * ceiling, the same number of Workers started together streaming 512 MiB with the plain wasm
  * loop (16-byte loads and integer adds, nothing else), one pass after every 4 decoded tokens so
  * that it is read in the same seconds as the decoding (this machine kind's bandwidth drifts by
@@ -37,9 +37,9 @@ import {
 } from "../lib/backend/wasm/mod.ts";
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
-import { detectSpec } from "../lib/spec/spec.ts";
-import { loadWeights } from "../lib/model/weights.ts";
-import { bytesPerToken, costBreakdown, ReadProbe } from "./_roofline.ts";
+import { planWeights } from "../lib/model/weights.ts";
+import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
+import { bytesPerTokenOfPlan, costBreakdown, ReadProbe } from "./_roofline.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -52,6 +52,7 @@ const { values } = parseArgs({
     json: { type: "string" }, // FILE: append this run's row to the JSON array in FILE
     backend: { type: "string", default: "wasm" },
     profile: { type: "boolean", default: false },
+    prompts: { type: "string", default: "128,512" }, // prompt lengths timed ("0": none)
   },
 });
 if (!values.model) throw new Error("--model is required");
@@ -139,8 +140,10 @@ async function promptRate(n: number): Promise<number> {
   await model.forward(ids, model.createState());
   return n / ((performance.now() - t) / 1000);
 }
-const prompt128 = await promptRate(128);
-const prompt512 = await promptRate(512);
+const promptLengths = values.prompts.split(",").map(Number).filter((n) => n > 0);
+const prompts: Record<string, number> = {};
+for (const n of promptLengths) prompts[`prompt${n}`] = +(await promptRate(n)).toFixed(1);
+const longest = promptLengths.length ? prompts[`prompt${Math.max(...promptLengths)}`] : NaN;
 // the plain-loop ceiling, a pass after every 4 tokens: the machine's bandwidth drifts, so it is
 // read in the same seconds as the decoding it is compared with (peak RSS first: the probe's own
 // memory is not the model's)
@@ -173,12 +176,12 @@ times.sort((a, b) => a - b);
 const msPerToken = times[Math.floor(times.length / 2)];
 
 const stateBytes = state.data.byteLength;
+// the bytes one step reads, from the plan of the load (no second load: a model near the
+// machine's memory could not be loaded twice)
+const { plans } = planWeights(ck, model.spec, info.dtype, gpu ? undefined : KERNEL_LAYOUT);
 await model.dispose();
-// the layout as the engine loads it, for the bytes one step reads (the arena is dropped at once)
-const spec = detectSpec(ck.tensors, ck.path);
-const { weights: layout } = await loadWeights(ck, spec, { dtype: info.dtype });
 ck.close();
-const bytes = bytesPerToken(layout.layout, stateBytes);
+const bytes = bytesPerTokenOfPlan(plans, stateBytes);
 const bytesPerTokenRead = bytes.weights + bytes.state;
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 const ceiling = gpu ? NaN : median(ceilings), ceilingBest = gpu ? NaN : Math.max(...ceilings);
@@ -194,9 +197,8 @@ const result = {
   threads,
   loadSeconds: +loadSeconds.toFixed(2),
   msPerToken: +msPerToken.toFixed(2),
-  prompt128: +prompt128.toFixed(1),
-  prompt512: +prompt512.toFixed(1),
-  promptSpeedup: +(prompt512 / (1000 / msPerToken)).toFixed(2),
+  ...prompts,
+  promptSpeedup: +(longest / (1000 / msPerToken)).toFixed(2),
   loadPeakRssMiB: Math.round(loadPeakRss),
   peakRssMiB: Math.round(peakRss),
   // issue 26's bound: 1.05 × the weights in memory + 512 MiB
@@ -235,7 +237,7 @@ if (values.json) {
     model: result.model?.replace(/\.(safetensors|pth|bin)$/, ""),
     dtype: info.dtype,
     msPerToken: result.msPerToken,
-    promptTokPerSec: result.prompt128,
+    promptTokPerSec: prompts.prompt128 ?? null,
     bandwidthGBs: result.ceilingGBs,
     weightBytesPerToken: bytesPerTokenRead,
     peakRssMiB: result.peakRssMiB,

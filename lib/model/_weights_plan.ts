@@ -40,7 +40,15 @@ export interface WeightsPlan {
 
 /**
  * Plans the load of `ck`'s tensors with the large matrices in `requested` storage, arranged by
- * `layout` (default row-major), in the order a decoded token reads them.
+ * `layout` (default row-major), in the order a decoded token reads them. Reads no tensor data:
+ * benchmarks count what a token reads from it without loading the model a second time.
+ * @example
+ * ```ts ignore
+ * import { openCheckpoint } from "../formats/open.ts";
+ * import { detectSpec } from "../spec/spec.ts";
+ * const ck = await openCheckpoint("model.safetensors");
+ * const { plans, bytes } = planWeights(ck, detectSpec(ck.tensors, ck.path), "q8", undefined);
+ * ```
  */
 export function planWeights(
   ck: Checkpoint,

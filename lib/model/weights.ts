@@ -25,6 +25,7 @@ import { planWeights } from "./_weights_plan.ts";
 import { checkFits } from "./memory.ts";
 
 export type { TensorDesc, WeightDType } from "./tensor.ts";
+export { type Plan, planWeights, type WeightsPlan } from "./_weights_plan.ts";
 
 /**
  * Serializable description of all loaded weights (with the memory, all it takes to view them).
