@@ -165,6 +165,7 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
     [33, 64, 4],
     [19, 512, 9],
     [20, 1056, 4], // q4: two bands of 8 rows and a lone group, in prompt mode
+    [6, 8224, 1], // bf16/f16 decoding long rows four at a time, the last two rows alone
   ];
   for (const [rows, cols, T] of shapes) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
@@ -252,7 +253,7 @@ Deno.test("kernels: decoding (T = 1) gives the same bits however the rows are sp
   // single bit of a row, so 1, 2 or 3 Workers decode identically.
   const env = await setup();
   const rng = makeRng(4);
-  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128]]) {
+  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128], [11, 8224]]) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: cols }, () => rng() * 2 - 1);
     for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
