@@ -43,11 +43,12 @@ export interface WeightsPlan {
  * `layout` (default row-major), in the order a decoded token reads them. Reads no tensor data:
  * benchmarks count what a token reads from it without loading the model a second time.
  * @example
- * ```ts ignore
- * import { openCheckpoint } from "../formats/open.ts";
+ * ```ts
+ * import type { Checkpoint } from "../formats/checkpoint.ts";
  * import { detectSpec } from "../spec/spec.ts";
- * const ck = await openCheckpoint("model.safetensors");
+ * declare const ck: Checkpoint;
  * const { plans, bytes } = planWeights(ck, detectSpec(ck.tensors, ck.path), "q8", undefined);
+ * console.log(plans.length, bytes);
  * ```
  */
 export function planWeights(
