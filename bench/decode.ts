@@ -40,6 +40,7 @@ import { openCheckpoint } from "../lib/formats/open.ts";
 import { planWeights } from "../lib/model/weights.ts";
 import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import { bytesPerTokenOfPlan, costBreakdown, ReadProbe } from "./_roofline.ts";
+import { peakRssMiB } from "./_rss.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -100,14 +101,6 @@ async function bandwidth(): Promise<number> {
   );
   const passes = Array.from({ length: reps }, (_, r) => Math.max(...times.map((t) => t[r])));
   return bytes / (Math.min(...passes) / 1000) / 1e9;
-}
-
-function peakRssMiB(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-    if (m) return Number(m[1]) / 1024;
-  } catch { /* not Linux */ }
-  return Deno.memoryUsage().rss / 2 ** 20;
 }
 
 const t0 = performance.now();

@@ -8,6 +8,11 @@ import { FormatError } from "../errors.ts";
 /** Reads up to this size are served from a cached block of {@link BLOCK} bytes. */
 const SMALL = 4096;
 const BLOCK = 256 * 1024;
+/** Reads up to this size with nothing queued are made at once, synchronously. */
+const SYNC_BYTES = 1 << 20;
+/** Reads from this size go in chunks of up to {@link CHUNK} bytes, two at a time. */
+const SPLIT_BYTES = 2 << 20;
+const CHUNK = 16 << 20;
 
 /**
  * A file opened for reads at any offset. Reads are serialised so they never interleave. Small
@@ -20,6 +25,10 @@ export class RandomAccessFile {
   #file: Deno.FsFile | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #block: { at: number; bytes: Uint8Array } | undefined;
+  /** A second handle, for large reads in two parts at once. */
+  #second: Deno.FsFile | undefined;
+  /** Reads queued or running. */
+  #pending = 0;
 
   private constructor(path: string, file: Deno.FsFile, size: number) {
     this.path = path;
@@ -85,28 +94,90 @@ export class RandomAccessFile {
   }
 
   #read(offset: number, length: number, buf: Uint8Array, what: string): Promise<Uint8Array> {
-    const job = this.#queue.then(async () => {
-      const f = this.#file;
-      if (!f) throw new FormatError(this.path, what, "file is closed");
-      await f.seek(offset, Deno.SeekMode.Start);
-      let done = 0;
-      while (done < length) {
-        const n = await f.read(buf.subarray(done, Math.min(length, done + (1 << 26))));
-        if (n === null || n === 0) {
-          throw new FormatError(this.path, what, `unexpected end of file at ${offset + done}`);
-        }
-        done += n;
+    // A short read with nothing queued: at once, on this thread (an async seek and read cost
+    // more than copying a few hundred KiB from the page cache).
+    if (this.#pending === 0 && length <= SYNC_BYTES) {
+      try {
+        const f = this.#handle(what);
+        f.seekSync(offset, Deno.SeekMode.Start);
+        this.#readAllSync(f, buf, 0, length, what);
+        return Promise.resolve(buf);
+      } catch (e) {
+        return Promise.reject(e);
       }
+    }
+    this.#pending++;
+    const job = this.#queue.then(async () => {
+      const f = this.#handle(what);
+      if (length < SPLIT_BYTES) {
+        f.seekSync(offset, Deno.SeekMode.Start); // nothing else uses the handle meanwhile
+        await this.#readAll(f, buf, 0, length, what);
+        return buf;
+      }
+      // A large read in chunks, two at a time on two handles: filling fresh memory is bound by
+      // its page faults, which two threads take in parallel (3.6 vs 2.2 GB/s measured).
+      this.#second ??= await Deno.open(this.path, { read: true });
+      // chunks of at most CHUNK bytes, at least two (whole pages of 64 KiB)
+      const chunk = Math.min(CHUNK, Math.ceil(length / 2 / 65536) * 65536);
+      let next = 0;
+      const reader = async (h: Deno.FsFile) => {
+        while (next < length) {
+          const at = next, end = Math.min(length, at + chunk);
+          next = end;
+          h.seekSync(offset + at, Deno.SeekMode.Start);
+          await this.#readAll(h, buf, at, end, what);
+        }
+      };
+      await Promise.all([reader(f), reader(this.#second)]);
       return buf;
     });
+    const done = () => this.#pending--;
+    job.then(done, done);
     this.#queue = job.catch(() => {});
     return job;
   }
 
-  /** Closes the handle; later reads fail. */
+  #handle(what: string): Deno.FsFile {
+    const f = this.#file;
+    if (!f) throw new FormatError(this.path, what, "file is closed");
+    return f;
+  }
+
+  /** Reads `buf[from, to)` from `f`'s position at once, refusing a short file. */
+  #readAllSync(f: Deno.FsFile, buf: Uint8Array, from: number, to: number, what: string): void {
+    for (let done = from; done < to;) {
+      const n = f.readSync(buf.subarray(done, Math.min(to, done + (1 << 26))));
+      if (n === null || n === 0) throw this.#short(f, what);
+      done += n;
+    }
+  }
+
+  /** Reads `buf[from, to)` from `f`'s position, refusing a short file. */
+  async #readAll(
+    f: Deno.FsFile,
+    buf: Uint8Array,
+    from: number,
+    to: number,
+    what: string,
+  ): Promise<void> {
+    for (let done = from; done < to;) {
+      const n = await f.read(buf.subarray(done, Math.min(to, done + (1 << 26))));
+      if (n === null || n === 0) throw this.#short(f, what);
+      done += n;
+    }
+  }
+
+  #short(f: Deno.FsFile, what: string): FormatError {
+    const at = f.seekSync(0, Deno.SeekMode.Current);
+    return new FormatError(this.path, what, `unexpected end of file at ${at}`);
+  }
+
+  /** Closes the handles; later reads fail. */
   close(): void {
     this.#file?.close();
     this.#file = undefined;
+    this.#second?.close();
+    this.#second = undefined;
     this.#block = undefined;
   }
 }

@@ -43,6 +43,7 @@ import {
 } from "./ggml_quants.ts";
 import { type GgufFile, type GgufTensor, metadataObject } from "./_gguf_format.ts";
 import { swapLastAxes } from "./_transpose.ts";
+import { LoadSimd } from "./simd.ts";
 
 /** Bytes of stored blocks read at once. */
 const CHUNK_BYTES = 4 << 20;
@@ -300,6 +301,33 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     }
   };
 
+  // Q8_0/Q4_0 as q8/q4: the chunks read into the SIMD helpers' scratch and taken apart there
+  // (their integers are ours as they are; scales f16 → f32), the integers then copied to `out`.
+  let simd: LoadSimd | null | undefined;
+  const splitChunks = async (
+    simd: LoadSimd,
+    src: GgufTensor,
+    out: Uint8Array,
+    scales: Float32Array,
+    mul: number,
+  ) => {
+    const size = GGML_TYPES[src.type].blockBytes, ints = size - 2, nb = src.count / 32;
+    const per = Math.max(1, Math.floor(CHUNK_BYTES / size));
+    const q = Math.ceil((per * size) / 64) * 64, s = q + per * ints;
+    simd.reserve(s + per * 4); // before any read into the scratch: it does not move after
+    // First the tensor's leading bytes straight into `out`: fresh memory is slow to write for
+    // its page faults, which a large read takes on two threads at once (lib/formats/file.ts) and
+    // off this one; the copies below then write to pages already there.
+    await g.readRaw(src.name, out.subarray(0, Math.min(out.length, nb * size)), 0);
+    for (let b0 = 0; b0 < nb; b0 += per) {
+      const k = Math.min(per, nb - b0);
+      await g.readRaw(src.name, simd.bytes(0, k * size), b0 * size);
+      simd.splitBlocks(0, k, size, q, s, mul);
+      out.set(simd.bytes(q, k * ints), b0 * ints);
+      scales.set(simd.floats(s, k), b0);
+    }
+  };
+
   const read = async (name: string, into?: Uint8Array): Promise<Uint8Array> => {
     const e = plans.get(name);
     if (!e) throw new FormatError(path, name, "no such tensor");
@@ -333,10 +361,15 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
         // Integers straight into `out`, chunk by chunk; the scales kept for the read that follows.
         const scales = new Float32Array(src.count / 32);
         const m = plans.get(`${name}.qscale`)?.mul ?? 1;
-        await eachChunk(src, (raw, b0, k) => {
-          repack(e.kind, raw, src.type, b0, k, out);
-          blockScales(raw, src.type, k * 32, scales.subarray(b0, b0 + k), m);
-        });
+        const same = e.kind === "q8" ? src.type === GGML.Q8_0 : src.type === GGML.Q4_0;
+        if (same && (simd ??= LoadSimd.create() ?? null)) {
+          await splitChunks(simd, src, out, scales, m);
+        } else {
+          await eachChunk(src, (raw, b0, k) => {
+            repack(e.kind, raw, src.type, b0, k, out);
+            blockScales(raw, src.type, k * 32, scales.subarray(b0, b0 + k), m);
+          });
+        }
         lastScales = { name: `${name}.qscale`, scales };
         return out;
       }
@@ -367,6 +400,7 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     read,
     close: () => {
       chunk = new Uint8Array(0);
+      simd = undefined;
       lastScales = undefined;
       g.close();
     },

@@ -6,7 +6,8 @@
 
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
-import { f32ToBf16, f32ToF16, toFloat32 } from "../formats/dtype.ts";
+import { f32ToBf16, f32ToF16, halfToFloat, toFloat32 } from "../formats/dtype.ts";
+import { LoadSimd } from "../formats/simd.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
 import { type ModelSpec, squeezed } from "../spec/spec.ts";
 import { layerNorm } from "./norm.ts";
@@ -68,7 +69,8 @@ export async function fillTensor(
     tensors[name] = { kind: "mat", desc: d };
   } else if (p.kind === "emb") {
     const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
-    await loadEmbedding(ck, arena.view(d), p, ln0.w, ln0.b, scratch);
+    const memory = arena.memories[d.memory ?? 0];
+    await loadEmbedding(ck, arena.view(d), memory, p, ln0.w, ln0.b, scratch);
     tensors[name] = { kind: "mat", desc: d };
   } else if (p.kind === "mat") {
     // Large matrices: converted and stored a block of rows at a time, so neither the whole
@@ -81,6 +83,22 @@ export async function fillTensor(
       storeRows(m, values, r0, r1, ck.path, name);
     });
     tensors[name] = { kind: "mat", desc: d };
+  } else if (
+    (p.kind === "lowrank" || p.kind === "lowrank3") && p.dtype !== "f32" &&
+    SAME[p.dtype] === info.dtype
+  ) {
+    // 16-bit factors kept in their own type: transposed as they are (the same bits as through
+    // f32 and back)
+    let bytes = await ck.read(name);
+    if (bytes.byteOffset % 2) bytes = bytes.slice();
+    const all = new Uint16Array(bytes.buffer, bytes.byteOffset, p.count);
+    const parts = p.kind === "lowrank3" ? squeezed(info.shape)[0] : 1;
+    for (let i = 0; i < parts; i++) {
+      const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+      const part = all.subarray(i * p.rows * p.cols, (i + 1) * p.rows * p.cols);
+      transpose16(part, p.cols, p.rows, arena.view(d).data as Uint16Array, p.dtype, ck.path, name);
+      tensors[p.kind === "lowrank3" ? `${name}.${i}` : name] = { kind: "mat", desc: d };
+    }
   } else {
     const raw = toFloat32(await ck.read(name), info.dtype);
     if (p.kind === "vec") {
@@ -135,10 +153,13 @@ function expandHeads(spec: ModelSpec, v: Float32Array): Float32Array {
  * The embedding, a block of rows at a time: decoded to float (dequantized when the file stores it
  * quantized, passed through `p.roundTrip` when the model is quantized from a float source),
  * layer-normed with `blocks.0.ln0` as the official package does at load, stored in `m`'s dtype.
+ * Each block is worked through in runs of rows small enough to stay in cache; the layer norm and
+ * the bf16 rounding run in WebAssembly SIMD where available ({@link LoadSimd}: the same bits).
  */
 async function loadEmbedding(
   ck: Checkpoint,
   m: Matrix,
+  memory: WebAssembly.Memory,
   p: Plan,
   ln0w: Float32Array | undefined,
   ln0b: Float32Array | undefined,
@@ -149,30 +170,50 @@ async function loadEmbedding(
   if (p.stored) {
     scales = toFloat32(await ck.read(p.stored.scale.name), p.stored.scale.dtype);
   }
-  await eachRowBlock(ck, p.name, nr, p.info.byteLength / nr, scratch, (bytes, r0, r1) => {
-    let rows: Float32Array;
-    if (p.stored) {
-      const s = scales!.subarray((r0 * cols) / 32, (r1 * cols) / 32);
-      const out = scratch.floats((r1 - r0) * cols);
-      rows = p.stored.quant === "q8"
-        ? dequantizeQ8(new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length), s, out)
-        : dequantizeQ4(bytes, s, out);
-    } else {
-      rows = toFloat32(bytes, p.info.dtype, scratch.floats((r1 - r0) * cols));
-      if (p.roundTrip === "q8") {
-        const r = quantizeQ8(rows);
-        dequantizeQ8(r.q, r.scales, rows);
-      } else if (p.roundTrip === "q4") {
-        const r = quantizeQ4(rows);
-        dequantizeQ4(r.q, r.scales, rows);
+  const simd = LoadSimd.for(memory);
+  const run = Math.max(1, Math.floor(RUN_VALUES / cols)); // rows worked through at once
+  const rowBytes = p.info.byteLength / nr;
+  await eachRowBlock(ck, p.name, nr, rowBytes, scratch, (bytes, r0, r1) => {
+    for (let a = r0; a < r1; a += run) {
+      const b = Math.min(r1, a + run), n = (b - a) * cols;
+      const part = bytes.subarray((a - r0) * rowBytes, (b - r0) * rowBytes);
+      // in the SIMD scratch: ln0's weight and bias, then the rows (written afresh each run:
+      // other loads may use the scratch between two awaits)
+      const at = 8 * cols;
+      simd?.reserve(at + n * 4);
+      const rows = simd ? simd.floats(at, n) : scratch.floats(n);
+      if (p.stored) {
+        const s = scales!.subarray((a * cols) / 32, (b * cols) / 32);
+        if (p.stored.quant === "q8") {
+          dequantizeQ8(new Int8Array(part.buffer, part.byteOffset, part.length), s, rows);
+        } else dequantizeQ4(part, s, rows);
+      } else {
+        toFloat32(part, p.info.dtype, rows);
+        if (p.roundTrip === "q8") {
+          const r = quantizeQ8(rows);
+          dequantizeQ8(r.q, r.scales, rows);
+        } else if (p.roundTrip === "q4") {
+          const r = quantizeQ4(rows);
+          dequantizeQ4(r.q, r.scales, rows);
+        }
       }
+      if (ln0w && ln0b) {
+        if (simd) {
+          simd.floats(0, cols).set(ln0w);
+          simd.floats(4 * cols, cols).set(ln0b);
+          simd.normRows(at, 0, 4 * cols, b - a, cols, 1e-5);
+        } else {
+          for (let r = 0; r < b - a; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
+        }
+      }
+      if (simd && m.dtype === "bf16") simd.f32ToBf16(at, m.offset + a * cols * 2, n);
+      else storeRows(m, rows, a, b, ck.path, p.name);
     }
-    if (ln0w && ln0b) {
-      for (let r = 0; r < r1 - r0; r++) layerNorm(rows, ln0w, ln0b, rows, cols, r * cols);
-    }
-    storeRows(m, rows, r0, r1, ck.path, p.name);
   });
 }
+
+/** Values of the embedding worked through at once (1 MiB of f32: in cache). */
+const RUN_VALUES = 1 << 18;
 
 /**
  * Reusable buffers that grow to the largest request: one for stored bytes, one for their
@@ -241,12 +282,58 @@ async function loadStoredQuantized(ck: Checkpoint, arena: Arena, p: Plan): Promi
   return d;
 }
 
+/** `src` (rows × cols) transposed. */
 function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  return transposeInto(src, rows, cols, new Float32Array(rows * cols));
+}
+
+/** `src` (rows × cols) transposed into `out`, in tiles of 32 × 32 so that both stay in cache. */
+function transposeInto<T extends Float32Array | Uint16Array>(
+  src: T,
+  rows: number,
+  cols: number,
+  out: T,
+): T {
+  const tile = 32;
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    const r1 = Math.min(rows, r0 + tile);
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const c1 = Math.min(cols, c0 + tile);
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) out[c * rows + r] = src[r * cols + c];
+      }
+    }
   }
   return out;
+}
+
+/**
+ * `src` (rows × cols of bf16 or f16) transposed into `out` as {@link transpose} and
+ * {@link storeRows} would store it: a bf16 NaN made quiet, an f16 infinity or NaN refused.
+ */
+function transpose16(
+  src: Uint16Array,
+  rows: number,
+  cols: number,
+  out: Uint16Array,
+  dtype: StorageDType,
+  file: string,
+  tensor: string,
+): void {
+  transposeInto(src, rows, cols, out);
+  for (let i = 0; i < rows * cols; i++) {
+    const h = out[i];
+    if (dtype === "bf16") {
+      if ((h & 0x7fff) > 0x7f80) out[i] = h | 0x40;
+    } else if ((h & 0x7c00) === 0x7c00) {
+      throw new FormatError(
+        file,
+        tensor,
+        `value ${halfToFloat(h)} at row ${Math.floor(i / rows)} cannot be stored as f16 ` +
+          "(infinite, NaN or beyond ±65504): load it as bf16 or f32",
+      );
+    }
+  }
 }
 
 /**

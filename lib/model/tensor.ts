@@ -83,8 +83,12 @@ export interface MatrixLayout {
     cols: number,
     dtype: StorageDType,
   ): { storedRows: number; data: number; scales: number };
-  /** Rearranges a matrix once its rows are stored (nothing for row-major). */
-  finish(buffer: ArrayBufferLike, d: MatrixDesc): void;
+  /**
+   * Rearranges a matrix once its rows are stored (nothing for row-major). `memory`, when given,
+   * is the WebAssembly memory whose buffer `buffer` is (the arena's memory of the matrix), so
+   * the rearrangement may run in WebAssembly.
+   */
+  finish(buffer: ArrayBufferLike, d: MatrixDesc, memory?: WebAssembly.Memory): void;
 }
 
 /** Bytes per value of a dtype (q4: half a byte). */

@@ -202,20 +202,30 @@ export async function loadWeights(
   const ln0 = await readLn0(ck);
   let done = 0;
   const scratch = new Scratch();
+  // Each matrix is arranged for its backend once its rows are in, so the progress reported
+  // covers that work too; and while the next tensor's first read is in flight (the reads run
+  // off this thread), so the two overlap.
+  let arrange: (() => void) | undefined;
   for (const p of plans) {
-    await fillTensor(ck, arena, spec, p, ln0, scratch, tensors);
-    // Each matrix arranged for its backend as soon as its rows are in (while they may still be
-    // in cache), so the progress reported covers that work too.
-    const made = p.kind === "lowrank3"
-      ? Object.keys(tensors).filter((k) => k.startsWith(`${p.name}.`))
-      : [p.name];
-    for (const k of made) {
-      const t = tensors[k];
-      if (t?.kind === "mat") arena.layout.finish(arena.bufferOf(t.desc), t.desc);
-    }
-    done++;
-    options.onProgress?.(done, plans.length, p.name);
+    const filling = fillTensor(ck, arena, spec, p, ln0, scratch, tensors);
+    filling.catch(() => {}); // awaited below, after the arrangement
+    arrange?.();
+    await filling;
+    arrange = () => {
+      const made = p.kind === "lowrank3"
+        ? Object.keys(tensors).filter((k) => k.startsWith(`${p.name}.`))
+        : [p.name];
+      for (const k of made) {
+        const t = tensors[k];
+        if (t?.kind === "mat") {
+          arena.layout.finish(arena.bufferOf(t.desc), t.desc, arena.memories[t.desc.memory ?? 0]);
+        }
+      }
+      done++;
+      options.onProgress?.(done, plans.length, p.name);
+    };
   }
+  arrange?.();
   const layout: WeightsLayout = { spec, tensors, dtype: mainDtype, bytes: arena.usedTotal };
   return { weights: new Weights(layout, arena.buffers), arena };
 }
