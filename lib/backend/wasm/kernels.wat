@@ -213,23 +213,40 @@
       (local.set $i (i32.add (local.get $i) (i32.const 8)))
       (br $x_loop))))
 
-  ;; ---- bf16/f16 decoding four rows at a time: short rows (the low-rank branches' second
-  ;; halves: 32 to 128 columns) and long ones (8192 columns and more) ----
-  ;; y = W·x for rows [r0, r1) of `cols` columns (a multiple of 16), one token, x in the scratch
-  ;; $s as `prepare_x` left it (f16: scaled by 2^56, see $half_decode). Four rows at a time share
-  ;; each x vector loaded, and their four sums leave in one transposing reduction and one store.
-  ;; Short rows: contiguous, one stream, where a row at a time paid a loop set-up, a horizontal
-  ;; sum and a scalar store for 64 bytes of weights (1024 × 64 read at half the speed of long
-  ;; rows). Long rows: a row's x (4·cols bytes: 40 KiB at 10240 columns) no longer stays in L1
-  ;; beside the row streaming through it, and a row at a time read from memory at 30–44 % of the
-  ;; plain read loop (2 Workers, 10240 and 16384 columns), four rows (four streams, long enough
-  ;; for the prefetchers) at 72–80 %; with 2560 columns the four short streams read at 43 % where
-  ;; one row at a time reads at 94 %, hence $half_decode below 8192 columns. The last rows of a range repeat the range's
-  ;; last row in the lanes they do not store: each row's sum is the same arithmetic wherever it
-  ;; falls, so the bits do not depend on the split.
-  (func $half_rows4 (param $w i32) (param $s i32) (param $y i32) (param $cols i32)
+  ;; the smaller of two unsigned integers
+  ;; @inline
+  (func $min_u (param $a i32) (param $b i32) (result i32)
+    (select (local.get $a) (local.get $b) (i32.lt_u (local.get $a) (local.get $b))))
+  ;; row k of the stream [s, e) of $half_decode, or when k is past its end a row it may read
+  ;; and not store: its last row (just read, in cache), or $any when the stream is empty
+  ;; @inline
+  (func $lane_row (param $s i32) (param $e i32) (param $k i32) (param $any i32) (result i32)
+    (select (i32.add (local.get $s) (local.get $k))
+      (select (i32.sub (local.get $e) (i32.const 1)) (local.get $any) (i32.gt_u (local.get $e) (local.get $s)))
+      (i32.lt_u (i32.add (local.get $s) (local.get $k)) (local.get $e))))
+
+  ;; ---- bf16/f16 decoding (T = 1): y = W·x for rows [r0, r1) of `cols` columns (a multiple of
+  ;; 16), x in the scratch $s as `prepare_x` left it ----
+  ;; Four rows at a time share each x vector loaded (four rows × 8 columns: 4 weight loads and 2
+  ;; of x, where a row at a time needed 2 of x per weight load: V8 checks every load against the
+  ;; memory's size, so loads are most of the instructions), and their four sums leave in one
+  ;; transposing reduction. The four rows are the k-th of the range's four quarters: each lane
+  ;; reads one long sequential stream, rows after rows, the way the prefetchers want it. Four
+  ;; neighbouring rows at a time were four streams restarting every row: with 2560 columns they
+  ;; read from memory at 43 % of the plain read loop where a row at a time read at 94 %; and a
+  ;; row at a time, once its x (4·cols bytes) no longer stays in L1 beside the row streaming
+  ;; through (40 KiB at 10240 columns), fell to 30 % (2 Workers, split build). Quarters: 89–102 %
+  ;; of the loop at 1024, 2560, 4096, 10240 and 16384 columns.
+  ;; Each 16-byte load of 8 weights widens in place, evens and odds apart: bf16 by one shift
+  ;; (evens) and one mask (odds); f16 (x scaled by 2^56) in five integer operations and no
+  ;; rescale: a half's bits moved into place read as its value × 2^−112 (subnormal for small
+  ;; halves, still exact), × x·2^56 gives the product × 2^−56, and the sums are scaled back by
+  ;; 2^56 (exact: powers of two). A lane past the end of its quarter reads a row it does not
+  ;; store; each row's sum is the same arithmetic in any lane, so the bits do not depend on the
+  ;; split of the rows.
+  (func $half_decode (param $w i32) (param $s i32) (param $y i32) (param $cols i32)
         (param $r0 i32) (param $r1 i32) (param $f16 i32)
-    (local $r i32) (local $last i32) (local $rb i32) (local $i i32) (local $io i32) (local $po i32)
+    (local $k i32) (local $q i32) (local $e0 i32) (local $e1 i32) (local $e2 i32) (local $e3 i32) (local $rb i32) (local $i i32) (local $io i32) (local $po i32)
     (local $p0 i32) (local $p1 i32) (local $p2 i32) (local $p3 i32)
     (local $x0 v128) (local $x1 v128) (local $x2 v128) (local $x3 v128) (local $m v128) (local $v v128)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
@@ -238,17 +255,18 @@
     (local.set $m2 (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
     (local.set $m (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000))
     (local.set $rb (i32.shl (local.get $cols) (i32.const 1)))
-    (local.set $last (i32.sub (local.get $r1) (i32.const 1)))
-    (local.set $r (local.get $r0))
+    ;; stream j takes rows [r0 + j·q, e_j), q = ⌈(r1 − r0) / 4⌉
+    (local.set $q (i32.shr_u (i32.add (i32.sub (local.get $r1) (local.get $r0)) (i32.const 3)) (i32.const 2)))
+    (local.set $e0 (call $min_u (i32.add (local.get $r0) (local.get $q)) (local.get $r1)))
+    (local.set $e1 (call $min_u (i32.add (local.get $e0) (local.get $q)) (local.get $r1)))
+    (local.set $e2 (call $min_u (i32.add (local.get $e1) (local.get $q)) (local.get $r1)))
+    (local.set $e3 (local.get $r1))
     (block $r_done (loop $r_loop
-      (br_if $r_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $r) (local.get $rb))))
-      (local.set $p1 (i32.add (local.get $w) (i32.mul (local.get $rb)
-        (select (i32.add (local.get $r) (i32.const 1)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 1)) (local.get $r1))))))
-      (local.set $p2 (i32.add (local.get $w) (i32.mul (local.get $rb)
-        (select (i32.add (local.get $r) (i32.const 2)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 2)) (local.get $r1))))))
-      (local.set $p3 (i32.add (local.get $w) (i32.mul (local.get $rb)
-        (select (i32.add (local.get $r) (i32.const 3)) (local.get $last) (i32.lt_u (i32.add (local.get $r) (i32.const 3)) (local.get $r1))))))
+      (br_if $r_done (i32.ge_u (local.get $k) (local.get $q)))
+      (local.set $p0 (i32.add (local.get $w) (i32.mul (local.get $rb) (i32.add (local.get $r0) (local.get $k)))))
+      (local.set $p1 (i32.add (local.get $w) (i32.mul (local.get $rb) (call $lane_row (local.get $e0) (local.get $e1) (local.get $k) (local.get $r0)))))
+      (local.set $p2 (i32.add (local.get $w) (i32.mul (local.get $rb) (call $lane_row (local.get $e1) (local.get $e2) (local.get $k) (local.get $r0)))))
+      (local.set $p3 (i32.add (local.get $w) (i32.mul (local.get $rb) (call $lane_row (local.get $e2) (local.get $e3) (local.get $k) (local.get $r0)))))
       (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
       (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
       (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
@@ -320,175 +338,15 @@
       (local.set $v (f32x4.add (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $a1) (local.get $a5))
                                (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $a1) (local.get $a5))))
       (if (local.get $f16) (then (local.set $v (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $v)))))
-      (call $put (i32.add (local.get $y) (i32.shl (local.get $r) (i32.const 2))) (local.get $v)
-        (i32.sub (local.get $r1) (local.get $r)))
-      (local.set $r (i32.add (local.get $r) (i32.const 4)))
+      (f32.store (i32.add (local.get $y) (i32.shl (i32.add (local.get $r0) (local.get $k)) (i32.const 2))) (f32x4.extract_lane 0 (local.get $v)))
+      (if (i32.lt_u (i32.add (local.get $e0) (local.get $k)) (local.get $e1)) (then
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (local.get $e0) (local.get $k)) (i32.const 2))) (f32x4.extract_lane 1 (local.get $v)))))
+      (if (i32.lt_u (i32.add (local.get $e1) (local.get $k)) (local.get $e2)) (then
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (local.get $e1) (local.get $k)) (i32.const 2))) (f32x4.extract_lane 2 (local.get $v)))))
+      (if (i32.lt_u (i32.add (local.get $e2) (local.get $k)) (local.get $e3)) (then
+        (f32.store (i32.add (local.get $y) (i32.shl (i32.add (local.get $e2) (local.get $k)) (i32.const 2))) (f32x4.extract_lane 3 (local.get $v)))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
       (br $r_loop))))
-
-  ;; ---- decoding (T = 1) of bf16 and f16 rows, x in the scratch $s as `prepare_x` left it ----
-  ;; y = W·x for rows [r0, r1), one row at a time (rows read as one sequential stream: two or
-  ;; four rows side by side share their x loads but read as several streams, which memory
-  ;; served slower than the loads saved). Each 16-byte load of 8 weights widens in place, evens
-  ;; and odds apart: bf16 by one shift (evens) and one mask (odds); f16 (x scaled by 2^56) in
-  ;; five integer operations and no rescale: a half's bits moved into place read as its value
-  ;; × 2^−112 (subnormal for small halves, still exact), × x·2^56 gives the product × 2^−56,
-  ;; and the row's sum is scaled back by 2^56 (exact: powers of two). 64 columns a step into
-  ;; eight accumulators (the fused multiply-adds' latency bounded four), 32 and 16 after as the
-  ;; row needs, x from pointers advanced with the weights' (V8 checks every load against the
-  ;; memory's size, one compare per distinct offset: small offsets, few of them). A function of
-  ;; its own: inside matmul_* the same loop ran 1.1–1.17× slower (V8 kept fewer values in
-  ;; registers). Columns past the last 16 come from x as given ($tail_*).
-  (func $half_decode (param $w i32) (param $s i32) (param $x i32) (param $y i32) (param $cols i32)
-        (param $r0 i32) (param $r1 i32) (param $f16 i32)
-    (local $n i32) (local $r i32) (local $wr i32) (local $p i32) (local $pe i32) (local $q i32) (local $q2 i32)
-    (local $h v128) (local $m v128) (local $m1 v128) (local $m2 v128)
-    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
-    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
-    (local.set $n (i32.and (local.get $cols) (i32.const -16)))
-    (local.set $m (v128.const i32x4 0xffff0000 0xffff0000 0xffff0000 0xffff0000))
-    (local.set $m1 (v128.const i32x4 0x8fffffff 0x8fffffff 0x8fffffff 0x8fffffff))
-    (local.set $m2 (v128.const i32x4 0x8fffe000 0x8fffe000 0x8fffe000 0x8fffe000))
-    (local.set $r (local.get $r0))
-    (block $r_done (loop $r_loop
-      (br_if $r_done (i32.ge_u (local.get $r) (local.get $r1)))
-      (local.set $wr (i32.add (local.get $w) (i32.shl (i32.mul (local.get $r) (local.get $cols)) (i32.const 1))))
-      (local.set $p (local.get $wr))
-      (local.set $pe (i32.add (local.get $wr) (i32.shl (i32.and (local.get $cols) (i32.const -64)) (i32.const 1))))
-      (local.set $q (local.get $s))
-      (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
-      (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-      (local.set $a4 (v128.const i32x4 0 0 0 0)) (local.set $a5 (v128.const i32x4 0 0 0 0))
-      (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
-      (if (local.get $f16)
-        (then
-          (block $e_done (loop $e_loop
-              (br_if $e_done (i32.ge_u (local.get $p) (local.get $pe)))
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=48 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=32 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=64 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=80 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=48 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=96 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=112 (local.get $q)) (local.get $a7)))
-              (local.set $h (v128.load offset=64 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=128 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=144 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=80 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=160 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=176 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=96 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=192 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=208 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=112 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=224 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=240 (local.get $q)) (local.get $a7)))
-              (local.set $p (i32.add (local.get $p) (i32.const 128)))
-              (local.set $q (i32.add (local.get $q) (i32.const 256)))
-              (br $e_loop)))
-            (if (i32.and (local.get $n) (i32.const 32)) (then
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=48 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=32 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=64 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=80 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=48 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=96 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=112 (local.get $q)) (local.get $a7)))
-              (local.set $p (i32.add (local.get $p) (i32.const 64)))
-              (local.set $q (i32.add (local.get $q) (i32.const 128)))))
-            (if (i32.and (local.get $n) (i32.const 16)) (then
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (i32x4.shl (local.get $h) (i32.const 16)) (i32.const 3)) (local.get $m1)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (i32x4.shr_s (local.get $h) (i32.const 3)) (local.get $m2)) (v128.load offset=48 (local.get $q)) (local.get $a3))))))
-        (else
-          (block $e_done (loop $e_loop
-              (br_if $e_done (i32.ge_u (local.get $p) (local.get $pe)))
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=48 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=32 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=64 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=80 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=48 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=96 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=112 (local.get $q)) (local.get $a7)))
-              (local.set $h (v128.load offset=64 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=128 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=144 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=80 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=160 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=176 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=96 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=192 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=208 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=112 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=224 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=240 (local.get $q)) (local.get $a7)))
-              (local.set $p (i32.add (local.get $p) (i32.const 128)))
-              (local.set $q (i32.add (local.get $q) (i32.const 256)))
-              (br $e_loop)))
-            (if (i32.and (local.get $n) (i32.const 32)) (then
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=48 (local.get $q)) (local.get $a3)))
-              (local.set $h (v128.load offset=32 (local.get $p)))
-              (local.set $a4 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=64 (local.get $q)) (local.get $a4)))
-              (local.set $a5 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=80 (local.get $q)) (local.get $a5)))
-              (local.set $h (v128.load offset=48 (local.get $p)))
-              (local.set $a6 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=96 (local.get $q)) (local.get $a6)))
-              (local.set $a7 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=112 (local.get $q)) (local.get $a7)))
-              (local.set $p (i32.add (local.get $p) (i32.const 64)))
-              (local.set $q (i32.add (local.get $q) (i32.const 128)))))
-            (if (i32.and (local.get $n) (i32.const 16)) (then
-              (local.set $h (v128.load offset=0 (local.get $p)))
-              (local.set $a0 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=0 (local.get $q)) (local.get $a0)))
-              (local.set $a1 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=16 (local.get $q)) (local.get $a1)))
-              (local.set $h (v128.load offset=16 (local.get $p)))
-              (local.set $a2 (f32x4.relaxed_madd (i32x4.shl (local.get $h) (i32.const 16)) (v128.load offset=32 (local.get $q)) (local.get $a2)))
-              (local.set $a3 (f32x4.relaxed_madd (v128.and (local.get $h) (local.get $m)) (v128.load offset=48 (local.get $q)) (local.get $a3)))))))
-      (local.set $a0 (f32x4.add (local.get $a0) (local.get $a4)))
-      (local.set $a1 (f32x4.add (local.get $a1) (local.get $a5)))
-      (local.set $a2 (f32x4.add (local.get $a2) (local.get $a6)))
-      (local.set $a3 (f32x4.add (local.get $a3) (local.get $a7)))
-      (local.set $a0 (f32x4.add (f32x4.add (local.get $a0) (local.get $a1)) (f32x4.add (local.get $a2) (local.get $a3))))
-      (if (local.get $f16) (then ;; back from 2^−56
-        (local.set $a0 (f32x4.mul (v128.const f32x4 0x1p+56 0x1p+56 0x1p+56 0x1p+56) (local.get $a0)))))
-      (f32.store (i32.add (local.get $y) (i32.shl (local.get $r) (i32.const 2)))
-        (f32.add (call $hsum (local.get $a0))
-          (if (result f32) (local.get $f16)
-            (then (call $tail_f16 (local.get $wr) (local.get $x) (local.get $n) (local.get $cols)))
-            (else (call $tail_bf16 (local.get $wr) (local.get $x) (local.get $n) (local.get $cols))))))
-      (local.set $r (i32.add (local.get $r) (i32.const 1)))
-      (br $r_loop))))
-
-  ;; bf16/f16 decoding (T = 1, x in the scratch $s): four rows at a time for short and long rows
-  ;; ($half_rows4, columns a multiple of 16), else one at a time ($half_decode)
-  (func $half_rows (param $w i32) (param $s i32) (param $x i32) (param $y i32) (param $cols i32)
-        (param $r0 i32) (param $r1 i32) (param $f16 i32)
-    (if (i32.and (i32.eqz (i32.and (local.get $cols) (i32.const 15)))
-                 (i32.or (i32.le_u (local.get $cols) (i32.const 128)) (i32.ge_u (local.get $cols) (i32.const 8192))))
-      (then (call $half_rows4 (local.get $w) (local.get $s) (local.get $y) (local.get $cols)
-              (local.get $r0) (local.get $r1) (local.get $f16)))
-      (else (call $half_decode (local.get $w) (local.get $s) (local.get $x) (local.get $y) (local.get $cols)
-              (local.get $r0) (local.get $r1) (local.get $f16)))))
 
   ;; ---- bf16 weights: y = W·x for rows [r0, r1) and T tokens (the hot function for bf16) ----
   ;; Tokens go four at a time: each 8 weights are loaded and widened once and used for four
@@ -508,10 +366,11 @@
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
     ;; decoding (T = 1) with a scratch $s holding x as `prepare_x` (scale 1) left it: in groups
-    ;; of 8, the 4 even then the 4 odd values (see $half_decode; short rows: $bf16_short)
-    (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
+    ;; of 8, the 4 even then the 4 odd values ($half_decode; other widths: the loops below)
+    (local.set $fast (i32.and (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0)))
+                             (i32.eqz (i32.and (local.get $cols) (i32.const 15)))))
     (if (local.get $fast) (then
-      (call $half_rows (local.get $w) (local.get $s) (local.get $x) (local.get $y) (local.get $cols)
+      (call $half_decode (local.get $w) (local.get $s) (local.get $y) (local.get $cols)
         (local.get $r0) (local.get $r1) (i32.const 0))
       (return)))
     (local.set $r (local.get $r0))
@@ -692,10 +551,11 @@
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
     ;; decoding (T = 1) with a scratch $s holding x as `prepare_x` (scale 2^56) left it:
-    ;; $half_decode
-    (local.set $fast (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0))))
+    ;; $half_decode (other widths: the loops below)
+    (local.set $fast (i32.and (i32.and (i32.eq (local.get $T) (i32.const 1)) (i32.ne (local.get $s) (i32.const 0)))
+                             (i32.eqz (i32.and (local.get $cols) (i32.const 15)))))
     (if (local.get $fast) (then
-      (call $half_rows (local.get $w) (local.get $s) (local.get $x) (local.get $y) (local.get $cols)
+      (call $half_decode (local.get $w) (local.get $s) (local.get $y) (local.get $cols)
         (local.get $r0) (local.get $r1) (i32.const 1))
       (return)))
     (local.set $r (local.get $r0))
