@@ -164,3 +164,22 @@ Deno.test("simd: ggml Q8_0/Q4_0 blocks split as toQ8/toQ4 and blockScales do", (
     }
   }
 });
+
+Deno.test("simd: ggml blocks taken apart in place equal the split into a scratch", () => {
+  for (const size of [34, 18]) {
+    const k = 77, ints = size - 2, at = 4096 + 3 * 64;
+    const mem = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
+    const raw = new Uint8Array(k * size);
+    randomBytes(raw);
+    new Uint8Array(mem.buffer, at, raw.length).set(raw);
+    const simd = LoadSimd.for(mem)!, ref = LoadSimd.create()!;
+    simd.reserve(k * 4);
+    simd.compactBlocks(at, k, size, 0, 2);
+    const q = 4096, s = 8192;
+    ref.reserve(s + k * 4);
+    ref.bytes(0, raw.length).set(raw);
+    ref.splitBlocks(0, k, size, q, s, 2);
+    assertEquals(new Uint8Array(mem.buffer, at, k * ints), ref.bytes(q, k * ints));
+    assertEquals(simd.floats(0, k), ref.floats(s, k));
+  }
+});

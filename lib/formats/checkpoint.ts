@@ -135,6 +135,12 @@ export interface Checkpoint {
    * when the container cannot read part of a tensor; callers then read it whole.
    */
   readRange?(name: string, offset: number, into: Uint8Array): Promise<Uint8Array>;
+  /**
+   * The data of a 2-D tensor transposed (its shape reversed, C-contiguous, same dtype), when the
+   * container stores it so and can hand it over without rearranging (GGUF's low-rank factors);
+   * else undefined. A loader that wants the transpose saves two passes over it.
+   */
+  readTransposed?(name: string): Promise<Uint8Array | undefined>;
   /** Releases the file handle. Reads after this fail. */
   close(): void;
 }

@@ -301,11 +301,14 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     }
   };
 
-  // Q8_0/Q4_0 as q8/q4: the chunks read into the SIMD helpers' scratch and taken apart there
-  // (their integers are ours as they are; scales f16 → f32), the integers then copied to `out`.
+  // Q8_0/Q4_0 as q8/q4 (their integers are ours as they are; scales f16 → f32), in WebAssembly
+  // SIMD. When `out` is a view of a WebAssembly memory the helpers know (an arena's), each chunk
+  // of blocks is read straight into `out` where its integers go and taken apart there, in place
+  // (a chunk's blocks are 34/32 of its integers: they spill into the next chunk's room, read
+  // later); else, and for the last blocks, the chunk is read into the helpers' scratch and its
+  // integers copied to `out`.
   let simd: LoadSimd | null | undefined;
   const splitChunks = async (
-    simd: LoadSimd,
     src: GgufTensor,
     out: Uint8Array,
     scales: Float32Array,
@@ -313,18 +316,28 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
   ) => {
     const size = GGML_TYPES[src.type].blockBytes, ints = size - 2, nb = src.count / 32;
     const per = Math.max(1, Math.floor(CHUNK_BYTES / size));
-    const q = Math.ceil((per * size) / 64) * 64, s = q + per * ints;
-    simd.reserve(s + per * 4); // before any read into the scratch: it does not move after
-    // First the tensor's leading bytes straight into `out`: fresh memory is slow to write for
-    // its page faults, which a large read takes on two threads at once (lib/formats/file.ts) and
-    // off this one; the copies below then write to pages already there.
-    await g.readRaw(src.name, out.subarray(0, Math.min(out.length, nb * size)), 0);
-    for (let b0 = 0; b0 < nb; b0 += per) {
+    const inPlace = LoadSimd.forBuffer(out.buffer);
+    for (let b0 = 0; b0 < nb;) {
+      // blocks whose raw bytes fit in `out` from where their integers go
+      const fit = Math.min(per, Math.floor(((nb - b0) * ints) / size));
+      if (inPlace && fit > 0) {
+        const at = b0 * ints;
+        await g.readRaw(src.name, out.subarray(at, at + fit * size), b0 * size);
+        inPlace.reserve(fit * 4);
+        inPlace.compactBlocks(out.byteOffset + at, fit, size, 0, mul);
+        scales.set(inPlace.floats(0, fit), b0);
+        b0 += fit;
+        continue;
+      }
       const k = Math.min(per, nb - b0);
-      await g.readRaw(src.name, simd.bytes(0, k * size), b0 * size);
-      simd.splitBlocks(0, k, size, q, s, mul);
-      out.set(simd.bytes(q, k * ints), b0 * ints);
-      scales.set(simd.floats(s, k), b0);
+      const q = Math.ceil((per * size) / 64) * 64, s = q + per * ints;
+      simd ??= LoadSimd.create() ?? null;
+      simd!.reserve(s + per * 4); // before the read into the scratch: it does not move during it
+      await g.readRaw(src.name, simd!.bytes(0, k * size), b0 * size);
+      simd!.splitBlocks(0, k, size, q, s, mul);
+      out.set(simd!.bytes(q, k * ints), b0 * ints);
+      scales.set(simd!.floats(s, k), b0);
+      b0 += k;
     }
   };
 
@@ -362,8 +375,8 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
         const scales = new Float32Array(src.count / 32);
         const m = plans.get(`${name}.qscale`)?.mul ?? 1;
         const same = e.kind === "q8" ? src.type === GGML.Q8_0 : src.type === GGML.Q4_0;
-        if (same && (simd ??= LoadSimd.create() ?? null)) {
-          await splitChunks(simd, src, out, scales, m);
+        if (same && LoadSimd.supported) {
+          await splitChunks(src, out, scales, m);
         } else {
           await eachChunk(src, (raw, b0, k) => {
             repack(e.kind, raw, src.type, b0, k, out);
@@ -398,6 +411,13 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     metadata: metadataObject(g),
     blockQuantized,
     read,
+    readTransposed(name: string): Promise<Uint8Array | undefined> {
+      const e = plans.get(name);
+      // stored as llama.cpp keeps it: the official matrix transposed, as it is
+      const stored = e?.kind === "raw" && e.transpose?.batch === 1 && !e.part &&
+        (e.mul ?? 1) === 1;
+      return stored ? g.readRaw(e.src.name) : Promise.resolve(undefined);
+    },
     close: () => {
       chunk = new Uint8Array(0);
       simd = undefined;

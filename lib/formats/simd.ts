@@ -21,6 +21,7 @@ interface Exports {
   norm_rows(x: number, w: number, b: number, rows: number, n: number, eps: number): void;
   f32_to_bf16(src: number, dst: number, n: number): void;
   split_blocks(raw: number, k: number, size: number, q: number, s: number, mul: number): void;
+  compact_blocks(at: number, k: number, size: number, s: number, mul: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -42,6 +43,7 @@ function module(): WebAssembly.Module | null {
 
 const PAGE = 65536;
 const perMemory = new WeakMap<WebAssembly.Memory, LoadSimd>();
+const memoryOf = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 
 /**
  * The SIMD helpers over one target memory, with a scratch memory of their own.
@@ -65,6 +67,11 @@ export class LoadSimd {
   private constructor(x: Exports, target: WebAssembly.Memory) {
     this.#x = x;
     this.target = target;
+  }
+
+  /** Whether this runtime compiles the helpers (WebAssembly SIMD and multi-memory). */
+  static get supported(): boolean {
+    return module() !== null;
   }
 
   /**
@@ -94,6 +101,20 @@ export class LoadSimd {
       if (s) perMemory.set(target, s);
     }
     return s;
+  }
+
+  /**
+   * Notes that `buffer` is `memory`'s (current) buffer, so that {@link LoadSimd.forBuffer} finds
+   * the helpers of a view's memory (an arena notes each buffer it hands out).
+   */
+  static noteBuffer(buffer: ArrayBufferLike, memory: WebAssembly.Memory): void {
+    memoryOf.set(buffer, memory);
+  }
+
+  /** The helpers of the memory whose buffer `buffer` is, when noted; else undefined. */
+  static forBuffer(buffer: ArrayBufferLike): LoadSimd | undefined {
+    const m = memoryOf.get(buffer);
+    return m && LoadSimd.for(m);
   }
 
   /** Grows the scratch to at least `bytes` (earlier views of it are then detached). */
@@ -147,5 +168,14 @@ export class LoadSimd {
    */
   splitBlocks(raw: number, k: number, size: number, q: number, s: number, mul = 1): void {
     this.#x.split_blocks(raw, k, size, q, s, mul);
+  }
+
+  /**
+   * `k` ggml blocks of `size` bytes at target offset `at` taken apart in place: their integers
+   * moved down to `at`, one block after another, their scales (as f32, times `mul`) to scratch
+   * offset `s`.
+   */
+  compactBlocks(at: number, k: number, size: number, s: number, mul = 1): void {
+    this.#x.compact_blocks(at, k, size, s, mul);
   }
 }

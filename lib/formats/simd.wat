@@ -339,11 +339,10 @@
       (i32x4.gt_s (v128.and (local.get $x) (v128.const i32x4 0x7fffffff 0x7fffffff 0x7fffffff 0x7fffffff))
         (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))))
 
-  ;; The IEEE half at `$p` (scratch) as f32, exactly, times `$mul`; every NaN the quiet NaN
-  ;; 0x7fc00000 (what the TypeScript table gives).
-  (func $half (param $p i32) (param $mul f32) (result f32)
-    (local $h i32) (local $em i32) (local $f f32)
-    (local.set $h (i32.load16_u 1 (local.get $p)))
+  ;; The IEEE half `$h` as f32, exactly, times `$mul`; every NaN the quiet NaN 0x7fc00000
+  ;; (what the TypeScript table gives).
+  (func $half (param $h i32) (param $mul f32) (result f32)
+    (local $em i32) (local $f f32)
     (local.set $em (i32.and (local.get $h) (i32.const 0x7fff)))
     (if (i32.ge_u (local.get $em) (i32.const 0x7c00))
       (then
@@ -370,7 +369,7 @@
     (block $done
       (loop $blocks
         (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
-        (f32.store 1 (local.get $s) (call $half (local.get $raw) (local.get $mul)))
+        (f32.store 1 (local.get $s) (call $half (i32.load16_u 1 (local.get $raw)) (local.get $mul)))
         (v128.store 1 (local.get $q) (v128.load 1 offset=2 (local.get $raw)))
         (if (i32.eq (local.get $size) (i32.const 34))
           (then
@@ -378,6 +377,32 @@
             (local.set $q (i32.add (local.get $q) (i32.const 32))))
           (else (local.set $q (i32.add (local.get $q) (i32.const 16)))))
         (local.set $raw (i32.add (local.get $raw) (local.get $size)))
+        (local.set $s (i32.add (local.get $s) (i32.const 4)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $blocks))))
+  ;; `$k` ggml blocks of `$size` bytes (34: Q8_0, 18: Q4_0) at `$at` in the target, their
+  ;; integers moved down in place to `$at`, one block after another (a block's bytes are loaded
+  ;; before it is stored, and it only overwrites bytes of blocks already done), and their
+  ;; scales (times `$mul`) to `$s` in the scratch as f32.
+  (func (export "compact_blocks") (param $at i32) (param $k i32) (param $size i32) (param $s i32)
+    (param $mul f32)
+    (local $i i32) (local $src i32) (local $a v128) (local $b v128)
+    (local.set $src (local.get $at))
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $i) (local.get $k)))
+        (f32.store 1 (local.get $s) (call $half (i32.load16_u 0 (local.get $src)) (local.get $mul)))
+        (local.set $a (v128.load 0 offset=2 (local.get $src)))
+        (if (i32.eq (local.get $size) (i32.const 34))
+          (then
+            (local.set $b (v128.load 0 offset=18 (local.get $src)))
+            (v128.store 0 (local.get $at) (local.get $a))
+            (v128.store 0 offset=16 (local.get $at) (local.get $b))
+            (local.set $at (i32.add (local.get $at) (i32.const 32))))
+          (else
+            (v128.store 0 (local.get $at) (local.get $a))
+            (local.set $at (i32.add (local.get $at) (i32.const 16)))))
+        (local.set $src (i32.add (local.get $src) (local.get $size)))
         (local.set $s (i32.add (local.get $s) (i32.const 4)))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $blocks))))

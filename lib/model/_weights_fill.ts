@@ -44,6 +44,14 @@ export async function fillTensor(
   tensors: Record<string, TensorDesc>,
 ): Promise<void> {
   const { name, info } = p;
+  if (p.kind === "lowrank" && ck.readTransposed) {
+    // a container that stores the factor transposed (GGUF) gives our layout as it is
+    const bytes = await ck.readTransposed(name);
+    if (bytes) {
+      tensors[name] = { kind: "mat", desc: storeTransposed(arena, p, bytes, ck.path) };
+      return;
+    }
+  }
   if (p.kind === "qmat") {
     tensors[name] = { kind: "mat", desc: await loadStoredQuantized(ck, arena, p) };
   } else if (p.kind === "mat" && SAME[p.dtype] === info.dtype) {
@@ -78,7 +86,7 @@ export async function fillTensor(
     const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
     const m = arena.view(d);
     const rowBytes = info.byteLength / p.rows;
-    await eachRowBlock(ck, name, p.rows, rowBytes, scratch, (bytes, r0, r1) => {
+    await eachRowBlock(ck, name, p.rows, rowBytes, scratch, undefined, (bytes, r0, r1) => {
       const values = toFloat32(bytes, info.dtype, scratch.floats((r1 - r0) * p.cols));
       storeRows(m, values, r0, r1, ck.path, name);
     });
@@ -166,6 +174,9 @@ async function loadEmbedding(
   scratch: Scratch,
 ): Promise<void> {
   const { rows: nr, cols } = p;
+  // without ranged reads the tensor is read whole, integers before their scales (a GGUF gives
+  // both in that one pass)
+  const whole = ck.readRange ? undefined : await ck.read(p.name, scratch.get(p.info.byteLength));
   let scales: Float32Array | undefined;
   if (p.stored) {
     scales = toFloat32(await ck.read(p.stored.scale.name), p.stored.scale.dtype);
@@ -173,7 +184,7 @@ async function loadEmbedding(
   const simd = LoadSimd.for(memory);
   const run = Math.max(1, Math.floor(RUN_VALUES / cols)); // rows worked through at once
   const rowBytes = p.info.byteLength / nr;
-  await eachRowBlock(ck, p.name, nr, rowBytes, scratch, (bytes, r0, r1) => {
+  await eachRowBlock(ck, p.name, nr, rowBytes, scratch, whole, (bytes, r0, r1) => {
     for (let a = r0; a < r1; a += run) {
       const b = Math.min(r1, a + run), n = (b - a) * cols;
       const part = bytes.subarray((a - r0) * rowBytes, (b - r0) * rowBytes);
@@ -237,7 +248,8 @@ const BLOCK_BYTES = 1 << 22;
 
 /**
  * Hands the stored bytes of a tensor's rows to `use`, a block of rows at a time. With ranged
- * reads only one block is ever in memory; without, the tensor is read once into `scratch`.
+ * reads only one block is ever in memory; without, the tensor is read once into `scratch` (or
+ * was: `read`).
  */
 async function eachRowBlock(
   ck: Checkpoint,
@@ -245,10 +257,12 @@ async function eachRowBlock(
   rows: number,
   rowBytes: number,
   scratch: Scratch,
+  read: Uint8Array | undefined,
   use: (bytes: Uint8Array, r0: number, r1: number) => void,
 ): Promise<void> {
   const step = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
-  const whole = ck.readRange ? undefined : await ck.read(name, scratch.get(rows * rowBytes));
+  const whole = read ??
+    (ck.readRange ? undefined : await ck.read(name, scratch.get(rows * rowBytes)));
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
     const bytes = whole
@@ -321,7 +335,18 @@ function transpose16(
   tensor: string,
 ): void {
   transposeInto(src, rows, cols, out);
-  for (let i = 0; i < rows * cols; i++) {
+  check16(out, dtype, rows, file, tensor);
+}
+
+/** A 16-bit matrix stored as {@link storeRows} would: a bf16 NaN made quiet, f16's refused. */
+function check16(
+  out: Uint16Array,
+  dtype: StorageDType,
+  cols: number,
+  file: string,
+  tensor: string,
+): void {
+  for (let i = 0; i < out.length; i++) {
     const h = out[i];
     if (dtype === "bf16") {
       if ((h & 0x7fff) > 0x7f80) out[i] = h | 0x40;
@@ -329,11 +354,30 @@ function transpose16(
       throw new FormatError(
         file,
         tensor,
-        `value ${halfToFloat(h)} at row ${Math.floor(i / rows)} cannot be stored as f16 ` +
+        `value ${halfToFloat(h)} at row ${Math.floor(i / cols)} cannot be stored as f16 ` +
           "(infinite, NaN or beyond ±65504): load it as bf16 or f32",
       );
     }
   }
+}
+
+/**
+ * A low-rank factor read already transposed (`bytes`: p.rows × p.cols, the checkpoint's dtype)
+ * stored as {@link transpose} and {@link storeRows} would store it.
+ */
+function storeTransposed(arena: Arena, p: Plan, bytes: Uint8Array, file: string): MatrixDesc {
+  const d = arena.allocMatrix(p.rows, p.cols, p.dtype);
+  const m = arena.view(d);
+  if (SAME[p.dtype] !== p.info.dtype) {
+    storeRows(m, toFloat32(bytes, p.info.dtype), 0, p.rows, file, p.name);
+  } else if (p.dtype === "f32") {
+    new Uint8Array(arena.bufferOf(d), d.offset, bytes.length).set(bytes);
+  } else {
+    const out = m.data as Uint16Array;
+    out.set(new Uint16Array(bytes.slice().buffer, 0, p.count));
+    check16(out, p.dtype, p.cols, file, p.name);
+  }
+  return d;
 }
 
 /**

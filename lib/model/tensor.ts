@@ -9,6 +9,8 @@
  * @module
  */
 
+import { LoadSimd } from "../formats/simd.ts";
+
 /**
  * How a matrix's values are stored.
  * @example
@@ -334,9 +336,15 @@ export class Arena {
     return { rows, cols, dtype, offset, scaleOffset, storedRows: b.storedRows, memory: k };
   }
 
-  /** The current buffer of the memory holding matrix `d`. */
+  /**
+   * The current buffer of the memory holding matrix `d` (noted for {@link LoadSimd.forBuffer},
+   * so that a reader given a view of it may work in that memory).
+   */
   bufferOf(d: MatrixDesc): SharedArrayBuffer {
-    return this.memories[d.memory ?? 0].buffer as unknown as SharedArrayBuffer;
+    const memory = this.memories[d.memory ?? 0];
+    const buffer = memory.buffer as unknown as SharedArrayBuffer;
+    LoadSimd.noteBuffer(buffer, memory);
+    return buffer;
   }
 
   /** The current buffers of every memory ({@link Arena.memories}' order). */
