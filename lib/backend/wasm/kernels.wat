@@ -273,7 +273,7 @@
       (local.set $a6 (v128.const i32x4 0 0 0 0)) (local.set $a7 (v128.const i32x4 0 0 0 0))
       (local.set $i (i32.const 0))
       (if (local.get $f16)
-        (then ;; 8 columns a step (16 ran out of registers: spills)
+        (then ;; 8 columns a step (16, as bf16 below, ran 0.93× as fast: too few registers)
           (block $f_done (loop $f_loop
             (br_if $f_done (i32.ge_u (local.get $i) (local.get $cols)))
             (local.set $io (i32.add (local.get $s) (i32.shl (local.get $i) (i32.const 2))))
