@@ -4,9 +4,11 @@
  *
  *   deno run -A bench/kernel_ab.ts --dtype q8 --mib 8 --seconds 4 old.wasm [more.wasm …]
  *   deno run -A bench/kernel_ab.ts --dtype q8 --tokens 16 old.wasm   # prompt mode
+ *   deno run -A bench/kernel_ab.ts --dtype bf16 --mib 256 --cols 10240 old.wasm   # long rows
  *
  * Compares each given `kernels.wasm` build with the current one (`lib/backend/wasm/kernels.wasm`)
- * on one thread: `matmul_<dtype>` of a 4096-column matrix of `--mib` MiB times `--tokens` tokens
+ * on one thread: `matmul_<dtype>` of a `--cols`-column matrix (default 4096; a multiple of 32) of
+ * `--mib` MiB times `--tokens` tokens
  * (default 1: decoding; GB/s then counts the weights once per call whatever the tokens) (8 MiB
  * stays in this machine kind's L3: the kernel's own speed; 256 MiB: the memory regime), and the
  * plain read loop on the same bytes. Prints each build's median GB/s and its ratio to the first.
@@ -30,6 +32,7 @@ const { values, positionals } = parseArgs({
     mib: { type: "string", default: "8" },
     seconds: { type: "string", default: "4" },
     tokens: { type: "string", default: "1" },
+    cols: { type: "string", default: "4096" },
   },
 });
 const dtype = values.dtype as "f32" | "bf16" | "f16" | "q8" | "q4";
@@ -37,9 +40,16 @@ if (!(dtype in KERNEL_READ)) {
   console.error(`--dtype: one of ${Object.keys(KERNEL_READ).join(", ")}`);
   Deno.exit(2);
 }
-const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = 4096, T = Number(values.tokens);
+const MiB = 2 ** 20, size = Number(values.mib) * MiB, cols = Number(values.cols);
+const T = Number(values.tokens);
+if (!(cols > 0 && cols % 32 === 0)) {
+  console.error("--cols: a positive multiple of 32");
+  Deno.exit(2);
+}
 const { value, block } = KERNEL_READ[dtype];
-const rows = size / (cols * value), n = rows * cols, bytes = n * value + (n / 32) * block;
+const rows = Math.floor(size / (cols * value) / 16) * 16, // whole q8/q4 row groups and bands
+  n = rows * cols,
+  bytes = n * value + (n / 32) * block;
 const pages = Math.ceil((65536 + size * 1.5 + 2 * MiB + T * (cols * 8 + rows * 4)) / 65536);
 const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 const w = 65536,
