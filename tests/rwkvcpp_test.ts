@@ -8,6 +8,7 @@ import { FormatError } from "../lib/errors.ts";
 import { dequantizeGgml, openRwkvCpp } from "../lib/formats/rwkvcpp.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { floatToHalf, halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
+import { quantizeQ4_0, quantizeQ8_0 } from "../lib/formats/ggml_quants.ts";
 import { createReferenceModel, ReferenceOps } from "../lib/backend/reference/mod.ts";
 import { createRunner } from "../lib/model/model.ts";
 import { detectSpec } from "../lib/spec/spec.ts";
@@ -333,4 +334,98 @@ Deno.test("rwkv.cpp: hostile files give a FormatError naming the file and the fi
   } finally {
     await cleanup();
   }
+});
+
+/**
+ * The FP16 fixture with every matrix re-stored as `type` (rwkv.cpp codes: 9 Q8_0, 2 Q4_0 by
+ * ggml's reference quantizers; 7 Q5_0 as random blocks), each matrix's stored blocks returned.
+ */
+async function requantized(
+  src: string,
+  type: number,
+  out: string,
+): Promise<Map<string, Uint8Array>> {
+  const b = await Deno.readFile(src), v = new DataView(b.buffer);
+  const parts: Uint8Array[] = [b.slice(0, 24)];
+  const blocks = new Map<string, Uint8Array>();
+  let rng = 12345;
+  for (let o = 24; o < b.length;) {
+    const nDims = v.getUint32(o, true), nameLen = v.getUint32(o + 4, true);
+    const t = v.getUint32(o + 8, true);
+    const dims = Array.from({ length: nDims }, (_, i) => v.getUint32(o + 12 + 4 * i, true));
+    const at = o + 12 + 4 * nDims + nameLen, count = dims.reduce((p, q) => p * q, 1);
+    const bytes = count * (t === 0 ? 4 : 2);
+    const name = new TextDecoder().decode(b.subarray(o + 12 + 4 * nDims, at));
+    if (t === 1 && nDims === 2 && dims[0] % 32 === 0) {
+      const values = toFloat32(b.slice(at, at + bytes), "F16");
+      let q: Uint8Array;
+      if (type === 9) q = quantizeQ8_0(values);
+      else if (type === 2) q = quantizeQ4_0(values);
+      else {
+        q = new Uint8Array((count / 32) * 22).map(() =>
+          (rng = (rng * 1103515245 + 12345) >>> 0) >>> 24
+        );
+        for (let k = 0; k < count / 32; k++) q.set([0x00, 0x24], k * 22); // d = 2^-6
+      }
+      const head = b.slice(o, o + 12 + 4 * nDims + nameLen);
+      new DataView(head.buffer).setUint32(8, type, true);
+      parts.push(head, q);
+      blocks.set(name, q);
+    } else parts.push(b.slice(o, at + bytes));
+    o = at + bytes;
+  }
+  const file = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((n, p) => (file.set(p, n), n + p.length), 0);
+  new DataView(file.buffer).setUint32(4, 101, true); // the version of ggml's current blocks
+  new DataView(file.buffer).setUint32(20, type, true); // the header's main data type
+  await Deno.writeFile(out, file);
+  return blocks;
+}
+
+Deno.test({
+  name: "rwkv.cpp: Q8_0, Q4_0 and Q5_0 matrices load as q8/q4, exactly ggml's values",
+  ignore: !fp16,
+  fn: async () => {
+    const { dir, cleanup } = await tempDir();
+    try {
+      const cases: [number, string, string][] = [[9, "Q8_0", "q8"], [2, "Q4_0", "q4"], [
+        7,
+        "Q5_0",
+        "q8",
+      ]];
+      for (const [type, name, quant] of cases) {
+        const path = `${dir}/tiny-${name}.bin`;
+        const blocks = await requantized(fp16!, type, path);
+        const ck = await openRwkvCpp(path);
+        try {
+          assertEquals(ck.blockQuantized?.size, blocks.size, name);
+          const { weights } = await loadWeights(ck, detectSpec(ck.tensors, ck.path));
+          assertEquals(weights.layout.dtype, quant, name);
+          for (const [official, raw] of blocks) {
+            if (official === "emb.weight") continue; // layer-normed into bf16 at load
+            const m = weights.mat(official), values = new Float32Array(m.rows * m.cols);
+            assertEquals(m.dtype, quant, official);
+            for (let i = 0; i < values.length; i++) {
+              const s = m.scales[i >> 5];
+              values[i] = m.dtype === "q8"
+                ? (m.data as Int8Array)[i] * s
+                : (((m.data as Uint8Array)[(i >> 5) * 16 + (i & 15)] >> (i & 16 ? 4 : 0) & 15) -
+                  8) * s;
+            }
+            const want = dequantizeGgml(raw, type, values.length);
+            const bad = values.findIndex((x, i) => !Object.is(x, want[i]));
+            assertEquals(
+              bad,
+              -1,
+              `${name} ${official}: value ${bad} ${values[bad]} vs ${want[bad]}`,
+            );
+          }
+        } finally {
+          ck.close();
+        }
+      }
+    } finally {
+      await cleanup();
+    }
+  },
 });

@@ -25,6 +25,7 @@
  */
 
 import { f16ToF32, floatToHalf } from "./dtype.ts";
+import { LoadSimd } from "./simd.ts";
 
 /** One ggml type: its name, values per block and bytes per block. */
 export interface GgmlType {
@@ -307,6 +308,80 @@ export function toQ8(raw: Uint8Array, type: number, count: number, q: Int8Array)
  */
 export function toQ4(raw: Uint8Array, count: number, q: Uint8Array): void {
   copyBlocks(raw, 18, 2, 4, q.subarray(0, count / 2));
+}
+
+/** Bytes of ggml blocks {@link BlockSplitter} reads at once. */
+const SPLIT_CHUNK = 4 << 20;
+
+/**
+ * Reads Q8_0/Q4_0 tensors into our q8/q4 layout (the integers as they are, the f16 scales as
+ * f32) in WebAssembly SIMD ({@link LoadSimd}). When the destination is a view of a WebAssembly
+ * memory the helpers know (an arena's), each chunk of blocks is read straight into the
+ * destination where its integers go and taken apart there, in place (a chunk's blocks are 34/32
+ * of its integers: they spill into the next chunk's room, read later); else, and for the last
+ * blocks, a chunk is read into the splitter's own scratch and its integers copied.
+ * @example
+ * ```ts
+ * declare const raw: (into: Uint8Array, offset: number) => Promise<Uint8Array>; // the tensor's bytes
+ * const q = new Int8Array(1024), scales = new Float32Array(32);
+ * if (BlockSplitter.supported) {
+ *   await new BlockSplitter().read(raw, GGML.Q8_0, 1024, new Uint8Array(q.buffer), scales);
+ * }
+ * ```
+ */
+export class BlockSplitter {
+  #simd: LoadSimd | undefined;
+
+  /** Whether this runtime has the SIMD helpers (else use {@link toQ8}/{@link blockScales}). */
+  static get supported(): boolean {
+    return LoadSimd.supported;
+  }
+
+  /**
+   * Reads `count` values of Q8_0 or Q4_0 through `raw` (bytes of the stored tensor from
+   * `offset` into `into`): integers into `out`, scales times `mul` (a power of two) into
+   * `scales`.
+   */
+  async read(
+    raw: (into: Uint8Array, offset: number) => Promise<Uint8Array>,
+    type: number,
+    count: number,
+    out: Uint8Array,
+    scales: Float32Array,
+    mul = 1,
+  ): Promise<void> {
+    const size = GGML_TYPES[type].blockBytes, ints = size - 2, nb = count / 32;
+    if (type !== GGML.Q8_0 && type !== GGML.Q4_0) throw new RangeError(`not Q8_0/Q4_0: ${type}`);
+    const per = Math.max(1, Math.floor(SPLIT_CHUNK / size));
+    const inPlace = LoadSimd.forBuffer(out.buffer);
+    for (let b0 = 0; b0 < nb;) {
+      // blocks whose raw bytes fit in `out` from where their integers go
+      const fit = Math.min(per, Math.floor(((nb - b0) * ints) / size));
+      if (inPlace && fit > 0) {
+        const at = b0 * ints;
+        await raw(out.subarray(at, at + fit * size), b0 * size);
+        inPlace.reserve(fit * 4);
+        inPlace.compactBlocks(out.byteOffset + at, fit, size, 0, mul);
+        scales.set(inPlace.floats(0, fit), b0);
+        b0 += fit;
+        continue;
+      }
+      const k = Math.min(per, nb - b0);
+      const q = Math.ceil((per * size) / 64) * 64, s = q + per * ints;
+      const simd = this.#simd ??= LoadSimd.create()!;
+      simd.reserve(s + per * 4); // before the read into the scratch: it does not move during it
+      await raw(simd.bytes(0, k * size), b0 * size);
+      simd.splitBlocks(0, k, size, q, s, mul);
+      out.set(simd.bytes(q, k * ints), b0 * ints);
+      scales.set(simd.floats(s, k), b0);
+      b0 += k;
+    }
+  }
+
+  /** Lets the scratch go (a later read makes a new one). */
+  release(): void {
+    this.#simd = undefined;
+  }
 }
 
 /** C's `roundf`: halves away from zero. */

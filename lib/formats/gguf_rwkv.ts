@@ -33,6 +33,7 @@ import type { BlockQuantized, Checkpoint, DType, TensorInfo } from "./checkpoint
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./dtype.ts";
 import {
   blockScales,
+  BlockSplitter,
   dequantizeGgmlType,
   GGML,
   GGML_TYPES,
@@ -43,7 +44,6 @@ import {
 } from "./ggml_quants.ts";
 import { type GgufFile, type GgufTensor, metadataObject } from "./_gguf_format.ts";
 import { swapLastAxes } from "./_transpose.ts";
-import { LoadSimd } from "./simd.ts";
 
 /** Bytes of stored blocks read at once. */
 const CHUNK_BYTES = 4 << 20;
@@ -301,45 +301,7 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     }
   };
 
-  // Q8_0/Q4_0 as q8/q4 (their integers are ours as they are; scales f16 → f32), in WebAssembly
-  // SIMD. When `out` is a view of a WebAssembly memory the helpers know (an arena's), each chunk
-  // of blocks is read straight into `out` where its integers go and taken apart there, in place
-  // (a chunk's blocks are 34/32 of its integers: they spill into the next chunk's room, read
-  // later); else, and for the last blocks, the chunk is read into the helpers' scratch and its
-  // integers copied to `out`.
-  let simd: LoadSimd | null | undefined;
-  const splitChunks = async (
-    src: GgufTensor,
-    out: Uint8Array,
-    scales: Float32Array,
-    mul: number,
-  ) => {
-    const size = GGML_TYPES[src.type].blockBytes, ints = size - 2, nb = src.count / 32;
-    const per = Math.max(1, Math.floor(CHUNK_BYTES / size));
-    const inPlace = LoadSimd.forBuffer(out.buffer);
-    for (let b0 = 0; b0 < nb;) {
-      // blocks whose raw bytes fit in `out` from where their integers go
-      const fit = Math.min(per, Math.floor(((nb - b0) * ints) / size));
-      if (inPlace && fit > 0) {
-        const at = b0 * ints;
-        await g.readRaw(src.name, out.subarray(at, at + fit * size), b0 * size);
-        inPlace.reserve(fit * 4);
-        inPlace.compactBlocks(out.byteOffset + at, fit, size, 0, mul);
-        scales.set(inPlace.floats(0, fit), b0);
-        b0 += fit;
-        continue;
-      }
-      const k = Math.min(per, nb - b0);
-      const q = Math.ceil((per * size) / 64) * 64, s = q + per * ints;
-      simd ??= LoadSimd.create() ?? null;
-      simd!.reserve(s + per * 4); // before the read into the scratch: it does not move during it
-      await g.readRaw(src.name, simd!.bytes(0, k * size), b0 * size);
-      simd!.splitBlocks(0, k, size, q, s, mul);
-      out.set(simd!.bytes(q, k * ints), b0 * ints);
-      scales.set(simd!.floats(s, k), b0);
-      b0 += k;
-    }
-  };
+  const splitter = new BlockSplitter();
 
   const read = async (name: string, into?: Uint8Array): Promise<Uint8Array> => {
     const e = plans.get(name);
@@ -375,8 +337,9 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
         const scales = new Float32Array(src.count / 32);
         const m = plans.get(`${name}.qscale`)?.mul ?? 1;
         const same = e.kind === "q8" ? src.type === GGML.Q8_0 : src.type === GGML.Q4_0;
-        if (same && LoadSimd.supported) {
-          await splitChunks(src, out, scales, m);
+        if (same && BlockSplitter.supported) {
+          const raw = (into: Uint8Array, at: number) => g.readRaw(src.name, into, at);
+          await splitter.read(raw, src.type, src.count, out, scales, m);
         } else {
           await eachChunk(src, (raw, b0, k) => {
             repack(e.kind, raw, src.type, b0, k, out);
@@ -420,7 +383,7 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     },
     close: () => {
       chunk = new Uint8Array(0);
-      simd = undefined;
+      splitter.release();
       lastScales = undefined;
       g.close();
     },

@@ -33,14 +33,30 @@
  * The embedding is stored as is (rwkv.cpp applies `ln0` at run time, as the official code).
  *
  * FP32 tensors are exposed as F32 and FP16 as F16 (unless a value had to be restored, then
- * F32); quantized tensors are dequantized on read and exposed as F32.
+ * F32). Q8_0, Q5_0 and Q4_0 matrices map exactly onto our q8/q4 layouts and are exposed as GGUF's
+ * are (`Checkpoint.blockQuantized`: integers I8/U8 plus a `.qscale` F32 tensor), so they load
+ * as q8/q4 without a float copy; other quantized tensors are dequantized on read and exposed as
+ * F32.
  * @module
  */
 
 import { FormatError } from "../errors.ts";
-import type { Checkpoint, OpenCheckpointOptions, TensorInfo } from "./checkpoint.ts";
+import type {
+  BlockQuantized,
+  Checkpoint,
+  OpenCheckpointOptions,
+  TensorInfo,
+} from "./checkpoint.ts";
 import { f16ToF32 } from "./dtype.ts";
-import { dequantizeGgmlType, GGML } from "./ggml_quants.ts";
+import {
+  blockScales,
+  BlockSplitter,
+  dequantizeGgmlType,
+  GGML,
+  mapsOntoQ8,
+  toQ4,
+  toQ8,
+} from "./ggml_quants.ts";
 import { swapLastAxes } from "./_transpose.ts";
 import { RandomAccessFile } from "./file.ts";
 import { type Limits, overBudget, resolveLimits } from "./_limits.ts";
@@ -129,9 +145,9 @@ export async function openRwkvCpp(
   const file = await RandomAccessFile.open(path);
   try {
     const { stored, meta } = await scan(file, limits);
-    const exposed = restore(path, stored, meta);
+    const { exposed, blockQuantized } = asBlocks(restore(path, stored, meta));
     const tensors = new Map<string, TensorInfo>();
-    const plans = new Map<string, Exposed>();
+    const plans = new Map<string, Plan>();
     for (const e of exposed) {
       if (plans.has(e.info.name)) {
         throw new FormatError(path, e.info.name, "tensor appears twice");
@@ -150,9 +166,9 @@ export async function openRwkvCpp(
       },
     };
     const emb = tensors.get("emb.weight");
+    const embCols = blockQuantized.get("emb.weight")?.cols ?? emb?.shape[1]; // q4: 2 a byte
     if (
-      emb && (emb.shape.length !== 2 || emb.shape[0] !== meta.n_vocab ||
-        emb.shape[1] !== meta.n_embed)
+      emb && (emb.shape.length !== 2 || emb.shape[0] !== meta.n_vocab || embCols !== meta.n_embed)
     ) {
       throw new FormatError(
         path,
@@ -161,6 +177,36 @@ export async function openRwkvCpp(
           `n_embed ${meta.n_embed})`,
       );
     }
+    // Q8_0/Q4_0/Q5_0 matrices as our q8/q4 (as GGUF's): the integers into `into`, their scales
+    // kept for the read of `.qscale` that follows.
+    const splitter = new BlockSplitter();
+    let lastScales: { name: string; scales: Float32Array } | undefined;
+    const readBlocks = async (e: Plan, into?: Uint8Array): Promise<Uint8Array> => {
+      const out = into ?? new Uint8Array(e.info.byteLength);
+      const { src } = e, type = GGML_CODE[src.type];
+      if (e.kind === "scale") {
+        let scales = lastScales?.name === e.info.name ? lastScales.scales : undefined;
+        if (!scales) {
+          scales = new Float32Array(src.count / 32);
+          blockScales(await file.readAt(src.offset, src.bytes, src.name), type, src.count, scales);
+        }
+        lastScales = undefined;
+        out.set(new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength));
+        return out;
+      }
+      const scales = new Float32Array(src.count / 32);
+      if (type !== GGML.Q5_0 && BlockSplitter.supported) {
+        const raw = (buf: Uint8Array, at: number) => file.readAt(src.offset + at, buf, src.name);
+        await splitter.read(raw, type, src.count, out, scales);
+      } else {
+        const raw = await file.readAt(src.offset, src.bytes, src.name);
+        if (e.kind === "q4") toQ4(raw, src.count, out);
+        else toQ8(raw, type, src.count, new Int8Array(out.buffer, out.byteOffset, src.count));
+        blockScales(raw, type, src.count, scales);
+      }
+      lastScales = { name: `${e.info.name}.qscale`, scales };
+      return out;
+    };
     return {
       path,
       format: "rwkv.cpp",
@@ -178,9 +224,15 @@ export async function openRwkvCpp(
             ),
           );
         }
+        if (e.kind) return readBlocks(e, into);
         return readExposed(file, e, into);
       },
-      close: () => file.close(),
+      blockQuantized,
+      close: () => {
+        lastScales = undefined;
+        splitter.release();
+        file.close();
+      },
     };
   } catch (e) {
     file.close();
@@ -344,6 +396,44 @@ function utf8(decoder: TextDecoder, b: Uint8Array): string {
     return s;
   }
   return decoder.decode(b);
+}
+
+/** An exposed tensor, or the integers or scales of a matrix exposed as our q8/q4. */
+type Plan = Exposed & { readonly kind?: "q8" | "q4" | "scale" };
+
+/**
+ * The exposed tensors with each plain Q8_0, Q5_0 or Q4_0 matrix (no value restored, not split
+ * or transposed) as our q8 (Q5_0 as q − 16, exactly) or q4 integers plus `.qscale` (GGUF's
+ * scheme): loaded as they are, never dequantized to f32 and quantized again.
+ */
+function asBlocks(exposed: Exposed[]): {
+  exposed: Plan[];
+  blockQuantized: Map<string, BlockQuantized>;
+} {
+  const out: Plan[] = [], blockQuantized = new Map<string, BlockQuantized>();
+  for (const e of exposed) {
+    const type = GGML_CODE[e.src.type], shape = e.info.shape;
+    const blocks = !e.part && !e.transpose && !e.map && shape.length === 2 &&
+      type !== undefined && (type === GGML.Q4_0 || mapsOntoQ8(type));
+    if (!blocks) {
+      out.push(e);
+      continue;
+    }
+    const [rows, cols] = shape, name = e.info.name, count = rows * cols;
+    const quant = type === GGML.Q4_0 ? "q4" : "q8";
+    const scale: TensorInfo = {
+      name: `${name}.qscale`,
+      dtype: "F32",
+      shape: [rows, cols / 32],
+      byteLength: (count / 32) * 4,
+    };
+    const info: TensorInfo = quant === "q8"
+      ? { name, dtype: "I8", shape: [rows, cols], byteLength: count }
+      : { name, dtype: "U8", shape: [rows, cols / 2], byteLength: count / 2 };
+    out.push({ ...e, info, kind: quant }, { ...e, info: scale, kind: "scale" });
+    blockQuantized.set(name, { quant, rows, cols, scale });
+  }
+  return { exposed: out, blockQuantized };
 }
 
 /** Reads one exposed tensor: stored bytes → values → restored layout → bytes. */
