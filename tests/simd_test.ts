@@ -14,6 +14,7 @@ import { normTS } from "../lib/model/norm.ts";
 import { f32ToBf16 } from "../lib/formats/dtype.ts";
 import { blockScales, GGML, toQ4, toQ8 } from "../lib/formats/ggml_quants.ts";
 import { makeRng } from "../lib/sample.ts";
+import { dequantizeQ8 } from "../lib/quant/block.ts";
 
 const rng = makeRng(7);
 const randomBytes = (a: Uint8Array) => {
@@ -182,4 +183,18 @@ Deno.test("simd: ggml blocks taken apart in place equal the split into a scratch
     assertEquals(new Uint8Array(mem.buffer, at, k * ints), ref.bytes(q, k * ints));
     assertEquals(simd.floats(0, k), ref.floats(s, k));
   }
+});
+
+Deno.test("simd: q8 dequantization equals dequantizeQ8 bit for bit", () => {
+  const n = 32 * 41, q = new Int8Array(n), s = new Float32Array(n / 32);
+  randomBytes(new Uint8Array(q.buffer));
+  s.forEach((_, i) => s[i] = (rng() - 0.5) * 2 ** Math.floor(rng() * 60 - 40));
+  s.set([1e-45, -3.4e38, 0, -0, 1 / 3]); // subnormal, huge, zeros, inexact products
+  const simd = LoadSimd.create()!;
+  simd.reserve(n * 6);
+  simd.bytes(0, n).set(new Uint8Array(q.buffer));
+  simd.floats(n, n / 32).set(s);
+  simd.dequantQ8(0, n, 2 * n, n);
+  const want = dequantizeQ8(q, s);
+  assertEquals(new Uint32Array(simd.floats(2 * n, n).slice().buffer), new Uint32Array(want.buffer));
 });

@@ -22,6 +22,7 @@ interface Exports {
   f32_to_bf16(src: number, dst: number, n: number): void;
   split_blocks(raw: number, k: number, size: number, q: number, s: number, mul: number): void;
   compact_blocks(at: number, k: number, size: number, s: number, mul: number): void;
+  dequant_q8(q: number, s: number, out: number, n: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -168,6 +169,14 @@ export class LoadSimd {
    */
   splitBlocks(raw: number, k: number, size: number, q: number, s: number, mul = 1): void {
     this.#x.split_blocks(raw, k, size, q, s, mul);
+  }
+
+  /**
+   * `n` q8 values (a multiple of 32) at scratch offset `q` times their blocks' f32 scales at `s`,
+   * as f32 at `out` (all scratch), as `dequantizeQ8`.
+   */
+  dequantQ8(q: number, s: number, out: number, n: number): void {
+    this.#x.dequant_q8(q, s, out, n);
   }
 
   /**

@@ -190,12 +190,16 @@ async function loadEmbedding(
       const part = bytes.subarray((a - r0) * rowBytes, (b - r0) * rowBytes);
       // in the SIMD scratch: ln0's weight and bias, then the rows (written afresh each run:
       // other loads may use the scratch between two awaits)
-      const at = 8 * cols;
-      simd?.reserve(at + n * 4);
+      const at = 8 * cols, q = at + n * 4, qs = q + n; // rows, then a q8 run and its scales
+      simd?.reserve(qs + n / 8);
       const rows = simd ? simd.floats(at, n) : scratch.floats(n);
       if (p.stored) {
         const s = scales!.subarray((a * cols) / 32, (b * cols) / 32);
-        if (p.stored.quant === "q8") {
+        if (simd && p.stored.quant === "q8") {
+          simd.bytes(q, n).set(part);
+          simd.floats(qs, n / 32).set(s);
+          simd.dequantQ8(q, qs, at, n);
+        } else if (p.stored.quant === "q8") {
           dequantizeQ8(new Int8Array(part.buffer, part.byteOffset, part.length), s, rows);
         } else dequantizeQ4(part, s, rows);
       } else {
