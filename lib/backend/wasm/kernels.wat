@@ -234,9 +234,10 @@
   ;; reads one long sequential stream, rows after rows, the way the prefetchers want it. Four
   ;; neighbouring rows at a time were four streams restarting every row: with 2560 columns they
   ;; read from memory at 43 % of the plain read loop where a row at a time read at 94 %; and a
-  ;; row at a time, once its x (4·cols bytes) no longer stays in L1 beside the row streaming
-  ;; through (40 KiB at 10240 columns), fell to 30 % (2 Workers, split build). Quarters: 89–102 %
-  ;; of the loop at 1024, 2560, 4096, 10240 and 16384 columns.
+  ;; row at a time fell to 30 % at 10240 columns, where its x (4·cols bytes, 40 KiB) no longer
+  ;; fits in L1 beside the row streaming through (2 Workers, split build; column blocks of x
+  ;; were slower still: short streams again). Quarters: 89–102 % of the loop at 1024, 2560,
+  ;; 4096, 10240 and 16384 columns.
   ;; Each 16-byte load of 8 weights widens in place, evens and odds apart: bf16 by one shift
   ;; (evens) and one mask (odds); f16 (x scaled by 2^56) in five integer operations and no
   ;; rescale: a half's bits moved into place read as its value × 2^−112 (subnormal for small
