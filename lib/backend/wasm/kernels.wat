@@ -943,6 +943,72 @@
       (local.set $q (i32.add (local.get $q) (i32.const 4))) (local.set $q1 (i32.add (local.get $q1) (i32.const 4)))
       (br $blocks))))
 
+  ;; q8, one token, two row groups far apart (the first and second halves of a row range: two
+  ;; long sequential streams) so each activation load serves eight rows. $wa, $wb: the groups'
+  ;; weights; $sa, $sb2: their scales; $x, $q: the token's int16 activations and scales; $ya,
+  ;; $yb: where their four rows go ($na, $nb: how many of the four exist).
+  ;; @weights $wa $wb $sa $sb2
+  (func $q8_two (param $wa i32) (param $wb i32) (param $sa i32) (param $sb2 i32) (param $x i32)
+        (param $q i32) (param $ya i32) (param $yb i32) (param $na i32) (param $nb i32) (param $cols i32)
+    (local $we i32) (local $xv v128) (local $aa v128) (local $ab v128)
+    (local $ea v128) (local $oa v128) (local $eb v128) (local $ob v128)
+    (local.set $we (i32.add (local.get $wa) (i32.shl (local.get $cols) (i32.const 2))))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u (local.get $wa) (local.get $we)))
+      (local.set $ea (v128.const i32x4 0 0 0 0)) (local.set $oa (v128.const i32x4 0 0 0 0))
+      (local.set $eb (v128.const i32x4 0 0 0 0)) (local.set $ob (v128.const i32x4 0 0 0 0))
+      (local.set $xv (v128.load64_splat offset=0 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=0 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=0 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=8 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=8 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=16 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=24 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=16 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=32 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=40 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=32 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=40 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=24 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=48 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=56 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=48 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=56 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=32 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=64 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=72 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=64 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=72 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=40 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=80 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=88 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=80 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=88 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=48 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=96 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=104 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=96 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=104 (local.get $wb)) (local.get $xv))))
+      (local.set $xv (v128.load64_splat offset=56 (local.get $x)))
+      (local.set $ea (i32x4.add (local.get $ea) (i32x4.dot_i16x8_s (v128.load8x8_s offset=112 (local.get $wa)) (local.get $xv))))
+      (local.set $oa (i32x4.add (local.get $oa) (i32x4.dot_i16x8_s (v128.load8x8_s offset=120 (local.get $wa)) (local.get $xv))))
+      (local.set $eb (i32x4.add (local.get $eb) (i32x4.dot_i16x8_s (v128.load8x8_s offset=112 (local.get $wb)) (local.get $xv))))
+      (local.set $ob (i32x4.add (local.get $ob) (i32x4.dot_i16x8_s (v128.load8x8_s offset=120 (local.get $wb)) (local.get $xv))))
+      (local.set $aa (call $fold (local.get $aa) (call $pairs (local.get $ea) (local.get $oa)) (v128.load (local.get $sa)) (local.get $q)))
+      (local.set $ab (call $fold (local.get $ab) (call $pairs (local.get $eb) (local.get $ob)) (v128.load (local.get $sb2)) (local.get $q)))
+      (local.set $wa (i32.add (local.get $wa) (i32.const 128)))
+      (local.set $wb (i32.add (local.get $wb) (i32.const 128)))
+      (local.set $sa (i32.add (local.get $sa) (i32.const 16)))
+      (local.set $sb2 (i32.add (local.get $sb2) (i32.const 16)))
+      (local.set $x (i32.add (local.get $x) (i32.const 64)))
+      (local.set $q (i32.add (local.get $q) (i32.const 4)))
+      (br $blocks)))
+    (call $put (local.get $ya) (local.get $aa) (local.get $na))
+    (call $put (local.get $yb) (local.get $ab) (local.get $nb)))
+
   ;; ---- q8 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
   ;; $xq holds the activations as `quantize` left them (mode 1: int16, then one scale a block);
   ;; $s the group-interleaved scales. Each 16 bytes of a block (four rows × four values) is
@@ -976,6 +1042,29 @@
     (local.set $c (i32.add (local.get $s) (i32.mul (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)) (local.get $sb))))
     (local.set $hp (i32.add (local.get $xs) (i32.mul (local.get $T) (local.get $sb))))
     (local.set $lp (i32.add (local.get $hp) (i32.mul (local.get $T) (local.get $cols))))
+    (if (i32.eq (local.get $T) (i32.const 1))
+      (then
+        ;; decoding: groups i and i + half of the range side by side, then a last odd group
+        (local.set $n (i32.shr_u (i32.add (i32.sub (local.get $r1) (local.get $r0)) (i32.const 3)) (i32.const 2)))
+        (local.set $t (i32.shl (i32.shr_u (local.get $n) (i32.const 1)) (i32.const 2))) ;; half, in rows
+        (local.set $g (local.get $r0))
+        (block $d_done (loop $d_loop
+          (br_if $d_done (i32.ge_u (local.get $g) (i32.add (local.get $r0) (local.get $t))))
+          (local.set $x1 (i32.add (local.get $g) (local.get $t)))
+          (call $q8_two
+            (i32.add (local.get $w) (i32.mul (local.get $g) (local.get $cols)))
+            (i32.add (local.get $w) (i32.mul (local.get $x1) (local.get $cols)))
+            (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb)))
+            (i32.add (local.get $s) (i32.mul (local.get $x1) (local.get $sb)))
+            (local.get $xq) (local.get $xs)
+            (i32.add (local.get $y) (i32.shl (local.get $g) (i32.const 2)))
+            (i32.add (local.get $y) (i32.shl (local.get $x1) (i32.const 2)))
+            (i32.sub (local.get $rows) (local.get $g)) (i32.sub (local.get $rows) (local.get $x1))
+            (local.get $cols))
+          (local.set $g (i32.add (local.get $g) (i32.const 4)))
+          (br $d_loop)))
+        ;; the groups left (none, or the last one of an odd count) go the one-group way
+        (local.set $r0 (i32.add (local.get $r0) (i32.shl (local.get $t) (i32.const 1))))))
     (local.set $g (local.get $r0))
     (block $g_done (loop $g_loop
       (br_if $g_done (i32.ge_u (local.get $g) (local.get $r1)))
