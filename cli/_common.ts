@@ -251,8 +251,16 @@ export async function loadFromFlags(
     let chat: LoadedModel["chat"];
     if (inFile) {
       const eot = inFile.eotToken !== undefined ? tokenizer.decode([inFile.eotToken]) : "";
+      const template = namedTemplate(inFile.chatTemplate);
+      if (inFile.chatTemplate !== undefined && !template) {
+        // a Jinja template is not run: say which format is used instead
+        console.error(
+          `${modelPath}: its chat template is not one we know (Jinja is not run): chat uses ` +
+            `the RWKV World format (User: …, Assistant: …); --template FILE sets another (serve)`,
+        );
+      }
       chat = {
-        template: namedTemplate(inFile.chatTemplate),
+        template,
         stops: eot && !WORLD_STOPS.includes(eot) ? [...WORLD_STOPS, eot] : [...WORLD_STOPS],
       };
     }

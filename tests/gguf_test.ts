@@ -348,3 +348,17 @@ for (const f of FILES) {
     },
   });
 }
+
+Deno.test("gguf: a file's chat template is recognised as llama.cpp's template detection does", async () => {
+  const { namedTemplate, WORLD_TEMPLATE } = await import("../lib/server/template.ts");
+  // the name the fixtures carry, and a Jinja text with the RWKV World user turn llama.cpp looks
+  // for (src/llama-chat.cpp); other templates are not guessed at
+  assertEquals(namedTemplate("rwkv-world"), WORLD_TEMPLATE);
+  const rwkvJinja = "{%- for message in messages -%}{%- if message['role'] == 'user' -%}" +
+    "{{- 'User: ' + message['content']|trim + '\\n\\n' -}}{%- endif -%}{%- endfor -%}";
+  assertEquals(namedTemplate(rwkvJinja), WORLD_TEMPLATE);
+  const chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + " +
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}";
+  assertEquals(namedTemplate(chatml), undefined);
+  assertEquals(namedTemplate(undefined), undefined);
+});

@@ -45,16 +45,25 @@ export const WORLD_STOPS: readonly string[] = ["\n\n", "\nUser:"];
 
 /**
  * The chat template a model file names (a GGUF's `tokenizer.chat_template`), when it is one of
- * llama.cpp's named formats we know: `rwkv-world` is {@link WORLD_TEMPLATE} (llama.cpp's
- * `User: …\n\nAssistant: …\n\n`). Undefined for anything else (a Jinja template is not run).
+ * llama.cpp's formats we know, recognised as llama.cpp recognises them (it does not run the
+ * Jinja either): {@link WORLD_TEMPLATE} (`User: …\n\nAssistant: …\n\n`) for the name
+ * `rwkv-world`, or a Jinja text that contains it or the RWKV World user turn
+ * `{{- 'User: ' + message['content']|trim + '\n\n' -}}`. Undefined for anything else.
  * @example
  * ```ts
  * namedTemplate("rwkv-world") === WORLD_TEMPLATE; // true
+ * namedTemplate("{% for message in messages %}<|im_start|>…"); // undefined
  * ```
  */
 export function namedTemplate(name: string | undefined): ChatTemplate | undefined {
-  return name === "rwkv-world" ? WORLD_TEMPLATE : undefined;
+  if (name === undefined) return undefined;
+  return name.includes("rwkv-world") || name.includes(RWKV_WORLD_JINJA)
+    ? WORLD_TEMPLATE
+    : undefined;
 }
+
+/** The user turn of RWKV World chat templates in Jinja, as llama.cpp's template detection has it. */
+const RWKV_WORLD_JINJA = "{{- 'User: ' + message['content']|trim + '\\n\\n' -}}";
 
 /**
  * A message of a conversation.
