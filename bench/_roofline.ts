@@ -7,7 +7,7 @@
 
 import { compileKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
-import type { Plan, WeightsLayout } from "../lib/model/weights.ts";
+import type { Plan } from "../lib/model/weights.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
 /**
@@ -147,40 +147,16 @@ export function runProduct(
 }
 
 /**
- * What one decoded token reads: every matrix once at its stored size (the head included), one
- * embedding row, every weight vector; and the state, read and written once.
+ * What one decoded token reads: every matrix once at the size its decode kernel reads (the head
+ * included), one embedding row, every weight vector; and the state, read and written once.
+ * Counted from a load's plan (`planWeights`), so a benchmark of a model near the machine's
+ * memory need not load it twice.
  * @example
  * ```ts ignore
- * const { weights, state } = bytesPerToken(model.layout, stateBytes);
+ * const { weights, state } = bytesPerToken(planWeights(ck, spec, "q8", KERNEL_LAYOUT).plans, stateBytes);
  * ```
  */
 export function bytesPerToken(
-  layout: WeightsLayout,
-  stateBytes: number,
-): { weights: number; minimal: number; state: number } {
-  let weights = 0, minimal = 0;
-  for (const [name, t] of Object.entries(layout.tensors)) {
-    if (t.kind === "vec") {
-      weights += t.length * 4;
-      minimal += t.length * 4;
-    } else {
-      const rows = name === "emb.weight" ? 1 : t.desc.rows;
-      weights += matrixReadBytes(t.desc, rows);
-      minimal += matrixReadBytes(t.desc, rows, true);
-    }
-  }
-  return { weights, minimal, state: 2 * stateBytes };
-}
-
-/**
- * {@link bytesPerToken} from a load's plan (`planWeights`) instead of a loaded layout, so a
- * benchmark of a model near the machine's memory need not load it twice.
- * @example
- * ```ts ignore
- * const { weights, state } = bytesPerTokenOfPlan(planWeights(ck, spec, "q8", KERNEL_LAYOUT).plans, stateBytes);
- * ```
- */
-export function bytesPerTokenOfPlan(
   plans: readonly Plan[],
   stateBytes: number,
 ): { weights: number; minimal: number; state: number } {

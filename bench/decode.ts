@@ -39,7 +39,7 @@ import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
 import { planWeights } from "../lib/model/weights.ts";
 import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
-import { bytesPerTokenOfPlan, costBreakdown, ReadProbe } from "./_roofline.ts";
+import { bytesPerToken, costBreakdown, ReadProbe } from "./_roofline.ts";
 import { peakRssMiB } from "./_rss.ts";
 
 const { values } = parseArgs({
@@ -174,7 +174,7 @@ const stateBytes = state.data.byteLength;
 const { plans } = planWeights(ck, model.spec, info.dtype, gpu ? undefined : KERNEL_LAYOUT);
 await model.dispose();
 ck.close();
-const bytes = bytesPerTokenOfPlan(plans, stateBytes);
+const bytes = bytesPerToken(plans, stateBytes);
 const bytesPerTokenRead = bytes.weights + bytes.state;
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 const ceiling = gpu ? NaN : median(ceilings), ceilingBest = gpu ? NaN : Math.max(...ceilings);

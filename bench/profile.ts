@@ -15,9 +15,8 @@
 import { parseArgs } from "node:util";
 import { createWasmModel, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
-import type { WeightDType } from "../lib/model/weights.ts";
-import { loadWeights } from "../lib/model/weights.ts";
-import { detectSpec } from "../lib/spec/spec.ts";
+import { planWeights, type WeightDType } from "../lib/model/weights.ts";
+import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import { bytesPerToken, costBreakdown, readCeiling } from "./_roofline.ts";
 
 const { values } = parseArgs({
@@ -40,9 +39,9 @@ const dtype = values.dtype as WeightDType;
 const profile = new Float64Array(new SharedArrayBuffer(threads * PROFILE_STRIDE * 8));
 const ck = await openCheckpoint(values.model);
 const model = await createWasmModel(ck, { dtype, threads, profile });
-const spec = detectSpec(ck.tensors, ck.path);
-// the layout as loaded (the bench reads sizes only; the arena is dropped at once)
-const { weights } = await loadWeights(ck, spec, { dtype });
+const spec = model.spec;
+// what a token reads, from the load's plan (no second load of the weights beside the model)
+const { plans } = planWeights(ck, spec, model.info.dtype, KERNEL_LAYOUT);
 ck.close();
 // B sequences decoded together (one forwardBatch step each), each with its own state
 const states = Array.from({ length: B }, () => model.createState());
@@ -60,10 +59,7 @@ const state = states[0];
 await model.dispose();
 
 const { rows, products, slowest } = costBreakdown(profile, threads, N, wall);
-const { weights: wBytes, state: sBytes } = bytesPerToken(
-  weights.layout,
-  state.data.byteLength,
-);
+const { weights: wBytes, state: sBytes } = bytesPerToken(plans, state.data.byteLength);
 const ceiling = await readCeiling(threads);
 const gbs = (wBytes + B * sBytes) / (wall / 1000) / 1e9;
 console.log(`${values.model} ${dtype}, ${threads} workers, ${N} steps of ${B} sequence(s)`);
