@@ -247,7 +247,7 @@ Deno.test("kernels: a row range writes exactly its rows, the same values as the 
 });
 
 Deno.test("kernels: decoding (T = 1) gives the same bits however the rows are split", async () => {
-  // The decode paths take rows in pairs (float), pairs of groups (q8) or whole bands of two
+  // The decode paths take rows in pairs (float), fours and pairs of groups (q8) or whole bands of two
   // groups (q4: 45 and 61 rows end in a band's partial group, 27 in a lone partial group)
   // where they can and alone at the edges of a range: a member's share must not change a
   // single bit of a row, so 1, 2 or 3 Workers decode identically.
