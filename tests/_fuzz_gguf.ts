@@ -79,6 +79,13 @@ function oneTensor(meta: (g: G) => number = () => 0, dims = [4], type = 0, offse
   return g.bytes();
 }
 
+/** A file whose only key is a list of 2000 tokens, each written by `token`. */
+function vocab(token: (g: G, i: number) => void): Uint8Array {
+  const g = head(0, 1).str("tokenizer.ggml.tokens").u32(9).u32(8).u64(2000);
+  for (let i = 0; i < 2000; i++) token(g, i);
+  return g.bytes();
+}
+
 const refused = (
   cls: string,
   name: string,
@@ -168,6 +175,26 @@ export function ggufCases(): FuzzCase[] {
       "array of 10^8 strings in 40 bytes",
       () => head(0, 1).str("k").u32(9).u32(8).u64(1e8).u8(...new Uint8Array(40)).bytes(),
       /array count.*absurd/,
+    ),
+    // a vocabulary's strings are decoded when first used (here: when the metadata is printed);
+    // their lengths are checked at open
+    refused(
+      C,
+      "vocabulary of 2000 strings, one not UTF-8",
+      () => vocab((g, i) => g.str(i === 1500 ? Uint8Array.of(0x61, 0xc3, 0x28) : `t${i}`)),
+      /tokenizer\.ggml\.tokens\[1500\]: string is not valid UTF-8/,
+    ),
+    refused(
+      C,
+      "vocabulary of 2000 strings, one length past the end",
+      () => vocab((g, i) => g.str(`t${i}`, i === 1500 ? 1 << 20 : undefined)),
+      /tokenizer\.ggml\.tokens\[1500\].*(absurd|needs bytes)/,
+    ),
+    refused(
+      C,
+      "vocabulary of 2000 strings, one length 2^40",
+      () => vocab((g, i) => g.str(`t${i}`, i === 1500 ? 2 ** 40 : undefined)),
+      /tokenizer\.ggml\.tokens\[1500\] \(string length\).*absurd/,
     ),
     refused(
       C,

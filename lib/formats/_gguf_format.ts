@@ -132,13 +132,18 @@ export interface GgufFile {
   close(): void;
 }
 
+/** Lists of strings read lazily (see `readStrings` in gguf.ts): passed on as they are. */
+export const LAZY_LISTS: WeakSet<object> = new WeakSet();
+
 /**
  * Metadata as a plain object (what `Checkpoint.metadata` gives), JSON-safe: 64-bit integers
  * beyond 2^53 as decimal strings.
  */
 export function metadataObject(g: GgufFile): Record<string, unknown> {
   const plain = (v: GgufValue): unknown =>
-    typeof v === "bigint"
+    LAZY_LISTS.has(v as object)
+      ? v // strings, left undecoded until used
+      : typeof v === "bigint"
       ? String(v)
       : v instanceof BigInt64Array || v instanceof BigUint64Array
       ? Array.from(v, (x) => Number.isSafeInteger(Number(x)) ? Number(x) : String(x))

@@ -36,6 +36,7 @@ import {
   type GgufFile,
   type GgufTensor,
   type GgufValue,
+  LAZY_LISTS,
   metadataObject,
 } from "./_gguf_format.ts";
 
@@ -116,6 +117,25 @@ class HeaderReader {
     const o = this.pos - this.#at;
     this.pos += n;
     return this.#buf.slice(o, o + n) as Uint8Array<ArrayBuffer>;
+  }
+  /**
+   * The bytes from file offset `start` to the cursor (a copy): from the window when it holds
+   * them, else read again (they were read, and counted against the budget, once already).
+   */
+  async since(start: number, what: string): Promise<Uint8Array> {
+    if (start >= this.#at) return this.#buf.slice(start - this.#at, this.pos - this.#at);
+    return (await this.file.readAt(start, this.pos - start, what)).slice();
+  }
+  /**
+   * The length of the string at the cursor (its 8 bytes readable), the cursor moved past it;
+   * undefined, cursor unmoved, when that length is beyond 2^32 or the bytes left.
+   */
+  stringLength(): number | undefined {
+    const o = this.pos - this.#at;
+    const lo = this.#view.getUint32(o, true), hi = this.#view.getUint32(o + 4, true);
+    if (hi !== 0 || lo > this.left - 8) return undefined;
+    this.pos += 8;
+    return lo;
   }
   /** The string at the cursor when it is already readable (else undefined, cursor unmoved). */
   stringNow(): string | undefined {
@@ -240,6 +260,7 @@ async function readValue(
     await r.need(count, what);
     return Array.from(r.bytes(count), (x) => x !== 0);
   }
+  if (et === GGUF_VALUE.STRING && count >= LAZY_STRINGS) return await readStrings(r, count, what);
   const out: GgufValue[] = [];
   for (let i = 0; i < count; i++) {
     let v: GgufValue | undefined;
@@ -253,6 +274,76 @@ async function readValue(
     out.push(v ?? await readValue(r, et, `${what}[${i}]`, depth + 1));
   }
   return out;
+}
+
+/** String arrays from this long (a vocabulary) are decoded on first use ({@link readStrings}). */
+const LAZY_STRINGS = 1024;
+
+/**
+ * A long array of strings at the cursor (after its count): every length checked against the
+ * bytes left now, the text decoded (strict UTF-8) only when the array is first used — a
+ * vocabulary of 65536 tokens is only needed by the tokenizer, not to load the weights. The
+ * array is a real one (`Array.isArray` holds) behind a Proxy that decodes it whole on the first
+ * access of anything but its length; text that is not UTF-8 is then a FormatError naming the
+ * file and the element.
+ */
+async function readStrings(r: HeaderReader, count: number, what: string): Promise<string[]> {
+  const path = r.file.path, start = r.pos;
+  const at = new Float64Array(count); // each string's start, from `start`
+  const lengths = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    if (!r.has(8)) await r.need(8, `${what}[${i}]`);
+    const n = r.stringLength();
+    if (n === undefined) {
+      throw new FormatError(path, `${what}[${i}] (string length)`, `absurd value ${r.u64()}`);
+    }
+    at[i] = r.pos - start;
+    lengths[i] = n;
+    if (!r.has(n)) await r.need(n, `${what}[${i}]`);
+    r.pos += n;
+  }
+  let bytes: Uint8Array | undefined = await r.since(start, what);
+  const list: string[] = new Array(count);
+  const decode = () => {
+    if (!bytes) return;
+    const b = bytes;
+    bytes = undefined;
+    // windows-1252 (the WHATWG "latin1") gives one UTF-16 unit per byte: an ASCII string is a
+    // slice of the whole; any other is decoded strictly on its own
+    const whole = new TextDecoder("latin1").decode(b);
+    const utf8 = new TextDecoder("utf-8", { fatal: true });
+    for (let i = 0; i < count; i++) {
+      const o = at[i], n = lengths[i];
+      let ascii = true;
+      for (let j = o; j < o + n && ascii; j++) ascii = b[j] < 0x80;
+      if (ascii) list[i] = whole.slice(o, o + n);
+      else {
+        try {
+          list[i] = utf8.decode(b.subarray(o, o + n));
+        } catch {
+          bytes = b; // still undecoded: the same error next time
+          throw new FormatError(path, `${what}[${i}]`, "string is not valid UTF-8");
+        }
+      }
+    }
+  };
+  const use = <T>(f: () => T): T => {
+    decode();
+    return f();
+  };
+  const lazy = new Proxy(list, {
+    // `then`: looked up when an async function returns the list (an array has none)
+    get: (t, k, rcv) =>
+      k === "length" ? count : k === "then" ? undefined : use(() => Reflect.get(t, k, rcv)),
+    has: (t, k) => use(() => Reflect.has(t, k)),
+    ownKeys: (t) => use(() => Reflect.ownKeys(t)),
+    getOwnPropertyDescriptor: (t, k) => use(() => Reflect.getOwnPropertyDescriptor(t, k)),
+    set: (t, k, v, rcv) => use(() => Reflect.set(t, k, v, rcv)),
+    defineProperty: (t, k, d) => use(() => Reflect.defineProperty(t, k, d)),
+    deleteProperty: (t, k) => use(() => Reflect.deleteProperty(t, k)),
+  });
+  LAZY_LISTS.add(lazy);
+  return lazy;
 }
 
 /**
