@@ -12,6 +12,9 @@ import { openCheckpoint } from "../lib/formats/open.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeGgmlType, GGML } from "../lib/formats/ggml_quants.ts";
 import type { Model } from "../lib/model/model.ts";
+import { loadWeights } from "../lib/model/weights.ts";
+import { detectSpec } from "../lib/spec/spec.ts";
+import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import { HAVE_WEBGPU } from "./_webgpu.ts";
 
 const FILES = listFixtures(/\.gguf$/, "gguf", "the GGUF fixtures");
@@ -48,6 +51,36 @@ async function runB(model: Model, base: string): Promise<{ worst: number; agree:
 async function llamaDistance(base: string): Promise<number> {
   const j = JSON.parse(await Deno.readTextFile(`${dir}/${base}.llamacpp.json`));
   return j.max_abs_diff_vs_official_on_dequantized_gguf;
+}
+
+Deno.test({
+  name: "gguf: Q8_0 matrices arranged from their blocks in place equal their integers and scales " +
+    "arranged (the wasm layout, every byte of the weights)",
+  ignore: !FILES.some((f) => f.includes("Q8_0")),
+  fn: async () => {
+    for (const f of FILES.filter((f) => f.includes("Q8_0"))) {
+      const memories: Uint8Array[][] = [];
+      for (const blocks of [true, false]) {
+        const ck = await openCheckpoint(`${dir}/${f}`);
+        assert(ck.readBlocks && [...ck.blockQuantized!.values()].some((q) => q.q8_0), f);
+        // without readBlocks the loader reads integers and scales (the splitter's path)
+        const view = blocks ? ck : { ...ck, readBlocks: undefined };
+        const { arena } = await loadWeights(view, detectSpec(ck.tensors, ck.path), {
+          layout: KERNEL_LAYOUT,
+        });
+        ck.close();
+        memories.push(arena.memories.map((m) => new Uint8Array(m.buffer)));
+      }
+      assertEquals(memories[0].length, memories[1].length, f);
+      memories[0].forEach((m, k) => assert(equalBytes(m, memories[1][k]), `${f} memory ${k}`));
+    }
+  },
+});
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 for (const f of FILES) {

@@ -8,7 +8,14 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { LoadSimd } from "../lib/formats/simd.ts";
 import { buildSimd, simdModuleText } from "../lib/formats/simd_build.ts";
-import { bandRows, finishMatrix, KERNEL_LAYOUT, paddedRows } from "../lib/backend/wasm/layout.ts";
+import {
+  bandRows,
+  finishMatrix,
+  finishQ8_0Blocks,
+  KERNEL_LAYOUT,
+  paddedRows,
+} from "../lib/backend/wasm/layout.ts";
+import { q8_0Rows } from "../lib/model/_weights_fill.ts";
 import { Arena, type StorageDType } from "../lib/model/tensor.ts";
 import { normTS } from "../lib/model/norm.ts";
 import { f32ToBf16 } from "../lib/formats/dtype.ts";
@@ -90,6 +97,72 @@ Deno.test("simd: layout at offsets past 2 GiB (unsigned addresses)", () => {
   simd.finishQ8(off, scaleOff, scaleOff + rows * 2 * 4, rows, cols);
   finishMatrix(plain, { ...d, offset: 0, scaleOffset: rows * cols });
   assertEquals(new Uint8Array(buf, off, plain.byteLength), new Uint8Array(plain));
+});
+
+Deno.test("simd: Q8_0 blocks arranged in place equal their integers and scales laid out", () => {
+  // f16 scales of every class: ±0, subnormal, normal, largest, ±infinity, NaN
+  const halves = [0, 0x8000, 1, 0x83ff, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x7c01, 0x7e00, 0xfd01];
+  const shapes: [number, number][] = [[1, 32], [5, 64], [8, 96], [13, 2560], [37, 160], [64, 32]];
+  for (const [rows, cols] of shapes) {
+    for (const mul of [1, 4]) {
+      const nb = (rows * cols) / 32, raw = new Uint8Array(nb * 34);
+      randomBytes(raw);
+      halves.forEach((h, i) => raw.set([h & 255, h >> 8], ((i * 7) % nb) * 34));
+      // three arenas: the blocks arranged in WebAssembly; taken apart in TypeScript then
+      // finished in TypeScript; and the integers and scales written row-major by toQ8 and
+      // blockScales, finished in TypeScript
+      const arenas = [0, 1, 2].map(() =>
+        new Arena(1 << 20, 64, KERNEL_LAYOUT, { matrixMemoryBytes: 1 << 20 })
+      );
+      const descs = arenas.map((a) => {
+        a.allocMatrix(3, 32, "q8"); // the matrix under test not at the memory's start
+        return a.allocMatrix(rows, cols, "q8");
+      });
+      const pr = paddedRows(rows, "q8");
+      for (let k = 0; k < 3; k++) {
+        const d = descs[k], buf = arenas[k].bufferOf(d);
+        if (k < 2) new Uint8Array(buf, d.offset, raw.length).set(raw);
+        if (k === 0) assert(finishQ8_0Blocks(d, arenas[k].memories[d.memory!], mul));
+        if (k === 1) q8_0Rows(buf, d, mul);
+        if (k === 2) {
+          toQ8(raw, GGML.Q8_0, nb * 32, new Int8Array(buf, d.offset, nb * 32));
+          blockScales(raw, GGML.Q8_0, nb * 32, new Float32Array(buf, d.scaleOffset, nb), mul);
+        }
+        if (k) finishMatrix(buf, d);
+      }
+      const part = (k: number) => {
+        const d = descs[k], b = arenas[k].bufferOf(d);
+        return [
+          new Uint8Array(b, d.offset, pr * cols),
+          new Uint8Array(b, d.scaleOffset, KERNEL_LAYOUT.bytes(rows, cols, "q8").scales),
+        ];
+      };
+      for (const k of [1, 2]) {
+        assertEquals(part(0)[0], part(k)[0], `values ${rows}×${cols} ×${mul} (${k})`);
+        assertEquals(part(0)[1], part(k)[1], `scales ${rows}×${cols} ×${mul} (${k})`);
+      }
+    }
+  }
+  // at offsets past 2 GiB (unsigned addresses): sparse, only the matrix's pages touched
+  const mem = new WebAssembly.Memory({ initial: 40000, maximum: 65536, shared: true });
+  const rows = 6, cols = 64, nb = (rows * cols) / 32, off = 2 ** 31 + 4096;
+  const d = {
+    rows,
+    cols,
+    dtype: "q8" as const,
+    offset: off,
+    scaleOffset: off + 8 * cols,
+    storedRows: 8,
+  };
+  const raw = new Uint8Array(nb * 34);
+  randomBytes(raw);
+  const plain = new ArrayBuffer(8 * cols + 8 * 2 * 6);
+  new Uint8Array(mem.buffer, off, raw.length).set(raw);
+  new Uint8Array(plain, 0, raw.length).set(raw);
+  assert(finishQ8_0Blocks(d, mem, 2));
+  q8_0Rows(plain, { ...d, offset: 0, scaleOffset: 8 * cols }, 2);
+  finishMatrix(plain, { ...d, offset: 0, scaleOffset: 8 * cols });
+  assertEquals(new Uint8Array(mem.buffer, off, plain.byteLength), new Uint8Array(plain));
 });
 
 Deno.test("simd: layer norm of rows equals normTS bit for bit", () => {

@@ -94,6 +94,12 @@ export interface BlockQuantized {
   readonly cols: number;
   /** Its scales tensor. */
   readonly scale: TensorInfo;
+  /**
+   * Present when the file stores the matrix as ggml Q8_0 blocks (34 bytes per 32 values of a
+   * row: the scale `d` as an IEEE half, then 32 int8) that {@link Checkpoint.readBlocks} hands
+   * over as they are; each scale of `scale` is then `d · scaleMul` (a power of two).
+   */
+  readonly q8_0?: { readonly scaleMul: number };
 }
 
 /**
@@ -141,6 +147,12 @@ export interface Checkpoint {
    * else undefined. A loader that wants the transpose saves two passes over it.
    */
   readTransposed?(name: string): Promise<Uint8Array | undefined>;
+  /**
+   * The stored blocks of a matrix listed with `q8_0` in {@link Checkpoint.blockQuantized}:
+   * `into.length` bytes of them from byte `offset` (default 0), as the file stores them. A
+   * loader that lays blocks out itself saves taking them apart into integers and scales first.
+   */
+  readBlocks?(name: string, into: Uint8Array, offset?: number): Promise<Uint8Array>;
   /** Releases the file handle. Reads after this fail. */
   close(): void;
 }

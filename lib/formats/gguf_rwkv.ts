@@ -185,7 +185,8 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
         : { name, dtype: "U8", shape: [rows, cols / 2], byteLength: count / 2 };
       exposed.push({ info, src, kind: quant, ...extra });
       exposed.push({ info: scale, src, kind: "scale", ...extra });
-      blockQuantized.set(name, { quant, rows, cols, scale });
+      const q8_0 = t === GGML.Q8_0 ? { scaleMul: mul } : undefined;
+      blockQuantized.set(name, { quant, rows, cols, scale, ...(q8_0 ? { q8_0 } : {}) });
       return;
     }
     if (!GGML_TYPES[t].decoded) {
@@ -374,6 +375,13 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
     metadata: metadataObject(g),
     blockQuantized,
     read,
+    readBlocks(name: string, into: Uint8Array, offset = 0): Promise<Uint8Array> {
+      const e = plans.get(name);
+      if (!blockQuantized.get(name)?.q8_0 || !e) {
+        return Promise.reject(new FormatError(path, name, "not a matrix of Q8_0 blocks"));
+      }
+      return g.readRaw(e.src.name, into, offset);
+    },
     readTransposed(name: string): Promise<Uint8Array | undefined> {
       const e = plans.get(name);
       // stored as llama.cpp keeps it: the official matrix transposed, as it is

@@ -18,6 +18,14 @@ interface Exports {
   scratch: WebAssembly.Memory;
   finish_q8(data: number, scales: number, corr: number, pr: number, cols: number): void;
   finish_q4(data: number, scales: number, pr: number, cols: number, band: number): void;
+  finish_q8_0(
+    data: number,
+    scales: number,
+    corr: number,
+    rows: number,
+    cols: number,
+    mul: number,
+  ): void;
   norm_rows(x: number, w: number, b: number, rows: number, n: number, eps: number): void;
   f32_to_bf16(src: number, dst: number, n: number): void;
   split_blocks(raw: number, k: number, size: number, q: number, s: number, mul: number): void;
@@ -142,6 +150,25 @@ export class LoadSimd {
   finishQ8(data: number, scales: number, corr: number, pr: number, cols: number): void {
     this.reserve(4 * cols);
     this.#x.finish_q8(data, scales, corr, pr, cols);
+  }
+
+  /**
+   * A q8 matrix read into the target as ggml Q8_0 blocks (`rows` rows of `cols`/32 blocks of
+   * 34 bytes from `data`, running past the values' room into the scale region) rearranged in
+   * place into what storing its rows row-major (the scales times `mul`, a power of two) and
+   * {@link LoadSimd.finishQ8} give: rows padded to a multiple of 4 with zero rows, scales at
+   * `scales`, corrections at `corr`.
+   */
+  finishQ8_0(
+    data: number,
+    scales: number,
+    corr: number,
+    rows: number,
+    cols: number,
+    mul = 1,
+  ): void {
+    this.reserve((4 * 34 * cols) / 32);
+    this.#x.finish_q8_0(data, scales, corr, rows, cols, mul);
   }
 
   /** Likewise a q4 matrix, its first `band` rows in bands of two groups. */

@@ -74,14 +74,15 @@
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br_if $groups (i32.lt_u (local.get $j) (local.get $bg)))))
 
-  ;; One group of four q8 rows of `$cols` values at `$src` (scratch) interleaved into `$dst`
-  ;; (target), and each (row, block)'s i16 −Σq stored at `$corr` (target), four rows a block.
+  ;; One group of four q8 rows of `$cols` values at `$src` (scratch; rows `$rs` bytes apart,
+  ;; blocks of 32 values `$bs` bytes apart) interleaved into `$dst` (target), and each
+  ;; (row, block)'s i16 −Σq stored at `$corr` (target), four rows a block.
   (func $q8_group (param $src i32) (param $dst i32) (param $corr i32) (param $cols i32)
-    (local $rs i32) (local $s i32) (local $d i32) (local $blk i32) (local $nb i32) (local $h i32)
+    (param $rs i32) (param $bs i32)
+    (local $s i32) (local $d i32) (local $blk i32) (local $nb i32) (local $h i32)
     (local $a v128) (local $b v128) (local $x v128) (local $y v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local $v v128) (local $acc v128)
-    (local.set $rs (local.get $cols))
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
     (local.set $s (local.get $src))
     (local.set $d (local.get $dst))
@@ -119,6 +120,7 @@
         (local.set $v (i32x4.neg (i32x4.extadd_pairwise_i16x8_s (local.get $acc))))
         (v128.store64_lane 0 0 (local.get $corr) (i16x8.narrow_i32x4_s (local.get $v) (local.get $v)))
         (local.set $corr (i32.add (local.get $corr) (i32.const 8)))
+        (local.set $s (i32.add (local.get $s) (i32.sub (local.get $bs) (i32.const 32))))
         (local.set $blk (i32.add (local.get $blk) (i32.const 1)))
         (br $blocks))))
 
@@ -135,7 +137,8 @@
       (loop $groups
         (br_if $done (i32.ge_u (local.get $g) (local.get $pr)))
         (memory.copy 1 0 (i32.const 0) (local.get $data) (local.get $gb))
-        (call $q8_group (i32.const 0) (local.get $data) (local.get $corr) (local.get $cols))
+        (call $q8_group (i32.const 0) (local.get $data) (local.get $corr) (local.get $cols)
+          (local.get $cols) (i32.const 32))
         (memory.copy 1 0 (i32.const 0) (local.get $scales) (local.get $sb))
         (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (i32.const 1) (i32.const 0))
         (local.set $data (i32.add (local.get $data) (local.get $gb)))
@@ -143,6 +146,94 @@
         (local.set $corr (i32.add (local.get $corr) (i32.shl (local.get $nb) (i32.const 3))))
         (local.set $g (i32.add (local.get $g) (i32.const 4)))
         (br $groups))))
+
+  ;; A q8 matrix read as ggml Q8_0 blocks at `$data` (target): `$rows` rows of `$cols`/32
+  ;; blocks of 34 bytes (an IEEE-half scale, then 32 int8), one row after another, running past
+  ;; the values' room into the scale region; rearranged in place into what storing the rows
+  ;; row-major and finish_q8 give: `$pr` rows (`$rows` rounded up to 4, the rows added zero),
+  ;; scales times `$mul` at `$scales`, i16 corrections at `$corr`. Scratch: 4·34·cols/32 bytes
+  ;; at 0. Groups go in order, each one's blocks copied to the scratch before its values are
+  ;; written (they end before the next group's blocks begin: 4·32 < 4·34 bytes a block). The
+  ;; halves wait in the upper half of the scale region (past the blocks' end, below the
+  ;; corrections) and become the f32 scales in a last pass, in order, four at a time: scale i
+  ;; lands on halves at most i + 1 (already read).
+  (func (export "finish_q8_0") (param $data i32) (param $scales i32) (param $corr i32)
+    (param $rows i32) (param $cols i32) (param $mul f32)
+    (local $nb i32) (local $rs i32) (local $pr i32) (local $g i32) (local $have i32)
+    (local $halves i32) (local $hp i32) (local $s i32) (local $end i32) (local $i i32)
+    (local $n i32) (local $m v128)
+    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $rs (i32.mul (local.get $nb) (i32.const 34)))
+    (local.set $pr (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)))
+    (local.set $halves (i32.add (local.get $scales) (i32.shl (i32.mul (local.get $pr) (local.get $nb)) (i32.const 1))))
+    (block $done
+      (loop $groups
+        (br_if $done (i32.ge_u (local.get $g) (local.get $pr)))
+        ;; this group's blocks (the rows past `$rows` zero) to the scratch
+        (local.set $have (i32.sub (local.get $rows) (local.get $g)))
+        (if (i32.gt_u (local.get $have) (i32.const 4)) (then (local.set $have (i32.const 4))))
+        (memory.copy 1 0 (i32.const 0)
+          (i32.add (local.get $data) (i32.mul (local.get $g) (local.get $rs)))
+          (i32.mul (local.get $have) (local.get $rs)))
+        (memory.fill 1 (i32.mul (local.get $have) (local.get $rs)) (i32.const 0)
+          (i32.mul (i32.sub (i32.const 4) (local.get $have)) (local.get $rs)))
+        (call $q8_group (i32.const 2)
+          (i32.add (local.get $data) (i32.mul (local.get $g) (local.get $cols)))
+          (i32.add (local.get $corr) (i32.shl (i32.mul (local.get $g) (local.get $nb)) (i32.const 1)))
+          (local.get $cols) (local.get $rs) (i32.const 34))
+        ;; the halves of block b, rows 0..3 side by side (the scales' interleaving)
+        (local.set $hp (i32.add (local.get $halves)
+          (i32.shl (i32.mul (local.get $g) (local.get $nb)) (i32.const 1))))
+        (local.set $s (i32.const 0))
+        (local.set $end (i32.add (local.get $hp) (i32.shl (local.get $nb) (i32.const 3))))
+        (block $h_done
+          (loop $h
+            (br_if $h_done (i32.ge_u (local.get $hp) (local.get $end)))
+            (i32.store16 0 (local.get $hp) (i32.load16_u 1 (local.get $s)))
+            (i32.store16 0 offset=2 (local.get $hp) (i32.load16_u 1 (i32.add (local.get $s) (local.get $rs))))
+            (i32.store16 0 offset=4 (local.get $hp)
+              (i32.load16_u 1 (i32.add (local.get $s) (i32.shl (local.get $rs) (i32.const 1)))))
+            (i32.store16 0 offset=6 (local.get $hp)
+              (i32.load16_u 1 (i32.add (local.get $s) (i32.mul (local.get $rs) (i32.const 3)))))
+            (local.set $s (i32.add (local.get $s) (i32.const 34)))
+            (local.set $hp (i32.add (local.get $hp) (i32.const 8)))
+            (br $h)))
+        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (br $groups)))
+    ;; the halves as f32 scales, four at a time (their number is a multiple of 4)
+    (local.set $n (i32.mul (local.get $pr) (local.get $nb)))
+    (local.set $m (f32x4.splat (local.get $mul)))
+    (block $s_done
+      (loop $s4
+        (br_if $s_done (i32.ge_u (local.get $i) (local.get $n)))
+        (v128.store 0 (i32.add (local.get $scales) (i32.shl (local.get $i) (i32.const 2)))
+          (call $half4 (i32x4.extend_low_i16x8_u (v128.load64_zero 0
+            (i32.add (local.get $halves) (i32.shl (local.get $i) (i32.const 1)))))
+            (local.get $m)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $s4))))
+
+  ;; Four IEEE halves (the low 16 bits of each lane) as f32 times `$m`, exactly as `$half`.
+  (func $half4 (param $h v128) (param $m v128) (result v128)
+    (local $em v128) (local $sign v128) (local $f v128)
+    (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
+    (local.set $sign (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000))
+      (i32.const 16)))
+    ;; finite: the exponent rebased by a product (exact, subnormals included); inf/NaN apart
+    (local.set $f (v128.or (local.get $sign)
+      (f32x4.mul (i32x4.shl (local.get $em) (i32.const 13))
+        (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))))
+    (local.set $f (v128.bitselect
+      (v128.or (local.get $sign) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+      (local.get $f)
+      (i32x4.ge_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+    (local.set $f (v128.bitselect (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
+      (local.get $f)
+      (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
+    (local.set $f (f32x4.mul (local.get $f) (local.get $m)))
+    ;; every NaN (a NaN half, or inf times 0) the quiet NaN 0x7fc00000
+    (v128.bitselect (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000) (local.get $f)
+      (f32x4.ne (local.get $f) (local.get $f))))
 
   ;; A q4 matrix likewise (`$band` rows, a multiple of 8, in bands of two groups whose blocks
   ;; alternate; the rows from there to `$pr` in one group). Scratch must hold 4·cols bytes at 0.

@@ -7,6 +7,7 @@
 import { FormatError } from "../errors.ts";
 import type { Checkpoint } from "../formats/checkpoint.ts";
 import { f32ToBf16, f32ToF16, halfToFloat, toFloat32 } from "../formats/dtype.ts";
+import { blockScales, GGML, toQ8 } from "../formats/ggml_quants.ts";
 import { LoadSimd } from "../formats/simd.ts";
 import { dequantizeQ4, dequantizeQ8, quantizeQ4, quantizeQ8 } from "../quant/block.ts";
 import { type ModelSpec, squeezed } from "../spec/spec.ts";
@@ -32,7 +33,8 @@ const SAME: Partial<Record<StorageDType, string>> = { f32: "F32", bf16: "BF16", 
 
 /**
  * Reads, transforms and stores the planned tensor `p` into `arena`; adds what it became (one
- * entry, or five for RWKV-6's stacked `time_maa_w2`) to `tensors`.
+ * entry, or five for RWKV-6's stacked `time_maa_w2`) to `tensors`. Returns, for a matrix read
+ * in a form the layout's `finish` does not take (ggml blocks), the arrangement to run instead.
  */
 export async function fillTensor(
   ck: Checkpoint,
@@ -42,14 +44,21 @@ export async function fillTensor(
   ln0: Ln0,
   scratch: Scratch,
   tensors: Record<string, TensorDesc>,
-): Promise<void> {
+): Promise<(() => void) | undefined> {
   const { name, info } = p;
+  if (p.kind === "qmat") {
+    const blocks = await readQ8_0Blocks(ck, arena, p);
+    if (blocks) {
+      tensors[name] = { kind: "mat", desc: blocks.desc };
+      return blocks.arrange;
+    }
+  }
   if (p.kind === "lowrank" && ck.readTransposed) {
     // a container that stores the factor transposed (GGUF) gives our layout as it is
     const bytes = await ck.readTransposed(name);
     if (bytes) {
       tensors[name] = { kind: "mat", desc: storeTransposed(arena, p, bytes, ck.path) };
-      return;
+      return undefined;
     }
   }
   if (p.kind === "qmat") {
@@ -130,6 +139,48 @@ export async function fillTensor(
       }
     }
   }
+  return undefined;
+}
+
+/**
+ * A q8 matrix the checkpoint stores as ggml Q8_0 blocks ({@link Checkpoint.readBlocks}) into a
+ * layout that arranges such blocks itself ({@link MatrixLayout.finishQ8_0}): the blocks read
+ * straight into the matrix's room (they run 1/16 past its values, into its scale region), to be
+ * arranged there in one pass; undefined (nothing read) for any other matrix.
+ */
+async function readQ8_0Blocks(
+  ck: Checkpoint,
+  arena: Arena,
+  p: Plan,
+): Promise<{ desc: MatrixDesc; arrange: () => void } | undefined> {
+  const q8_0 = ck.blockQuantized?.get(p.name)?.q8_0;
+  if (!q8_0 || !ck.readBlocks || p.dtype !== "q8" || !arena.layout.finishQ8_0) return undefined;
+  const bytes = (p.rows * p.cols / 32) * 34;
+  const room = arena.layout.bytes(p.rows, p.cols, "q8");
+  if (bytes > room.data + room.scales) return undefined;
+  const d = arena.allocMatrix(p.rows, p.cols, "q8");
+  await ck.readBlocks(p.name, new Uint8Array(arena.bufferOf(d), d.offset, bytes));
+  const arrange = () => {
+    const memory = arena.memories[d.memory ?? 0], buffer = arena.bufferOf(d);
+    if (arena.layout.finishQ8_0?.(buffer, d, memory, q8_0.scaleMul)) return;
+    q8_0Rows(buffer, d, q8_0.scaleMul);
+    arena.layout.finish(buffer, d, memory);
+  };
+  return { desc: d, arrange };
+}
+
+/**
+ * Q8_0 blocks read at `d.offset` taken apart in place (TypeScript): integers row-major from
+ * `d.offset`, scales (times `scaleMul`) from `d.scaleOffset`, rows past `d.rows` zero.
+ */
+export function q8_0Rows(buffer: ArrayBufferLike, d: MatrixDesc, scaleMul: number): void {
+  const nb = (d.rows * d.cols) / 32, all = (d.storedRows * d.cols) / 32;
+  const raw = new Uint8Array(buffer, d.offset, nb * 34);
+  const scales = new Float32Array(all);
+  blockScales(raw, GGML.Q8_0, nb * 32, scales, scaleMul);
+  for (let b = 0; b < nb; b++) raw.copyWithin(b * 32, b * 34 + 2, b * 34 + 34);
+  new Uint8Array(buffer, d.offset + nb * 32, (all - nb) * 32).fill(0);
+  new Float32Array(buffer, d.scaleOffset, all).set(scales);
 }
 
 /** Vector transforms the official package applies at load, per version. */
@@ -174,16 +225,24 @@ async function loadEmbedding(
   scratch: Scratch,
 ): Promise<void> {
   const { rows: nr, cols } = p;
+  // ggml Q8_0 blocks (a GGUF's) read a block of rows at a time, each run taken apart here
+  const q8_0 = p.stored?.quant === "q8" && ck.readBlocks
+    ? ck.blockQuantized?.get(p.name)?.q8_0
+    : undefined;
+  const blocks = q8_0 &&
+    ((offset: number, into: Uint8Array) => ck.readBlocks!(p.name, into, offset));
   // without ranged reads the tensor is read whole, integers before their scales (a GGUF gives
   // both in that one pass)
-  const whole = ck.readRange ? undefined : await ck.read(p.name, scratch.get(p.info.byteLength));
+  const whole = ck.readRange || blocks
+    ? undefined
+    : await ck.read(p.name, scratch.get(p.info.byteLength));
   let scales: Float32Array | undefined;
-  if (p.stored) {
+  if (p.stored && !q8_0) {
     scales = toFloat32(await ck.read(p.stored.scale.name), p.stored.scale.dtype);
   }
   const simd = LoadSimd.for(memory);
   const run = Math.max(1, Math.floor(RUN_VALUES / cols)); // rows worked through at once
-  const rowBytes = p.info.byteLength / nr;
+  const rowBytes = q8_0 ? (cols / 32) * 34 : p.info.byteLength / nr;
   await eachRowBlock(ck, p.name, nr, rowBytes, scratch, whole, (bytes, r0, r1) => {
     for (let a = r0; a < r1; a += run) {
       const b = Math.min(r1, a + run), n = (b - a) * cols;
@@ -191,9 +250,19 @@ async function loadEmbedding(
       // in the SIMD scratch: ln0's weight and bias, then the rows (written afresh each run:
       // other loads may use the scratch between two awaits)
       const at = 8 * cols, q = at + n * 4, qs = q + n; // rows, then a q8 run and its scales
-      simd?.reserve(qs + n / 8);
+      const raw = qs + n / 8; // (Q8_0 blocks: the run's blocks)
+      simd?.reserve(raw + (q8_0 ? part.length : 0));
       const rows = simd ? simd.floats(at, n) : scratch.floats(n);
-      if (p.stored) {
+      if (q8_0 && simd) {
+        simd.bytes(raw, part.length).set(part);
+        simd.splitBlocks(raw, n / 32, 34, q, qs, q8_0.scaleMul);
+        simd.dequantQ8(q, qs, at, n);
+      } else if (q8_0) {
+        const ints = new Int8Array(n), s = new Float32Array(n / 32);
+        toQ8(part, GGML.Q8_0, n, ints);
+        blockScales(part, GGML.Q8_0, n, s, q8_0.scaleMul);
+        dequantizeQ8(ints, s, rows);
+      } else if (p.stored) {
         const s = scales!.subarray((a * cols) / 32, (b * cols) / 32);
         if (simd && p.stored.quant === "q8") {
           simd.bytes(q, n).set(part);
@@ -224,7 +293,7 @@ async function loadEmbedding(
       if (simd && m.dtype === "bf16") simd.f32ToBf16(at, m.offset + a * cols * 2, n);
       else storeRows(m, rows, a, b, ck.path, p.name);
     }
-  });
+  }, blocks || undefined);
 }
 
 /** Values of the embedding worked through at once (1 MiB of f32: in cache). */
@@ -263,15 +332,17 @@ async function eachRowBlock(
   scratch: Scratch,
   read: Uint8Array | undefined,
   use: (bytes: Uint8Array, r0: number, r1: number) => void,
+  readPart = ck.readRange &&
+    ((offset: number, into: Uint8Array) => ck.readRange!(name, offset, into)),
 ): Promise<void> {
   const step = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
   const whole = read ??
-    (ck.readRange ? undefined : await ck.read(name, scratch.get(rows * rowBytes)));
+    (readPart ? undefined : await ck.read(name, scratch.get(rows * rowBytes)));
   for (let r0 = 0; r0 < rows; r0 += step) {
     const r1 = Math.min(rows, r0 + step);
     const bytes = whole
       ? whole.subarray(r0 * rowBytes, r1 * rowBytes)
-      : await ck.readRange!(name, r0 * rowBytes, scratch.get((r1 - r0) * rowBytes));
+      : await readPart!(r0 * rowBytes, scratch.get((r1 - r0) * rowBytes));
     use(bytes, r0, r1);
   }
 }

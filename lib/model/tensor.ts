@@ -91,6 +91,19 @@ export interface MatrixLayout {
    * the rearrangement may run in WebAssembly.
    */
   finish(buffer: ArrayBufferLike, d: MatrixDesc, memory?: WebAssembly.Memory): void;
+  /**
+   * Optional: arranges a q8 matrix whose rows were read in as ggml Q8_0 blocks from `d.offset`
+   * (rows·cols/32 blocks of 34 bytes, an IEEE-half scale then 32 int8, running past the values'
+   * room into the scale region) in place, exactly as storing the rows row-major (every scale
+   * times `scaleMul`, a power of two) and then {@link MatrixLayout.finish} would. False when it
+   * cannot (nothing changed): the caller then takes the blocks apart and calls `finish`.
+   */
+  finishQ8_0?(
+    buffer: ArrayBufferLike,
+    d: MatrixDesc,
+    memory: WebAssembly.Memory | undefined,
+    scaleMul: number,
+  ): boolean;
 }
 
 /** Bytes per value of a dtype (q4: half a byte). */

@@ -210,14 +210,16 @@ export async function loadWeights(
     const filling = fillTensor(ck, arena, spec, p, ln0, scratch, tensors);
     filling.catch(() => {}); // awaited below, after the arrangement
     arrange?.();
-    await filling;
+    const own = await filling; // an arrangement of its own (ggml blocks), or the layout's
     arrange = () => {
-      const made = p.kind === "lowrank3"
-        ? Object.keys(tensors).filter((k) => k.startsWith(`${p.name}.`))
-        : [p.name];
-      for (const k of made) {
-        const t = tensors[k];
-        if (t?.kind === "mat") {
+      if (own) own();
+      else {
+        const made = p.kind === "lowrank3"
+          ? Object.keys(tensors).filter((k) => k.startsWith(`${p.name}.`))
+          : [p.name];
+        for (const k of made) {
+          const t = tensors[k];
+          if (t?.kind !== "mat") continue;
           arena.layout.finish(arena.bufferOf(t.desc), t.desc, arena.memories[t.desc.memory ?? 0]);
         }
       }

@@ -55,7 +55,32 @@ export const KERNEL_LAYOUT: MatrixLayout = {
     }
   },
   finish: (buffer, d, memory) => finishMatrix(buffer, d, memory),
+  finishQ8_0: (_buffer, d, memory, scaleMul) => finishQ8_0Blocks(d, memory, scaleMul),
 };
+
+/**
+ * Arranges a q8 matrix read into its memory as ggml Q8_0 blocks (see
+ * {@link MatrixLayout.finishQ8_0}) in one pass of WebAssembly SIMD, in place: the same bytes as
+ * taking the blocks apart and {@link finishMatrix}. False where SIMD is missing (nothing done).
+ * @example
+ * ```ts
+ * import { Arena } from "../../model/tensor.ts";
+ * const arena = new Arena(1 << 20, 64, KERNEL_LAYOUT);
+ * const d = arena.allocMatrix(4, 64, "q8"); // 8 blocks of 34 bytes read at d.offset, then:
+ * finishQ8_0Blocks(d, arena.memory, 1);
+ * ```
+ */
+export function finishQ8_0Blocks(
+  d: MatrixDesc,
+  memory: WebAssembly.Memory | undefined,
+  scaleMul: number,
+): boolean {
+  const simd = d.dtype === "q8" && memory ? LoadSimd.for(memory) : undefined;
+  if (!simd) return false;
+  const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
+  simd.finishQ8_0(d.offset, d.scaleOffset, d.scaleOffset + pr * nb * 4, d.rows, d.cols, scaleMul);
+  return true;
+}
 
 /**
  * Puts a q8/q4 matrix written row-major (padding rows zero) into the layout the integer kernels
