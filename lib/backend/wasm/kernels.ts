@@ -33,8 +33,9 @@ export interface Kernels {
   /**
    * Quantizes `n` f32 activations (n a multiple of 32) per block of 32 into `xq`. `mode` 0 (for
    * q4): n int8 in ±127, then n/32 f32 scales, then n/32 i32 block sums × −8; `mode` 1 (for q8):
-   * n int16 in ±8191, then n/32 f32 scales, then the 7-bit planes of q + 8192 (high, then low
-   * bits; n bytes each). {@link quantizedBytes} holds either.
+   * n int16 q in ±8191, then n/32 f32 scales, then the signed planes of q = 128·h + l (h =
+   * (q + 64) >> 7, then l; n int8 each, |h|, |l| ≤ 64), then n/32 i32 block sums × −128.
+   * {@link quantizedBytes} holds either.
    */
   quantize(x: number, xq: number, n: number, mode: 0 | 1): void;
   /**
@@ -44,12 +45,21 @@ export interface Kernels {
    */
   prepare_x(x: number, s: number, n: number, scale: number): void;
   /**
-   * Which q8 product serves two or more tokens: 1 (the default) the fused 8-bit dot on the
-   * activations' two 7-bit planes, 0 the int16 products (the one-token path). Both compute
-   * the same integers, so the same bits; which is faster depends on the machine (see
-   * {@link q8FusedFaster}).
+   * Which q8 products take the fused 8-bit dot on the activations' two signed planes (by the
+   * weights with their sign bits flipped where the dot reads its second operand as unsigned,
+   * see `q8_dot`) instead of int16 products: bit 0 for two or more tokens, bit 1 for one token
+   * (decoding); 1 by default. Every path computes the same integers, so the same bits; which
+   * is faster depends on the machine (see {@link q8Paths}).
    */
-  q8_fused(on: 0 | 1): void;
+  q8_fused(flags: number): void;
+  /**
+   * How the machine's relaxed 8-bit dot reads bytes of its second operand whose top bit is set:
+   * 1 as unsigned (x86, the default), 2 as signed (see {@link relaxedDotMode}). The fused q8
+   * paths give the int16 paths' results only with the right one.
+   */
+  q8_dot(mode: 1 | 2): void;
+  /** `c` + the relaxed dot of the 16 bytes at `a` and at `b`, as i32x4 at `out`. */
+  dot_probe(a: number, b: number, c: number, out: number): void;
   /**
    * RWKV-7 recurrence of H heads over T tokens whose vectors are C values apart (as `wkv7TS`
    * for a run of heads; N a multiple of 4).
@@ -246,21 +256,71 @@ export function instantiateKernels(
   return instance.exports as unknown as Kernels;
 }
 
-let q8Choice: boolean | undefined;
+/**
+ * How this machine's `i32x4.relaxed_dot_i8x16_i7x16_add_s` reads its second operand's bytes
+ * whose top bit is set, which WebAssembly leaves to the implementation: 1 as unsigned (x86: VNNI's
+ * `vpdpbusd` and SSSE3's `pmaddubsw` alike), 2 as signed (Arm's `sdot`), 0 neither (then the fused
+ * q8 paths stay off). Probed on first operands in ±64, as the q8 kernels use it, with every byte
+ * value as the second; 64 bytes of scratch at `at`.
+ * @example
+ * ```ts
+ * const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * const kernels = instantiateKernels(await compileKernels(), memory);
+ * const mode = relaxedDotMode(kernels, memory, 0);
+ * if (mode) kernels.q8_dot(mode);
+ * ```
+ */
+export function relaxedDotMode(k: Kernels, memory: WebAssembly.Memory, at: number): 0 | 1 | 2 {
+  const a = new Int8Array(memory.buffer, at, 16), b = new Uint8Array(memory.buffer, at + 16, 16);
+  const c = new Int32Array(memory.buffer, at + 32, 4),
+    out = new Int32Array(memory.buffer, at + 48, 4);
+  let unsigned = true, signed = true;
+  for (let trial = 0; trial < 16; trial++) {
+    for (let i = 0; i < 16; i++) {
+      a[i] = [64, -64, 63, -63][(i + trial) & 3] - ((i * 7 + trial * 3) % 5) * (i & 1);
+      b[i] = (trial * 16 + i) & 0xff; // every byte value once over the trials
+    }
+    c.set([trial * 1000, -7, 1 << 20, -(1 << 20)]);
+    k.dot_probe(at, at + 16, at + 32, at + 48);
+    for (let lane = 0; lane < 4; lane++) {
+      let u = c[lane], s = c[lane];
+      for (let j = 4 * lane; j < 4 * lane + 4; j++) {
+        u += a[j] * b[j];
+        s += a[j] * (b[j] << 24 >> 24);
+      }
+      unsigned &&= out[lane] === u;
+      signed &&= out[lane] === s;
+    }
+  }
+  return unsigned ? 1 : signed ? 2 : 0;
+}
+
+/** Which q8 products this machine runs fused (`Kernels.q8_fused` flags) and how its dot reads. */
+export interface Q8Paths {
+  /** Bit 0: two or more tokens take the fused dot; bit 1: one token does. */
+  flags: number;
+  /** What {@link relaxedDotMode} found (0: no fused path). */
+  dot: 0 | 1 | 2;
+}
+
+let q8Choice: Q8Paths | undefined;
 
 /**
- * Whether the fused 8-bit dot (`q8_fused(1)`) multiplies q8 matrices by several tokens faster
- * than the int16 products on this machine: the relaxed dot is one instruction where x86 has
- * VNNI (2.0× the int16 path's speed measured here) but three to four without it. Measured once
- * per process on a 256 KiB matrix (about 20 ms); the results are the same bits either way.
+ * Which q8 products are faster with the fused 8-bit dot than with int16 products on this
+ * machine: the relaxed dot is one instruction where x86 has VNNI (prompts 2.0× the int16 path's
+ * speed measured here, decoding 1.4× from cache) but three to four without it. Measured once per
+ * process on a 256 KiB matrix, for four tokens and for one (about 30 ms); the results are the
+ * same bits either way.
  * @example
  * ```ts
  * const memory = new WebAssembly.Memory({ initial: 16, maximum: 16, shared: true });
  * const kernels = instantiateKernels(await compileKernels(), memory);
- * kernels.q8_fused(await q8FusedFaster() ? 1 : 0);
+ * const { flags, dot } = await q8Paths();
+ * if (dot) kernels.q8_dot(dot);
+ * kernels.q8_fused(flags);
  * ```
  */
-export async function q8FusedFaster(): Promise<boolean> {
+export async function q8Paths(): Promise<Q8Paths> {
   if (q8Choice !== undefined) return q8Choice;
   const rows = 64, cols = 4096, T = 4, n = rows * cols;
   const memory = new WebAssembly.Memory({ initial: 64, maximum: 64, shared: true });
@@ -269,22 +329,29 @@ export async function q8FusedFaster(): Promise<boolean> {
     s = n,
     x = s + (n / 32) * 6,
     xq = x + T * cols * 4,
-    y = xq + quantizedBytes(T * cols);
+    y = xq + quantizedBytes(T * cols),
+    probe = y + T * rows * 4;
+  const dot = relaxedDotMode(k, memory, probe);
+  if (dot === 0) return q8Choice = { flags: 0, dot };
+  k.q8_dot(dot);
   const bytes = new Uint8Array(memory.buffer);
   for (let i = 0; i < n; i++) bytes[i] = (i * 37) & 0xff;
   new Float32Array(memory.buffer, s, n / 32).fill(1 / 64);
   const xs = new Float32Array(memory.buffer, x, T * cols);
-  for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i);
-  k.quantize(x, xq, T * cols, 1);
-  const best = [Infinity, Infinity];
-  for (let round = 0; round < 6; round++) {
-    for (const on of [round & 1, 1 - (round & 1)] as (0 | 1)[]) {
-      k.q8_fused(on);
-      const t = performance.now();
-      for (let i = 0; i < 8; i++) k.matmul_q8(w, s, xq, y, rows, cols, T, 0, rows);
-      best[on] = Math.min(best[on], performance.now() - t);
+  let flags = 0;
+  for (const [tokens, bit] of [[T, 1], [1, 2]]) {
+    for (let i = 0; i < xs.length; i++) xs[i] = Math.sin(i);
+    k.quantize(x, xq, tokens * cols, 1);
+    const best = [Infinity, Infinity];
+    for (let round = 0; round < 6; round++) {
+      for (const on of [round & 1, 1 - (round & 1)]) {
+        k.q8_fused(on ? bit : 0);
+        const t = performance.now();
+        for (let i = 0; i < 32 / tokens; i++) k.matmul_q8(w, s, xq, y, rows, cols, tokens, 0, rows);
+        best[on] = Math.min(best[on], performance.now() - t);
+      }
     }
+    if (best[1] <= best[0]) flags |= bit;
   }
-  q8Choice = best[1] <= best[0];
-  return q8Choice;
+  return q8Choice = { flags, dot };
 }

@@ -25,7 +25,7 @@ import { productScratchBytes } from "./_products.ts";
 import { PROFILE_STRIDE } from "./_profile.ts";
 import { CLAIM_SLOTS, CTRL } from "./_protocol.ts";
 import { CHUNK_BYTES, GROUP_MAX } from "./_schedule.ts";
-import { compileKernels, q8FusedFaster } from "./kernels.ts";
+import { compileKernels, q8Paths } from "./kernels.ts";
 import { KERNEL_LAYOUT } from "./layout.ts";
 import { planPlacement } from "./plan.ts";
 import type { WorkerInit } from "./worker.ts";
@@ -111,7 +111,7 @@ export async function createWasmModel(
     throw new UsageError(`profile needs ${threads * PROFILE_STRIDE} values`);
   }
   const module = await compileKernels();
-  const q8Fused = await q8FusedFaster();
+  const q8 = await q8Paths();
   const { spec, weights, arena, maxT, done: toModel } = await prepareModel(ck, options, {
     layout: KERNEL_LAYOUT,
   });
@@ -212,7 +212,7 @@ export async function createWasmModel(
         decodeScratchBytes,
         profile: options.profile,
         rowChunkBytes: chunkBytes,
-        q8Fused,
+        q8,
       };
       w.postMessage(init);
     }));

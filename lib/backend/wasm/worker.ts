@@ -21,7 +21,7 @@ import { PROFILE } from "./_profile.ts";
 import { CTRL } from "./_protocol.ts";
 import { Region } from "./_region.ts";
 import { WorkerOps } from "./_worker_ops.ts";
-import { instantiateKernels } from "./kernels.ts";
+import { instantiateKernels, type Q8Paths } from "./kernels.ts";
 import type { Placement } from "./plan.ts";
 
 /** What the pool posts each Worker once. */
@@ -54,8 +54,8 @@ export interface WorkerInit {
   profile?: Float64Array;
   /** Weight bytes of the largest row chunk claimed when decoding (see `CHUNK_BYTES`). */
   rowChunkBytes: number;
-  /** The q8 product for several tokens (see `Kernels.q8_fused`, `q8FusedFaster`). */
-  q8Fused: boolean;
+  /** Which q8 products take the fused dot, and how it reads (see `q8Paths`). */
+  q8: Q8Paths;
 }
 
 self.onmessage = (e: MessageEvent<WorkerInit>) => {
@@ -78,7 +78,10 @@ function serve(init: WorkerInit): void {
   for (const m of init.matrixMemories) {
     kernels.push(instantiateKernels(init.splitModule!, memory, m));
   }
-  for (const k of kernels) k.q8_fused(init.q8Fused ? 1 : 0);
+  for (const k of kernels) {
+    if (init.q8.dot) k.q8_dot(init.q8.dot);
+    k.q8_fused(init.q8.flags);
+  }
   const ops = new WorkerOps(
     kernels,
     ctrl,
