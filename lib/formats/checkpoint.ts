@@ -144,9 +144,11 @@ export interface Checkpoint {
   /**
    * The data of a 2-D tensor transposed (its shape reversed, C-contiguous, same dtype), when the
    * container stores it so and can hand it over without rearranging (GGUF's low-rank factors);
-   * else undefined. A loader that wants the transpose saves two passes over it.
+   * else undefined. A loader that wants the transpose saves two passes over it. With `into`
+   * (at least `byteLength` long) the bytes go there (its first `byteLength`), and `into` is
+   * left alone when the answer is undefined.
    */
-  readTransposed?(name: string): Promise<Uint8Array | undefined>;
+  readTransposed?(name: string, into?: Uint8Array): Promise<Uint8Array | undefined>;
   /**
    * The stored blocks of a matrix listed with `q8_0` in {@link Checkpoint.blockQuantized}:
    * `into.length` bytes of them from byte `offset` (default 0), as the file stores them. A

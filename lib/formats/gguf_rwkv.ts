@@ -382,12 +382,13 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
       }
       return g.readRaw(e.src.name, into, offset);
     },
-    readTransposed(name: string): Promise<Uint8Array | undefined> {
+    readTransposed(name: string, into?: Uint8Array): Promise<Uint8Array | undefined> {
       const e = plans.get(name);
       // stored as llama.cpp keeps it: the official matrix transposed, as it is
       const stored = e?.kind === "raw" && e.transpose?.batch === 1 && !e.part &&
         (e.mul ?? 1) === 1;
-      return stored ? g.readRaw(e.src.name) : Promise.resolve(undefined);
+      if (!stored) return Promise.resolve(undefined);
+      return g.readRaw(e.src.name, into?.subarray(0, e.info.byteLength));
     },
     close: () => {
       chunk = new Uint8Array(0);
