@@ -491,15 +491,22 @@ Deno.test("kernels: the split build reads weights from their own memory, to the 
       const a = place(single.buf, placeS, W, rows, cols, dtype);
       const b = place(wts.buffer, placeW, W, rows, cols, dtype);
       assertEquals(a.offset, b.offset);
-      for (const t of [1, T]) {
-        const want = runKernel(single, a, X, t, 0, rows);
-        const got = runKernel(split, b, X, t, 0, rows);
-        assertEquals(
-          new Uint32Array(got.buffer, got.byteOffset, got.length),
-          new Uint32Array(want.buffer, want.byteOffset, want.length),
-          `${dtype} ${rows}×${cols}×${t}`,
-        );
+      // q8 through its int16 and (where the machine's dot allows) its fused products
+      for (const flags of dtype === "q8" && single.dot ? [1, 3] : [1]) {
+        single.k.q8_fused(flags);
+        split.k.q8_fused(flags);
+        for (const t of [1, T]) {
+          const want = runKernel(single, a, X, t, 0, rows);
+          const got = runKernel(split, b, X, t, 0, rows);
+          assertEquals(
+            new Uint32Array(got.buffer, got.byteOffset, got.length),
+            new Uint32Array(want.buffer, want.byteOffset, want.length),
+            `${dtype} ${rows}×${cols}×${t} (q8_fused ${flags})`,
+          );
+        }
       }
+      single.k.q8_fused(1);
+      split.k.q8_fused(1);
     }
   }
   const n = 1 << 16;
