@@ -161,7 +161,7 @@
     (param $rows i32) (param $cols i32) (param $mul f32)
     (local $nb i32) (local $rs i32) (local $pr i32) (local $g i32) (local $have i32)
     (local $halves i32) (local $hp i32) (local $s i32) (local $end i32) (local $i i32)
-    (local $n i32) (local $m v128)
+    (local $n i32) (local $m v128) (local $h8 v128) (local $em v128) (local $sign v128)
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
     (local.set $rs (i32.mul (local.get $nb) (i32.const 34)))
     (local.set $pr (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)))
@@ -189,51 +189,43 @@
         (block $h_done
           (loop $h
             (br_if $h_done (i32.ge_u (local.get $hp) (local.get $end)))
-            (i32.store16 0 (local.get $hp) (i32.load16_u 1 (local.get $s)))
-            (i32.store16 0 offset=2 (local.get $hp) (i32.load16_u 1 (i32.add (local.get $s) (local.get $rs))))
-            (i32.store16 0 offset=4 (local.get $hp)
-              (i32.load16_u 1 (i32.add (local.get $s) (i32.shl (local.get $rs) (i32.const 1)))))
-            (i32.store16 0 offset=6 (local.get $hp)
-              (i32.load16_u 1 (i32.add (local.get $s) (i32.mul (local.get $rs) (i32.const 3)))))
+            (v128.store64_lane 0 0 (local.get $hp)
+              (v128.load16_lane 1 3 (i32.add (local.get $s) (i32.mul (local.get $rs) (i32.const 3)))
+                (v128.load16_lane 1 2 (i32.add (local.get $s) (i32.shl (local.get $rs) (i32.const 1)))
+                  (v128.load16_lane 1 1 (i32.add (local.get $s) (local.get $rs))
+                    (v128.load16_lane 1 0 (local.get $s) (v128.const i64x2 0 0))))))
             (local.set $s (i32.add (local.get $s) (i32.const 34)))
             (local.set $hp (i32.add (local.get $hp) (i32.const 8)))
             (br $h)))
         (local.set $g (i32.add (local.get $g) (i32.const 4)))
         (br $groups)))
-    ;; the halves as f32 scales, four at a time (their number is a multiple of 4)
+    ;; the halves as f32 scales, four at a time (their number is a multiple of 4), exactly as
+    ;; `$half` with `$mul` a positive power of two: the finite ones rebased by a product (exact,
+    ;; subnormals included) then times `$mul`; infinities and NaNs (the quiet NaN 0x7fc00000)
+    ;; put in after the product, which would leave them as they are
     (local.set $n (i32.mul (local.get $pr) (local.get $nb)))
     (local.set $m (f32x4.splat (local.get $mul)))
     (block $s_done
       (loop $s4
         (br_if $s_done (i32.ge_u (local.get $i) (local.get $n)))
+        (local.set $h8 (i32x4.extend_low_i16x8_u (v128.load64_zero 0
+          (i32.add (local.get $halves) (i32.shl (local.get $i) (i32.const 1))))))
+        (local.set $em (v128.and (local.get $h8) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
+        (local.set $sign (i32x4.shl (v128.and (local.get $h8) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000))
+          (i32.const 16)))
         (v128.store 0 (i32.add (local.get $scales) (i32.shl (local.get $i) (i32.const 2)))
-          (call $half4 (i32x4.extend_low_i16x8_u (v128.load64_zero 0
-            (i32.add (local.get $halves) (i32.shl (local.get $i) (i32.const 1)))))
-            (local.get $m)))
+          (v128.bitselect (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
+            (v128.bitselect
+              (v128.or (local.get $sign) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
+              (f32x4.mul
+                (v128.or (local.get $sign)
+                  (f32x4.mul (i32x4.shl (local.get $em) (i32.const 13))
+                    (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112)))
+                (local.get $m))
+              (i32x4.ge_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00)))
+            (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $s4))))
-
-  ;; Four IEEE halves (the low 16 bits of each lane) as f32 times `$m`, exactly as `$half`.
-  (func $half4 (param $h v128) (param $m v128) (result v128)
-    (local $em v128) (local $sign v128) (local $f v128)
-    (local.set $em (v128.and (local.get $h) (v128.const i32x4 0x7fff 0x7fff 0x7fff 0x7fff)))
-    (local.set $sign (i32x4.shl (v128.and (local.get $h) (v128.const i32x4 0x8000 0x8000 0x8000 0x8000))
-      (i32.const 16)))
-    ;; finite: the exponent rebased by a product (exact, subnormals included); inf/NaN apart
-    (local.set $f (v128.or (local.get $sign)
-      (f32x4.mul (i32x4.shl (local.get $em) (i32.const 13))
-        (v128.const f32x4 0x1p112 0x1p112 0x1p112 0x1p112))))
-    (local.set $f (v128.bitselect
-      (v128.or (local.get $sign) (v128.const i32x4 0x7f800000 0x7f800000 0x7f800000 0x7f800000))
-      (local.get $f)
-      (i32x4.ge_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
-    (local.set $f (v128.bitselect (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000)
-      (local.get $f)
-      (i32x4.gt_u (local.get $em) (v128.const i32x4 0x7c00 0x7c00 0x7c00 0x7c00))))
-    (local.set $f (f32x4.mul (local.get $f) (local.get $m)))
-    ;; every NaN (a NaN half, or inf times 0) the quiet NaN 0x7fc00000
-    (v128.bitselect (v128.const i32x4 0x7fc00000 0x7fc00000 0x7fc00000 0x7fc00000) (local.get $f)
-      (f32x4.ne (local.get $f) (local.get $f))))
 
   ;; A q4 matrix likewise (`$band` rows, a multiple of 8, in bands of two groups whose blocks
   ;; alternate; the rows from there to `$pr` in one group). Scratch must hold 4·cols bytes at 0.
