@@ -108,7 +108,7 @@ console.log(
   `logits after ${probeTokens.length} tokens: largest difference ${diff.toPrecision(3)} ` +
     `(largest |logit| ${scale.toPrecision(3)}), argmax ours ${argmax(ours)} rwkv.cpp ${
       argmax(cppLogits)
-    }`,
+    }${scale === 0 ? " (all zero: a model of zero matrices, so this check says nothing)" : ""}`,
 );
 
 // warm-up: V8 tiers WebAssembly up once hot; rwkv.cpp builds its graph on the first call
