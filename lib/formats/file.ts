@@ -8,12 +8,8 @@ import { FormatError } from "../errors.ts";
 /** Reads up to this size are served from a cached block of {@link BLOCK} bytes. */
 const SMALL = 4096;
 const BLOCK = 256 * 1024;
-/**
- * Reads up to this size with nothing queued are made at once, synchronously (an async seek and
- * read cost ~0.2–0.3 ms more): a 1024 × 1024 matrix in q8 (1 MiB) or in GGUF Q8_0 blocks
- * (1.06 MiB).
- */
-const SYNC_BYTES = 1.25 * (1 << 20);
+/** Reads up to this size with nothing queued are made at once, synchronously. */
+const SYNC_BYTES = 1 << 20;
 /** Reads from this size go in chunks of up to {@link CHUNK} bytes, two at a time. */
 const SPLIT_BYTES = 2 << 20;
 const CHUNK = 16 << 20;
