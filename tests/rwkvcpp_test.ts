@@ -15,6 +15,7 @@ import { detectSpec } from "../lib/spec/spec.ts";
 import { State } from "../lib/model/state.ts";
 import type { Matrix } from "../lib/model/tensor.ts";
 import { loadWeights } from "../lib/model/weights.ts";
+import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 
 /**
  * rwkv.cpp's `tests/test_tiny_rwkv.c`: file, expected logits (from the float32 model), and the
@@ -419,6 +420,16 @@ Deno.test({
               -1,
               `${name} ${official}: value ${bad} ${values[bad]} vs ${want[bad]}`,
             );
+          }
+          if (type === 9) {
+            // the wasm layout from the blocks in place equals it from integers and scales
+            const arranged = async (c: typeof ck) =>
+              (await loadWeights(c, detectSpec(ck.tensors, ck.path), { layout: KERNEL_LAYOUT }))
+                .arena.memories.map((m) => new Uint8Array(m.buffer));
+            const a = await arranged(ck), b = await arranged({ ...ck, readBlocks: undefined });
+            assert(ck.readBlocks, "Q8_0 blocks readable as they are");
+            assertEquals(a.length, b.length);
+            a.forEach((m, k) => assert(m.every((x, i) => x === b[k][i]), `memory ${k}`));
           }
         } finally {
           ck.close();

@@ -228,6 +228,18 @@ export async function openRwkvCpp(
         return readExposed(file, e, into);
       },
       blockQuantized,
+      readBlocks(name: string, into: Uint8Array, offset = 0): Promise<Uint8Array> {
+        const e = plans.get(name);
+        if (!e || !blockQuantized.get(name)?.q8_0) {
+          return Promise.reject(new FormatError(path, name, "not a matrix of Q8_0 blocks"));
+        }
+        if (offset < 0 || offset + into.length > e.src.bytes) {
+          return Promise.reject(
+            new FormatError(path, name, `range ${offset}+${into.length} outside its blocks`),
+          );
+        }
+        return file.readAt(e.src.offset + offset, into, name);
+      },
       close: () => {
         lastScales = undefined;
         splitter.release();
@@ -431,7 +443,9 @@ function asBlocks(exposed: Exposed[]): {
       ? { name, dtype: "I8", shape: [rows, cols], byteLength: count }
       : { name, dtype: "U8", shape: [rows, cols / 2], byteLength: count / 2 };
     out.push({ ...e, info, kind: quant }, { ...e, info: scale, kind: "scale" });
-    blockQuantized.set(name, { quant, rows, cols, scale });
+    // Q8_0 blocks as they are, for a loader that lays them out itself (readBlocks)
+    const q8_0 = type === GGML.Q8_0 ? { q8_0: { scaleMul: 1 } } : {};
+    blockQuantized.set(name, { quant, rows, cols, scale, ...q8_0 });
   }
   return { exposed: out, blockQuantized };
 }
