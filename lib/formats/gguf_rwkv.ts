@@ -303,6 +303,7 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
   };
 
   const splitter = new BlockSplitter();
+  let lastFused: { src: GgufTensor; dtype: DType; values: Float32Array | Uint16Array } | undefined;
 
   const read = async (name: string, into?: Uint8Array): Promise<Uint8Array> => {
     const e = plans.get(name);
@@ -353,11 +354,17 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
       case "raw":
         if (!e.part && !e.transpose && mul === 1) return await g.readRaw(src.name, out);
     }
-    // Decode to values, rearrange, encode in the exposed dtype.
-    const raw = await g.readRaw(src.name);
+    // Decode to values, rearrange, encode in the exposed dtype (the parts of a fused tensor,
+    // read one after another, from one decoding of it).
     let values: Float32Array | Uint16Array;
-    if (e.info.dtype === "F32") values = dequantizeGgmlType(raw, src.type, src.count);
-    else values = new Uint16Array(raw.buffer, raw.byteOffset, src.count);
+    if (e.part && lastFused?.src === src && lastFused.dtype === e.info.dtype) {
+      values = lastFused.values;
+    } else {
+      const raw = await g.readRaw(src.name);
+      if (e.info.dtype === "F32") values = dequantizeGgmlType(raw, src.type, src.count);
+      else values = new Uint16Array(raw.buffer, raw.byteOffset, src.count);
+      lastFused = e.part ? { src, dtype: e.info.dtype, values } : undefined;
+    }
     if (e.part) {
       const len = src.count / e.part.parts;
       values = values.subarray(e.part.index * len, (e.part.index + 1) * len);
@@ -391,6 +398,7 @@ export function rwkvView(g: GgufFile, arch: "rwkv6" | "rwkv7"): Checkpoint {
       return g.readRaw(e.src.name, into?.subarray(0, e.info.byteLength));
     },
     close: () => {
+      lastFused = undefined;
       chunk = new Uint8Array(0);
       splitter.release();
       lastScales = undefined;
