@@ -19,7 +19,10 @@
  * rwkv.cpp's FP16 file holds the same matrices at the same 2 bytes a value; its quantized files
  * keep the embedding and head in FP16, so for them only ours is given a share). Before timing, both
  * decode the same tokens from a zeroed state and their last logits are compared (largest
- * difference, same argmax), so the two are known to run the same model.
+ * difference, same argmax), so the two are known to run the same model. `--prompt N` then also
+ * times an N-token prompt from a fresh state, alternating the same way (at most 6 rounds): ours in
+ * one `forward` call (prompt mode), rwkv.cpp in `rwkv_eval_sequence_in_chunks` (`--cpp-chunk`,
+ * default 16 as its Python wrapper's).
  * @module
  */
 
@@ -40,6 +43,8 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     tokens: { type: "string", default: "16" },
     rounds: { type: "string", default: "6" },
+    prompt: { type: "string", default: "0" }, // N: also time an N-token prompt (0: no)
+    "cpp-chunk": { type: "string", default: "16" }, // rwkv.cpp's prompt chunk (its default)
   },
 });
 if (!values.lib || !values.bin || !values.model) {
@@ -67,6 +72,10 @@ const lib = Deno.dlopen(values.lib, {
   rwkv_init_state: { parameters: ["pointer", "buffer"], result: "void" },
   rwkv_free: { parameters: ["pointer"], result: "void" },
   rwkv_get_system_info_string: { parameters: [], result: "pointer" },
+  rwkv_eval_sequence_in_chunks: {
+    parameters: ["pointer", "buffer", "usize", "usize", "buffer", "buffer", "buffer"],
+    result: "bool",
+  },
 });
 const cpp = lib.symbols;
 const info = cpp.rwkv_get_system_info_string();
@@ -161,6 +170,52 @@ for (let r = 0; r < Number(values.rounds); r++) {
 }
 probe.close();
 
+// prompts: one N-token prompt from a fresh state each, alternating as the decode rounds
+const promptRates: { ours: number; cpp: number }[] = [];
+const N = Number(values.prompt);
+if (N > 0) {
+  const ids = Uint32Array.from({ length: N }, (_, i) => (i * 104729) % V);
+  const fresh = new Float32Array(cppState.length);
+  const cppPrompt = () => {
+    cpp.rwkv_init_state(ctx, fresh);
+    const t = performance.now();
+    const chunk = BigInt(Number(values["cpp-chunk"]));
+    if (!cpp.rwkv_eval_sequence_in_chunks(ctx, ids, BigInt(N), chunk, fresh, cppState, cppLogits)) {
+      throw new Error("rwkv.cpp: rwkv_eval_sequence_in_chunks failed");
+    }
+    return N / ((performance.now() - t) / 1000);
+  };
+  const oursPrompt = async () => {
+    const st = model.createState(), t = performance.now();
+    await model.forward(Array.from(ids), st);
+    return N / ((performance.now() - t) / 1000);
+  };
+  // warm-up: V8's tiers, rwkv.cpp's graphs
+  await oursPrompt();
+  cppPrompt();
+  console.log(
+    `prompt of ${N} tokens, tokens/s:\nround  order          ours     rwkv.cpp  ours/rwkv.cpp`,
+  );
+  for (let r = 0; r < Math.min(Number(values.rounds), 6); r++) {
+    const oursFirst = r % 2 === 0;
+    let ours: number, theirs: number;
+    if (oursFirst) {
+      ours = await oursPrompt();
+      theirs = cppPrompt();
+    } else {
+      theirs = cppPrompt();
+      ours = await oursPrompt();
+    }
+    const rate = { ours, cpp: theirs };
+    promptRates.push(rate);
+    console.log(
+      `${String(r).padStart(5)}  ${(oursFirst ? "ours first" : "rwkv.cpp first").padEnd(14)} ${
+        rate.ours.toFixed(1).padStart(7)
+      }  ${rate.cpp.toFixed(1).padStart(11)}  ${(rate.ours / rate.cpp).toFixed(3).padStart(13)}`,
+    );
+  }
+}
+
 const stateBytes = state.data.byteLength;
 const { plans } = planWeights(ck, model.spec, model.info.dtype, KERNEL_LAYOUT);
 const bytes = bytesPerToken(plans, stateBytes);
@@ -187,3 +242,11 @@ console.log(
     median(rows.map((r) => r.ours / r.cpp)).toFixed(3)
   }; ceiling ${ceiling.toFixed(1)} GB/s, ${(perToken / 2 ** 20).toFixed(1)} MiB a token`,
 );
+if (promptRates.length) {
+  const m = (f: (r: { ours: number; cpp: number }) => number) => median(promptRates.map(f));
+  console.log(
+    `prompt of ${N}: ours ${m((r) => r.ours).toFixed(1)} tokens/s, rwkv.cpp ${
+      m((r) => r.cpp).toFixed(1)
+    } (chunks of ${values["cpp-chunk"]}), ratio of rates ${m((r) => r.ours / r.cpp).toFixed(3)}`,
+  );
+}
