@@ -258,6 +258,27 @@ Deno.test("simd: ggml blocks taken apart in place equal the split into a scratch
   }
 });
 
+Deno.test("simd: Q8_0 blocks dequantized in one pass equal split then dequantized", () => {
+  const k = 300, n = k * 32, raw = new Uint8Array(k * 34);
+  randomBytes(raw);
+  const halves = [0, 0x8000, 1, 0x83ff, 0x3c00, 0x7bff, 0x7c00, 0xfc00, 0x7c01, 0x7e00, 0xfd01];
+  halves.forEach((h, i) => raw.set([h & 255, h >> 8], i * 34 * 7));
+  const simd = LoadSimd.create()!;
+  for (const mul of [1, 4]) {
+    const q = raw.length, s = q + n, a = s + k * 4, b = a + n * 4;
+    simd.reserve(b + n * 4);
+    simd.bytes(0, raw.length).set(raw);
+    simd.splitBlocks(0, k, 34, q, s, mul);
+    simd.dequantQ8(q, s, a, n);
+    simd.dequantQ8_0(0, b, n, mul);
+    assertEquals(
+      new Uint32Array(simd.floats(b, n).slice().buffer),
+      new Uint32Array(simd.floats(a, n).slice().buffer),
+      `×${mul}`,
+    );
+  }
+});
+
 Deno.test("simd: q8 dequantization equals dequantizeQ8 bit for bit", () => {
   const n = 32 * 41, q = new Int8Array(n), s = new Float32Array(n / 32);
   randomBytes(new Uint8Array(q.buffer));

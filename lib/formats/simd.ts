@@ -31,6 +31,7 @@ interface Exports {
   split_blocks(raw: number, k: number, size: number, q: number, s: number, mul: number): void;
   compact_blocks(at: number, k: number, size: number, s: number, mul: number): void;
   dequant_q8(q: number, s: number, out: number, n: number): void;
+  dequant_q8_0(raw: number, out: number, n: number, mul: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -204,6 +205,15 @@ export class LoadSimd {
    */
   dequantQ8(q: number, s: number, out: number, n: number): void {
     this.#x.dequant_q8(q, s, out, n);
+  }
+
+  /**
+   * `n` values (a multiple of 32) of ggml Q8_0 blocks at scratch offset `raw` as f32 at `out`
+   * (scratch), their scales times `mul` (a power of two): as {@link LoadSimd.splitBlocks} then
+   * {@link LoadSimd.dequantQ8}, in one pass.
+   */
+  dequantQ8_0(raw: number, out: number, n: number, mul = 1): void {
+    this.#x.dequant_q8_0(raw, out, n, mul);
   }
 
   /**

@@ -255,8 +255,7 @@ async function loadEmbedding(
       const rows = simd ? simd.floats(at, n) : scratch.floats(n);
       if (q8_0 && simd) {
         simd.bytes(raw, part.length).set(part);
-        simd.splitBlocks(raw, n / 32, 34, q, qs, q8_0.scaleMul);
-        simd.dequantQ8(q, qs, at, n);
+        simd.dequantQ8_0(raw, at, n, q8_0.scaleMul);
       } else if (q8_0) {
         const ints = new Int8Array(n), s = new Float32Array(n / 32);
         toQ8(part, GGML.Q8_0, n, ints);
