@@ -9,6 +9,7 @@ import { fixture, FIXTURES_DIR, listFixtures } from "../testing/fixtures.ts";
 import { rng } from "../testing/random.ts";
 import { loadModel } from "../lib/load.ts";
 import { openCheckpoint } from "../lib/formats/open.ts";
+import { metadataObject, readGguf } from "../lib/formats/gguf.ts";
 import { halfToFloat, toFloat32 } from "../lib/formats/dtype.ts";
 import { dequantizeGgmlType, GGML } from "../lib/formats/ggml_quants.ts";
 import type { Model } from "../lib/model/model.ts";
@@ -75,6 +76,54 @@ Deno.test({
       memories[0].forEach((m, k) => assert(equalBytes(m, memories[1][k]), `${f} memory ${k}`));
     }
   },
+});
+
+Deno.test("gguf: a long list of strings (a vocabulary) reads back exactly, decoded on first use", async () => {
+  // ASCII, two-, three- and four-byte UTF-8 (a surrogate pair in JS), empty, and bytes that a
+  // windows-1252 decoding would change (0x80-0x9f) inside UTF-8 sequences
+  const samples = ["a", "héllo", "日本語", "😀x", "", "\\x00", " the", "€‚ƒ", "\u0085", "~"];
+  const tokens = Array.from({ length: 3000 }, (_, i) => samples[i % samples.length] + i);
+  const enc = new TextEncoder(), parts: number[] = [];
+  const u32 = (v: number) => parts.push(v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24);
+  const u64 = (v: number) => (u32(v), u32(0));
+  const str = (t: string) => {
+    const b = enc.encode(t);
+    u64(b.length);
+    parts.push(...b);
+  };
+  parts.push(0x47, 0x47, 0x55, 0x46);
+  u32(3);
+  u64(0);
+  u64(2);
+  str("tokenizer.ggml.tokens");
+  u32(9);
+  u32(8);
+  u64(tokens.length);
+  tokens.forEach(str);
+  str("after");
+  u32(4);
+  u32(7);
+  const path = await Deno.makeTempFile({ suffix: ".gguf" });
+  try {
+    await Deno.writeFile(path, Uint8Array.from(parts));
+    const g = await readGguf(path);
+    try {
+      const list = g.metadata.get("tokenizer.ggml.tokens") as string[];
+      assert(Array.isArray(list), "an array");
+      assertEquals(list.length, tokens.length);
+      assertEquals(g.metadata.get("after"), 7, "the value after the list");
+      assert(Deno.inspect(list).includes("héllo1"), "inspected as its strings");
+      assertEquals([...list], tokens);
+      assertEquals(
+        JSON.stringify(metadataObject(g)["tokenizer.ggml.tokens"]),
+        JSON.stringify(tokens),
+      );
+    } finally {
+      g.close();
+    }
+  } finally {
+    await Deno.remove(path);
+  }
 });
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

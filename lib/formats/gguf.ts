@@ -331,6 +331,11 @@ async function readStrings(r: HeaderReader, count: number, what: string): Promis
     decode();
     return f();
   };
+  // Deno.inspect and console.log look at the list itself, not through the Proxy
+  Object.defineProperty(list, Symbol.for("Deno.customInspect"), {
+    value: (inspect: (v: unknown, o: unknown) => string, options: unknown) =>
+      use(() => inspect(list.slice(), options)),
+  });
   const lazy = new Proxy(list, {
     // `then`: looked up when an async function returns the list (an array has none)
     get: (t, k, rcv) =>
