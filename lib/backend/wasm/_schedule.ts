@@ -23,10 +23,10 @@ export const CHUNK_BYTES = 2 * 1024 * 1024;
 /** The most products of one `matmuls` call decoded as one group (RWKV-7's first has seven). */
 export const GROUP_MAX = 8;
 
-/** Bytes a row of `m` reads: q8 38 and q4 20 per block of 32 with their scales (and corrections). */
+/** Bytes a row of `m` reads when decoding: q8 36 and q4 20 per block of 32 with their scales. */
 function rowBytes(m: Matrix): number {
   return m.cols *
-    (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 38 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
+    (m.dtype === "f32" ? 4 : m.dtype === "q8" ? 36 / 32 : m.dtype === "q4" ? 20 / 32 : 2);
 }
 
 /**

@@ -30,7 +30,8 @@ export function bandRows(rows: number, dtype: StorageDType): number {
 
 /**
  * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
- * and after the f32 block scales as many i16 corrections (q8); other dtypes row-major.
+ * and after the f32 block scales as many i16 corrections (q8, unread now); other dtypes
+ * row-major.
  * @example
  * ```ts
  * import { Arena } from "../../model/tensor.ts";
@@ -47,7 +48,7 @@ export const KERNEL_LAYOUT: MatrixLayout = {
       case "bf16":
       case "f16":
         return { storedRows, data: n * 2, scales: 0 };
-      // per block an f32 scale, then (after all scales) the q8 kernel's i16 offset correction
+      // per block an f32 scale, then (after all scales) an i16 correction (see finishMatrix)
       case "q8":
         return { storedRows, data: n, scales: (n / 32) * 6 };
       case "q4":
@@ -92,8 +93,10 @@ export function finishQ8_0Blocks(
  * order kept). So one 16-byte load gives four rows × four values, and the kernels' int8 dot
  * product leaves one row's partial sum in each lane: no horizontal sums. Block scales are
  * interleaved the same way (four rows' scales of a block side by side), and for q8 each
- * (row, block) gets the i16 `−Σq` (|Σq| ≤ 32 · 127 fits): the kernel shifts it by 6 into the
- * `−64 · Σq` that cancels the +64 offset of its activations.
+ * (row, block) gets the i16 `−Σq` (|Σq| ≤ 32 · 127 fits). No kernel reads those corrections
+ * now (the fused q8 dot takes its offset from the activations' block sums instead, see
+ * kernels.wat `$q8_pair`); their room stays, as the in-place GGUF Q8_0 arrangement
+ * (`finishQ8_0Blocks`) parks the blocks' halves in it. Dropping them is a layout change.
  *
  * q4 goes one step further: the two groups of each whole band of 8 rows ({@link bandRows})
  * have their blocks side by side (block b of the band's group j at 128·b + 64·j bytes from the
