@@ -199,8 +199,10 @@ Deno.test("kernels: q8's fused 8-bit paths and its int16 paths give the same bit
   // integers. The fused dot reads the flipped weights as unsigned bytes on x86 (relaxed SIMD
   // leaves it to the implementation; the kernels are told which by relaxedDotMode).
   const env = await setup();
+  // x86 reads it as unsigned (VNNI's vpdpbusd, SSSE3's pmaddubsw): a probe finding neither way
+  // there would leave the fused paths off (slower), so it is a failure
   if (Deno.build.arch === "x86_64") {
-    assertEquals(env.dot, 1, "x86 reads the dot's second operand unsigned");
+    assert(env.dot !== 0, "the relaxed dot reads neither way on x86");
   }
   if (env.dot === 0) {
     console.warn("the relaxed dot reads neither way here: the fused q8 paths stay off, not tested");
