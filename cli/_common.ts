@@ -35,7 +35,8 @@ export const MODEL_FLAGS = {
 
 /** Help lines of `--backend` and its deprecated aliases. */
 export const BACKEND_HELP = `  --backend auto|wasm|reference|webgpu
-                          (default auto: webgpu on a hardware GPU, else wasm)
+                          (default auto: $RWKV_BACKEND if set, else webgpu on a
+                          hardware GPU, else wasm)
 ${Object.entries(BACKENDS).map(([name, b]) => `${" ".repeat(26)}${name}: ${b.about}`).join("\n")}
   --engine, --device      deprecated: --engine fast|reference = --backend wasm|reference,
                           --device webgpu|cpu = --backend webgpu|wasm`;

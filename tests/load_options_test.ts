@@ -80,3 +80,28 @@ Deno.test({
     await model.dispose();
   },
 });
+
+Deno.test("loadModel: RWKV_BACKEND is what auto picks; a bad value is a UsageError naming it", async () => {
+  // in a child process: the variable is process-wide, and other test files run beside this one
+  const script = `import { autoBackend } from "${new URL(
+    "../lib/backend/mod.ts",
+    import.meta.url,
+  )}";
+try { console.log(await autoBackend()); } catch (e) { console.log(e.name + ": " + e.message); }`;
+  const run = async (value: string) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      env: { RWKV_BACKEND: value },
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+    assertEquals(out.code, 0);
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  assertEquals(await run("reference"), "reference");
+  assertEquals(await run("wasm"), "wasm");
+  assertEquals(
+    await run("tpu"),
+    'UsageError: invalid RWKV_BACKEND "tpu": expected auto, reference, wasm or webgpu',
+  );
+});

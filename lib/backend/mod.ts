@@ -11,6 +11,7 @@ import type { CreateModelOptions, Model } from "../model/model.ts";
 import { createReferenceModel } from "./reference/mod.ts";
 import { createWasmModel } from "./wasm/mod.ts";
 import { createWebGpuModel, hasHardwareGpu } from "./webgpu/mod.ts";
+import { UsageError } from "../errors.ts";
 
 /**
  * A backend's name, as `loadModel({ backend })` and `--backend` take it.
@@ -64,14 +65,39 @@ export const BACKENDS: Readonly<Record<BackendName, Backend>> = {
   webgpu: { about: "WGSL compute shaders on a GPU", create: createWebGpuModel },
 };
 
+/** The environment variable that, when set, is what `auto` picks. */
+const ENV_BACKEND = "RWKV_BACKEND";
+
+/** `RWKV_BACKEND` when set (not empty, not `auto`) and readable without asking. */
+function envBackend(): BackendName | undefined {
+  let v: string | undefined;
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: ENV_BACKEND }).state !== "granted") {
+      return undefined;
+    }
+    v = Deno.env.get(ENV_BACKEND);
+  } catch {
+    return undefined;
+  }
+  if (!v || v === "auto") return undefined;
+  if (!Object.hasOwn(BACKENDS, v)) {
+    throw new UsageError(
+      `invalid ${ENV_BACKEND} "${v}": expected auto, reference, wasm or webgpu`,
+    );
+  }
+  return v as BackendName;
+}
+
 /**
- * The backend `auto` picks: `webgpu` on a hardware GPU (a software adapter is never picked),
- * else `wasm`.
+ * The backend `auto` picks: `$RWKV_BACKEND` when set (and readable without a permission
+ * prompt), else `webgpu` on a hardware GPU (a software adapter is never picked), else `wasm`.
+ * Setting `RWKV_BACKEND=wasm` also keeps `auto` from probing for a GPU at all (the test suite
+ * does this: see tests/_webgpu.ts).
  * @example
  * ```ts
  * const name = await autoBackend(); // "wasm" on a machine without a GPU
  * ```
  */
 export async function autoBackend(): Promise<BackendName> {
-  return await hasHardwareGpu() ? "webgpu" : "wasm";
+  return envBackend() ?? (await hasHardwareGpu() ? "webgpu" : "wasm");
 }
