@@ -16,7 +16,7 @@ import type { Model } from "../lib/model/model.ts";
 import { loadWeights } from "../lib/model/weights.ts";
 import { detectSpec } from "../lib/spec/spec.ts";
 import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
-import { HAVE_WEBGPU } from "./_webgpu.ts";
+import { webgpuTest } from "./_webgpu.ts";
 
 const FILES = listFixtures(/\.gguf$/, "gguf", "the GGUF fixtures");
 const dir = `${FIXTURES_DIR}/gguf`;
@@ -409,10 +409,9 @@ Deno.test({
 
 for (const f of FILES) {
   const base = f.replace(/\.gguf$/, "");
-  Deno.test({
+  webgpuTest(import.meta.url, {
     name:
       `gguf: ${f} on WebGPU: float32 within 1e-4 of the official logits, dtype auto within llama.cpp's distance`,
-    ignore: !HAVE_WEBGPU,
     fn: async () => {
       for (const dtype of ["f32", "auto"] as const) {
         const model = await loadModel(`${dir}/${f}`, { device: "webgpu", dtype });

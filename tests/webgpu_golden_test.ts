@@ -4,12 +4,11 @@
  */
 import { createWebGpuModel } from "../lib/backend/webgpu/mod.ts";
 import { assertMatchesGolden, goldens, openGolden } from "./_golden.ts";
-import { HAVE_WEBGPU } from "./_webgpu.ts";
+import { webgpuTest } from "./_webgpu.ts";
 
 for (const g of goldens()) {
-  Deno.test({
+  webgpuTest(import.meta.url, {
     name: `webgpu golden: f32 storage matches official ${g.file} (RWKV-${g.official_version})`,
-    ignore: !HAVE_WEBGPU,
     fn: async () => {
       const ck = await openGolden(g);
       const model = await createWebGpuModel(ck, { dtype: "f32" }).finally(() => ck.close());
@@ -22,9 +21,9 @@ for (const g of goldens()) {
   });
 }
 
-Deno.test({
+webgpuTest(import.meta.url, {
   name: "webgpu golden: every matrix split into parts of 4 KiB still matches ref-7v0.json",
-  ignore: !HAVE_WEBGPU || !goldens().some((g) => g.file === "ref-7v0.json"),
+  ignore: !goldens().some((g) => g.file === "ref-7v0.json"),
   fn: async () => {
     const g = goldens().find((g) => g.file === "ref-7v0.json")!;
     const ck = await openGolden(g);

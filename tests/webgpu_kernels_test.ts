@@ -10,7 +10,7 @@ import { Arena, type Matrix, type StorageDType } from "../lib/model/tensor.ts";
 import { f32ToBf16, f32ToF16, floatToHalf, halfToFloat } from "../lib/formats/dtype.ts";
 import { quantizeQ4, quantizeQ8 } from "../lib/quant/mod.ts";
 import { assert, assertClose } from "./_assert.ts";
-import { HAVE_WEBGPU } from "./_webgpu.ts";
+import { webgpuTest } from "./_webgpu.ts";
 import { randomFloats } from "../testing/random.ts";
 
 /**
@@ -106,7 +106,7 @@ async function compare(k: Case, body: Body): Promise<void> {
 }
 
 const gpuTest = (name: string, fn: () => Promise<void>) =>
-  Deno.test({ name: `webgpu kernels: ${name}`, ignore: !HAVE_WEBGPU, fn });
+  webgpuTest(import.meta.url, { name: `webgpu kernels: ${name}`, fn });
 
 // both kernel shapes: one invocation per row (software adapters) and 32 (GPUs)
 for (const tpr of [1, 32]) {

@@ -10,14 +10,14 @@ import { hasHardwareGpu } from "../lib/backend/webgpu/mod.ts";
 import { UsageError } from "../lib/errors.ts";
 import { assert, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";
 import { fixture, tempDir } from "../testing/fixtures.ts";
-import { HAVE_WEBGPU } from "./_webgpu.ts";
+import { HAVE_WEBGPU, webgpuTest } from "./_webgpu.ts";
 
 const MODEL = fixture("tiny-rwkv-7v0.safetensors");
 const ROOT = new URL("../", import.meta.url).pathname;
 
-Deno.test({
+webgpuTest(import.meta.url, {
   name: "webgpu load: backend webgpu runs the model on the GPU; auto never picks a software one",
-  ignore: !HAVE_WEBGPU || !MODEL,
+  ignore: !MODEL,
   fn: async () => {
     await using gpu = await loadModel(MODEL!, { backend: "webgpu" });
     assert(gpu.info.engine.startsWith("webgpu"), gpu.info.engine);

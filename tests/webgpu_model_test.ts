@@ -11,7 +11,7 @@ import type { Model } from "../lib/model/model.ts";
 import type { WeightDType } from "../lib/model/weights.ts";
 import { assert, assertEquals, assertRejects, maxAbsDiff } from "./_assert.ts";
 import { type Golden, goldens, openGolden } from "./_golden.ts";
-import { HAVE_WEBGPU } from "./_webgpu.ts";
+import { webgpuTest } from "./_webgpu.ts";
 
 const all = goldens();
 const byFile = (f: string): Golden | undefined => all.find((g) => g.file === f);
@@ -43,11 +43,10 @@ const STORAGE_BOUND = 2e-5;
 
 for (const g of all) {
   const dtypes: WeightDType[] = ["bf16", "f16", "q8", "q4"];
-  Deno.test({
+  webgpuTest(import.meta.url, {
     name: `webgpu: ${g.file} in ${
       dtypes.join("/")
     } storage = the reference path on the same weights`,
-    ignore: !HAVE_WEBGPU,
     fn: async () => {
       for (const dtype of dtypes) {
         await both(g, dtype, async (gpu, ref) => {
@@ -76,9 +75,8 @@ const g7 = byFile("ref-7v0.json"), g4 = byFile("ref-4v0.json");
 
 for (const g of [g7, g4]) {
   if (!g) continue;
-  Deno.test({
+  webgpuTest(import.meta.url, {
     name: `webgpu: ${g.file} states move between backends and batches equal single runs`,
-    ignore: !HAVE_WEBGPU,
     fn: () =>
       both(g, "f32", async (gpu, ref) => {
         // a state computed on the CPU continues on the GPU with the CPU's logits, and back
@@ -124,9 +122,9 @@ for (const g of [g7, g4]) {
   });
 }
 
-Deno.test({
+webgpuTest(import.meta.url, {
   name: "webgpu: dispose frees the device, and a disposed model refuses to run",
-  ignore: !HAVE_WEBGPU || !g7,
+  ignore: !g7,
   fn: async () => {
     const ck = await openGolden(g7!);
     const model = await createWebGpuModel(ck, { dtype: "f32" }).finally(() => ck.close());
@@ -140,9 +138,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+webgpuTest(import.meta.url, {
   name: "webgpu: a software adapter is refused where a hardware one is required, a GPU is taken",
-  ignore: !HAVE_WEBGPU,
   fn: async () => {
     // the adapter's own word, read here apart from the backend's reading of it
     const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
