@@ -5,7 +5,7 @@
  * @module
  */
 
-import { compileKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
+import { compileKernels, instantiateKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import type { Plan } from "../lib/model/weights.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
@@ -110,6 +110,28 @@ function matrixReadBytes(d: MatrixDesc, rows = d.rows, minimal = false): number 
   const n = rows * d.cols, r = KERNEL_READ[d.dtype];
   const block = minimal && (d.dtype === "q8" || d.dtype === "q4") ? 2 : r.block;
   return n * r.value + (n / 32) * block;
+}
+
+/**
+ * The kernels to compare over one memory: the current build, named "current", then each given
+ * `kernels.wasm` file, named by its path.
+ * @example
+ * ```ts ignore
+ * const builds = await kernelBuilds(memory, ["/tmp/variant.wasm"]);
+ * ```
+ */
+export async function kernelBuilds(
+  memory: WebAssembly.Memory,
+  files: readonly string[],
+): Promise<[string, Kernels][]> {
+  const builds: [string, Kernels][] = [[
+    "current",
+    instantiateKernels(await compileKernels(), memory),
+  ]];
+  for (const f of files) {
+    builds.push([f, instantiateKernels(await WebAssembly.compile(await Deno.readFile(f)), memory)]);
+  }
+  return builds;
 }
 
 /**

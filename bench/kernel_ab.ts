@@ -16,13 +16,8 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  compileKernels,
-  instantiateKernels,
-  type Kernels,
-  quantizedBytes,
-} from "../lib/backend/wasm/kernels.ts";
-import { KERNEL_READ, runProduct } from "./_roofline.ts";
+import { type Kernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
+import { KERNEL_READ, kernelBuilds, runProduct } from "./_roofline.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -60,13 +55,7 @@ const w = 65536,
 new Uint8Array(memory.buffer, w, size * 1.5).fill(0x3c); // a normal number in every float dtype
 new Float32Array(memory.buffer, x, T * cols).fill(0.5);
 
-const builds: [string, Kernels][] = [[
-  "current",
-  instantiateKernels(await compileKernels(), memory),
-]];
-for (const p of positionals) {
-  builds.push([p, instantiateKernels(await WebAssembly.compile(await Deno.readFile(p)), memory)]);
-}
+const builds = await kernelBuilds(memory, positionals);
 const run = (k: Kernels) => runProduct(k, dtype, w, s, x, xq, y, rows, cols, T);
 const times: number[][] = builds.map(() => []), plain: number[] = [];
 let sink = 0;
