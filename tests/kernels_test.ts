@@ -279,12 +279,13 @@ Deno.test("kernels: a row range writes exactly its rows, the same values as the 
 
 Deno.test("kernels: decoding (T = 1) gives the same bits however the rows are split", async () => {
   // The decode paths take rows in pairs (float), fours and pairs of groups (q8) or whole bands of two
-  // groups (q4: 45 and 61 rows end in a band's partial group, 27 in a lone partial group)
+  // groups (q4: 45 and 61 rows end in a band's partial group, 27 in a lone partial group; 77
+  // rows of 4160 columns: long rows, as an FFN's value matrix has)
   // where they can and alone at the edges of a range: a member's share must not change a
   // single bit of a row, so 1, 2 or 3 Workers decode identically.
   const env = await setup();
   const rng = makeRng(4);
-  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128], [11, 8224]]) {
+  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128], [11, 8224], [77, 4160]]) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: cols }, () => rng() * 2 - 1);
     // q8 twice: the int16 decode path, then the fused one (where the machine's dot allows it)
