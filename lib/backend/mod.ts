@@ -81,8 +81,11 @@ function envBackend(): BackendName | undefined {
   }
   if (!v || v === "auto") return undefined;
   if (!Object.hasOwn(BACKENDS, v)) {
+    const names = Object.keys(BACKENDS);
     throw new UsageError(
-      `invalid ${ENV_BACKEND} "${v}": expected auto, reference, wasm or webgpu`,
+      `invalid ${ENV_BACKEND} "${v}": expected auto, ${names.slice(0, -1).join(", ")} or ${
+        names.at(-1)
+      }`,
     );
   }
   return v as BackendName;
