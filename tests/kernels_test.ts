@@ -174,6 +174,10 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
     [19, 512, 9],
     [20, 1056, 4], // q4: two bands of 8 rows and a lone group, in prompt mode
     [6, 8224, 1], // bf16/f16 decoding long rows four at a time, the last two rows alone
+    // q4 rows past Q4_PANEL_COLS, stored as column panels of 1760 and 1696 columns: decoding,
+    // and a prompt of four tokens in bands and two more alone, each panel adding to the last
+    [21, 5216, 1],
+    [21, 5216, 6],
   ];
   for (const [rows, cols, T] of shapes) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
@@ -280,12 +284,18 @@ Deno.test("kernels: a row range writes exactly its rows, the same values as the 
 Deno.test("kernels: decoding (T = 1) gives the same bits however the rows are split", async () => {
   // The decode paths take rows in pairs (float), fours and pairs of groups (q8) or whole bands of two
   // groups (q4: 45 and 61 rows end in a band's partial group, 27 in a lone partial group; 77
-  // rows of 4160 columns: long rows, as an FFN's value matrix has)
+  // rows of 4160 columns and 29 of 10240: long rows, as an FFN's value matrix has, which q4
+  // stores as column panels)
   // where they can and alone at the edges of a range: a member's share must not change a
   // single bit of a row, so 1, 2 or 3 Workers decode identically.
   const env = await setup();
   const rng = makeRng(4);
-  for (const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128], [11, 8224], [77, 4160]]) {
+  for (
+    const [rows, cols] of [[45, 256], [61, 96], [8, 1024], [27, 128], [11, 8224], [77, 4160], [
+      29,
+      10240,
+    ]]
+  ) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: cols }, () => rng() * 2 - 1);
     // q8 twice: the int16 decode path, then the fused one (where the machine's dot allows it)
@@ -356,7 +366,8 @@ Deno.test("kernels: f16 conversion is exact for every finite half value", async 
 Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's own values", async () => {
   const env = await setup();
   const rng = makeRng(4);
-  for (const [rows, cols] of [[37, 96], [4, 32], [6, 64]]) {
+  // 13 × 5216: q4 in column panels (see Q4_PANEL_COLS)
+  for (const [rows, cols] of [[37, 96], [4, 32], [6, 64], [13, 5216]]) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const q8 = quantizeQ8(W), q4 = quantizeQ4(W);
     const want = { q8: dequantizeQ8(q8.q, q8.scales), q4: dequantizeQ4(q4.q, q4.scales) };

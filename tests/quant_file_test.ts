@@ -13,7 +13,7 @@ import { createReferenceModel } from "../lib/backend/reference/mod.ts";
 import { loadModel } from "../lib/load.ts";
 import { detectSpec } from "../lib/spec/spec.ts";
 import { loadWeights } from "../lib/model/weights.ts";
-import { bandRows, groupedByte, KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
+import { groupedByte, KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import type { StorageDType } from "../lib/model/tensor.ts";
 import { f32ToF16, fromFloat32, toFloat32 } from "../lib/formats/dtype.ts";
 import {
@@ -89,7 +89,7 @@ Deno.test({
         const placed = new Uint8Array(stored.length);
         for (let r = 0; r < m.rows; r++) {
           for (let p = 0; p < rowBytes; p++) {
-            placed[r * rowBytes + p] = arena[groupedByte(r, p, rowBytes, bandRows(m.rows, quant))];
+            placed[r * rowBytes + p] = arena[groupedByte(r, p, m.rows, m.cols, quant)];
           }
         }
         assertEquals(placed, stored);

@@ -37,7 +37,16 @@ Deno.test("simd: _simd_wasm.ts is simd.wat's build", async () => {
 });
 
 Deno.test("simd: q8/q4 layout in WebAssembly equals the TypeScript, byte for byte", () => {
-  const shapes: [number, number][] = [[1, 32], [5, 64], [8, 96], [13, 2560], [37, 160], [64, 32]];
+  // 13 × 5216: q4 in three column panels
+  const shapes: [number, number][] = [
+    [1, 32],
+    [5, 64],
+    [8, 96],
+    [13, 2560],
+    [37, 160],
+    [64, 32],
+    [13, 5216],
+  ];
   for (const dtype of ["q8", "q4"] as StorageDType[]) {
     for (const [rows, cols] of shapes) {
       // two arenas filled alike: one finished in TypeScript, one in WebAssembly

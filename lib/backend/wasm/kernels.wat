@@ -1641,10 +1641,12 @@
   ;; splatted feeds both groups). A group-block is 64 bytes,
   ;; group A's at $w then every $wstep bytes, group B's $wB bytes on from A's; scales likewise
   ;; ($s, $sstep, $sB): a band's two groups (see $q4_at) are read as one stream. Each token's
-  ;; chains start from its block sum −8·Σx, at $sum bytes past its scale.
+  ;; chains start from its block sum −8·Σx, at $sum bytes past its scale. $cols: the weights'
+  ;; columns (a panel's, see matmul_q4); token t's activations $xcols bytes after t−1's, its
+  ;; scales $sb after. $acc: add to what $y holds (a panel after the first) instead of 0.
   (func $q4_pair (param $w i32) (param $s i32) (param $x i32) (param $q i32) (param $sum i32)
-        (param $y i32) (param $cols i32) (param $sb i32) (param $rows i32)
-        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32)
+        (param $y i32) (param $cols i32) (param $xcols i32) (param $sb i32) (param $rows i32)
+        (param $wB i32) (param $sB i32) (param $wstep i32) (param $sstep i32) (param $acc i32)
     (local $we i32) (local $ys i32)
     (local $x1 i32) (local $x2 i32) (local $x3 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
     (local $y1 i32) (local $y2 i32) (local $y3 i32)
@@ -1656,19 +1658,20 @@
     (local $a3 v128) (local $b3 v128)
     (local.set $we (i32.add (local.get $w) (i32.mul (i32.shr_u (local.get $cols) (i32.const 5)) (local.get $wstep))))
     (local.set $ys (i32.shl (local.get $rows) (i32.const 2)))
-    (local.set $x1 (i32.add (local.get $x) (local.get $cols)))
-    (local.set $x2 (i32.add (local.get $x1) (local.get $cols)))
-    (local.set $x3 (i32.add (local.get $x2) (local.get $cols)))
+    (local.set $x1 (i32.add (local.get $x) (local.get $xcols)))
+    (local.set $x2 (i32.add (local.get $x1) (local.get $xcols)))
+    (local.set $x3 (i32.add (local.get $x2) (local.get $xcols)))
     (local.set $q1 (i32.add (local.get $q) (local.get $sb)))
     (local.set $q2 (i32.add (local.get $q1) (local.get $sb)))
     (local.set $q3 (i32.add (local.get $q2) (local.get $sb)))
     (local.set $y1 (i32.add (local.get $y) (local.get $ys)))
     (local.set $y2 (i32.add (local.get $y1) (local.get $ys)))
     (local.set $y3 (i32.add (local.get $y2) (local.get $ys)))
-    (v128.store (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y) (v128.const i32x4 0 0 0 0))
-    (v128.store (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y1) (v128.const i32x4 0 0 0 0))
-    (v128.store (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y2) (v128.const i32x4 0 0 0 0))
-    (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))
+    (if (i32.eqz (local.get $acc)) (then
+      (v128.store (local.get $y) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y) (v128.const i32x4 0 0 0 0))
+      (v128.store (local.get $y1) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y1) (v128.const i32x4 0 0 0 0))
+      (v128.store (local.get $y2) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y2) (v128.const i32x4 0 0 0 0))
+      (v128.store (local.get $y3) (v128.const i32x4 0 0 0 0)) (v128.store offset=16 (local.get $y3) (v128.const i32x4 0 0 0 0))))
     (block $done (loop $blocks
       (br_if $done (i32.ge_u (local.get $w) (local.get $we)))
       (local.set $init (v128.load32_splat (i32.add (local.get $q) (local.get $sum))))
@@ -1831,13 +1834,64 @@
       (i32.lt_u (local.get $g) (local.get $band))))
 
   ;; ---- q4 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
-  ;; $xq holds the activations as `quantize` left them (mode 0: signed, with −8·Σx per
-  ;; block); $s the group-interleaved scales. A group-block is 64 bytes: four vectors whose low
-  ;; nibbles are columns 0..15 and high nibbles 16..31. Tokens as in matmul_q8.
+  ;; Rows of more than $q4_panel columns are stored as column panels (see layout.ts
+  ;; `q4PanelCols`): panel after panel, each a matrix of its columns in the layout below, so a
+  ;; decode streams a panel's rows with that panel's activations in the first-level cache
+  ;; (they fell out of it between two bands of a whole long row: 0.7× the read rate). Each
+  ;; panel's sums continue from what the previous one left in y: the same additions in the
+  ;; same order as one pass over whole rows, so the same bits.
+  (global $q4_panel i32 (i32.const 2560))
   ;; @weights $w $s
   (func (export "matmul_q4") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-    (local $nb i32) (local $sb i32) (local $xs i32) (local $sum i32) (local $T4 i32) (local $n i32)
+    (local $pr i32) (local $pw i32) (local $c0 i32) (local $pc i32)
+    (local.set $pr (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)))
+    (local.set $pw (call $q4_panel_cols (local.get $cols)))
+    (block $done (loop $panels
+      (br_if $done (i32.ge_u (local.get $c0) (local.get $cols)))
+      (local.set $pc (select (local.get $pw) (i32.sub (local.get $cols) (local.get $c0))
+        (i32.lt_u (i32.add (local.get $c0) (local.get $pw)) (local.get $cols))))
+      (call $q4_rows
+        (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $pr) (local.get $c0)) (i32.const 1)))
+        (i32.add (local.get $s) (i32.shr_u (i32.mul (local.get $pr) (local.get $c0)) (i32.const 3)))
+        (i32.add (local.get $xq) (local.get $c0))
+        (i32.add (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols)))
+          (i32.shr_u (local.get $c0) (i32.const 3)))
+        (local.get $cols) (local.get $y) (local.get $rows) (local.get $pc) (local.get $T)
+        (local.get $r0) (local.get $r1) (local.get $c0))
+      (local.set $c0 (i32.add (local.get $c0) (local.get $pc)))
+      (br $panels))))
+
+  ;; The width of a q4 matrix's column panels (all but the last; one panel when it has at most
+  ;; $q4_panel columns): the columns split evenly in whole blocks.
+  (func $q4_panel_cols (param $cols i32) (result i32)
+    (local $np i32) (local $nb i32)
+    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $np (i32.div_u (i32.sub (i32.add (local.get $cols) (global.get $q4_panel)) (i32.const 1))
+      (global.get $q4_panel)))
+    (i32.shl (i32.div_u (i32.sub (i32.add (local.get $nb) (local.get $np)) (i32.const 1)) (local.get $np))
+      (i32.const 5)))
+
+  ;; the first $n (≤ 4 shown, more read as 4) lanes at $p, the others 0 (see $put)
+  (func $get (param $p i32) (param $n i32) (result v128)
+    (local $v v128)
+    (if (i32.ge_u (local.get $n) (i32.const 4)) (then (return (v128.load (local.get $p)))))
+    (local.set $v (v128.load32_zero (local.get $p)))
+    (if (i32.ge_u (local.get $n) (i32.const 2)) (then (local.set $v (v128.load32_lane offset=4 1 (local.get $p) (local.get $v)))))
+    (if (i32.ge_u (local.get $n) (i32.const 3)) (then (local.set $v (v128.load32_lane offset=8 2 (local.get $p) (local.get $v)))))
+    (local.get $v))
+
+  ;; One panel (or a whole matrix of one) of $cols columns for rows [r0, r1): its activations
+  ;; at $xq, token t's $xcols bytes after t−1's (the whole rows' columns), their block scales
+  ;; at $xs (token t's $xcols/8 bytes after t−1's; each block sum the tokens' scales later, as
+  ;; `quantize` lays them out). $acc: y holds the previous panels' sums, to continue from.
+  ;; $xq holds the activations as `quantize` left them (mode 0: signed, with −8·Σx per
+  ;; block); $s the group-interleaved scales. A group-block is 64 bytes: four vectors whose low
+  ;; nibbles are columns 0..15 and high nibbles 16..31. Tokens as in matmul_q8.
+  (func $q4_rows (param $w i32) (param $s i32) (param $xq i32) (param $xs i32) (param $xcols i32)
+        (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
+        (param $acc i32)
+    (local $nb i32) (local $sb i32) (local $xsb i32) (local $sum i32) (local $T4 i32) (local $n i32)
     (local $g i32) (local $t i32) (local $wb i32) (local $we i32) (local $sg i32) (local $yo i32)
     (local $x0 i32) (local $x1 i32) (local $x2 i32) (local $x3 i32)
     (local $q0 i32) (local $q1 i32) (local $q2 i32) (local $q3 i32)
@@ -1853,9 +1907,9 @@
     (local.set $nibv (global.get $nib))
     (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
     (local.set $sb (i32.shl (local.get $nb) (i32.const 2)))
-    (local.set $xs (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols))))
+    (local.set $xsb (i32.shr_u (local.get $xcols) (i32.const 3)))
     ;; from a token's scale to its block sum
-    (local.set $sum (i32.mul (local.get $T) (local.get $sb)))
+    (local.set $sum (i32.mul (local.get $T) (local.get $xsb)))
     (local.set $T4 (i32.and (local.get $T) (i32.const -4)))
     (local.set $g (local.get $r0))
     (block $g_done (loop $g_loop
@@ -1875,7 +1929,12 @@
           (local.set $we (i32.add (local.get $wb) (i32.shl (local.get $cols) (i32.const 2))))
           (local.set $sg (i32.add (local.get $s) (i32.mul (local.get $g) (local.get $sb))))
           (local.set $x0 (local.get $xq)) (local.set $q0 (local.get $xs))
+          (local.set $yo (i32.add (local.get $y) (i32.shl (local.get $g) (i32.const 2))))
+          (local.set $n (i32.sub (local.get $rows) (local.get $g)))
           (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
+          (if (local.get $acc) (then
+            (local.set $a0 (call $get (local.get $yo) (local.get $n)))
+            (local.set $a1 (call $get (i32.add (local.get $yo) (i32.const 16)) (i32.sub (local.get $n) (i32.const 4))))))
           (block $d_done (loop $d_loop
             (br_if $d_done (i32.ge_u (local.get $wb) (local.get $we)))
             (local.set $xl (v128.load32_splat offset=0 (local.get $x0))) (local.set $xh (v128.load32_splat offset=16 (local.get $x0)))
@@ -1911,8 +1970,6 @@
             (local.set $x0 (i32.add (local.get $x0) (i32.const 32)))
             (local.set $q0 (i32.add (local.get $q0) (i32.const 4)))
             (br $d_loop)))
-          (local.set $yo (i32.add (local.get $y) (i32.shl (local.get $g) (i32.const 2))))
-          (local.set $n (i32.sub (local.get $rows) (local.get $g)))
           (call $put (local.get $yo) (local.get $a0) (local.get $n))
           (call $put (i32.add (local.get $yo) (i32.const 16)) (local.get $a1) (i32.sub (local.get $n) (i32.const 4)))
           (local.set $g (i32.add (local.get $g) (i32.const 8)))
@@ -1942,12 +1999,12 @@
             (block $p_done (loop $p_loop
               (br_if $p_done (i32.ge_u (local.get $t) (local.get $T4)))
               (call $q4_pair (local.get $wb) (local.get $sg)
-                (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols)))
-                (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb)))
+                (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $xcols)))
+                (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $xsb)))
                 (local.get $sum)
                 (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2)))
-                (local.get $cols) (local.get $sb) (local.get $rows)
-                (local.get $wB) (local.get $sB) (local.get $wstep) (local.get $sstep))
+                (local.get $cols) (local.get $xcols) (local.get $xsb) (local.get $rows)
+                (local.get $wB) (local.get $sB) (local.get $wstep) (local.get $sstep) (local.get $acc))
               (local.set $t (i32.add (local.get $t) (i32.const 4)))
               (br $p_loop)))
             (local.set $paired (i32.const 1))))))
@@ -1956,19 +2013,25 @@
         (local.set $wb (call $q4_at (local.get $g) (local.get $w) (local.get $cols) (local.get $band)))
         (local.set $we (i32.add (local.get $wb) (i32.mul (local.get $nb) (local.get $wstep))))
         (local.set $sg (call $q4_sat (local.get $g) (local.get $s) (local.get $sb) (local.get $band)))
-        (local.set $x0 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $cols))))
-        (local.set $q0 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $sb))))
+        (local.set $x0 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $xcols))))
+        (local.set $q0 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $xsb))))
         (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
         (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
         (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2))))
+        (if (local.get $acc) (then
+          (local.set $a0 (call $get (local.get $yo) (local.get $n)))
+          (if (i32.lt_u (local.get $t) (local.get $T4)) (then
+            (local.set $a1 (call $get (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))) (local.get $n)))
+            (local.set $a2 (call $get (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 3))) (local.get $n)))
+            (local.set $a3 (call $get (i32.add (local.get $yo) (i32.mul (local.get $rows) (i32.const 12))) (local.get $n)))))))
         (if (i32.lt_u (local.get $t) (local.get $T4))
           (then
-            (local.set $x1 (i32.add (local.get $x0) (local.get $cols)))
-            (local.set $x2 (i32.add (local.get $x1) (local.get $cols)))
-            (local.set $x3 (i32.add (local.get $x2) (local.get $cols)))
-            (local.set $q1 (i32.add (local.get $q0) (local.get $sb)))
-            (local.set $q2 (i32.add (local.get $q1) (local.get $sb)))
-            (local.set $q3 (i32.add (local.get $q2) (local.get $sb)))
+            (local.set $x1 (i32.add (local.get $x0) (local.get $xcols)))
+            (local.set $x2 (i32.add (local.get $x1) (local.get $xcols)))
+            (local.set $x3 (i32.add (local.get $x2) (local.get $xcols)))
+            (local.set $q1 (i32.add (local.get $q0) (local.get $xsb)))
+            (local.set $q2 (i32.add (local.get $q1) (local.get $xsb)))
+            (local.set $q3 (i32.add (local.get $q2) (local.get $xsb)))
             (block $b_done (loop $b_loop
               (br_if $b_done (i32.ge_u (local.get $wb) (local.get $we)))
               ;; two dot chains per token (low and high nibbles): eight chains in flight hide

@@ -29,6 +29,35 @@ export function bandRows(rows: number, dtype: StorageDType): number {
 }
 
 /**
+ * The widest column panel of a q4 matrix (the kernels' `$q4_panel`): a matrix with longer rows
+ * is stored as panels of at most this many columns (see {@link q4PanelCols}).
+ */
+export const Q4_PANEL_COLS = 2560;
+
+/**
+ * The width of a q4 matrix's column panels but the last (which holds the rest): its columns
+ * split into as few panels of at most {@link Q4_PANEL_COLS} as will do, evenly in whole blocks
+ * of 32. Equal to `cols` when one panel holds them.
+ * @example
+ * ```ts
+ * q4PanelCols(2560); // 2560: one panel
+ * q4PanelCols(10240); // 2560: four panels
+ * q4PanelCols(16384); // 2368: six of 2368 and one of 2176
+ * ```
+ */
+export function q4PanelCols(cols: number): number {
+  const nb = cols / 32, np = Math.ceil(cols / Q4_PANEL_COLS);
+  return Math.ceil(nb / np) * 32;
+}
+
+/** Each column panel of a q4 matrix of `cols` columns: its first column and its width. */
+function q4Panels(cols: number): [c0: number, pc: number][] {
+  const pw = q4PanelCols(cols), out: [number, number][] = [];
+  for (let c0 = 0; c0 < cols; c0 += pw) out.push([c0, Math.min(pw, cols - c0)]);
+  return out;
+}
+
+/**
  * The kernels' layout: q8/q4 rows in interleaved groups of four (see {@link finishMatrix}),
  * and after the f32 block scales as many i16 corrections (q8, unread now); other dtypes
  * row-major.
@@ -105,6 +134,12 @@ export function finishQ8_0Blocks(
  * band as one stream too (two groups × four tokens a tile). A last group past the last whole
  * band keeps its blocks one after another.
  *
+ * A q4 matrix of more than {@link Q4_PANEL_COLS} columns is first cut into column panels
+ * ({@link q4PanelCols}), stored one after another, each laid out as above as a matrix of its
+ * columns (panel data at `pr·c0/2` bytes, scales at `pr·c0/8`, `pr` the padded rows, `c0` the
+ * panel's first column). Decoding then streams a panel's rows while that panel's activations stay
+ * in the first-level cache: whole long rows read at 0.7× the rate (docs/SPEED.md).
+ *
  * Given the WebAssembly memory that `buffer` belongs to, the rearrangement runs in WebAssembly
  * SIMD in place ({@link LoadSimd}: a group at a time, at memory speed); without it, or where
  * the runtime lacks SIMD, in TypeScript. Both give the same bytes.
@@ -116,6 +151,15 @@ export function finishMatrix(
 ): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
   const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
+  if (d.dtype === "q4" && q4PanelCols(d.cols) < d.cols) {
+    toPanels(new Uint8Array(buffer, d.offset, (pr * d.cols) / 2), pr, d.cols / 2, 1 / 2);
+    toPanels(new Uint8Array(buffer, d.scaleOffset, pr * nb * 4), pr, nb * 4, 1 / 8);
+    for (const [c0, pc] of q4Panels(d.cols)) {
+      const panel = { ...d, cols: pc, offset: d.offset + (pr * c0) / 2 };
+      finishMatrix(buffer, { ...panel, scaleOffset: d.scaleOffset + (pr * c0) / 8 }, memory);
+    }
+    return;
+  }
   const simd = memory && LoadSimd.for(memory);
   if (simd) {
     if (d.dtype === "q8") {
@@ -143,6 +187,20 @@ export function finishMatrix(
         s += q[o] + q[o + 1] + q[o + 2] + q[o + 3];
       }
       corr[gb * 4 + j] = -s;
+    }
+  }
+}
+
+/**
+ * Row-major `rows` rows of `rowBytes` bytes into q4 column panels, one after another, each its
+ * rows' bytes row-major (`perCol` bytes a column: 1/2 for the values, 1/8 for the scales).
+ */
+function toPanels(a: Uint8Array, rows: number, rowBytes: number, perCol: number): void {
+  const tmp = a.slice();
+  for (const [c0, pc] of q4Panels(rowBytes / perCol)) {
+    const from = c0 * perCol, n = pc * perCol, base = rows * from;
+    for (let r = 0; r < rows; r++) {
+      a.set(tmp.subarray(r * rowBytes + from, r * rowBytes + from + n), base + r * n);
     }
   }
 }
@@ -184,29 +242,61 @@ function banded(i: number, group: number, unit: number): number {
 }
 
 /**
- * Index of byte `p` of row `r` in a finished q8/q4 matrix's data (`rowBytes` per row; `band`:
- * the matrix's {@link bandRows}).
+ * Index of byte `p` of row `r` in the data of a finished q8/q4 matrix of `rows` × `cols`
+ * (`cols` bytes a row in q8, `cols / 2` in q4).
  * @example
  * ```ts
  * declare const data: Uint8Array, rows: number, cols: number, r: number, p: number;
- * const byte = data[groupedByte(r, p, cols / 2, bandRows(rows, "q4"))];
+ * const byte = data[groupedByte(r, p, rows, cols, "q4")];
  * ```
  */
-export function groupedByte(r: number, p: number, rowBytes: number, band = 0): number {
+export function groupedByte(
+  r: number,
+  p: number,
+  rows: number,
+  cols: number,
+  dtype: "q8" | "q4",
+): number {
+  if (dtype === "q8") return grouped(r, p, cols, 0);
+  const [c0, pc] = panelOf(p * 2, cols), base = (paddedRows(rows, dtype) * c0) / 2;
+  return base + grouped(r, p - c0 / 2, pc / 2, bandRows(rows, dtype));
+}
+
+/**
+ * Index of the scale of block `b` of row `r` in the scales of a finished q8/q4 matrix of
+ * `rows` × `cols`.
+ * @example
+ * ```ts
+ * declare const scales: Float32Array, rows: number, cols: number, r: number, b: number;
+ * const scale = scales[groupedScale(r, b, rows, cols, "q4")];
+ * ```
+ */
+export function groupedScale(
+  r: number,
+  b: number,
+  rows: number,
+  cols: number,
+  dtype: "q8" | "q4",
+): number {
+  if (dtype === "q8") return groupedUnit(r, b, cols / 32, 0);
+  const [c0, pc] = panelOf(b * 32, cols), base = (paddedRows(rows, dtype) * c0) / 32;
+  return base + groupedUnit(r, b - c0 / 32, pc / 32, bandRows(rows, dtype));
+}
+
+/** The q4 panel (first column, width) holding column `c` of a matrix of `cols` columns. */
+function panelOf(c: number, cols: number): [number, number] {
+  const pw = q4PanelCols(cols), c0 = c - (c % pw);
+  return [c0, Math.min(pw, cols - c0)];
+}
+
+/** Byte `p` of row `r` of a matrix (or panel) of `rowBytes` a row, its first `band` rows banded. */
+function grouped(r: number, p: number, rowBytes: number, band: number): number {
   const i = (r >> 2) * 4 * rowBytes + (p >> 2) * 16 + (r & 3) * 4 + (p & 3);
   return r < band ? banded(i, 4 * rowBytes, 64) : i;
 }
 
-/**
- * Index of the scale of block `b` of row `r` in a finished q8/q4 matrix (`nb` blocks per row;
- * `band`: the matrix's {@link bandRows}).
- * @example
- * ```ts
- * declare const scales: Float32Array, rows: number, cols: number, r: number, b: number;
- * const scale = scales[groupedScale(r, b, cols / 32, bandRows(rows, "q4"))];
- * ```
- */
-export function groupedScale(r: number, b: number, nb: number, band = 0): number {
+/** Scale of block `b` of row `r` of a matrix (or panel) of `nb` blocks a row. */
+function groupedUnit(r: number, b: number, nb: number, band: number): number {
   const i = (r >> 2) * 4 * nb + b * 4 + (r & 3);
   return r < band ? banded(i, 4 * nb, 4) : i;
 }
@@ -222,17 +312,17 @@ export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void 
     case "q8": {
       const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
       for (let i = 0; i < c; i++) {
-        out[i] = d[groupedByte(r, i, c)] * s[groupedScale(r, i >> 5, nb)];
+        out[i] = d[groupedByte(r, i, m.rows, c, "q8")] *
+          s[groupedScale(r, i >> 5, m.rows, c, "q8")];
       }
       return;
     }
     case "q4": {
-      const d = m.data as Uint8Array, s = m.scales, nb = c >> 5, rb = c >> 1;
-      const band = bandRows(m.rows, "q4");
+      const d = m.data as Uint8Array, s = m.scales, nb = c >> 5;
       for (let b = 0; b < nb; b++) {
-        const sc = s[groupedScale(r, b, nb, band)];
+        const sc = s[groupedScale(r, b, m.rows, c, "q4")];
         for (let j = 0; j < 16; j++) {
-          const byte = d[groupedByte(r, b * 16 + j, rb, band)];
+          const byte = d[groupedByte(r, b * 16 + j, m.rows, c, "q4")];
           out[b * 32 + j] = ((byte & 15) - 8) * sc;
           out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
         }
