@@ -178,6 +178,7 @@ Deno.test("kernels: every dtype matches the TypeScript reference", async () => {
     // and a prompt of four tokens in bands and two more alone, each panel adding to the last
     [21, 5216, 1],
     [21, 5216, 6],
+    [70, 2624, 5], // two blocks of rows (64, then 8 with 6 of the matrix) × two panels
   ];
   for (const [rows, cols, T] of shapes) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
@@ -366,8 +367,9 @@ Deno.test("kernels: f16 conversion is exact for every finite half value", async 
 Deno.test("kernels: q8/q4 rows grouped by finishMatrix decode to the quantizer's own values", async () => {
   const env = await setup();
   const rng = makeRng(4);
-  // 13 × 5216: q4 in column panels (see Q4_PANEL_COLS)
-  for (const [rows, cols] of [[37, 96], [4, 32], [6, 64], [13, 5216]]) {
+  // 13 × 5216 and 141 × 2624: q4 in column panels (see Q4_PANEL_COLS), the second in three
+  // blocks of rows
+  for (const [rows, cols] of [[37, 96], [4, 32], [6, 64], [13, 5216], [141, 2624]]) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const q8 = quantizeQ8(W), q4 = quantizeQ4(W);
     const want = { q8: dequantizeQ8(q8.q, q8.scales), q4: dequantizeQ4(q4.q, q4.scales) };

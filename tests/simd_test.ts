@@ -37,7 +37,7 @@ Deno.test("simd: _simd_wasm.ts is simd.wat's build", async () => {
 });
 
 Deno.test("simd: q8/q4 layout in WebAssembly equals the TypeScript, byte for byte", () => {
-  // 13 × 5216: q4 in three column panels
+  // 13 × 5216: q4 in three column panels; 141 × 2624: two panels in three blocks of rows
   const shapes: [number, number][] = [
     [1, 32],
     [5, 64],
@@ -46,6 +46,7 @@ Deno.test("simd: q8/q4 layout in WebAssembly equals the TypeScript, byte for byt
     [37, 160],
     [64, 32],
     [13, 5216],
+    [141, 2624],
   ];
   for (const dtype of ["q8", "q4"] as StorageDType[]) {
     for (const [rows, cols] of shapes) {

@@ -18,6 +18,7 @@ interface Exports {
   scratch: WebAssembly.Memory;
   finish_q8(data: number, scales: number, corr: number, pr: number, cols: number): void;
   finish_q4(data: number, scales: number, pr: number, cols: number, band: number): void;
+  finish_q4_panels(data: number, scales: number, pr: number, cols: number, pw: number): void;
   finish_q8_0(
     data: number,
     scales: number,
@@ -176,6 +177,16 @@ export class LoadSimd {
   finishQ4(data: number, scales: number, pr: number, cols: number, band: number): void {
     this.reserve(4 * cols);
     this.#x.finish_q4(data, scales, pr, cols, band);
+  }
+
+  /**
+   * Likewise a q4 matrix of long rows, in column panels of `pw` columns (the last the rest)
+   * within blocks of 64 rows: each (block, panel) piece laid out as {@link LoadSimd.finishQ4}
+   * lays out a matrix, the pieces one after another (see the wasm backend's `layout.ts`).
+   */
+  finishQ4Panels(data: number, scales: number, pr: number, cols: number, pw: number): void {
+    this.reserve(40 * cols);
+    this.#x.finish_q4_panels(data, scales, pr, cols, pw);
   }
 
   /**

@@ -10,14 +10,16 @@
   (import "env" "target" (memory 1 65536 shared))
   (memory (export "scratch") 1 65536)
 
-  ;; Four rows of `$w` words at `$src` (scratch), group j of `$bg` (1 or 2) at src + 16·w·j,
-  ;; interleaved by words into `$dst` (target): word c of row r to the word (c·bg + j)·4 + r, or
-  ;; with `$unit4` (units of four columns) to ((c>>2)·bg + j)·16 + (c&3)·4 + r.
+  ;; Four rows of `$w` words at `$src` (scratch; rows `$rsw` words apart), group j of `$bg` (1
+  ;; or 2) at src + 16·rsw·j, interleaved by words into `$dst` (target): word c of row r to the
+  ;; word (c·bg + j)·4 + r, or with `$unit4` (units of four columns) to
+  ;; ((c>>2)·bg + j)·16 + (c&3)·4 + r.
   (func $ilv (param $src i32) (param $dst i32) (param $w i32) (param $bg i32) (param $unit4 i32)
+    (param $rsw i32)
     (local $j i32) (local $c i32) (local $rs i32) (local $s i32) (local $d i32) (local $stride i32)
     (local $a v128) (local $b v128) (local $x v128) (local $y v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
-    (local.set $rs (i32.shl (local.get $w) (i32.const 2)))
+    (local.set $rs (i32.shl (local.get $rsw) (i32.const 2)))
     (local.set $stride
       (select (i32.const 16) (i32.shl (local.get $bg) (i32.const 4)) (local.get $unit4)))
     (loop $groups
@@ -140,7 +142,7 @@
         (call $q8_group (i32.const 0) (local.get $data) (local.get $corr) (local.get $cols)
           (local.get $cols) (i32.const 32))
         (memory.copy 1 0 (i32.const 0) (local.get $scales) (local.get $sb))
-        (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (i32.const 1) (i32.const 0))
+        (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (i32.const 1) (i32.const 0) (local.get $nb))
         (local.set $data (i32.add (local.get $data) (local.get $gb)))
         (local.set $scales (i32.add (local.get $scales) (local.get $sb)))
         (local.set $corr (i32.add (local.get $corr) (i32.shl (local.get $nb) (i32.const 3))))
@@ -243,13 +245,74 @@
         (local.set $db (i32.mul (local.get $bg) (i32.shl (local.get $cols) (i32.const 1))))
         (local.set $sb (i32.mul (local.get $bg) (i32.shl (local.get $nb) (i32.const 4))))
         (memory.copy 1 0 (i32.const 0) (local.get $data) (local.get $db))
-        (call $ilv (i32.const 0) (local.get $data) (local.get $w) (local.get $bg) (i32.const 1))
+        (call $ilv (i32.const 0) (local.get $data) (local.get $w) (local.get $bg) (i32.const 1) (local.get $w))
         (memory.copy 1 0 (i32.const 0) (local.get $scales) (local.get $sb))
-        (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (local.get $bg) (i32.const 0))
+        (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (local.get $bg) (i32.const 0) (local.get $nb))
         (local.set $data (i32.add (local.get $data) (local.get $db)))
         (local.set $scales (i32.add (local.get $scales) (local.get $sb)))
         (local.set $r (i32.add (local.get $r) (i32.shl (local.get $bg) (i32.const 2))))
         (br $bands))))
+
+  ;; A q4 matrix of long rows likewise, in the kernels' column panels: its rows in blocks of 64
+  ;; (the last the rest of `$pr`), each block's columns in panels of `$pw` (the last the rest),
+  ;; each (block, panel) piece laid out as `finish_q4` lays out a matrix (bands of two groups,
+  ;; a last lone group), the pieces one after another: a block's panels in turn, then the next
+  ;; block. Each block's rows go through the scratch, which must hold 40·cols bytes at 0.
+  (func (export "finish_q4_panels") (param $data i32) (param $scales i32) (param $pr i32)
+    (param $cols i32) (param $pw i32)
+    (local $rb0 i32) (local $rbn i32) (local $c0 i32) (local $pc i32) (local $r i32) (local $bg i32)
+    (local $nb i32) (local $rsw i32) (local $sbase i32) (local $d i32) (local $sd i32)
+    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
+    (local.set $rsw (i32.shr_u (local.get $cols) (i32.const 3)))
+    (block $done
+      (loop $blocks
+        (br_if $done (i32.ge_u (local.get $rb0) (local.get $pr)))
+        (local.set $rbn (select (i32.const 64) (i32.sub (local.get $pr) (local.get $rb0))
+          (i32.le_u (i32.add (local.get $rb0) (i32.const 64)) (local.get $pr))))
+        (local.set $sbase (i32.mul (local.get $rbn) (i32.shr_u (local.get $cols) (i32.const 1))))
+        (memory.copy 1 0 (i32.const 0)
+          (i32.add (local.get $data) (i32.mul (local.get $rb0) (i32.shr_u (local.get $cols) (i32.const 1))))
+          (local.get $sbase))
+        (memory.copy 1 0 (local.get $sbase)
+          (i32.add (local.get $scales) (i32.mul (local.get $rb0) (i32.shl (local.get $nb) (i32.const 2))))
+          (i32.mul (local.get $rbn) (i32.shl (local.get $nb) (i32.const 2))))
+        (local.set $c0 (i32.const 0))
+        (block $p_done
+          (loop $panels
+            (br_if $p_done (i32.ge_u (local.get $c0) (local.get $cols)))
+            (local.set $pc (select (local.get $pw) (i32.sub (local.get $cols) (local.get $c0))
+              (i32.le_u (i32.add (local.get $c0) (local.get $pw)) (local.get $cols))))
+            (local.set $d (i32.add (local.get $data)
+              (i32.shr_u (i32.add (i32.mul (local.get $rb0) (local.get $cols))
+                                  (i32.mul (local.get $rbn) (local.get $c0))) (i32.const 1))))
+            (local.set $sd (i32.add (local.get $scales)
+              (i32.shr_u (i32.add (i32.mul (local.get $rb0) (local.get $cols))
+                                  (i32.mul (local.get $rbn) (local.get $c0))) (i32.const 3))))
+            (local.set $r (i32.const 0))
+            (block $g_done
+              (loop $groups
+                (br_if $g_done (i32.ge_u (local.get $r) (local.get $rbn)))
+                (local.set $bg (select (i32.const 2) (i32.const 1)
+                  (i32.le_u (i32.add (local.get $r) (i32.const 8)) (local.get $rbn))))
+                (call $ilv
+                  (i32.add (i32.mul (local.get $r) (i32.shl (local.get $rsw) (i32.const 2)))
+                    (i32.shr_u (local.get $c0) (i32.const 1)))
+                  (local.get $d) (i32.shr_u (local.get $pc) (i32.const 3)) (local.get $bg) (i32.const 1)
+                  (local.get $rsw))
+                (call $ilv
+                  (i32.add (local.get $sbase)
+                    (i32.add (i32.mul (local.get $r) (i32.shl (local.get $nb) (i32.const 2)))
+                      (i32.shr_u (local.get $c0) (i32.const 3))))
+                  (local.get $sd) (i32.shr_u (local.get $pc) (i32.const 5)) (local.get $bg) (i32.const 0)
+                  (local.get $nb))
+                (local.set $d (i32.add (local.get $d) (i32.mul (local.get $bg) (i32.shl (local.get $pc) (i32.const 1)))))
+                (local.set $sd (i32.add (local.get $sd) (i32.mul (local.get $bg) (i32.shr_u (local.get $pc) (i32.const 1)))))
+                (local.set $r (i32.add (local.get $r) (i32.shl (local.get $bg) (i32.const 2))))
+                (br $groups)))
+            (local.set $c0 (i32.add (local.get $c0) (local.get $pc)))
+            (br $panels)))
+        (local.set $rb0 (i32.add (local.get $rb0) (i32.const 64)))
+        (br $blocks))))
 
   ;; The f32 at `$x` and the one at `$q` (scratch), widened, as one f64x2.
   (func $pair (param $x i32) (param $q i32) (result v128)

@@ -1834,33 +1834,59 @@
       (i32.lt_u (local.get $g) (local.get $band))))
 
   ;; ---- q4 weights: y = W·x for rows [r0, r1) (r0 a multiple of 4) and T tokens ----
-  ;; Rows of more than $q4_panel columns are stored as column panels (see layout.ts
-  ;; `q4PanelCols`): panel after panel, each a matrix of its columns in the layout below, so a
-  ;; decode streams a panel's rows with that panel's activations in the first-level cache
-  ;; (they fell out of it between two bands of a whole long row: 0.7× the read rate). Each
-  ;; panel's sums continue from what the previous one left in y: the same additions in the
-  ;; same order as one pass over whole rows, so the same bits.
+  ;; Rows of more than $q4_panel columns are stored in pieces (see layout.ts `finishMatrix`):
+  ;; blocks of 64 rows, each block's columns in panels ($q4_panel_cols), each (block, panel)
+  ;; piece a matrix of its own, one after another. A decode streams them in order (one run)
+  ;; with a panel's activations in the first-level cache (they fell out of it between two bands
+  ;; of a whole long row: 0.7× the read rate). Each panel's sums continue from what the previous
+  ;; one left in y: the same additions in the same order as one pass over whole rows, the same
+  ;; bits.
   (global $q4_panel i32 (i32.const 2560))
   ;; @weights $w $s
   (func (export "matmul_q4") (param $w i32) (param $s i32) (param $xq i32) (param $y i32)
         (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-    (local $pr i32) (local $pw i32) (local $c0 i32) (local $pc i32)
+    (local $pr i32) (local $pw i32) (local $c0 i32) (local $pc i32) (local $xs i32)
+    (local $b0 i32) (local $bn i32) (local $wb i32) (local $sb i32) (local $at i32)
     (local.set $pr (i32.and (i32.add (local.get $rows) (i32.const 3)) (i32.const -4)))
     (local.set $pw (call $q4_panel_cols (local.get $cols)))
-    (block $done (loop $panels
-      (br_if $done (i32.ge_u (local.get $c0) (local.get $cols)))
-      (local.set $pc (select (local.get $pw) (i32.sub (local.get $cols) (local.get $c0))
-        (i32.lt_u (i32.add (local.get $c0) (local.get $pw)) (local.get $cols))))
-      (call $q4_rows
-        (i32.add (local.get $w) (i32.shr_u (i32.mul (local.get $pr) (local.get $c0)) (i32.const 1)))
-        (i32.add (local.get $s) (i32.shr_u (i32.mul (local.get $pr) (local.get $c0)) (i32.const 3)))
-        (i32.add (local.get $xq) (local.get $c0))
-        (i32.add (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols)))
-          (i32.shr_u (local.get $c0) (i32.const 3)))
-        (local.get $cols) (local.get $y) (local.get $rows) (local.get $pc) (local.get $T)
-        (local.get $r0) (local.get $r1) (local.get $c0))
-      (local.set $c0 (i32.add (local.get $c0) (local.get $pc)))
-      (br $panels))))
+    (local.set $xs (i32.add (local.get $xq) (i32.mul (local.get $T) (local.get $cols))))
+    (if (i32.ge_u (local.get $pw) (local.get $cols))
+      (then
+        (call $q4_rows (local.get $w) (local.get $s) (local.get $xq) (local.get $xs) (local.get $cols)
+          (local.get $y) (local.get $rows) (local.get $rows) (local.get $cols) (local.get $T)
+          (local.get $r0) (local.get $r1) (i32.const 0))
+        (return)))
+    (local.set $b0 (i32.and (local.get $r0) (i32.const -64)))
+    (block $done (loop $blocks
+      (br_if $done (i32.ge_u (local.get $b0) (local.get $r1)))
+      (local.set $bn (select (i32.const 64) (i32.sub (local.get $pr) (local.get $b0))
+        (i32.le_u (i32.add (local.get $b0) (i32.const 64)) (local.get $pr))))
+      (local.set $c0 (i32.const 0))
+      (block $p_done (loop $panels
+        (br_if $p_done (i32.ge_u (local.get $c0) (local.get $cols)))
+        (local.set $pc (select (local.get $pw) (i32.sub (local.get $cols) (local.get $c0))
+          (i32.lt_u (i32.add (local.get $c0) (local.get $pw)) (local.get $cols))))
+        ;; the piece's place, in values
+        (local.set $at (i32.add (i32.mul (local.get $b0) (local.get $cols)) (i32.mul (local.get $bn) (local.get $c0))))
+        (call $q4_rows
+          (i32.add (local.get $w) (i32.shr_u (local.get $at) (i32.const 1)))
+          (i32.add (local.get $s) (i32.shr_u (local.get $at) (i32.const 3)))
+          (i32.add (local.get $xq) (local.get $c0))
+          (i32.add (local.get $xs) (i32.shr_u (local.get $c0) (i32.const 3)))
+          (local.get $cols)
+          (i32.add (local.get $y) (i32.shl (local.get $b0) (i32.const 2))) (local.get $rows)
+          ;; the block's rows (those of the matrix in it), the range's part in it
+          (select (i32.const 64) (i32.sub (local.get $rows) (local.get $b0))
+            (i32.le_u (i32.add (local.get $b0) (i32.const 64)) (local.get $rows)))
+          (local.get $pc) (local.get $T)
+          (select (i32.sub (local.get $r0) (local.get $b0)) (i32.const 0) (i32.gt_u (local.get $r0) (local.get $b0)))
+          (select (i32.const 64) (i32.sub (local.get $r1) (local.get $b0))
+            (i32.le_u (i32.add (local.get $b0) (i32.const 64)) (local.get $r1)))
+          (local.get $c0))
+        (local.set $c0 (i32.add (local.get $c0) (local.get $pc)))
+        (br $panels)))
+      (local.set $b0 (i32.add (local.get $b0) (i32.const 64)))
+      (br $blocks))))
 
   ;; The width of a q4 matrix's column panels (all but the last; one panel when it has at most
   ;; $q4_panel columns): the columns split evenly in whole blocks.
@@ -1881,7 +1907,8 @@
     (if (i32.ge_u (local.get $n) (i32.const 3)) (then (local.set $v (v128.load32_lane offset=8 2 (local.get $p) (local.get $v)))))
     (local.get $v))
 
-  ;; One panel (or a whole matrix of one) of $cols columns for rows [r0, r1): its activations
+  ;; One piece (or a whole matrix of one) of $rows rows × $cols columns for rows [r0, r1), token
+  ;; t's outputs at y + 4·(t·$ystride + row): its activations
   ;; at $xq, token t's $xcols bytes after t−1's (the whole rows' columns), their block scales
   ;; at $xs (token t's $xcols/8 bytes after t−1's; each block sum the tokens' scales later, as
   ;; `quantize` lays them out). $acc: y holds the previous panels' sums, to continue from.
@@ -1889,8 +1916,8 @@
   ;; block); $s the group-interleaved scales. A group-block is 64 bytes: four vectors whose low
   ;; nibbles are columns 0..15 and high nibbles 16..31. Tokens as in matmul_q8.
   (func $q4_rows (param $w i32) (param $s i32) (param $xq i32) (param $xs i32) (param $xcols i32)
-        (param $y i32) (param $rows i32) (param $cols i32) (param $T i32) (param $r0 i32) (param $r1 i32)
-        (param $acc i32)
+        (param $y i32) (param $ystride i32) (param $rows i32) (param $cols i32) (param $T i32)
+        (param $r0 i32) (param $r1 i32) (param $acc i32)
     (local $nb i32) (local $sb i32) (local $xsb i32) (local $sum i32) (local $T4 i32) (local $n i32)
     (local $g i32) (local $t i32) (local $wb i32) (local $we i32) (local $sg i32) (local $yo i32)
     (local $x0 i32) (local $x1 i32) (local $x2 i32) (local $x3 i32)
@@ -2002,8 +2029,8 @@
                 (i32.add (local.get $xq) (i32.mul (local.get $t) (local.get $xcols)))
                 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $xsb)))
                 (local.get $sum)
-                (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2)))
-                (local.get $cols) (local.get $xcols) (local.get $xsb) (local.get $rows)
+                (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $ystride)) (local.get $g)) (i32.const 2)))
+                (local.get $cols) (local.get $xcols) (local.get $xsb) (local.get $ystride)
                 (local.get $wB) (local.get $sB) (local.get $wstep) (local.get $sstep) (local.get $acc))
               (local.set $t (i32.add (local.get $t) (i32.const 4)))
               (br $p_loop)))
@@ -2017,13 +2044,13 @@
         (local.set $q0 (i32.add (local.get $xs) (i32.mul (local.get $t) (local.get $xsb))))
         (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (v128.const i32x4 0 0 0 0))
         (local.set $a2 (v128.const i32x4 0 0 0 0)) (local.set $a3 (v128.const i32x4 0 0 0 0))
-        (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $rows)) (local.get $g)) (i32.const 2))))
+        (local.set $yo (i32.add (local.get $y) (i32.shl (i32.add (i32.mul (local.get $t) (local.get $ystride)) (local.get $g)) (i32.const 2))))
         (if (local.get $acc) (then
           (local.set $a0 (call $get (local.get $yo) (local.get $n)))
           (if (i32.lt_u (local.get $t) (local.get $T4)) (then
-            (local.set $a1 (call $get (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))) (local.get $n)))
-            (local.set $a2 (call $get (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 3))) (local.get $n)))
-            (local.set $a3 (call $get (i32.add (local.get $yo) (i32.mul (local.get $rows) (i32.const 12))) (local.get $n)))))))
+            (local.set $a1 (call $get (i32.add (local.get $yo) (i32.shl (local.get $ystride) (i32.const 2))) (local.get $n)))
+            (local.set $a2 (call $get (i32.add (local.get $yo) (i32.shl (local.get $ystride) (i32.const 3))) (local.get $n)))
+            (local.set $a3 (call $get (i32.add (local.get $yo) (i32.mul (local.get $ystride) (i32.const 12))) (local.get $n)))))))
         (if (i32.lt_u (local.get $t) (local.get $T4))
           (then
             (local.set $x1 (i32.add (local.get $x0) (local.get $xcols)))
@@ -2093,11 +2120,11 @@
               (local.set $q2 (i32.add (local.get $q2) (i32.const 4))) (local.set $q3 (i32.add (local.get $q3) (i32.const 4)))
               (br $b_loop)))
             (call $put (local.get $yo) (local.get $a0) (local.get $n))
-            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
+            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $ystride) (i32.const 2))))
             (call $put (local.get $yo) (local.get $a1) (local.get $n))
-            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
+            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $ystride) (i32.const 2))))
             (call $put (local.get $yo) (local.get $a2) (local.get $n))
-            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $rows) (i32.const 2))))
+            (local.set $yo (i32.add (local.get $yo) (i32.shl (local.get $ystride) (i32.const 2))))
             (call $put (local.get $yo) (local.get $a3) (local.get $n))
             (local.set $t (i32.add (local.get $t) (i32.const 4))))
           (else

@@ -50,6 +50,9 @@ export function q4PanelCols(cols: number): number {
   return Math.ceil(nb / np) * 32;
 }
 
+/** Rows in a block of a q4 matrix laid out in column panels (the last block holds the rest). */
+export const Q4_PANEL_ROWS = 64;
+
 /** Each column panel of a q4 matrix of `cols` columns: its first column and its width. */
 function q4Panels(cols: number): [c0: number, pc: number][] {
   const pw = q4PanelCols(cols), out: [number, number][] = [];
@@ -134,11 +137,14 @@ export function finishQ8_0Blocks(
  * band as one stream too (two groups × four tokens a tile). A last group past the last whole
  * band keeps its blocks one after another.
  *
- * A q4 matrix of more than {@link Q4_PANEL_COLS} columns is first cut into column panels
- * ({@link q4PanelCols}), stored one after another, each laid out as above as a matrix of its
- * columns (panel data at `pr·c0/2` bytes, scales at `pr·c0/8`, `pr` the padded rows, `c0` the
- * panel's first column). Decoding then streams a panel's rows while that panel's activations stay
- * in the first-level cache: whole long rows read at 0.7× the rate (docs/SPEED.md).
+ * A q4 matrix of more than {@link Q4_PANEL_COLS} columns is cut into pieces: its padded rows in
+ * blocks of {@link Q4_PANEL_ROWS} (the last the rest), each block's columns in panels
+ * ({@link q4PanelCols}), each (block, panel) piece laid out as above as a matrix of its rows and
+ * columns, the pieces one after another: a block's panels in turn, then the next block. The piece
+ * of block `b0` (first row; `bn` rows) and panel `c0` (first column) starts `(b0·cols + bn·c0)/2`
+ * bytes into the data and `(b0·cols + bn·c0)/8` into the scales. Decoding streams the pieces in
+ * order (one sequential run) while a panel's activations stay in the first-level cache: whole
+ * long rows read at 0.7× the rate (docs/SPEED.md).
  *
  * Given the WebAssembly memory that `buffer` belongs to, the rearrangement runs in WebAssembly
  * SIMD in place ({@link LoadSimd}: a group at a time, at memory speed); without it, or where
@@ -151,16 +157,12 @@ export function finishMatrix(
 ): void {
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
   const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
+  const simd = memory && LoadSimd.for(memory);
   if (d.dtype === "q4" && q4PanelCols(d.cols) < d.cols) {
-    toPanels(new Uint8Array(buffer, d.offset, (pr * d.cols) / 2), pr, d.cols / 2, 1 / 2);
-    toPanels(new Uint8Array(buffer, d.scaleOffset, pr * nb * 4), pr, nb * 4, 1 / 8);
-    for (const [c0, pc] of q4Panels(d.cols)) {
-      const panel = { ...d, cols: pc, offset: d.offset + (pr * c0) / 2 };
-      finishMatrix(buffer, { ...panel, scaleOffset: d.scaleOffset + (pr * c0) / 8 }, memory);
-    }
+    if (simd) simd.finishQ4Panels(d.offset, d.scaleOffset, pr, d.cols, q4PanelCols(d.cols));
+    else toPanels(buffer, d, pr);
     return;
   }
-  const simd = memory && LoadSimd.for(memory);
   if (simd) {
     if (d.dtype === "q8") {
       simd.finishQ8(d.offset, d.scaleOffset, d.scaleOffset + pr * nb * 4, pr, d.cols);
@@ -192,15 +194,25 @@ export function finishMatrix(
 }
 
 /**
- * Row-major `rows` rows of `rowBytes` bytes into q4 column panels, one after another, each its
- * rows' bytes row-major (`perCol` bytes a column: 1/2 for the values, 1/8 for the scales).
+ * A q4 matrix of long rows (row-major, `pr` padded rows) into its pieces (see
+ * {@link finishMatrix}), in TypeScript: each block of rows copied out, each of its panels put
+ * back row-major in the piece's place and laid out as a matrix of its own.
  */
-function toPanels(a: Uint8Array, rows: number, rowBytes: number, perCol: number): void {
-  const tmp = a.slice();
-  for (const [c0, pc] of q4Panels(rowBytes / perCol)) {
-    const from = c0 * perCol, n = pc * perCol, base = rows * from;
-    for (let r = 0; r < rows; r++) {
-      a.set(tmp.subarray(r * rowBytes + from, r * rowBytes + from + n), base + r * n);
+function toPanels(buffer: ArrayBufferLike, d: MatrixDesc, pr: number): void {
+  const rb = d.cols / 2, sb = d.cols / 8; // bytes a row of values, of scales
+  for (let b0 = 0; b0 < pr; b0 += Q4_PANEL_ROWS) {
+    const bn = Math.min(Q4_PANEL_ROWS, pr - b0);
+    const vals = new Uint8Array(buffer, d.offset + b0 * rb, bn * rb);
+    const scales = new Uint8Array(buffer, d.scaleOffset + b0 * sb, bn * sb);
+    const v = vals.slice(), s = scales.slice();
+    for (const [c0, pc] of q4Panels(d.cols)) {
+      const at = bn * c0; // the piece's place, in values
+      for (let r = 0; r < bn; r++) {
+        vals.set(v.subarray(r * rb + c0 / 2, r * rb + (c0 + pc) / 2), at / 2 + (r * pc) / 2);
+        scales.set(s.subarray(r * sb + c0 / 8, r * sb + (c0 + pc) / 8), at / 8 + (r * pc) / 8);
+      }
+      const piece = { ...d, rows: bn, cols: pc, offset: d.offset + (b0 * d.cols + at) / 2 };
+      finishMatrix(buffer, { ...piece, scaleOffset: d.scaleOffset + (b0 * d.cols + at) / 8 });
     }
   }
 }
@@ -258,8 +270,8 @@ export function groupedByte(
   dtype: "q8" | "q4",
 ): number {
   if (dtype === "q8") return grouped(r, p, cols, 0);
-  const [c0, pc] = panelOf(p * 2, cols), base = (paddedRows(rows, dtype) * c0) / 2;
-  return base + grouped(r, p - c0 / 2, pc / 2, bandRows(rows, dtype));
+  const [b0, bn, c0, pc] = pieceOf(r, p * 2, rows, cols);
+  return (b0 * cols + bn * c0) / 2 + grouped(r - b0, p - c0 / 2, pc / 2, bn & -8);
 }
 
 /**
@@ -279,14 +291,20 @@ export function groupedScale(
   dtype: "q8" | "q4",
 ): number {
   if (dtype === "q8") return groupedUnit(r, b, cols / 32, 0);
-  const [c0, pc] = panelOf(b * 32, cols), base = (paddedRows(rows, dtype) * c0) / 32;
-  return base + groupedUnit(r, b - c0 / 32, pc / 32, bandRows(rows, dtype));
+  const [b0, bn, c0, pc] = pieceOf(r, b * 32, rows, cols);
+  return (b0 * cols + bn * c0) / 32 + groupedUnit(r - b0, b - c0 / 32, pc / 32, bn & -8);
 }
 
-/** The q4 panel (first column, width) holding column `c` of a matrix of `cols` columns. */
-function panelOf(c: number, cols: number): [number, number] {
-  const pw = q4PanelCols(cols), c0 = c - (c % pw);
-  return [c0, Math.min(pw, cols - c0)];
+/**
+ * The piece of a q4 matrix (see {@link finishMatrix}) holding row `r`, column `c`: its block's
+ * first row and rows, its panel's first column and columns (a matrix of at most
+ * {@link Q4_PANEL_COLS} columns is one piece).
+ */
+function pieceOf(r: number, c: number, rows: number, cols: number): number[] {
+  const pr = paddedRows(rows, "q4"), pw = q4PanelCols(cols);
+  if (pw >= cols) return [0, pr, 0, cols];
+  const b0 = r - (r % Q4_PANEL_ROWS), c0 = c - (c % pw);
+  return [b0, Math.min(Q4_PANEL_ROWS, pr - b0), c0, Math.min(pw, cols - c0)];
 }
 
 /** Byte `p` of row `r` of a matrix (or panel) of `rowBytes` a row, its first `band` rows banded. */
