@@ -328,7 +328,7 @@ export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void 
     case "f16":
       return decodeRow(m, r, out); // rows are row-major in every layout
     case "q8": {
-      const d = m.data as Int8Array, s = m.scales, nb = c >> 5;
+      const d = m.data as Int8Array, s = m.scales;
       for (let i = 0; i < c; i++) {
         out[i] = d[groupedByte(r, i, m.rows, c, "q8")] *
           s[groupedScale(r, i >> 5, m.rows, c, "q8")];
@@ -338,9 +338,16 @@ export function decodeRowGrouped(m: Matrix, r: number, out: Float32Array): void 
     case "q4": {
       const d = m.data as Uint8Array, s = m.scales, nb = c >> 5;
       for (let b = 0; b < nb; b++) {
-        const sc = s[groupedScale(r, b, m.rows, c, "q4")];
+        // the block's 16 bytes within its piece (found once a block: this runs per token for
+        // a quantized embedding)
+        const [b0, bn, c0, pc] = pieceOf(r, b * 32, m.rows, c), rr = r - b0, band = bn & -8;
+        const at = (b0 * c + bn * c0) / 2,
+          sc = s[
+            (b0 * c + bn * c0) / 32 +
+            groupedUnit(rr, b - c0 / 32, pc / 32, band)
+          ];
         for (let j = 0; j < 16; j++) {
-          const byte = d[groupedByte(r, b * 16 + j, m.rows, c, "q4")];
+          const byte = d[at + grouped(rr, b * 16 + j - c0 / 2, pc / 2, band)];
           out[b * 32 + j] = ((byte & 15) - 8) * sc;
           out[b * 32 + j + 16] = ((byte >> 4) - 8) * sc;
         }
