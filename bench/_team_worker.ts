@@ -17,7 +17,12 @@ scope.onmessage = (e: MessageEvent) => {
   const d = e.data;
   if (d.memory) {
     threads = d.threads;
-    builds = d.modules.map((m: WebAssembly.Module) => instantiateKernels(m, d.memory));
+    builds = d.modules.map((m: WebAssembly.Module) => {
+      const k = instantiateKernels(m, d.memory);
+      if (d.q8.dot) k.q8_dot(d.q8.dot); // as the engine's Workers (worker.ts)
+      k.q8_fused(d.q8.flags);
+      return k;
+    });
     arrived = new Int32Array(d.sync);
     scope.postMessage({ ready: true });
     return;

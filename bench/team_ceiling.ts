@@ -21,7 +21,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { compileKernels, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
+import { compileKernels, q8Paths, quantizedBytes } from "../lib/backend/wasm/kernels.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -78,12 +78,13 @@ const modules = [
   ...await Promise.all(positionals.map(async (f) => WebAssembly.compile(await Deno.readFile(f)))),
 ];
 const names = ["current", ...positionals];
+const q8 = await q8Paths(); // the q8 paths the engine takes on this machine (the fused dot or not)
 const sync = new SharedArrayBuffer(4);
 const workers = await Promise.all(members.map(() =>
   new Promise<Worker>((resolve) => {
     const wk = new Worker(new URL("./_team_worker.ts", import.meta.url), { type: "module" });
     wk.onmessage = () => resolve(wk);
-    wk.postMessage({ memory, modules, sync, threads });
+    wk.postMessage({ memory, modules, sync, threads, q8 });
   })
 ));
 
