@@ -1,0 +1,132 @@
+/**
+ * The "Models beyond 4 GiB" table of docs/SPEED.md: every row a fresh `bench/decode.ts` process
+ * (one at a time), all the rows in turn, `--runs` times over, then the table in Markdown with
+ * each cell's three runs and, per run, whether it meets issue 26's bar (q8/q4 ≥ 80 %, bf16/f16
+ * ≥ 75 % of the run's median read ceiling).
+ *
+ *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b]
+ *
+ * `--dir` holds the models `bench/make_model.ts` writes, by these names (a missing one is
+ * skipped, and said):
+ *
+ *   deno run -A bench/make_model.ts --preset 7-2.9b --dtype q8 --out DIR/7-2.9b-q8.safetensors
+ *   deno run -A bench/make_model.ts --preset 7-2.9b --dtype q4 --fill random --out DIR/7-2.9b-q4.safetensors
+ *   deno run -A bench/make_model.ts --preset 7-2.9b --out DIR/7-2.9b.safetensors        # bf16
+ *   deno run -A bench/make_model.ts --preset 7-2.9b --dtype f16 --out DIR/7-2.9b-f16.safetensors
+ *
+ * and likewise `7-7.2b` (q8, q4, bf16), `7-13.3b` (q8, q4), `4-430m` and `7-0.4b` (bf16).
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    dir: { type: "string" },
+    runs: { type: "string", default: "3" },
+    only: { type: "string" },
+  },
+});
+const runs = Number(values.runs);
+if (!values.dir || !(Number.isInteger(runs) && runs >= 1)) {
+  console.error("usage: bench/big_table.ts --dir DIR [--runs N] [--only NAME]");
+  Deno.exit(2);
+}
+
+/** [file, dtype, tokens decoded, the model's name in the table, what the file is]. */
+const ROWS: [string, string, number, string, string][] = [
+  ["7-2.9b-q8", "q8", 16, "RWKV-7 2.9B (32×2560)", "our q8 file, zeros"],
+  ["7-2.9b-q4", "q4", 16, "RWKV-7 2.9B (32×2560)", "our q4 file, random"],
+  ["7-2.9b", "bf16", 16, "RWKV-7 2.9B (32×2560)", "bf16 .safetensors"],
+  ["7-2.9b-f16", "f16", 16, "RWKV-7 2.9B (32×2560)", "f16 .safetensors"],
+  ["7-7.2b-q8", "q8", 12, "RWKV-7 7.2B (32×4096)", "our q8 file, zeros"],
+  ["7-7.2b-q4", "q4", 12, "RWKV-7 7.2B (32×4096)", "our q4 file, random"],
+  ["7-7.2b", "bf16", 12, "RWKV-7 7.2B (32×4096)", "bf16 .safetensors"],
+  ["7-13.3b-q8", "q8", 8, "RWKV-7 13.3B (61×4096)", "our q8 file, zeros"],
+  ["7-13.3b-q4", "q4", 8, "RWKV-7 13.3B (61×4096)", "our q4 file, random"],
+  ["4-430m", "bf16", 32, "RWKV-4 430M", "bf16 .safetensors"],
+  ["7-0.4b", "bf16", 32, "RWKV-7 0.4B", "bf16 .safetensors"],
+];
+
+const rows = ROWS.filter(([file]) => {
+  if (values.only && !file.startsWith(values.only)) return false;
+  try {
+    Deno.statSync(`${values.dir}/${file}.safetensors`);
+    return true;
+  } catch {
+    console.error(`${values.dir}/${file}.safetensors: not there, its row skipped`);
+    return false;
+  }
+});
+
+/** One decode.ts run of a row: its printed figures by name. */
+async function decode(file: string, dtype: string, tokens: number): Promise<Map<string, string>> {
+  const script = new URL("./decode.ts", import.meta.url).pathname;
+  const args = ["run", "-A", script, "--model", `${values.dir}/${file}.safetensors`];
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [...args, "--dtype", dtype, "--tokens", String(tokens), "--prompts", "0"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`${file} ${dtype}: ${new TextDecoder().decode(out.stderr)}`);
+  return new Map(text.split("\n").map((l) => l.trim().split(/\s+/) as [string, string]));
+}
+
+const results: Map<string, string>[][] = rows.map(() => []);
+for (let run = 1; run <= runs; run++) {
+  for (const [i, [file, dtype, tokens]] of rows.entries()) {
+    const r = await decode(file, dtype, tokens);
+    results[i].push(r);
+    console.error(
+      `run ${run}: ${file} ${dtype} ${r.get("msPerToken")} ms/token, ${
+        r.get("percentOfCeiling")
+      } % of the ceiling (${r.get("ceilingGBs")} GB/s)`,
+    );
+  }
+}
+
+const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
+const header = [
+  "model (shape)",
+  "dtype",
+  "from",
+  "load s",
+  "peak RSS MiB",
+  "weights MiB",
+  "bound MiB",
+  `ms/token (${runs} runs)`,
+  "GB/s",
+  "% of ceiling (median)",
+  "% of best pass",
+];
+console.log(`| ${header.join(" | ")} |`);
+console.log(`|${header.map(() => "---").join("|")}|`);
+let met = 0, cells = 0;
+for (const [i, [, dtype, , name, from]] of rows.entries()) {
+  const rs = results[i], all = (k: string) => rs.map((r) => r.get(k) ?? "?").join(" / ");
+  const bar = dtype === "q8" || dtype === "q4" ? 80 : 75;
+  if (!name.startsWith("RWKV-7 0.4B") && !name.startsWith("RWKV-4")) {
+    for (const r of rs) {
+      cells++;
+      if (Number(r.get("percentOfCeiling")) >= bar) met++;
+    }
+  }
+  console.log(`| ${
+    [
+      name,
+      dtype,
+      from,
+      median(rs.map((r) => Number(r.get("loadSeconds")))),
+      Math.max(...rs.map((r) => Number(r.get("peakRssMiB")))),
+      rs[0].get("weightMiB"),
+      rs[0].get("rssLimitMiB"),
+      all("msPerToken"),
+      all("effectiveGBs"),
+      all("percentOfCeiling"),
+      all("percentOfBestCeiling"),
+    ].join(" | ")
+  } |`);
+}
+console.log(`\n${met} of ${cells} cells of the 2.9B, 7.2B and 13.3B rows meet the bar.`);
