@@ -265,18 +265,20 @@ Deno.test("kernels: float kernels handle tails (cols not a multiple of 8 or 16)"
 Deno.test("kernels: a row range writes exactly its rows, the same values as the whole", async () => {
   const env = await setup();
   const rng = makeRng(3);
-  const rows = 48, cols = 128, T = 5;
-  const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
-  const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
-  for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
-    const m = place(env.buf, env.alloc, W, rows, cols, dtype);
-    const whole = runKernel(env, m, X, T, 0, rows);
-    const part = runKernel(env, m, X, T, 16, 32);
-    for (let t = 0; t < T; t++) {
-      for (let r = 0; r < rows; r++) {
-        const v = part[t * rows + r];
-        if (r >= 16 && r < 32) assertEquals(v, whole[t * rows + r], `${dtype} row ${r}`);
-        else assert(Number.isNaN(v), `${dtype}: row ${r} outside the range was written`);
+  // 130 × 2624: q4 in pieces (blocks of 64 rows × two panels), ranges cutting blocks
+  for (const [rows, cols, T, r0, r1] of [[48, 128, 5, 16, 32], [130, 2624, 5, 60, 132]]) {
+    const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
+    const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
+    for (const dtype of ["f32", "bf16", "f16", "q8", "q4"] as StorageDType[]) {
+      const m = place(env.buf, env.alloc, W, rows, cols, dtype);
+      const whole = runKernel(env, m, X, T, 0, rows);
+      const end = Math.min(r1, rows), part = runKernel(env, m, X, T, r0, end);
+      for (let t = 0; t < T; t++) {
+        for (let r = 0; r < rows; r++) {
+          const v = part[t * rows + r], what = `${dtype} ${rows}×${cols} token ${t} row ${r}`;
+          if (r >= r0 && r < end) assertEquals(v, whole[t * rows + r], what);
+          else assert(Number.isNaN(v), `${what}: outside the range, written`);
+        }
       }
     }
   }
@@ -498,7 +500,15 @@ Deno.test("kernels: the split build reads weights from their own memory, to the 
   const placeW = allocator(), placeS = allocator();
   const rng = makeRng(3);
   for (
-    const [rows, cols, T] of [[37, 96, 1], [64, 256, 3], [20, 1056, 4], [7, 100, 6], [4, 5, 1]]
+    const [rows, cols, T] of [
+      [37, 96, 1],
+      [64, 256, 3],
+      [20, 1056, 4],
+      [7, 100, 6],
+      [4, 5, 1],
+      [70, 2624, 5], // q4 in pieces: two blocks of rows × two panels
+      [21, 5216, 1],
+    ]
   ) {
     const W = Float32Array.from({ length: rows * cols }, () => rng() - 0.5);
     const X = Float32Array.from({ length: T * cols }, () => rng() * 2 - 1);
