@@ -17,7 +17,6 @@ import { SIMD_WASM_BASE64 } from "./_simd_wasm.ts";
 interface Exports {
   scratch: WebAssembly.Memory;
   finish_q8(data: number, scales: number, corr: number, pr: number, cols: number): void;
-  finish_q4(data: number, scales: number, pr: number, cols: number, band: number): void;
   finish_q4_panels(data: number, scales: number, pr: number, cols: number, pw: number): void;
   finish_q8_0(
     data: number,
@@ -173,16 +172,11 @@ export class LoadSimd {
     this.#x.finish_q8_0(data, scales, corr, rows, cols, mul);
   }
 
-  /** Likewise a q4 matrix, its first `band` rows in bands of two groups. */
-  finishQ4(data: number, scales: number, pr: number, cols: number, band: number): void {
-    this.reserve(4 * cols);
-    this.#x.finish_q4(data, scales, pr, cols, band);
-  }
-
   /**
-   * Likewise a q4 matrix of long rows, in column panels of `pw` columns (the last the rest)
-   * within blocks of 64 rows: each (block, panel) piece laid out as {@link LoadSimd.finishQ4}
-   * lays out a matrix, the pieces one after another (see the wasm backend's `layout.ts`).
+   * Likewise a q4 matrix (`pr` rows, a multiple of 4), in column panels of `pw` columns (the last
+   * the rest; `pw` = `cols` for one) within blocks of 64 rows: each (block, panel) piece laid out
+   * as a matrix of its own, its groups in bands of two, the pieces one after another (see the wasm
+   * backend's `layout.ts`).
    */
   finishQ4Panels(data: number, scales: number, pr: number, cols: number, pw: number): void {
     this.reserve(40 * cols);

@@ -229,35 +229,13 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $s4))))
 
-  ;; A q4 matrix likewise (`$band` rows, a multiple of 8, in bands of two groups whose blocks
-  ;; alternate; the rows from there to `$pr` in one group). Scratch must hold 4·cols bytes at 0.
-  (func (export "finish_q4") (param $data i32) (param $scales i32) (param $pr i32)
-    (param $cols i32) (param $band i32)
-    (local $r i32) (local $nb i32) (local $w i32) (local $bg i32) (local $step i32)
-    (local $db i32) (local $sb i32)
-    (local.set $nb (i32.shr_u (local.get $cols) (i32.const 5)))
-    (local.set $w (i32.shr_u (local.get $cols) (i32.const 3)))
-    (block $done
-      (loop $bands
-        (br_if $done (i32.ge_u (local.get $r) (local.get $pr)))
-        (local.set $bg (select (i32.const 2) (i32.const 1)
-          (i32.lt_u (local.get $r) (local.get $band))))
-        (local.set $db (i32.mul (local.get $bg) (i32.shl (local.get $cols) (i32.const 1))))
-        (local.set $sb (i32.mul (local.get $bg) (i32.shl (local.get $nb) (i32.const 4))))
-        (memory.copy 1 0 (i32.const 0) (local.get $data) (local.get $db))
-        (call $ilv (i32.const 0) (local.get $data) (local.get $w) (local.get $bg) (i32.const 1) (local.get $w))
-        (memory.copy 1 0 (i32.const 0) (local.get $scales) (local.get $sb))
-        (call $ilv (i32.const 0) (local.get $scales) (local.get $nb) (local.get $bg) (i32.const 0) (local.get $nb))
-        (local.set $data (i32.add (local.get $data) (local.get $db)))
-        (local.set $scales (i32.add (local.get $scales) (local.get $sb)))
-        (local.set $r (i32.add (local.get $r) (i32.shl (local.get $bg) (i32.const 2))))
-        (br $bands))))
-
-  ;; A q4 matrix of long rows likewise, in the kernels' column panels: its rows in blocks of 64
-  ;; (the last the rest of `$pr`), each block's columns in panels of `$pw` (the last the rest),
-  ;; each (block, panel) piece laid out as `finish_q4` lays out a matrix (bands of two groups,
-  ;; a last lone group), the pieces one after another: a block's panels in turn, then the next
-  ;; block. Each block's rows go through the scratch, which must hold 40·cols bytes at 0.
+  ;; A q4 matrix likewise, in the kernels' pieces: its rows (`$pr`, a multiple of 4) in blocks of
+  ;; 64 (the last the rest), each block's columns in panels of `$pw` (the last the rest), each
+  ;; (block, panel) piece laid out as a matrix of its own (its groups of four rows in bands of two
+  ;; whose blocks alternate, a last lone group on its own), the pieces one after another: a
+  ;; block's panels in turn, then the next block. With one panel (`$pw` = `$cols`) that is the
+  ;; whole matrix in bands. Each block's rows go through the scratch, which must hold 40·cols
+  ;; bytes at 0.
   (func (export "finish_q4_panels") (param $data i32) (param $scales i32) (param $pr i32)
     (param $cols i32) (param $pw i32)
     (local $rb0 i32) (local $rbn i32) (local $c0 i32) (local $pc i32) (local $r i32) (local $bg i32)

@@ -158,15 +158,13 @@ export function finishMatrix(
   if (d.dtype !== "q8" && d.dtype !== "q4") return;
   const pr = paddedRows(d.rows, d.dtype), nb = d.cols / 32;
   const simd = memory && LoadSimd.for(memory);
-  if (d.dtype === "q4" && q4PanelCols(d.cols) < d.cols) {
-    if (simd) simd.finishQ4Panels(d.offset, d.scaleOffset, pr, d.cols, q4PanelCols(d.cols));
-    else toPanels(buffer, d, pr);
-    return;
+  if (d.dtype === "q4") {
+    // in WebAssembly, one panel is the case of pieces whose blocks of rows lie as bands would
+    if (simd) return simd.finishQ4Panels(d.offset, d.scaleOffset, pr, d.cols, q4PanelCols(d.cols));
+    if (q4PanelCols(d.cols) < d.cols) return toPanels(buffer, d, pr);
   }
   if (simd) {
-    if (d.dtype === "q8") {
-      simd.finishQ8(d.offset, d.scaleOffset, d.scaleOffset + pr * nb * 4, pr, d.cols);
-    } else simd.finishQ4(d.offset, d.scaleOffset, pr, d.cols, bandRows(d.rows, d.dtype));
+    simd.finishQ8(d.offset, d.scaleOffset, d.scaleOffset + pr * nb * 4, pr, d.cols);
     return;
   }
   const rowWords = d.dtype === "q8" ? d.cols / 4 : d.cols / 8;
