@@ -100,6 +100,19 @@ for (const g of all.filter((g) => /^ref-(4v0|5v1-f16|6v0-bf16|7v0)\.json$/.test(
   }
 }
 
+/** The reference backend's logits of `tokens` fed one at a time to the model at `path`. */
+async function referenceSteps(path: string, dtype: WeightDType, tokens: number[]) {
+  const ck = await openCheckpoint(path);
+  try {
+    const ref = await createReferenceModel(ck, { dtype });
+    const st = ref.createState(), want: number[] = [];
+    for (const t of tokens) want.push(...await ref.forward([t], st));
+    return want;
+  } finally {
+    ck.close();
+  }
+}
+
 // Widths no kernel covers (6 channels, RWKV-7 heads of 6: the TypeScript paths, run by member 0
 // alone on the shared state) and RWKV-7 heads of 8 split between the members (the low-rank
 // second halves computed by each member for its own heads, no barrier before the time mix; with
@@ -120,12 +133,7 @@ for (
         ...["--version", version, "--layers", "2", "--embd", String(embd)],
         ...["--head-size", String(headSize), "--vocab", "50", "--dtype", "f32"],
       ]);
-      const tokens = [1, 5, 9, 3, 7, 2];
-      const ck = await openCheckpoint(path);
-      const ref = await createReferenceModel(ck, { dtype: "f32" });
-      const st = ref.createState(), want: number[] = [];
-      for (const t of tokens) want.push(...await ref.forward([t], st));
-      ck.close();
+      const tokens = [1, 5, 9, 3, 7, 2], want = await referenceSteps(path, "f32", tokens);
       for (const threads of [1, 2, 3]) {
         const ck2 = await openCheckpoint(path);
         const model = await createWasmModel(ck2, { dtype: "f32", threads });
@@ -355,12 +363,7 @@ Deno.test("engine: q4 in column panels (an RWKV-7 model 704 wide) matches the re
       ...["--version", "7", "--layers", "1", "--embd", "704", "--head-size", "64"],
       ...["--vocab", "50", "--dtype", "f32"],
     ]);
-    const tokens = [1, 5, 9, 3, 7, 2];
-    const ck = await openCheckpoint(path);
-    const ref = await createReferenceModel(ck, { dtype: "q4" });
-    const st = ref.createState(), want: number[] = [];
-    for (const t of tokens) want.push(...await ref.forward([t], st));
-    ck.close();
+    const tokens = [1, 5, 9, 3, 7, 2], want = await referenceSteps(path, "q4", tokens);
     let first: Float32Array | undefined;
     // the last run: matrices in memories of their own (the split kernels, as past 3 GiB)
     for (const [threads, matrixMemoryBytes] of [[1], [2], [3], [2, 65536]]) {
