@@ -8,6 +8,7 @@
 import { compileKernels, instantiateKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import type { Plan } from "../lib/model/weights.ts";
+import { adviseHugePages } from "../lib/model/huge_pages.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
 /**
@@ -31,14 +32,19 @@ export class ReadProbe {
     this.#bytes = bytes;
   }
 
-  /** Starts the Workers over a fresh memory of `mib` MiB (every page touched first). */
-  static async start(threads: number, mib = 512): Promise<ReadProbe> {
+  /**
+   * Starts the Workers over a fresh memory of `mib` MiB (every page touched first); with
+   * `hugePages`, one the kernel backs with huge pages as it does the engine's weights (the
+   * probe then says whether it got them: {@link ReadProbe.hugePages}).
+   */
+  static async start(threads: number, mib = 512, hugePages = false): Promise<ReadProbe> {
     const bytes = mib * 2 ** 20, per = Math.floor(bytes / threads / 128) * 128;
     const memory = new WebAssembly.Memory({
       initial: bytes / 65536 + 2,
       maximum: bytes / 65536 + 2,
       shared: true,
     });
+    const huge = hugePages && adviseHugePages(memory, bytes + 2 * 65536, true);
     new Uint8Array(memory.buffer).fill(1); // touch every page before timing
     const module = await compileKernels();
     const sync = new SharedArrayBuffer(4);
@@ -52,8 +58,13 @@ export class ReadProbe {
           wk.postMessage({ memory, module, sync, threads, start: 65536 + i * per, bytes: per });
         })),
     );
-    return new ReadProbe(workers, per * threads);
+    const probe = new ReadProbe(workers, per * threads);
+    probe.hugePages = huge;
+    return probe;
   }
+
+  /** Whether the probe's memory has huge pages. */
+  hugePages = false;
 
   /** One pass of every Worker together: GB/s over the slowest one's time. */
   async pass(): Promise<number> {

@@ -35,3 +35,20 @@ export function resetPeakRss(): boolean {
     return false;
   }
 }
+
+/**
+ * MiB of the process's anonymous memory the kernel maps with transparent huge pages
+ * (`AnonHugePages` of /proc/self/smaps_rollup; 0 where it cannot be read): the weights' memories
+ * when `lib/model/huge_pages.ts` got them.
+ * @example
+ * ```ts
+ * console.log(`${anonHugeMiB()} MiB in huge pages`);
+ * ```
+ */
+export function anonHugeMiB(): number {
+  try {
+    const m = /AnonHugePages:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"));
+    if (m) return Math.round(Number(m[1]) / 1024);
+  } catch { /* not Linux */ }
+  return 0;
+}

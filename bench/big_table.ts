@@ -4,7 +4,10 @@
  * each cell's three runs and, per run, whether it meets issue 26's bar (q8/q4 ≥ 80 %, bf16/f16
  * ≥ 75 % of the run's median read ceiling).
  *
- *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b]
+ *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b] [--huge-pages]
+ *
+ * `--huge-pages` loads every model with its weights in huge pages (`bench/decode.ts`); every row
+ * also reports its share of the plain loop over huge pages.
  *
  * `--dir` holds the models `bench/make_model.ts` writes, by these names (a missing one is
  * skipped, and said):
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     dir: { type: "string" },
     runs: { type: "string", default: "3" },
     only: { type: "string" },
+    "huge-pages": { type: "boolean", default: false },
   },
 });
 const runs = Number(values.runs);
@@ -65,7 +69,11 @@ async function decode(file: string, dtype: string, tokens: number): Promise<Map<
   const script = new URL("./decode.ts", import.meta.url).pathname;
   const args = ["run", "-A", script, "--model", `${values.dir}/${file}.safetensors`];
   const out = await new Deno.Command(Deno.execPath(), {
-    args: [...args, "--dtype", dtype, "--tokens", String(tokens), "--prompts", "0"],
+    args: [
+      ...args,
+      ...(values["huge-pages"] ? ["--huge-pages"] : []),
+      ...["--dtype", dtype, "--tokens", String(tokens), "--prompts", "0"],
+    ],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -100,6 +108,7 @@ const header = [
   "GB/s",
   "% of ceiling (median)",
   "% of best pass",
+  "% of huge-page ceiling",
 ];
 console.log(`| ${header.join(" | ")} |`);
 console.log(`|${header.map(() => "---").join("|")}|`);
@@ -126,6 +135,7 @@ for (const [i, [, dtype, , name, from]] of rows.entries()) {
       all("effectiveGBs"),
       all("percentOfCeiling"),
       all("percentOfBestCeiling"),
+      all("percentOfHugeCeiling"),
     ].join(" | ")
   } |`);
 }

@@ -21,6 +21,9 @@
  * steps, barrier waits, the rest), timed over as many tokens again after the measured ones:
  * profiling's timers (two `performance.now()` calls around every step and chunk) cost a few
  * percent of a token, so the measured tokens run with it paused.
+ * `--huge-pages` loads the weights into huge pages (lib/model/huge_pages.ts; `hugePagesMiB` says
+ * how much the kernel gave); every run also reads a second ceiling, the same loop over huge
+ * pages (`ceilingHugeGBs`, `percentOfHugeCeiling`), passes of the two alternating.
  * Runs the wasm backend (lib/backend/wasm), or with `--backend webgpu` the WebGPU backend
  * (then no CPU ceiling). `--json FILE` also appends the run's row
  * (`{ model, dtype, msPerToken, promptTokPerSec, bandwidthGBs, weightBytesPerToken, peakRssMiB }`)
@@ -40,7 +43,7 @@ import { openCheckpoint } from "../lib/formats/open.ts";
 import { planWeights } from "../lib/model/weights.ts";
 import { KERNEL_LAYOUT } from "../lib/backend/wasm/layout.ts";
 import { bytesPerToken, costBreakdown, ReadProbe } from "./_roofline.ts";
-import { peakRssMiB } from "./_rss.ts";
+import { anonHugeMiB, peakRssMiB } from "./_rss.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -54,6 +57,7 @@ const { values } = parseArgs({
     backend: { type: "string", default: "wasm" },
     profile: { type: "boolean", default: false },
     prompts: { type: "string", default: "128,512" }, // prompt lengths timed ("0": none)
+    "huge-pages": { type: "boolean", default: false }, // the weights in huge pages (Linux)
   },
 });
 if (!values.model) throw new Error("--model is required");
@@ -115,9 +119,11 @@ const model = await (gpu ? createWebGpuModel : createWasmModel)(ck, {
   threads,
   chunk: Number(values.chunk),
   profile,
+  hugePages: values["huge-pages"],
 });
 const loadSeconds = (performance.now() - t0) / 1000;
 const loadPeakRss = peakRssMiB(); // the load's own peak, before any token's buffers
+const hugeMiB = anonHugeMiB(); // memory the kernel backs with huge pages (the weights' memories)
 const info = model.info;
 const V = info.vocab;
 const state = model.createState();
@@ -142,7 +148,10 @@ const longest = promptLengths.length ? prompts[`prompt${Math.max(...promptLength
 // memory is not the model's)
 const peakRss = peakRssMiB();
 const probe = gpu ? undefined : await ReadProbe.start(threads);
-const ceilings: number[] = [];
+// the same loop over huge pages, as the engine's weights have them where the kernel gives them
+// (lib/model/huge_pages.ts): a second ceiling, the strictest like-for-like one
+const hugeProbe = gpu ? undefined : await ReadProbe.start(threads, 512, true);
+const ceilings: number[] = [], hugeCeilings: number[] = [];
 // the measured tokens run with profiling paused (its timers cost a few percent of a token);
 // with --profile, as many tokens again are then timed for the breakdown
 if (profile) { for (let w = 0; w < threads; w++) profile[w * PROFILE_STRIDE + PROFILE.paused] = 1; }
@@ -151,9 +160,13 @@ for (let i = 0; i < Number(values.tokens); i++) {
   const t = performance.now();
   await model.forward([(tok++ * 7919) % V], state);
   times.push(performance.now() - t);
-  if (probe && i % 4 === 3) ceilings.push(await probe.pass());
+  if (probe && hugeProbe && i % 4 === 3) {
+    if (i % 8 === 3) ceilings.push(await probe.pass()), hugeCeilings.push(await hugeProbe.pass());
+    else hugeCeilings.push(await hugeProbe.pass()), ceilings.push(await probe.pass());
+  }
 }
 probe?.close();
+hugeProbe?.close();
 const profiled: number[] = [];
 if (profile) {
   profile.fill(0); // which also resumes it
@@ -178,6 +191,7 @@ const bytes = bytesPerToken(plans, stateBytes);
 const bytesPerTokenRead = bytes.weights + bytes.state;
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
 const ceiling = gpu ? NaN : median(ceilings), ceilingBest = gpu ? NaN : Math.max(...ceilings);
+const ceilingHuge = gpu || !hugeProbe?.hugePages ? NaN : median(hugeCeilings);
 const bw = gpu ? NaN : await bandwidth();
 const gbs = bytesPerTokenRead / (msPerToken / 1000) / 1e9;
 const gbsMinimal = (bytes.minimal + bytes.state) / (msPerToken / 1000) / 1e9;
@@ -206,6 +220,9 @@ const result = {
   percentOfCeiling: Math.round((gbs / ceiling) * 100),
   percentOfBestCeiling: Math.round((gbs / ceilingBest) * 100),
   percentOfCeilingMinimalBytes: Math.round((gbsMinimal / ceiling) * 100),
+  hugePagesMiB: hugeMiB,
+  ceilingHugeGBs: +ceilingHuge.toFixed(1),
+  percentOfHugeCeiling: Math.round((gbs / ceilingHuge) * 100),
   kernelProbeGBs: +bw.toFixed(1),
   percentOfKernelProbe: Math.round((gbs / bw) * 100),
 };

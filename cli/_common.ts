@@ -29,6 +29,7 @@ export const MODEL_FLAGS = {
   engine: { type: "string" },
   device: { type: "string" },
   state: { type: "string" },
+  "huge-pages": { type: "string" },
   quiet: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -48,7 +49,9 @@ export const LOAD_HELP =
   --dtype auto|f32|bf16|f16|q8|q4   weight storage in memory (default auto)
   --threads N             worker threads (default: cores)
 ${BACKEND_HELP}
-  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)`;
+  --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
+  --huge-pages on|off     2 MiB pages for the weights on Linux (needs -A or --allow-ffi):
+                          decoding 1.05× faster, the load maybe seconds longer (default off)`;
 
 /** The sampling flags the chat and generate CLIs share (each adds its own). */
 export const SAMPLING_FLAGS = {
@@ -166,6 +169,7 @@ export interface ModelFlagValues {
   engine?: string;
   device?: string;
   state?: string;
+  "huge-pages"?: string;
   quiet?: boolean;
 }
 
@@ -186,6 +190,13 @@ export interface LoadedModel {
   chat?: { template?: ChatTemplate; stops: string[] };
 }
 
+/** An `on|off` flag's value (undefined when absent); a UsageError naming it otherwise. */
+export function onOff(raw: string | undefined, name: string): boolean | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === "on" || raw === "off") return raw === "on";
+  throw new UsageError(`--${name} must be on or off, not ${JSON.stringify(raw)}`);
+}
+
 /** Loading options from the model flags, validated (a UsageError naming the flag). */
 export function loadOptionsFromFlags(v: ModelFlagValues): LoadModelOptions {
   const options: LoadModelOptions = {
@@ -194,6 +205,7 @@ export function loadOptionsFromFlags(v: ModelFlagValues): LoadModelOptions {
     engine: v.engine as LoadModelOptions["engine"],
     device: v.device as LoadModelOptions["device"],
     threads: numberFlag(v.threads, "threads", undefined, { integer: true, min: 1, max: 64 }),
+    hugePages: onOff(v["huge-pages"], "huge-pages"),
   };
   try {
     validateLoadOptions(options);

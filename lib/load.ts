@@ -68,6 +68,12 @@ export interface LoadModelOptions {
    * `maxResidentStates` in `./backend`).
    */
   maxResidentStates?: number;
+  /**
+   * Transparent huge pages (2 MiB) for the weights' memories on Linux (default false): decoding
+   * reads them 1.05× faster (2.9B q8 and q4), and the load may take seconds longer while the
+   * kernel finds the pages. Needs FFI permission; otherwise ignored. See `model/huge_pages.ts`.
+   */
+  hugePages?: boolean;
 }
 
 /**
@@ -204,6 +210,11 @@ export function validateLoadOptions(options: LoadModelOptions): void {
     }
   };
   whole("threads", options.threads, 64);
+  if (options.hugePages !== undefined && typeof options.hugePages !== "boolean") {
+    throw new UsageError(
+      `invalid hugePages ${JSON.stringify(options.hugePages)}: expected true or false`,
+    );
+  }
   whole("chunk", options.chunk, 4096);
   if (options.onProgress !== undefined && typeof options.onProgress !== "function") {
     throw new UsageError("invalid onProgress: expected a function");

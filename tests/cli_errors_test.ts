@@ -42,6 +42,11 @@ if (st7) {
     ["chat: --dtype q5", [cli("chat"), "--model", st7, "--dtype", "q5"], /--dtype "q5": expected/],
     ["generate: --threads 0", [cli("generate"), "--model", st7, "--threads", "0"], /--threads/],
     [
+      "serve: --huge-pages maybe",
+      [cli("serve"), "--model", st7, "--huge-pages", "maybe"],
+      /--huge-pages must be on or off, not "maybe"/,
+    ],
+    [
       "perplexity: --backend",
       [cli("perplexity"), "--model", st7, "--backend", "tpu", st7],
       /--backend "tpu": expected auto, reference, wasm or webgpu/,

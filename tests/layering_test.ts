@@ -25,6 +25,7 @@ export const LAYERS: readonly { name: string; modules: readonly string[] }[] = [
       "lib/model/ops.ts",
       "lib/model/tensor.ts",
       "lib/model/memory.ts",
+      "lib/model/huge_pages.ts",
       "lib/model/norm.ts",
       "lib/model/weights.ts",
       "lib/model/_weights_plan.ts",

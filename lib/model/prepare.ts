@@ -74,6 +74,7 @@ export async function prepareModel(
     dtype: options.dtype,
     onProgress: options.onProgress,
     matrixMemoryBytes: options.matrixMemoryBytes,
+    hugePages: options.hugePages,
     availableMemory: options.availableMemory,
     ...load,
   });

@@ -10,6 +10,7 @@
  */
 
 import { LoadSimd } from "../formats/simd.ts";
+import { adviseHugePages, faultHugePages } from "./huge_pages.ts";
 
 /**
  * How a matrix's values are stored.
@@ -167,6 +168,12 @@ export interface ArenaOptions {
    * the large-model path on small models.
    */
   matrixMemoryBytes?: number;
+  /**
+   * Asks Linux for transparent huge pages for the memories (default false; see
+   * `huge_pages.ts`: needs FFI permission, else nothing changes). Decoding streams the weights,
+   * and 2 MiB pages read them faster: 1.05× on 2.9B q8 and q4.
+   */
+  hugePages?: boolean;
 }
 
 const ENV_SPLIT = "RWKV_MATRIX_MEMORY_BYTES";
@@ -216,6 +223,9 @@ export class Arena {
   readonly matrixMemoryBytes: number;
   #top: number;
   #tops: number[] = [0];
+  /** The `hugePages` option; and, by memory, whether the kernel gives it huge pages. */
+  #huge: boolean | undefined;
+  #hugeMemories: boolean[] = [];
 
   /**
    * Creates an arena for `bytes` of weights (plus `reserveStart` bytes kept free at offset 0):
@@ -240,6 +250,8 @@ export class Arena {
     // The maximum is the whole 4 GiB: only address space is reserved, and a backend grows the
     // memory once after loading to add its activation buffers.
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+    this.#huge = options.hugePages;
+    this.#hugeMemories = [this.#advise(this.memory, 0, pages * PAGE)];
     this.memories = [this.memory];
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.#top = reserveStart;
@@ -262,23 +274,24 @@ export class Arena {
         );
       }
       m.grow(pages);
+      if (this.#hugeMemories[k]) faultHugePages(m, have, have + pages * PAGE);
     }
     if (k === 0) this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
   }
 
-  /** Wraps an existing memory (in another thread): no allocation. */
-  static wrap(memory: WebAssembly.Memory, top: number): Arena {
-    const a = Object.create(Arena.prototype) as Arena;
-    Object.assign(a, {
-      memory,
-      buffer: memory.buffer,
-      layout: PLAIN_LAYOUT,
-      memories: [memory],
-      matrixMemoryBytes: 0,
-    });
-    a.#top = top;
-    a.#tops = [0];
-    return a;
+  /**
+   * Asks for huge pages over the whole of `memory` (its 4 GiB of address space: pages added by
+   * growing it get them too), and faults in its fresh bytes `from` to `to`: whether it gets them.
+   */
+  #advise(memory: WebAssembly.Memory, from: number, to: number): boolean {
+    const huge = adviseHugePages(memory, MAX_PAGES * PAGE, this.#huge);
+    if (huge) faultHugePages(memory, from, to);
+    return huge;
+  }
+
+  /** Whether the kernel backs the memories with huge pages (see `huge_pages.ts`). */
+  get hugePages(): boolean {
+    return this.#hugeMemories.some((h) => h);
   }
 
   /** Bytes allocated so far in the first memory. */
@@ -339,7 +352,9 @@ export class Arena {
       if (at.end > MAX_PAGES * PAGE) {
         throw new RangeError(`a ${rows}×${cols} ${dtype} matrix needs more than 4 GiB`);
       }
-      this.memories.push(new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true }));
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+      this.memories.push(memory);
+      this.#hugeMemories.push(this.#advise(memory, 0, 0));
       this.#tops.push(0);
       k++;
     }

@@ -163,6 +163,8 @@ export interface LoadWeightsOptions {
    * default only a model too large for one memory beside a backend's buffers.
    */
   matrixMemoryBytes?: number;
+  /** Asks Linux for huge pages for the weights' memories (default false; see `Arena`). */
+  hugePages?: boolean;
   /** Called after each tensor. */
   onProgress?: (done: number, total: number, name: string) => void;
   /**
@@ -197,6 +199,7 @@ export async function loadWeights(
   const matrixLayout = options.layout ?? PLAIN_LAYOUT;
   const arena = new Arena(bytes + (options.extraBytes ?? 0), undefined, matrixLayout, {
     matrixMemoryBytes: options.matrixMemoryBytes,
+    hugePages: options.hugePages,
   });
   const tensors: Record<string, TensorDesc> = {};
   const ln0 = await readLn0(ck);
