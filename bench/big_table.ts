@@ -4,10 +4,11 @@
  * each cell's three runs and, per run, whether it meets issue 26's bar (q8/q4 ≥ 80 %, bf16/f16
  * ≥ 75 % of the run's median read ceiling).
  *
- *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b] [--huge-pages]
+ *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b,7-7.2b] [--huge-pages off|on|both]
  *
- * `--huge-pages` loads every model with its weights in huge pages (`bench/decode.ts`); every row
- * also reports its share of the plain loop over huge pages.
+ * `--huge-pages on` loads every model with its weights in huge pages (`bench/decode.ts
+ * --huge-pages`), `both` runs every row both ways, one after the other in each run (an A/B in
+ * the same minutes); every row also reports its share of the plain loop over huge pages.
  *
  * `--dir` holds the models `bench/make_model.ts` writes, by these names (a missing one is
  * skipped, and said):
@@ -29,12 +30,17 @@ const { values } = parseArgs({
     dir: { type: "string" },
     runs: { type: "string", default: "3" },
     only: { type: "string" },
-    "huge-pages": { type: "boolean", default: false },
+    "huge-pages": { type: "string", default: "off" },
   },
 });
 const runs = Number(values.runs);
-if (!values.dir || !(Number.isInteger(runs) && runs >= 1)) {
-  console.error("usage: bench/big_table.ts --dir DIR [--runs N] [--only NAME]");
+const hugeModes = ({ off: [false], on: [true], both: [false, true] } as Record<string, boolean[]>)[
+  values["huge-pages"]
+];
+if (!values.dir || !(Number.isInteger(runs) && runs >= 1) || !hugeModes) {
+  console.error(
+    "usage: bench/big_table.ts --dir DIR [--runs N] [--only NAME,…] [--huge-pages off|on|both]",
+  );
   Deno.exit(2);
 }
 
@@ -53,8 +59,9 @@ const ROWS: [string, string, number, string, string][] = [
   ["7-0.4b", "bf16", 32, "RWKV-7 0.4B", "bf16 .safetensors"],
 ];
 
+const only = values.only?.split(",");
 const rows = ROWS.filter(([file]) => {
-  if (values.only && !file.startsWith(values.only)) return false;
+  if (only && !only.some((o) => file.startsWith(o))) return false;
   try {
     Deno.statSync(`${values.dir}/${file}.safetensors`);
     return true;
@@ -64,14 +71,22 @@ const rows = ROWS.filter(([file]) => {
   }
 });
 
+/** The rows to run, each with whether its weights go to huge pages. */
+const runsOf = rows.flatMap((r) => hugeModes.map((huge) => [...r, huge] as const));
+
 /** One decode.ts run of a row: its printed figures by name. */
-async function decode(file: string, dtype: string, tokens: number): Promise<Map<string, string>> {
+async function decode(
+  file: string,
+  dtype: string,
+  tokens: number,
+  huge: boolean,
+): Promise<Map<string, string>> {
   const script = new URL("./decode.ts", import.meta.url).pathname;
   const args = ["run", "-A", script, "--model", `${values.dir}/${file}.safetensors`];
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       ...args,
-      ...(values["huge-pages"] ? ["--huge-pages"] : []),
+      ...(huge ? ["--huge-pages"] : []),
       ...["--dtype", dtype, "--tokens", String(tokens), "--prompts", "0"],
     ],
     stdout: "piped",
@@ -82,13 +97,13 @@ async function decode(file: string, dtype: string, tokens: number): Promise<Map<
   return new Map(text.split("\n").map((l) => l.trim().split(/\s+/) as [string, string]));
 }
 
-const results: Map<string, string>[][] = rows.map(() => []);
+const results: Map<string, string>[][] = runsOf.map(() => []);
 for (let run = 1; run <= runs; run++) {
-  for (const [i, [file, dtype, tokens]] of rows.entries()) {
-    const r = await decode(file, dtype, tokens);
+  for (const [i, [file, dtype, tokens, , , huge]] of runsOf.entries()) {
+    const r = await decode(file, dtype, tokens, huge);
     results[i].push(r);
     console.error(
-      `run ${run}: ${file} ${dtype} ${r.get("msPerToken")} ms/token, ${
+      `run ${run}: ${file} ${dtype}${huge ? " huge pages" : ""} ${r.get("msPerToken")} ms/token, ${
         r.get("percentOfCeiling")
       } % of the ceiling (${r.get("ceilingGBs")} GB/s)`,
     );
@@ -112,21 +127,21 @@ const header = [
 ];
 console.log(`| ${header.join(" | ")} |`);
 console.log(`|${header.map(() => "---").join("|")}|`);
-let met = 0, cells = 0;
-for (const [i, [, dtype, , name, from]] of rows.entries()) {
+const met = [0, 0], cells = [0, 0]; // by huge pages off, on
+for (const [i, [, dtype, , name, from, huge]] of runsOf.entries()) {
   const rs = results[i], all = (k: string) => rs.map((r) => r.get(k) ?? "?").join(" / ");
   const bar = dtype === "q8" || dtype === "q4" ? 80 : 75;
   if (!name.startsWith("RWKV-7 0.4B") && !name.startsWith("RWKV-4")) {
     for (const r of rs) {
-      cells++;
-      if (Number(r.get("percentOfCeiling")) >= bar) met++;
+      cells[+huge]++;
+      if (Number(r.get("percentOfCeiling")) >= bar) met[+huge]++;
     }
   }
   console.log(`| ${
     [
       name,
       dtype,
-      from,
+      huge ? `${from}, huge pages` : from,
       median(rs.map((r) => Number(r.get("loadSeconds")))),
       Math.max(...rs.map((r) => Number(r.get("peakRssMiB")))),
       rs[0].get("weightMiB"),
@@ -139,4 +154,11 @@ for (const [i, [, dtype, , name, from]] of rows.entries()) {
     ].join(" | ")
   } |`);
 }
-console.log(`\n${met} of ${cells} cells of the 2.9B, 7.2B and 13.3B rows meet the bar.`);
+for (const huge of [0, 1]) {
+  if (!cells[huge]) continue;
+  console.log(
+    `\n${huge ? "Huge pages" : "4 KiB pages"}: ${met[huge]} of ${
+      cells[huge]
+    } cells of the 2.9B, 7.2B and 13.3B rows meet the bar (% of the plain loop's median).`,
+  );
+}
