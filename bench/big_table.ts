@@ -4,11 +4,12 @@
  * each cell's three runs and, per run, whether it meets issue 26's bar (q8/q4 ≥ 80 %, bf16/f16
  * ≥ 75 % of the run's median read ceiling).
  *
- *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b,7-7.2b] [--huge-pages off|on|both]
+ *   deno run -A bench/big_table.ts --dir /models --runs 3 [--only 7-2.9b,…] [--huge-pages both]
  *
- * `--huge-pages on` loads every model with its weights in huge pages (`bench/decode.ts
- * --huge-pages`), `both` runs every row both ways, one after the other in each run (an A/B in
- * the same minutes); every row also reports its share of the plain loop over huge pages.
+ * `--huge-pages on|off|both` (default off): `on` loads every model with its weights in huge
+ * pages (`bench/decode.ts --huge-pages`), `both` runs every row both ways, one after the other
+ * in each run (an A/B in the same minutes); every row also reports its share of the plain loop
+ * over huge pages.
  *
  * `--dir` holds the models `bench/make_model.ts` writes, by these names (a missing one is
  * skipped, and said):

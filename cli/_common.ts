@@ -51,7 +51,8 @@ export const LOAD_HELP =
 ${BACKEND_HELP}
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --huge-pages on|off     2 MiB pages for the weights on Linux (needs -A or --allow-ffi):
-                          decoding 1.05× faster, the load maybe seconds longer (default off)`;
+                          decoding faster, the load maybe seconds longer (default off; on in
+                          chat and serve, which load once and run long)`;
 
 /** The sampling flags the chat and generate CLIs share (each adds its own). */
 export const SAMPLING_FLAGS = {

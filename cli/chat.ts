@@ -73,7 +73,8 @@ export async function main(argv: string[]): Promise<number> {
     frequencyPenalty: numberFlag(v["frequency-penalty"], "frequency-penalty"),
     seed: numberFlag(v.seed, "seed", undefined, { integer: true }),
   };
-  const { model, tokenizer } = await loadFromFlags(v);
+  // a session loads once and decodes for long: huge pages unless asked not to
+  const { model, tokenizer } = await loadFromFlags({ ...v, "huge-pages": v["huge-pages"] ?? "on" });
   const enc = new TextEncoder();
   const out = (s: string) => Deno.stdout.writeSync(enc.encode(s));
   try {

@@ -26,8 +26,8 @@ Usage:
   --dtype auto|f32|bf16|f16|q8|q4   (default auto)
   --threads N             worker threads (default: cores)
 ${BACKEND_HELP}
-  --huge-pages on|off     2 MiB pages for the weights on Linux (default on: decoding 1.05×
-                          faster; the load may take seconds longer)
+  --huge-pages on|off     2 MiB pages for the weights on Linux (default on: decoding faster;
+                          the load may take seconds longer)
   --host HOST             interface (default 127.0.0.1; 0.0.0.0 exposes it to the network)
   --port N                (default 8000; 0 = any free port)
   --max-batch N           sequences decoded together, one forward pass per step (default 8)

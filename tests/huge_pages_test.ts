@@ -107,6 +107,11 @@ Deno.test({
       const model = await createWasmModel(ck, { dtype: "q8", threads: 2, ...opts });
       try {
         logits.push(await model.forward([187, 51, 156, 31], model.createState()));
+        // the engine's name says so (the CLIs' loading line, the server's /health)
+        assertEquals(
+          model.info.engine.endsWith(", huge pages)"),
+          opts.hugePages && (mode === "madvise" || mode === "always"),
+        );
       } finally {
         await model.dispose();
         ck.close();

@@ -3,9 +3,9 @@
  *
  * A token streams every weight from memory once. With the kernel's 4 KiB pages that is a new
  * page (a TLB miss, a page walk) every 4 KiB; with 2 MiB pages, 512 times fewer. Measured on this
- * project's machine kind (AMD EPYC, 2 Workers, one process, A/B by model): decode of RWKV-7 2.9B
- * 1.047× faster at q8 and 1.048× at q4 (bf16 1.003×), and the plain read loop 1.09–1.11× faster
- * over huge pages (`bench/team_ceiling.ts`, `bench/decode.ts` reports both ceilings).
+ * project's machine kind (AMD EPYC, 2 Workers): decode of RWKV-7 2.9B 1.03–1.05× faster at q8
+ * and q4 with two engines in one process (bf16 1.003×), q4 1.19–1.25× by the medians of separate
+ * runs (docs/SPEED.md), and the plain read loop 1.09–1.11× over huge pages.
  *
  * Most Linux systems give huge pages to memory that asks for them (`madvise` mode of
  * /sys/kernel/mm/transparent_hugepage/enabled), and a WebAssembly memory does not ask: this
@@ -13,10 +13,11 @@
  * `-A`); without it, on other systems, or where the kernel says `never`, nothing changes and the
  * pages stay 4 KiB. The contents of the memory never change: only how the kernel maps them.
  *
- * It is off unless asked for (the `hugePages` load option, `--huge-pages on`; `rwkv serve` asks by
- * default), because the kernel may have to compact memory to find 2 MiB pages: with the page
- * cache full of model files, a 2.9B q8 load took 2.8–10 s instead of 2.5–3.5 s. A server loads
- * once and decodes for hours; a one-shot generation may not win its load back.
+ * It is off unless asked for (the `hugePages` load option, `--huge-pages on`; the `chat` and
+ * `serve` CLIs ask by default), because the kernel may have to compact memory to find 2 MiB
+ * pages: with the page cache full of model files, a 2.9B q8 load took 2.8–10 s instead of
+ * 2.5–3.5 s. A server loads once and decodes for hours; a one-shot generation may not win its
+ * load back.
  * `RWKV_HUGE_PAGES=1` (or `=0`) overrides the option for a process.
  * @module
  */

@@ -76,11 +76,12 @@ export interface CreateModelOptions {
   matrixMemoryBytes?: number;
   /**
    * Asks Linux for transparent huge pages (2 MiB) for the weights' CPU memories (default
-   * false): a token streams every weight, and reads them 1.05× faster so (2.9B q8 and q4), but
-   * the load may take seconds longer while the kernel compacts memory to find them (a server's
-   * choice: `rwkv serve` asks). Needs FFI permission (`-A` or `--allow-ffi`); without it,
-   * elsewhere than Linux, or where the kernel's mode is `never`, the pages stay 4 KiB.
-   * `RWKV_HUGE_PAGES=1` or `=0` overrides it for a process.
+   * false): a token streams every weight, and reads them faster so (2.9B q8 and q4: 1.03–1.05×
+   * in one process, q4 up to 1.25× between runs), but the load may take seconds longer while the
+   * kernel compacts memory to find them (the `chat` and `serve` CLIs ask, as they load once).
+   * Needs FFI permission (`-A` or `--allow-ffi`); without it, elsewhere than Linux, or where the
+   * kernel's mode is `never`, the pages stay 4 KiB. `RWKV_HUGE_PAGES=1` or `=0` overrides it for
+   * a process.
    */
   hugePages?: boolean;
 }

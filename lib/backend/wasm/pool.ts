@@ -325,7 +325,9 @@ export async function createWasmModel(
   }
 
   const engine: Engine<State> = {
-    name: `wasm (WebAssembly SIMD, ${threads} worker${threads > 1 ? "s" : ""})`,
+    name: `wasm (WebAssembly SIMD, ${threads} worker${threads > 1 ? "s" : ""}${
+      arena.hugePages ? ", huge pages" : ""
+    })`,
     async run(items: readonly EngineItem<State>[], every: boolean): Promise<Float32Array[]> {
       if (terminated) throw new RwkvError("model is disposed or its engine failed");
       // Two models running one state at once would each compute from the same start and one
