@@ -8,7 +8,7 @@
 import { compileKernels, instantiateKernels, type Kernels } from "../lib/backend/wasm/kernels.ts";
 import { PROFILE, PROFILE_STRIDE } from "../lib/backend/wasm/mod.ts";
 import type { Plan } from "../lib/model/weights.ts";
-import { adviseHugePages } from "../lib/model/huge_pages.ts";
+import { adviseHugePages, hugePagesWanted } from "../lib/model/huge_pages.ts";
 import type { MatrixDesc, StorageDType } from "../lib/model/tensor.ts";
 
 /**
@@ -44,7 +44,8 @@ export class ReadProbe {
       maximum: bytes / 65536 + 2,
       shared: true,
     });
-    const huge = hugePages && adviseHugePages(memory, bytes + 2 * 65536, true);
+    const huge = hugePages && hugePagesWanted(true) &&
+      adviseHugePages(memory, memory.buffer.byteLength);
     new Uint8Array(memory.buffer).fill(1); // touch every page before timing
     const module = await compileKernels();
     const sync = new SharedArrayBuffer(4);

@@ -51,8 +51,8 @@ export const LOAD_HELP =
 ${BACKEND_HELP}
   --state FILE            state-tuning file (blocks.N.att.time_state, .pth or .safetensors)
   --huge-pages on|off     2 MiB pages for the weights on Linux (needs -A or --allow-ffi):
-                          decoding faster, the load maybe seconds longer (default off; on in
-                          chat and serve, which load once and run long)`;
+                          decoding faster, the load maybe seconds longer (default: on in
+                          chat and serve, which load once and run long; off elsewhere)`;
 
 /** The sampling flags the chat and generate CLIs share (each adds its own). */
 export const SAMPLING_FLAGS = {
@@ -191,7 +191,14 @@ export interface LoadedModel {
   chat?: { template?: ChatTemplate; stops: string[] };
 }
 
-/** An `on|off` flag's value (undefined when absent); a UsageError naming it otherwise. */
+/**
+ * An `on|off` flag's value (undefined when absent); a UsageError naming it otherwise.
+ * @example
+ * ```ts
+ * import { onOff } from "./_common.ts";
+ * console.log(onOff("on", "huge-pages"), onOff(undefined, "huge-pages")); // true undefined
+ * ```
+ */
 export function onOff(raw: string | undefined, name: string): boolean | undefined {
   if (raw === undefined) return undefined;
   if (raw === "on" || raw === "off") return raw === "on";

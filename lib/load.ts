@@ -70,7 +70,7 @@ export interface LoadModelOptions {
   maxResidentStates?: number;
   /**
    * Transparent huge pages (2 MiB) for the weights' memories on Linux (default false): decoding
-   * reads them 1.05× faster (2.9B q8 and q4), and the load may take seconds longer while the
+   * reads them 1.03–1.05× faster (2.9B q8 and q4), and the load may take seconds longer while the
    * kernel finds the pages. Needs FFI permission; otherwise ignored. See `model/huge_pages.ts`.
    */
   hugePages?: boolean;

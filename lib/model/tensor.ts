@@ -10,7 +10,7 @@
  */
 
 import { LoadSimd } from "../formats/simd.ts";
-import { adviseHugePages, faultHugePages } from "./huge_pages.ts";
+import { adviseHugePages, faultHugePages, HUGE_PAGE_BYTES, hugePagesWanted } from "./huge_pages.ts";
 
 /**
  * How a matrix's values are stored.
@@ -170,8 +170,9 @@ export interface ArenaOptions {
   matrixMemoryBytes?: number;
   /**
    * Asks Linux for transparent huge pages for the memories (default false; see
-   * `huge_pages.ts`: needs FFI permission, else nothing changes). Decoding streams the weights,
-   * and 2 MiB pages read them faster: 1.05× on 2.9B q8 and q4.
+   * `huge_pages.ts`: needs FFI permission, else nothing changes), which then grow in steps of
+   * 2 MiB. Decoding streams the weights, and 2 MiB pages read them faster: 1.03–1.05× on 2.9B q8
+   * and q4 in one process.
    */
   hugePages?: boolean;
 }
@@ -223,9 +224,10 @@ export class Arena {
   readonly matrixMemoryBytes: number;
   #top: number;
   #tops: number[] = [0];
-  /** The `hugePages` option; and, by memory, whether the kernel gives it huge pages. */
-  #huge: boolean | undefined;
-  #hugeMemories: boolean[] = [];
+  /** Whether the memories get huge pages (the option, the environment, the system). */
+  #huge = false;
+  /** False once the kernel refused an advice. */
+  #adviceTaken = true;
 
   /**
    * Creates an arena for `bytes` of weights (plus `reserveStart` bytes kept free at offset 0):
@@ -245,13 +247,14 @@ export class Arena {
       throw new RangeError(`matrixMemoryBytes must be from 1 to 4 GiB − 64 KiB, not ${split}`);
     }
     this.matrixMemoryBytes = split;
-    const pages = split ? 1 : Math.max(1, Math.ceil((bytes + reserveStart + ALIGN) / PAGE));
-    if (pages > MAX_PAGES) throw new RangeError("the weights need more than 4 GiB of memory");
+    this.#huge = hugePagesWanted(options.hugePages);
+    const need = split ? 1 : Math.max(1, Math.ceil((bytes + reserveStart + ALIGN) / PAGE));
+    if (need > MAX_PAGES) throw new RangeError("the weights need more than 4 GiB of memory");
+    const pages = this.#huge && !split ? this.#hugeRound(need) : need;
     // The maximum is the whole 4 GiB: only address space is reserved, and a backend grows the
     // memory once after loading to add its activation buffers.
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
-    this.#huge = options.hugePages;
-    this.#hugeMemories = [this.#advise(this.memory, 0, pages * PAGE)];
+    if (this.#huge && !split) this.#hugeFill(this.memory, 0);
     this.memories = [this.memory];
     this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
     this.#top = reserveStart;
@@ -267,31 +270,37 @@ export class Arena {
     const m = this.memories[k];
     const have = m.buffer.byteLength;
     if (need > have) {
-      const pages = Math.ceil((need - have) / PAGE);
-      if (have / PAGE + pages > MAX_PAGES) {
+      const needPages = Math.ceil(need / PAGE);
+      if (needPages > MAX_PAGES) {
         throw new RangeError(
           k ? "a memory of matrices is full" : "the model's buffers need more than 4 GiB of memory",
         );
       }
-      m.grow(pages);
-      if (this.#hugeMemories[k]) faultHugePages(m, have, have + pages * PAGE);
+      m.grow((this.#huge ? this.#hugeRound(needPages) : needPages) - have / PAGE);
+      if (this.#huge) this.#hugeFill(m, have);
     }
     if (k === 0) this.buffer = this.memory.buffer as unknown as SharedArrayBuffer;
   }
 
-  /**
-   * Asks for huge pages over the whole of `memory` (its 4 GiB of address space: pages added by
-   * growing it get them too), and faults in its fresh bytes `from` to `to`: whether it gets them.
-   */
-  #advise(memory: WebAssembly.Memory, from: number, to: number): boolean {
-    const huge = adviseHugePages(memory, MAX_PAGES * PAGE, this.#huge);
-    if (huge) faultHugePages(memory, from, to);
-    return huge;
+  /** `pages` rounded up to whole huge pages, at most 4 GiB. */
+  #hugeRound(pages: number): number {
+    const per = HUGE_PAGE_BYTES / PAGE;
+    return Math.min(MAX_PAGES, Math.ceil(pages / per) * per);
   }
 
-  /** Whether the kernel backs the memories with huge pages (see `huge_pages.ts`). */
+  /**
+   * Advises huge pages for what `memory` has committed, then faults in its fresh bytes from
+   * `from` (never written: they are zero) to its end, so that the load writes into them.
+   */
+  #hugeFill(memory: WebAssembly.Memory, from: number): void {
+    const end = memory.buffer.byteLength;
+    this.#adviceTaken &&= adviseHugePages(memory, end);
+    faultHugePages(memory, from, end);
+  }
+
+  /** Whether the memories were given huge pages (see `huge_pages.ts`). */
   get hugePages(): boolean {
-    return this.#hugeMemories.some((h) => h);
+    return this.#huge && this.#adviceTaken;
   }
 
   /** Bytes allocated so far in the first memory. */
@@ -354,7 +363,6 @@ export class Arena {
       }
       const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
       this.memories.push(memory);
-      this.#hugeMemories.push(this.#advise(memory, 0, 0));
       this.#tops.push(0);
       k++;
     }

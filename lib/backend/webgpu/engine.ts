@@ -117,7 +117,8 @@ export async function createWebGpuModel(
   const gpu = await openGpu({ adapter: options.adapter, threadsPerRow: options.threadsPerRow });
   let ops: GpuOps | undefined;
   try {
-    const { spec, weights, done } = await prepareModel(ck, options);
+    // the CPU arena only stages the weights on their way to the GPU: no huge pages for it
+    const { spec, weights, done } = await prepareModel(ck, { ...options, hugePages: false });
     ops = new GpuOps(gpu, maxT, { maxPartBytes: options.maxPartBytes });
     const source = new GpuWeights(spec);
     for (const [name, d] of Object.entries(weights.layout.tensors)) {
