@@ -42,8 +42,9 @@ export const HUGE_PAGE_BYTES = 2 * 2 ** 20;
 const THP_MODE = "/sys/kernel/mm/transparent_hugepage/enabled";
 const ENV = "RWKV_HUGE_PAGES";
 
-type Libc = { madvise: { parameters: ["pointer", "usize", "i32"]; result: "i32" } };
-let libc: Deno.DynamicLibrary<Libc> | null | undefined;
+/** What this module calls in libc. */
+const LIBC = { madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" } } as const;
+let libc: Deno.DynamicLibrary<typeof LIBC> | null | undefined;
 let modeCache: "always" | "madvise" | "never" | "unknown" | undefined;
 
 /** A permission's state, without asking (false where it cannot be read). */
@@ -73,14 +74,12 @@ function thpMode(): "always" | "madvise" | "never" | "unknown" {
 }
 
 /** libc's `madvise`, or null where it cannot be opened. */
-function openLibc(): Deno.DynamicLibrary<Libc> | null {
+function openLibc(): Deno.DynamicLibrary<typeof LIBC> | null {
   if (libc !== undefined) return libc;
   libc = null;
   for (const name of ["libc.so.6", "libc.so"]) {
     try {
-      libc = Deno.dlopen(name, {
-        madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
-      });
+      libc = Deno.dlopen(name, LIBC);
       break;
     } catch { /* try the next name (musl has libc.so) */ }
   }
